@@ -1,0 +1,220 @@
+"""The scoring API: ``GRepQ(...).score(paths_or_tensors)`` gives Q_L, Q_H and GRepQ_Z = Q_H + Q_L per image (Eq. 7)."""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from tqdm import tqdm
+
+from .eval import zero_shot as zs
+from .eval.pristine import load_pristine
+from .io import ImageReadError, expand_inputs, read_image
+from .models.high_level import DEFAULT_PROMPTS, HighLevelModel, load_clip, load_hl_visual_weights
+from .models.low_level import LowLevelModel, load_low_level
+
+__all__ = ["GRepQ", "ScoreRow", "resolve_device", "STOCK_CLIP"]
+
+log = logging.getLogger("grepq")
+
+#: ``hl_weights`` value that scores with CLIP's own image encoder (no GRepQ fine-tuning), chosen explicitly.
+STOCK_CLIP = "stock-clip"
+COMPONENTS = ("low", "high")
+
+
+def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
+    """A torch.device from "cpu", "cuda", "cuda:1", ...; asking for CUDA where there is none is an error."""
+    dev = torch.device(device or "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+    return dev
+
+
+@dataclass
+class ScoreRow:
+    """One image's zero-shot scores. A component not computed is None; ``error`` names why an image failed."""
+
+    image: str
+    q_low: Optional[float] = None
+    q_high: Optional[float] = None
+    q_total: Optional[float] = None
+    error: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class GRepQ:
+    """Zero-shot GRepQ scorer.
+
+    Args:
+        ll_weights: low-level weights (the official ``.tar``, a grepq checkpoint) or a :class:`LowLevelModel`.
+        hl_weights: high-level weights (the official ``high_level_model_weights.pth``, a grepq checkpoint), a
+            :class:`HighLevelModel`, or ``"stock-clip"`` to score with CLIP's untouched image encoder.
+        clip_weights: CLIP weights for the text encoder and architecture: a model name, ``RN50.pt`` or a state dict
+            file (default: ``$GREPQ_CLIP_WEIGHTS``, else "RN50" from CLIP's cache).
+        pristine: pristine patches: the official HDF5 file, a folder of pristine images, or a (N, 3, R, R) tensor.
+        device: "cpu", "cuda", "cuda:N".
+        pos_embedding: "drop" (official), "interpolate" or "keep" (SPEC §4).
+        prompts: the (good, bad) prompts of Eq. 2.
+        components: which of ("low", "high") to compute; q_total needs both.
+        k1, k2: Eq. 6 and Eq. 2 constants (0.01 and 10, paper and official code).
+        patch_size, patch_stride, cov_eps: R = 96, stride 48, covariance stabiliser 0.001 (official code).
+        chunk_size: LL patches per forward pass (memory bound; results do not depend on it).
+        small_image: "upsample" or "error" for images giving fewer than two patches (:func:`ensure_min_size`).
+        save_pristine: when ``pristine`` is a folder, also write the selected patches to this HDF5 file.
+    """
+
+    def __init__(
+        self,
+        ll_weights=None,
+        hl_weights=None,
+        clip_weights=None,
+        pristine=None,
+        device: Union[str, torch.device] = "cpu",
+        pos_embedding: str = "drop",
+        prompts: Tuple[str, str] = DEFAULT_PROMPTS,
+        components: Sequence[str] = COMPONENTS,
+        k1: float = zs.K1,
+        k2: float = 10.0,
+        patch_size: int = zs.PATCH_SIZE,
+        patch_stride: int = zs.PATCH_STRIDE,
+        cov_eps: float = zs.COV_EPS,
+        chunk_size: int = 64,
+        small_image: str = "upsample",
+        save_pristine: Optional[Union[str, Path]] = None,
+        progress: bool = True,
+    ):
+        bad = [c for c in components if c not in COMPONENTS]
+        if bad or not components:
+            raise ValueError(f"components must be a non-empty subset of {COMPONENTS}, got {list(components)}")
+        if small_image not in zs.SMALL_IMAGE_MODES:
+            raise ValueError(f"small_image must be one of {zs.SMALL_IMAGE_MODES}, got {small_image!r}")
+        self.device = resolve_device(device)
+        self.components = tuple(c for c in COMPONENTS if c in components)
+        self.k1, self.patch_size, self.patch_stride, self.cov_eps = k1, patch_size, patch_stride, cov_eps
+        self.chunk_size, self.small_image, self.progress = chunk_size, small_image, progress
+        self.ll: Optional[LowLevelModel] = None
+        self.hl: Optional[HighLevelModel] = None
+        self._pristine_stats: Optional[zs.GaussianStats] = None
+        if "low" in self.components:
+            if ll_weights is None:
+                raise ValueError("the low-level score needs low-level weights (--ll-weights), or leave out the 'low' component")
+            if pristine is None:
+                raise ValueError("the low-level score needs pristine patches (--pristine FILE.hdf5 or a folder of pristine images)")
+            if isinstance(ll_weights, LowLevelModel):
+                self.ll = ll_weights
+            else:
+                self.ll, report = load_low_level(ll_weights)
+                log.info("low-level weights: %s", report)
+            self.ll = self.ll.to(self.device).eval()
+            if isinstance(pristine, torch.Tensor):
+                self._pristine_patches = pristine
+            else:
+                self._pristine_patches = load_pristine(pristine, save_to=save_pristine, progress=progress, patch_size=patch_size)
+        if "high" in self.components:
+            if hl_weights is None:
+                raise ValueError(
+                    f"the high-level score needs high-level weights (--hl-weights FILE), or hl_weights='{STOCK_CLIP}' "
+                    "to score with CLIP's own image encoder, or leave out the 'high' component"
+                )
+            if isinstance(hl_weights, HighLevelModel):
+                self.hl = hl_weights
+                self.hl.pos_embedding = pos_embedding
+            else:
+                clip_model = load_clip(clip_weights)
+                self.hl = HighLevelModel(clip_model, prompts=prompts, pos_embedding=pos_embedding, k2=k2)
+                if hl_weights != STOCK_CLIP:
+                    self.hl.load_visual(load_hl_visual_weights(hl_weights), source=str(hl_weights))
+                del clip_model
+            self.hl = self.hl.to(self.device).eval()
+
+    # ------------------------------------------------------------------------------------------------------
+    @property
+    def pristine_stats(self) -> zs.GaussianStats:
+        """Mean and covariance of the LL features of the pristine patches, computed once per scorer."""
+        if self._pristine_stats is None:
+            feats = []
+            with torch.no_grad():
+                for sl in range(0, self._pristine_patches.shape[0], self.chunk_size):
+                    chunk = self._pristine_patches[sl:sl + self.chunk_size].to(self.device, torch.float32)
+                    feats.append(self.ll(chunk))
+            self._pristine_stats = zs.fit_gaussian(torch.cat(feats))
+        return self._pristine_stats
+
+    def ll_patch_features(self, img: torch.Tensor) -> torch.Tensor:
+        """LL features (N, 128) of all R x R patches (stride R/2) of an image (3, H, W) in [0, 1]."""
+        img = zs.ensure_min_size(img, self.small_image, self.patch_size, self.patch_stride)
+        return zs.ll_patch_features(self.ll, img, self.chunk_size, self.patch_size, self.patch_stride)
+
+    def q_low(self, img: torch.Tensor) -> float:
+        """Q_L (Eq. 5-6) of one image (3, H, W) in [0, 1]."""
+        stats = zs.fit_gaussian(self.ll_patch_features(img))
+        d = zs.niqe_distance(self.pristine_stats, stats, self.cov_eps)
+        return float(zs.quality_from_distance(d, self.k1))
+
+    def q_high(self, img: torch.Tensor) -> float:
+        """Q_H (Eq. 2) of one image (3, H, W) in [0, 1], at its own resolution."""
+        if min(img.shape[-2:]) < 32:
+            if self.small_image == "error":
+                raise ValueError(f"image of {img.shape[-1]}x{img.shape[-2]} pixels is under CLIP's 32 px minimum")
+            img = zs.ensure_min_size(img, "upsample", 32, 32)
+        e = zs.hl_embedding(self.hl, img)
+        return float(self.hl.quality_from_embedding(e[None])[0])
+
+    def score_image(self, img: torch.Tensor, name: str = "<tensor>") -> ScoreRow:
+        """Scores of one image tensor (3, H, W) in [0, 1]."""
+        if img.dim() != 3 or img.shape[0] != 3:
+            raise ValueError(f"{name}: expected an image tensor of shape (3, H, W), got {tuple(img.shape)}")
+        if img.dtype != torch.float32:
+            raise ValueError(f"{name}: expected float32 values in [0, 1], got {img.dtype}")
+        row = ScoreRow(name)
+        if self.ll is not None:
+            row.q_low = self.q_low(img)
+        if self.hl is not None:
+            row.q_high = self.q_high(img)
+        if row.q_low is not None and row.q_high is not None:
+            row.q_total = row.q_high + row.q_low
+        return row
+
+    def score(self, inputs: Union[str, Path, torch.Tensor, Sequence], on_error: str = "raise") -> List[ScoreRow]:
+        """Score images given as file paths, folders (their images, sorted) or (3, H, W) tensors.
+
+        ``on_error="raise"`` stops at the first unreadable image (an :class:`ImageReadError` naming it);
+        ``"record"`` keeps going and returns a row with ``error`` set for it. Non-image files and empty folders
+        found while expanding folders are logged as warnings.
+        """
+        if on_error not in ("raise", "record"):
+            raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+        if isinstance(inputs, (str, Path, torch.Tensor)):
+            inputs = [inputs]
+        items: List[Tuple[str, object]] = []
+        paths: List = []
+        for i, x in enumerate(inputs):
+            if isinstance(x, torch.Tensor):
+                items.append((f"tensor[{i}]", x))
+            else:
+                paths.append(x)
+                images, skipped = expand_inputs([x])
+                for p, why in skipped:
+                    log.warning("skipped %s: %s", p, why)
+                    if why == "no such file or folder":
+                        if on_error == "raise":
+                            raise FileNotFoundError(f"{p}: no such file or folder")
+                        items.append((p, ImageReadError(p, why)))
+                items.extend((str(p), p) for p in images)
+        rows: List[ScoreRow] = []
+        for name, x in tqdm(items, desc="scoring", disable=not self.progress or len(items) < 2, file=sys.stderr):
+            try:
+                if isinstance(x, Exception):
+                    raise x
+                img = x if isinstance(x, torch.Tensor) else read_image(x)
+                rows.append(self.score_image(img, name))
+            except (ImageReadError, ValueError) as exc:
+                if on_error == "raise":
+                    raise
+                rows.append(ScoreRow(name, error=str(exc)))
+        return rows

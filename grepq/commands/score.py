@@ -1,0 +1,94 @@
+"""``grepq score PATH...``: zero-shot Q_L, Q_H and GRepQ_Z for images and folders."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import List
+
+from ..models.high_level import POS_EMBEDDING_MODES
+
+FIELDS = ("image", "q_low", "q_high", "q_total")
+
+
+def add_weight_options(p: argparse.ArgumentParser) -> None:
+    """The weight options ``grepq score`` and ``grepq eval`` share."""
+    p.add_argument("--ll-weights", help="low-level weights: the official low_level_model_weights.tar or a grepq checkpoint")
+    p.add_argument("--hl-weights", help="high-level weights: the official high_level_model_weights.pth or a grepq checkpoint "
+                                        "('stock-clip' scores with CLIP's own image encoder)")
+    p.add_argument("--clip-weights", help="CLIP weights: RN50.pt, a state dict file, or a model name "
+                                          "(default: $GREPQ_CLIP_WEIGHTS, else RN50 from CLIP's cache)")
+    p.add_argument("--pristine", help="pristine patches: the official .hdf5 file or a folder of pristine images")
+    p.add_argument("--save-pristine", help="with a pristine folder: also write the selected patches to this .hdf5")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--pos-embedding", choices=POS_EMBEDDING_MODES, default="drop",
+                   help="CLIP attention-pool positional embedding (default: drop, as the official evaluation)")
+    p.add_argument("--components", default="low,high", help="which scores to compute: low,high (default), low or high")
+    p.add_argument("--chunk-size", type=int, default=64, help="LL patches per forward pass (memory; not results)")
+    p.add_argument("--small-image", choices=("upsample", "error"), default="upsample",
+                   help="images giving fewer than two 96x96 patches: upsample to 144 px short side (default) or fail")
+
+
+def scorer_from_args(args: argparse.Namespace):
+    from ..api import GRepQ
+    components = [c.strip() for c in args.components.split(",") if c.strip()]
+    return GRepQ(
+        ll_weights=args.ll_weights, hl_weights=args.hl_weights, clip_weights=args.clip_weights,
+        pristine=args.pristine, save_pristine=args.save_pristine, device=args.device,
+        pos_embedding=args.pos_embedding, components=components, chunk_size=args.chunk_size,
+        small_image=args.small_image,
+    )
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("score", help="zero-shot quality of images and folders (Q_L, Q_H, GRepQ_Z)",
+                       description="Zero-shot GRepQ scores: one row per image with image, q_low, q_high, q_total.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders of images")
+    add_weight_options(p)
+    p.add_argument("--output", "-o", help="write .csv or .json (default: CSV to standard output)")
+    p.set_defaults(func=run)
+
+
+def write_rows(rows: List[dict], output: str | None) -> None:
+    """Rows of FIELDS to a .csv/.json file, or CSV on standard output."""
+    if output is None:
+        w = csv.DictWriter(sys.stdout, fieldnames=FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        return
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps([{k: r[k] for k in FIELDS} for r in rows], indent=1) + "\n")
+    elif path.suffix.lower() == ".csv":
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        raise SystemExit(f"grepq score: --output must end in .csv or .json, got {output}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
+        return 2
+    try:
+        scorer = scorer_from_args(args)
+    except (ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
+        print(f"grepq score: {exc}", file=sys.stderr)
+        return 2
+    rows = scorer.score(args.paths, on_error="record")
+    ok = [r.as_dict() for r in rows if r.error is None]
+    failed = [r for r in rows if r.error is not None]
+    write_rows(ok, args.output)
+    for r in failed:
+        print(f"grepq score: failed: {r.error}", file=sys.stderr)
+    if failed:
+        print(f"grepq score: {len(failed)} of {len(rows)} images failed; {len(ok)} scored", file=sys.stderr)
+    if not rows:
+        print("grepq score: no images found", file=sys.stderr)
+        return 1
+    return 1 if failed else 0

@@ -1,0 +1,302 @@
+"""The high-level (HL) model: CLIP's image encoder (RN50 in the paper) with a projection head, SPEC §3-4, §7.
+
+CLIP comes from OpenAI's ``clip`` package, used as installed: grepq never edits it. The attention-pool positional
+embedding, which fixes CLIP RN50 to 224x224 inputs, is handled by grepq's own pooling function
+(:func:`attention_pool`) with three modes:
+
+- ``"drop"``: no positional embedding (the official GRepQ evaluation, whose README asks users to comment the line out);
+- ``"interpolate"``: the spatial part resized bicubically to the feature grid (as pyiqa does);
+- ``"keep"``: CLIP as trained; inputs must be 224x224 (resize/crop first).
+
+The text encoder is frozen: the prompt embeddings are computed once (:func:`text_embeddings`) and kept as a buffer.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+with warnings.catch_warnings():  # clip imports pkg_resources, which warns about its own deprecation
+    warnings.simplefilter("ignore")
+    import clip
+    import clip.model as clip_model_lib
+
+__all__ = [
+    "POS_EMBEDDING_MODES", "DEFAULT_PROMPTS", "CLIP_MEAN", "CLIP_STD",
+    "load_clip", "build_clip", "attention_pool", "encode_image", "text_embeddings",
+    "HighLevelModel", "load_hl_visual_weights", "normalize",
+]
+
+POS_EMBEDDING_MODES = ("drop", "interpolate", "keep")
+#: Antonym prompts of Eq. 2 (paper §3.3; the official code's "A good photo."/"A bad photo." tokenise the same).
+DEFAULT_PROMPTS = ("a good photo.", "a bad photo.")
+#: CLIP's input normalisation (OpenAI CLIP preprocessing; the official GRepQ code uses the same numbers).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: Environment variable naming CLIP weights (a file or a model name) when none is given.
+CLIP_ENV = "GREPQ_CLIP_WEIGHTS"
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """CLIP normalisation of (..., 3, H, W) images in [0, 1]."""
+    mean = torch.tensor(CLIP_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x - mean) / std
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading CLIP weights
+
+
+def build_clip(state_dict: Dict[str, torch.Tensor]) -> "clip_model_lib.CLIP":
+    """Build a float32 CLIP model from a full CLIP state dict (``visual.*``, ``transformer.*``, ...).
+
+    ``clip.model.build_model`` infers the architecture but converts the weights to fp16, which rounds an fp32
+    checkpoint; grepq loads the state dict a second time into the fp32 model so the values are kept exactly
+    (OpenAI's fp16 archives are converted to fp32 losslessly).
+    """
+    if "visual.attnpool.positional_embedding" not in state_dict and "visual.proj" not in state_dict:
+        raise ValueError("not a CLIP state dict: expected keys visual.* (image encoder) and transformer.* (text encoder)")
+    sd = {k: v for k, v in state_dict.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    model = clip_model_lib.build_model(dict(sd))
+    model.float()
+    model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+    return model.eval()
+
+
+def _state_dict_from_file(path: Path) -> Dict[str, torch.Tensor]:
+    """Read a CLIP checkpoint: a TorchScript archive (OpenAI's ``RN50.pt``) or a plain state dict file.
+
+    ``clip.load(path)`` reads the file twice from one handle, which fails for plain state dicts with current torch,
+    so grepq opens the file itself.
+    """
+    try:
+        with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export; the archives stay
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except RuntimeError:
+        pass
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for unreadable files
+        raise ValueError(f"{path}: neither a TorchScript CLIP archive nor a state dict ({type(exc).__name__}: {exc})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a CLIP state dict (a dict of tensors)")
+    return obj
+
+
+def load_clip(source: Optional[Union[str, os.PathLike]] = None, download_root: Optional[str] = None) -> "clip_model_lib.CLIP":
+    """A float32 CLIP model on the CPU from a model name, a TorchScript archive or a plain state dict file.
+
+    Args:
+        source: a path to ``RN50.pt`` (OpenAI's archive) or to a state dict; or a name of ``clip.available_models()``
+            (downloaded to ``download_root`` or CLIP's cache, ~/.cache/clip, when online; a cached file is used
+            offline). ``None`` reads the environment variable ``GREPQ_CLIP_WEIGHTS``, then falls back to "RN50".
+    """
+    if source is None:
+        source = os.environ.get(CLIP_ENV) or "RN50"
+    path = Path(str(source)).expanduser()
+    if path.is_file():
+        return build_clip(_state_dict_from_file(path))
+    name = str(source)
+    if name not in clip.available_models():
+        raise FileNotFoundError(
+            f"CLIP weights {name!r}: no such file, and not a CLIP model name (available models = {clip.available_models()})"
+        )
+    root = download_root or os.path.expanduser("~/.cache/clip")
+    cached = Path(root) / os.path.basename(clip.clip._MODELS[name])
+    if not cached.is_file():
+        try:
+            clip.clip._download(clip.clip._MODELS[name], root)
+        except Exception as exc:  # urllib raises several types when offline
+            raise FileNotFoundError(
+                f"CLIP weights {name!r} are not in {root} and could not be downloaded ({type(exc).__name__}: {exc}). "
+                f"Pass a local file (--clip-weights /path/to/RN50.pt) or set {CLIP_ENV}."
+            ) from None
+    return build_clip(_state_dict_from_file(cached))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Image encoder without editing CLIP
+
+
+def attention_pool(pool: nn.Module, x: torch.Tensor, pos_embedding: str = "drop") -> torch.Tensor:
+    """CLIP's ``AttentionPool2d`` with a choice of positional embedding; (N, C, H, W) -> (N, output_dim).
+
+    Only the first (mean) token is used as query, which gives CLIP's output exactly while keeping the attention
+    (1 x (HW+1)) instead of (HW+1)^2 — this matters for whole high-resolution images.
+    """
+    if pos_embedding not in POS_EMBEDDING_MODES:
+        raise ValueError(f"pos_embedding must be one of {POS_EMBEDDING_MODES}, got {pos_embedding!r}")
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h * w).permute(2, 0, 1)                       # (HW, N, C)
+    x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)            # (HW+1, N, C)
+    pe = pool.positional_embedding
+    if pos_embedding == "keep":
+        if pe.shape[0] != h * w + 1:
+            side = int(round((pe.shape[0] - 1) ** 0.5))
+            raise ValueError(
+                f"pos_embedding='keep' needs a {side}x{side} feature grid ({side * 32}x{side * 32} input), got {h}x{w}; "
+                "resize the input or use 'drop' / 'interpolate'"
+            )
+        x = x + pe[:, None, :].to(x.dtype)
+    elif pos_embedding == "interpolate":
+        side = int(round((pe.shape[0] - 1) ** 0.5))
+        grid = pe[1:].reshape(side, side, -1).permute(2, 0, 1).unsqueeze(0)        # (1, C, s, s)
+        grid = F.interpolate(grid.float(), size=(h, w), mode="bicubic", align_corners=False)
+        spatial = grid.squeeze(0).permute(1, 2, 0).reshape(h * w, -1)
+        x = x + torch.cat([pe[:1], spatial.to(pe.dtype)], dim=0)[:, None, :].to(x.dtype)
+    out, _ = F.multi_head_attention_forward(
+        query=x[:1], key=x, value=x,
+        embed_dim_to_check=x.shape[-1],
+        num_heads=pool.num_heads,
+        q_proj_weight=pool.q_proj.weight,
+        k_proj_weight=pool.k_proj.weight,
+        v_proj_weight=pool.v_proj.weight,
+        in_proj_weight=None,
+        in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
+        out_proj_weight=pool.c_proj.weight, out_proj_bias=pool.c_proj.bias,
+        use_separate_proj_weight=True, training=pool.training, need_weights=False,
+    )
+    return out[0]
+
+
+def encode_image(visual: nn.Module, x: torch.Tensor, pos_embedding: str = "drop") -> torch.Tensor:
+    """Run CLIP's ``ModifiedResNet`` (RN50 etc.) on CLIP-normalised images (N, 3, H, W) -> (N, E) embeddings.
+
+    The same layers as ``visual.forward``, with :func:`attention_pool` in place of ``visual.attnpool.forward``.
+    """
+    if not hasattr(visual, "attnpool"):
+        raise TypeError("grepq's high-level model needs a CLIP ResNet image encoder (RN50, RN101, ...), not a ViT")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(x.shape)}")
+    if min(x.shape[-2:]) < 32:
+        raise ValueError(f"CLIP's ResNet needs images of at least 32x32 pixels, got {tuple(x.shape[-2:])}")
+    v = visual
+    x = x.type(v.conv1.weight.dtype)
+    x = v.relu1(v.bn1(v.conv1(x)))
+    x = v.relu2(v.bn2(v.conv2(x)))
+    x = v.relu3(v.bn3(v.conv3(x)))
+    x = v.avgpool(x)
+    x = v.layer4(v.layer3(v.layer2(v.layer1(x))))
+    return attention_pool(v.attnpool, x, pos_embedding)
+
+
+@torch.no_grad()
+def text_embeddings(clip_model: nn.Module, prompts: Sequence[str]) -> torch.Tensor:
+    """Embeddings (P, E) of the prompts from CLIP's (frozen) text encoder, float32, not normalised."""
+    device = clip_model.text_projection.device
+    tokens = clip.tokenize(list(prompts)).to(device)
+    return clip_model.encode_text(tokens).float()
+
+
+def load_hl_visual_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """Read HL weights: the official ``high_level_model_weights.pth`` (CLIP ``visual`` state dict, keys without
+    the ``visual.`` prefix) or a grepq HL checkpoint; returns the ``visual`` state dict (and ``head`` keys under
+    ``head.*`` when the file holds them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"high-level weights not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for non-checkpoint files
+        raise ValueError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    if isinstance(obj, dict) and obj.get("format") == "grepq-high-level":
+        return obj["state_dict"]
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and obj["model"].get("format") == "grepq-high-level":
+        return obj["model"]["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a CLIP visual state dict or a grepq high-level checkpoint")
+    if any(k.startswith("visual.") for k in obj):
+        return obj
+    return {"visual." + k: v for k, v in obj.items()}
+
+
+class HighLevelModel(nn.Module):
+    """CLIP image encoder + projection head, with the prompt embeddings of the frozen text encoder as a buffer.
+
+    ``forward(x)``: CLIP-normalised images (N, 3, H, W) -> ``(embedding (N, E), head_output (N, head_dim))``.
+    ``quality(x)``: Eq. 2 pseudo-label / zero-shot Q_H, (N,).
+
+    Args:
+        clip_model: a CLIP model (its ``visual`` is used and trained; its text encoder only to embed the prompts).
+        prompts: (good, bad) antonym prompts (paper §3.3).
+        head_dim: the head's output size (paper: R^128).
+        head_activation: "none" or "relu" after the head's Linear (the official training applies a ReLU).
+        pos_embedding: attention-pool positional embedding mode (module docstring).
+        k2: Eq. 2's k2 (paper and official: 10).
+    """
+
+    def __init__(
+        self,
+        clip_model: nn.Module,
+        prompts: Tuple[str, str] = DEFAULT_PROMPTS,
+        head_dim: int = 128,
+        head_activation: str = "none",
+        pos_embedding: str = "drop",
+        k2: float = 10.0,
+    ):
+        super().__init__()
+        if len(prompts) != 2:
+            raise ValueError(f"prompts must be a (good, bad) pair, got {prompts!r}")
+        if pos_embedding not in POS_EMBEDDING_MODES:
+            raise ValueError(f"pos_embedding must be one of {POS_EMBEDDING_MODES}, got {pos_embedding!r}")
+        if head_activation not in ("none", "relu"):
+            raise ValueError(f"head_activation must be 'none' or 'relu', got {head_activation!r}")
+        self.visual = clip_model.visual
+        self.embed_dim = int(self.visual.output_dim)
+        layers = [nn.Linear(self.embed_dim, head_dim)] + ([nn.ReLU()] if head_activation == "relu" else [])
+        self.head = nn.Sequential(*layers)
+        self.prompts = tuple(prompts)
+        self.pos_embedding = pos_embedding
+        self.k2 = float(k2)
+        self.head_dim = head_dim
+        self.head_activation = head_activation
+        self.register_buffer("text_features", text_embeddings(clip_model, self.prompts).detach().clone())
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """CLIP image embedding (N, E) of CLIP-normalised images (N, 3, H, W)."""
+        return encode_image(self.visual, x, self.pos_embedding)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        e = self.embed(x)
+        return e, self.head(e)
+
+    def quality_from_embedding(self, e: torch.Tensor) -> torch.Tensor:
+        """Eq. 2 on embeddings (N, E) -> (N,)."""
+        t = self.text_features.to(e.dtype)
+        cos = F.cosine_similarity(e[:, None, :], t[None, :, :], dim=-1)  # (N, 2): good, bad
+        return torch.sigmoid(self.k2 * (cos[:, 0] - cos[:, 1]))
+
+    def quality(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quality_from_embedding(self.embed(x))
+
+    def arch(self) -> dict:
+        return {"prompts": list(self.prompts), "head_dim": self.head_dim, "head_activation": self.head_activation,
+                "pos_embedding": self.pos_embedding, "k2": self.k2}
+
+    def load_visual(self, state_dict: Dict[str, torch.Tensor], source: str = "<state dict>", with_head: bool = False) -> None:
+        """Load ``visual.*`` (and, if ``with_head``, ``head.*``) strictly: every tensor of the encoder must be there."""
+        vis = {k[len("visual."):]: v for k, v in state_dict.items() if k.startswith("visual.")}
+        other = [k for k in state_dict if not k.startswith("visual.") and not k.startswith("head.") and k != "text_features"]
+        if other:
+            raise ValueError(f"{source}: unexpected keys for a CLIP image encoder: {other[:6]}")
+        res = self.visual.load_state_dict({k: v.float() for k, v in vis.items()}, strict=False)
+        if res.missing_keys or res.unexpected_keys:
+            raise ValueError(
+                f"{source}: does not match the CLIP image encoder: missing {res.missing_keys[:6]}, "
+                f"unexpected {res.unexpected_keys[:6]} (is it the image encoder of the same CLIP model, e.g. RN50?)"
+            )
+        if with_head:
+            head = {k[len("head."):]: v for k, v in state_dict.items() if k.startswith("head.")}
+            if not head:
+                raise ValueError(f"{source}: holds no head weights")
+            self.head.load_state_dict(head, strict=True)
