@@ -1,0 +1,206 @@
+"""Per-image features for evaluation, extracted once into a resumable cache (SPEC §5).
+
+For each image, one decode gives everything the protocols need:
+
+- ``hl``: CLIP image-encoder output on the whole image (E = 1024 for RN50; CLIP normalisation, no resize or crop);
+- ``ll``: LL model output (head, 128) on the whole image (ResNet's global pooling), as the official
+  ``get_concatenated_features.py``;
+- ``q_low`` / ``q_high``: the zero-shot scores of Eq. 6 and Eq. 2 (``q_total = q_low + q_high``).
+
+The cache lives in ``<cache_dir>/<name>-<key>/``: ``meta.json`` (what the key was made of) and ``part-*.npz`` files
+written atomically every ``save_every`` images, so a killed extraction resumes where it stopped and nothing is
+computed twice. The key hashes the weights (tensor values), the pristine patches, the settings and the image list.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .. import __version__
+from ..io import ImageReadError, read_image
+from . import zero_shot as zs
+
+__all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
+
+#: Bumped when what is stored changes, so old caches are not reused.
+FEATURE_FORMAT = 1
+
+
+@dataclass
+class FeatureSet:
+    """Features of N images. Arrays of a component that was not computed are None."""
+
+    names: List[str]
+    hl: Optional[np.ndarray] = None      # (N, E) float32
+    ll: Optional[np.ndarray] = None      # (N, 128) float32
+    q_low: Optional[np.ndarray] = None   # (N,) float64
+    q_high: Optional[np.ndarray] = None  # (N,) float64
+    cache_dir: Optional[Path] = None
+    failed: List[Tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def q_total(self) -> Optional[np.ndarray]:
+        if self.q_low is None or self.q_high is None:
+            return None
+        return self.q_low + self.q_high
+
+    def matrix(self, which: str = "hl+ll") -> np.ndarray:
+        """Regression features: "hl" (N, E), "ll" (N, 128) or "hl+ll" (N, E + 128) = [HL | LL] as SPEC §5."""
+        parts = {"hl": [self.hl], "ll": [self.ll], "hl+ll": [self.hl, self.ll]}
+        if which not in parts:
+            raise ValueError(f"feature set must be one of {list(parts)}, got {which!r}")
+        if any(p is None for p in parts[which]):
+            raise ValueError(f"feature set {which!r} needs components that were not extracted")
+        return np.concatenate(parts[which], axis=1)
+
+
+def _digest_tensors(h, tensors: Dict[str, torch.Tensor]) -> None:
+    for k in sorted(tensors):
+        v = tensors[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(v.dtype).encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.reshape(-1).numpy().tobytes())
+
+
+def cache_key(scorer, paths: Sequence[Union[str, Path]], resize: Optional[Dict[str, Tuple[int, int]]] = None) -> Tuple[str, dict]:
+    """A hash of everything the features depend on, and the readable parts of it."""
+    h = hashlib.sha256()
+    info = {
+        "grepq": __version__, "format": FEATURE_FORMAT, "components": list(scorer.components),
+        "patch_size": scorer.patch_size, "patch_stride": scorer.patch_stride, "k1": scorer.k1,
+        "cov_eps": scorer.cov_eps, "small_image": scorer.small_image, "n_images": len(paths),
+        "resize": {str(k): list(v) for k, v in sorted((resize or {}).items())},
+    }
+    if scorer.hl is not None:
+        info.update(pos_embedding=scorer.hl.pos_embedding, prompts=list(scorer.hl.prompts), k2=scorer.hl.k2)
+    h.update(json.dumps(info, sort_keys=True).encode())
+    if scorer.ll is not None:
+        _digest_tensors(h, scorer.ll.state_dict())
+        _digest_tensors(h, {"pristine": scorer._pristine_patches})
+    if scorer.hl is not None:
+        _digest_tensors(h, {k: v for k, v in scorer.hl.state_dict().items() if not k.startswith("head.")})
+    for p in paths:
+        h.update(str(p).encode() + b"\0")
+    return h.hexdigest()[:20], info
+
+
+def _load_parts(folder: Path) -> Dict[int, dict]:
+    done: Dict[int, dict] = {}
+    for part in sorted(folder.glob("part-*.npz")):
+        with np.load(part, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        for j, idx in enumerate(arrays["index"].tolist()):
+            done[idx] = {k: arrays[k][j] for k in arrays if k != "index"}
+    return done
+
+
+def _save_part(folder: Path, rows: Dict[int, dict]) -> None:
+    if not rows:
+        return
+    idx = sorted(rows)
+    arrays = {"index": np.asarray(idx, dtype=np.int64)}
+    for k in rows[idx[0]]:
+        arrays[k] = np.stack([np.asarray(rows[i][k]) for i in idx])
+    n = len(list(folder.glob("part-*.npz")))
+    final = folder / f"part-{n:05d}-{idx[0]:07d}.npz"
+    tmp = folder / f".tmp-{os.getpid()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, final)
+
+
+@torch.no_grad()
+def _one_image(scorer, img: torch.Tensor) -> dict:
+    out = {}
+    if scorer.ll is not None:
+        dev = next(scorer.ll.parameters()).device
+        out["ll"] = scorer.ll(img[None].to(dev))[0].float().cpu().numpy()
+        stats = zs.fit_gaussian(scorer.ll_patch_features(img))
+        out["q_low"] = np.float64(zs.quality_from_distance(zs.niqe_distance(scorer.pristine_stats, stats, scorer.cov_eps), scorer.k1))
+    if scorer.hl is not None:
+        x = img if min(img.shape[-2:]) >= 32 else zs.ensure_min_size(img, "upsample", 32, 32)
+        e = zs.hl_embedding(scorer.hl, x)
+        out["hl"] = e.float().cpu().numpy()
+        out["q_high"] = np.float64(scorer.hl.quality_from_embedding(e[None])[0])
+    return out
+
+
+def extract_features(
+    scorer,
+    paths: Sequence[Union[str, Path]],
+    cache_dir: Optional[Union[str, Path]] = None,
+    name: str = "images",
+    resize: Optional[Dict[str, Tuple[int, int]]] = None,
+    save_every: int = 50,
+    progress: bool = True,
+    on_error: str = "raise",
+) -> FeatureSet:
+    """HL/LL features and zero-shot scores of every image, cached and resumable.
+
+    Args:
+        scorer: a :class:`grepq.GRepQ` (its models, pristine statistics and settings are used).
+        paths: image files, in the order of the returned arrays.
+        cache_dir: where to keep the cache (None: no cache).
+        name: a label for the cache folder (e.g. the dataset name).
+        resize: optional ``{path: (h, w)}`` of images to resize (bilinear, antialiased) after decoding, e.g. the two
+            CLIVE images the official code resizes to 500x500.
+        on_error: "raise" at the first unreadable image, or "record" it in ``failed`` (its rows are NaN).
+    """
+    paths = [str(p) for p in paths]
+    resize = {str(k): v for k, v in (resize or {}).items()}
+    folder: Optional[Path] = None
+    done: Dict[int, dict] = {}
+    if cache_dir is not None:
+        key, info = cache_key(scorer, paths, resize)
+        folder = Path(cache_dir) / f"{name}-{key}"
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = folder / "meta.json"
+        if not meta.exists():
+            meta.write_text(json.dumps(dict(info, names=paths), indent=1))
+        for stale in folder.glob(".tmp-*"):
+            stale.unlink()
+        done = _load_parts(folder)
+    todo = [i for i in range(len(paths)) if i not in done]
+    pending: Dict[int, dict] = {}
+    failed: List[Tuple[str, str]] = []
+    for i in tqdm(todo, desc=f"features {name}", disable=not progress, initial=len(done), total=len(paths)):
+        try:
+            img = read_image(paths[i])
+        except ImageReadError as exc:
+            if on_error == "raise":
+                raise
+            failed.append((paths[i], exc.reason))
+            continue
+        if paths[i] in resize:
+            img = F.interpolate(img[None], size=tuple(resize[paths[i]]), mode="bilinear", align_corners=False, antialias=True)[0]
+        pending[i] = _one_image(scorer, img)
+        if folder is not None and len(pending) >= save_every:
+            _save_part(folder, pending)
+            done.update(pending)
+            pending = {}
+    if folder is not None:
+        _save_part(folder, pending)
+    done.update(pending)
+    fs = FeatureSet(names=paths, cache_dir=folder, failed=failed)
+    for key in ("hl", "ll", "q_low", "q_high"):
+        present = [done[i][key] for i in done if key in done[i]]
+        if not present:
+            continue
+        shape = np.asarray(present[0]).shape
+        arr = np.full((len(paths),) + shape, np.nan, dtype=np.float64 if key.startswith("q") else np.float32)
+        for i, row in done.items():
+            arr[i] = row[key]
+        setattr(fs, key, arr)
+    return fs
