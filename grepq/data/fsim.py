@@ -1,0 +1,333 @@
+"""FSIM between every pair of distorted versions of one image, computed once per version.
+
+The quality-aware contrastive loss (SPEC §2) weighs every pair of versions of an image by their
+FSIM. The official loader computes it with one ``piq.fsim(x, y, data_range=1.0)`` call per pair
+(lower triangle, symmetrised, diagonal 1), in float64. Each such call rebuilds the log-Gabor filter
+bank and recomputes the phase congruency and gradient maps of *both* images, although every one of
+those quantities depends on one image only. :func:`fsim_matrix` computes them once per version, for
+all D versions in one batch, and then combines them per pair with vectorised arithmetic:
+
+=====================================  ==============================  ================================
+quantity                               depends on                      computed
+=====================================  ==============================  ================================
+log-Gabor bank and its noise constants image size                      once (cached)
+phase congruency PC of luminance Y     one version                     once per version (batched FFT)
+gradient magnitude GM of Y (Scharr)    one version                     once per version
+chrominance I, Q (YIQ)                 one version                     once per version
+S_PC, S_G, S_I, S_Q, PC_m, the sums    a pair                          per pair, vectorised
+=====================================  ==============================  ================================
+
+The result equals piq's ``fsim`` (``reduction='none'``, ``data_range=1.0``, ``chromatic=True``, piq
+0.8 defaults) to about 1e-12 in float64 (the tests hold it to 1e-5). This is an independent
+implementation of the published method (Zhang et al., "FSIM: A Feature Similarity Index for Image
+Quality Assessment", IEEE TIP 2011) that follows piq's choices where they matter for the value:
+inputs rescaled to 0..255, average pooling by ``max(1, round(min(H, W) / 256))``, YIQ colour space,
+piq's frequency grid (``get_meshgrid``), low-pass filter and noise model, and the lower median of
+``torch.median``. Only the summation order differs.
+
+Shapes: ``versions`` is (D, C, H, W) with C = 3 (RGB, needed for ``chromatic=True``) or C = 1, values
+in [0, 1]; :func:`fsim_matrix` returns a (D, D) tensor, symmetric, diagonal exactly 1.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "FSIMFeatures",
+    "fsim_features",
+    "fsim_from_features",
+    "fsim_matrix",
+    "fsim_pair",
+    "FSIM_T1", "FSIM_T2", "FSIM_T3", "FSIM_T4", "FSIM_LAMBDA",
+]
+
+# --- constants of FSIM (Zhang et al. 2011, Sec. III; the same values in piq.fsim and the MATLAB code) -------------
+FSIM_T1 = 0.85  # T1: stability constant of the phase-congruency similarity S_PC
+FSIM_T2 = 160.0  # T2: stability constant of the gradient-magnitude similarity S_G (values on 0..255)
+FSIM_T3 = 200.0  # T3: stability constant of the chrominance similarity S_I
+FSIM_T4 = 200.0  # T4: stability constant of the chrominance similarity S_Q
+FSIM_LAMBDA = 0.03  # lambda: exponent of the chromatic term (S_I * S_Q)^lambda in FSIM_C
+DATA_SCALE = 255.0  # the constants above assume pixel values on 0..255 (piq rescales by 255 / data_range)
+POOL_TARGET = 256  # average pooling by max(1, round(min(H, W) / 256)) before everything (FSIM MATLAB code, piq)
+
+# --- phase congruency (Kovesi's log-Gabor model; defaults of FSIM's MATLAB code and piq.fsim) ------------------------
+PC_SCALES = 4  # number of wavelet scales
+PC_ORIENTATIONS = 4  # number of filter orientations
+PC_MIN_WAVELENGTH = 6  # wavelength of the smallest-scale filter
+PC_MULT = 2  # scaling factor between successive filters
+PC_SIGMA_F = 0.55  # ratio of the log-Gabor bandwidth to its centre frequency
+PC_DELTA_THETA = 1.2  # ratio of the angular spacing of orientations to the angular Gaussian's sigma
+PC_K = 2.0  # noise threshold: k standard deviations above the mean noise energy
+PC_LOWPASS_CUTOFF = 0.45  # Butterworth low-pass applied to every log-Gabor filter: cut-off
+PC_LOWPASS_ORDER = 15  # ... and order
+PC_NOISE_RESCALE = 1.7  # empirical rescaling of the noise threshold for the PC_2 measure (Kovesi; piq)
+
+# YIQ (NTSC) weights used by FSIM_C (rows: Y, I, Q; columns: R, G, B), as in FSIM's MATLAB code and piq.rgb2yiq.
+_YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
+# Scharr kernel (x direction, normalised by 16) used for the gradient magnitude, as in piq.fsim.
+_SCHARR_X = ((-3.0, 0.0, 3.0), (-10.0, 0.0, 10.0), (-3.0, 0.0, 3.0))
+
+# Upper bound for the elements of one block of pairs (memory control only).
+_MAX_BLOCK_ELEMENTS = 12_000_000
+
+
+class FSIMFeatures(NamedTuple):
+    """Per-version FSIM quantities, each (D, H', W') on the pooled grid (H' = H // pool, W' = W // pool).
+
+    ``pc``: phase congruency of luminance; ``gm``: Scharr gradient magnitude of luminance (0..255 scale);
+    ``i``, ``q``: YIQ chrominance channels (0..255 scale), ``None`` when computed with ``chromatic=False``.
+    """
+
+    pc: torch.Tensor
+    gm: torch.Tensor
+    i: Optional[torch.Tensor]
+    q: Optional[torch.Tensor]
+
+
+def _pool_size(h: int, w: int) -> int:
+    # Python's round (half to even), as piq uses.
+    return max(1, round(min(h, w) / POOL_TARGET))
+
+
+def _ifftshift2(x: torch.Tensor) -> torch.Tensor:
+    """Move the zero frequency from the centre to element [0, 0] of the last two dimensions."""
+    return torch.roll(x, shifts=(-(x.shape[-2] // 2), -(x.shape[-1] // 2)), dims=(-2, -1))
+
+
+def _frequency_axis(n: int, dtype: torch.dtype) -> torch.Tensor:
+    # Normalised frequencies of one axis, centred on zero: odd n spans [-0.5, 0.5], even n spans [-0.5, 0.5).
+    if n % 2:
+        return torch.arange(-(n - 1) / 2, n / 2, dtype=dtype) / (n - 1)
+    return torch.arange(-n / 2, n / 2, dtype=dtype) / n
+
+
+@functools.lru_cache(maxsize=8)
+def _filter_bank(h: int, w: int, dtype: torch.dtype, device: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Log-Gabor filters (O, S, h, w) in the FFT layout, and the noise-model factor per orientation (O,).
+
+    The factor c_o turns the median squared response at the smallest scale, m_o, into the noise threshold:
+    T_o = c_o * sqrt(m_o) (Kovesi's Rayleigh noise model, as in FSIM's MATLAB code and piq).
+    """
+    # Built in float64 whatever ``dtype`` is, then cast (the bank is computed once per size).
+    fx = _frequency_axis(h, torch.float64)
+    fy = _frequency_axis(w, torch.float64)
+    gx, gy = torch.meshgrid(fx, fy, indexing="ij")  # gx varies along the rows, gy along the columns
+    radius = torch.sqrt(gx ** 2 + gy ** 2)
+    theta = torch.atan2(-gy, gx)
+    lowpass = _ifftshift2(1.0 / (1.0 + (radius / PC_LOWPASS_CUTOFF) ** (2 * PC_LOWPASS_ORDER)))
+    radius = _ifftshift2(radius)
+    theta = _ifftshift2(theta)
+    radius[0, 0] = 1.0  # avoid log(0) at the DC term (its filter value is set to 0 below)
+    sin_t, cos_t = torch.sin(theta), torch.cos(theta)
+
+    radial = []
+    for s in range(PC_SCALES):
+        centre = 1.0 / (PC_MIN_WAVELENGTH * PC_MULT ** s)
+        g = torch.exp(-(torch.log(radius / centre) ** 2) / (2 * math.log(PC_SIGMA_F) ** 2)) * lowpass
+        g[0, 0] = 0.0
+        radial.append(g)
+    theta_sigma = math.pi / (PC_ORIENTATIONS * PC_DELTA_THETA)
+    angular = []
+    for o in range(PC_ORIENTATIONS):
+        angle = o * math.pi / PC_ORIENTATIONS
+        d_sin = sin_t * math.cos(angle) - cos_t * math.sin(angle)
+        d_cos = cos_t * math.cos(angle) + sin_t * math.sin(angle)
+        d_theta = torch.abs(torch.atan2(d_sin, d_cos))
+        angular.append(torch.exp(-(d_theta ** 2) / (2 * theta_sigma ** 2)))
+    bank = torch.stack(angular)[:, None] * torch.stack(radial)[None]  # (O, S, h, w)
+
+    # Noise model constants (per orientation).
+    em_n = (bank[:, 0] ** 2).sum(dim=(-2, -1))  # mean squared filter value at the smallest scale (unnormalised)
+    spatial = torch.fft.ifft2(bank).real * math.sqrt(h * w)  # (O, S, h, w)
+    sum_an2 = (spatial ** 2).sum(dim=(1, 2, 3))
+    sum_ai_aj = torch.zeros(PC_ORIENTATIONS, dtype=bank.dtype)
+    for s in range(PC_SCALES - 1):
+        sum_ai_aj = sum_ai_aj + (spatial[:, s:s + 1] * spatial[:, s + 1:]).sum(dim=(1, 2, 3))
+    # noise power = median / (-ln 0.5) / em_n; energy^2 due to noise = 2 p sum_an2 + 4 p sum_ai_aj;
+    # Rayleigh tau = sqrt(energy^2 / 2); threshold = (tau sqrt(pi/2) + k sqrt(2 - pi/2) tau) / 1.7
+    tau_per_sqrt_median = torch.sqrt((2 * sum_an2 + 4 * sum_ai_aj) / (2 * (-math.log(0.5)) * em_n))
+    factor = tau_per_sqrt_median * (math.sqrt(math.pi / 2) + PC_K * math.sqrt(2 - math.pi / 2)) / PC_NOISE_RESCALE
+    return bank.to(device=device, dtype=dtype), factor.to(device=device, dtype=dtype)
+
+
+def _phase_congruency(lum: torch.Tensor) -> torch.Tensor:
+    """Phase congruency of a batch of luminance maps (N, h, w) (0..255 scale) -> (N, h, w).
+
+    One image at a time: its 16 filter responses (4 scales x 4 orientations) stay small enough for the
+    caches, which is faster on a CPU than one large batch and bounds the memory to O(16 h w).
+    """
+    n, h, w = lum.shape
+    bank, factor = _filter_bank(h, w, lum.dtype, str(lum.device))
+    bank = bank.to(torch.complex128 if lum.dtype == torch.float64 else torch.complex64)
+    eps = torch.finfo(lum.dtype).eps
+    out = torch.empty_like(lum)
+    for idx in range(n):
+        spectrum = torch.fft.fft2(lum[idx])
+        energy_all = torch.zeros_like(lum[idx])
+        amplitude_all = torch.zeros_like(lum[idx])
+        for o in range(PC_ORIENTATIONS):
+            eo = torch.fft.ifft2(spectrum * bank[o])  # (S, h, w): even (real part) and odd (imaginary part) responses
+            amplitude = torch.sqrt(eo.real.square() + eo.imag.square())
+            total = eo.sum(dim=0)  # (sum of even) + i (sum of odd) over scales
+            mean_dir = total / (torch.sqrt(total.real.square() + total.imag.square()) + eps)
+            # Re(eo * conj(m)) = even*m_e + odd*m_o; Im(eo * conj(m)) = odd*m_e - even*m_o
+            proj = eo * mean_dir.conj()
+            energy = (proj.real - proj.imag.abs()).sum(dim=0)
+            # Noise threshold from the median squared amplitude at the smallest scale (lower median, as torch).
+            median = torch.median(amplitude[0].square().reshape(-1))
+            energy_all += torch.clamp(energy - factor[o] * torch.sqrt(median), min=0)
+            amplitude_all += amplitude.sum(dim=0)
+        out[idx] = (energy_all + eps) / (amplitude_all + eps)
+    return out
+
+
+def _as_versions(versions: Union[torch.Tensor, np.ndarray], dtype: torch.dtype,
+                 device: Optional[Union[str, torch.device]]) -> torch.Tensor:
+    if isinstance(versions, np.ndarray):
+        versions = torch.from_numpy(versions)
+    if not isinstance(versions, torch.Tensor):
+        raise TypeError(f"expected a tensor of shape (D, C, H, W), got {type(versions).__name__}")
+    if versions.dim() != 4:
+        raise ValueError(f"expected a tensor of shape (D, C, H, W), got shape {tuple(versions.shape)}")
+    if versions.shape[1] not in (1, 3):
+        raise ValueError(f"expected 1 or 3 channels (dimension 1), got shape {tuple(versions.shape)}")
+    if min(versions.shape[-2:]) < 2:
+        raise ValueError(f"expected images of at least 2x2 pixels, got shape {tuple(versions.shape)}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"expected dtype torch.float32 or torch.float64, got {dtype}")
+    if device is None:
+        device = versions.device
+    versions = versions.to(device=device, dtype=dtype)
+    if versions.numel() and (versions.min() < 0 or versions.max() > 1):
+        raise ValueError(f"expected values in [0, 1], got min {versions.min().item():.4g}, "
+                         f"max {versions.max().item():.4g}")
+    return versions
+
+
+def fsim_features(versions: Union[torch.Tensor, np.ndarray], *, chromatic: bool = True,
+                  dtype: torch.dtype = torch.float64,
+                  device: Optional[Union[str, torch.device]] = None) -> FSIMFeatures:
+    """Per-version FSIM quantities of ``versions`` (D, C, H, W) in [0, 1] (see :class:`FSIMFeatures`).
+
+    All D versions are pooled, converted to YIQ and filtered in one batch; nothing here depends on a pair.
+    """
+    x = _as_versions(versions, dtype, device)
+    if chromatic and x.shape[1] != 3:
+        raise ValueError(f"chromatic=True needs RGB images (3 channels), got shape {tuple(x.shape)}")
+    x = x * DATA_SCALE
+    k = _pool_size(*x.shape[-2:])
+    if k > 1:
+        x = F.avg_pool2d(x, k)
+    if x.shape[1] == 3:
+        yiq = torch.matmul(x.permute(0, 2, 3, 1), torch.tensor(_YIQ, dtype=x.dtype, device=x.device).t())
+        lum = yiq[..., 0]
+        chroma_i, chroma_q = (yiq[..., 1], yiq[..., 2]) if chromatic else (None, None)
+    else:
+        lum, chroma_i, chroma_q = x[:, 0], None, None
+    kx = torch.tensor(_SCHARR_X, dtype=x.dtype, device=x.device) / 16
+    kernels = torch.stack([kx, kx.t()])[:, None]  # (2, 1, 3, 3)
+    grads = F.conv2d(lum[:, None], kernels, padding=1)
+    gm = torch.sqrt((grads ** 2).sum(dim=1))
+    pc = _phase_congruency(lum)
+    return FSIMFeatures(pc=pc, gm=gm, i=chroma_i, q=chroma_q)
+
+
+def _similarity(a: torch.Tensor, b: torch.Tensor, a2: torch.Tensor, b2: torch.Tensor, c: float) -> torch.Tensor:
+    return (2.0 * a * b + c) / (a2 + b2 + c)
+
+
+class _Maps(NamedTuple):
+    # The per-version maps and their squares, (N, h, w) each; i/q/i2/q2 are None without chrominance.
+    pc: torch.Tensor
+    pc2: torch.Tensor
+    gm: torch.Tensor
+    gm2: torch.Tensor
+    i: Optional[torch.Tensor]
+    i2: Optional[torch.Tensor]
+    q: Optional[torch.Tensor]
+    q2: Optional[torch.Tensor]
+
+    @classmethod
+    def of(cls, f: FSIMFeatures) -> "_Maps":
+        chroma = f.i is not None
+        return cls(f.pc, f.pc ** 2, f.gm, f.gm ** 2, f.i, f.i ** 2 if chroma else None,
+                   f.q, f.q ** 2 if chroma else None)
+
+    def select(self, index) -> "_Maps":
+        return _Maps(*(None if t is None else t[index] for t in self))
+
+
+def _pair_scores(a: _Maps, b: _Maps) -> torch.Tensor:
+    """FSIM of the pairs (a[p], b[p]); a and b broadcast against each other over the first dimension."""
+    score = _similarity(a.pc, b.pc, a.pc2, b.pc2, FSIM_T1)  # S_PC
+    score *= _similarity(a.gm, b.gm, a.gm2, b.gm2, FSIM_T2)  # S_G
+    pc_max = torch.maximum(a.pc, b.pc)  # PC_m, the weight of each location
+    score *= pc_max
+    if a.i is not None:
+        s_iq = _similarity(a.i, b.i, a.i2, b.i2, FSIM_T3)  # S_I
+        s_iq *= _similarity(a.q, b.q, a.q2, b.q2, FSIM_T4)  # S_Q
+        score *= torch.abs(s_iq) ** FSIM_LAMBDA
+    return score.sum(dim=(-2, -1)) / pc_max.sum(dim=(-2, -1))
+
+
+def fsim_from_features(features: FSIMFeatures, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """FSIM (FSIM_C when the features hold chrominance) of the pairs (rows[p], cols[p]) -> (P,)."""
+    maps = _Maps.of(features)
+    hw = features.pc.shape[-1] * features.pc.shape[-2]
+    block = max(1, _MAX_BLOCK_ELEMENTS // (4 * hw))
+    out = [_pair_scores(maps.select(rows[s:s + block]), maps.select(cols[s:s + block]))
+           for s in range(0, len(rows), block)]
+    if not out:
+        return torch.zeros(0, dtype=features.pc.dtype, device=features.pc.device)
+    return torch.cat(out)
+
+
+def fsim_matrix(versions: Union[torch.Tensor, np.ndarray], *, chromatic: bool = True,
+                dtype: torch.dtype = torch.float64,
+                device: Optional[Union[str, torch.device]] = None) -> torch.Tensor:
+    """FSIM between every pair of ``versions`` (D, C, H, W) in [0, 1] -> (D, D) tensor of ``dtype``.
+
+    Entry [j, k] equals ``piq.fsim(versions[j:j+1], versions[k:k+1], data_range=1.0, chromatic=chromatic)``
+    (to ~1e-12 in float64). As in the official loader the lower triangle is computed, mirrored to the upper
+    one (FSIM is symmetric), and the diagonal is set to exactly 1. ``dtype`` float64 (default) matches the
+    official loader, which computes in float64; float32 is faster, with errors below 1e-6 (see
+    ``benchmarks/bench_fsim.py``). ``device`` defaults to the input's device.
+    """
+    feats = fsim_features(versions, chromatic=chromatic, dtype=dtype, device=device)
+    maps = _Maps.of(feats)
+    d = feats.pc.shape[0]
+    hw = feats.pc.shape[-1] * feats.pc.shape[-2]
+    block = max(1, _MAX_BLOCK_ELEMENTS // (4 * hw))
+    out = torch.eye(d, dtype=feats.pc.dtype, device=feats.pc.device)  # diagonal exactly 1, as the official loader
+    for j in range(1, d):  # row j of the lower triangle: version j against versions 0..j-1
+        row = maps.select(slice(j, j + 1))
+        for start in range(0, j, block):
+            stop = min(j, start + block)
+            values = _pair_scores(row, maps.select(slice(start, stop)))
+            out[j, start:stop] = values
+            out[start:stop, j] = values
+    return out
+
+
+def fsim_pair(a: Union[torch.Tensor, np.ndarray], b: Union[torch.Tensor, np.ndarray], *, chromatic: bool = True,
+              dtype: torch.dtype = torch.float64, device: Optional[Union[str, torch.device]] = None) -> float:
+    """FSIM of two images (C, H, W) or (1, C, H, W) in [0, 1] with the same shape -> float."""
+    a = torch.as_tensor(a)
+    b = torch.as_tensor(b)
+    if a.dim() == 3:
+        a = a[None]
+    if b.dim() == 3:
+        b = b[None]
+    if a.shape != b.shape or a.dim() != 4 or a.shape[0] != 1:
+        raise ValueError(f"expected two images of the same shape (C, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
+    versions = torch.cat([a.to(b.device), b])
+    feats = fsim_features(versions, chromatic=chromatic, dtype=dtype, device=device)
+    idx1 = torch.tensor([1], device=feats.pc.device)
+    idx0 = torch.tensor([0], device=feats.pc.device)
+    return float(fsim_from_features(feats, idx1, idx0)[0])
