@@ -1,0 +1,194 @@
+"""The paper's GRepQ numbers (Srinath et al., WACV 2024), as data. SPEC section 9.
+
+All values are SRCC, transcribed from ``seeds/paper.txt`` (the WACV paper). The paper gives PLCC only in its
+supplementary material ("The results with respect to Pearson's linear correlation coefficient (PLCC) are
+given in the supplementary", section 4.2), which this project does not have: there are no paper PLCC values,
+and the ``*_PLCC`` tables below are empty on purpose, so reports print "—" rather than invent numbers.
+
+Dataset names are canonical: see :data:`DATASETS` and :func:`canonical_dataset`.
+Feature-set names are canonical: "hl+ll", "hl", "ll" (see :func:`canonical_feature_set`).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+__all__ = [
+    "DATASETS",
+    "LABEL_COUNTS",
+    "TABLE1_SRCC",
+    "TABLE1_PLCC",
+    "TABLE2_SRCC",
+    "TABLE2_PLCC",
+    "TABLE3_SRCC",
+    "TABLE3_PLCC",
+    "TABLE4_SRCC",
+    "TABLE4_PLCC",
+    "SIMILARITY_MEASURES",
+    "TABLE4_DATASET",
+    "canonical_dataset",
+    "canonical_feature_set",
+    "canonical_similarity",
+    "paper_srcc",
+]
+
+#: Canonical dataset names used in every grepq table.
+DATASETS = ("CLIVE", "KonIQ", "CSIQ", "LIVE", "PIPAL", "FLIVE", "SPAQ", "TID2013", "KADID-10k", "AGIQA-3K")
+
+#: Label counts of Table 1 and Table 4 (paper section 4.2).
+LABEL_COUNTS = (50, 100, 200)
+
+# includes every name and alias of grepq.data.datasets (canonical there: lower case, e.g. "koniq10k")
+_DATASET_ALIASES = {
+    "clive": "CLIVE", "livec": "CLIVE", "live-c": "CLIVE", "livechallenge": "CLIVE", "challengedb": "CLIVE",
+    "liveinthewild": "CLIVE", "livewild": "CLIVE",
+    "koniq": "KonIQ", "koniq10k": "KonIQ", "koniq-10k": "KonIQ", "koniq10": "KonIQ",
+    "csiq": "CSIQ",
+    "live": "LIVE", "liveiqa": "LIVE", "live-iqa": "LIVE", "liver2": "LIVE", "live2": "LIVE",
+    "liverelease2": "LIVE",
+    "pipal": "PIPAL",
+    "flive": "FLIVE", "paq2piq": "FLIVE", "livefb": "FLIVE",
+    "spaq": "SPAQ",
+    "tid2013": "TID2013", "tid": "TID2013",
+    "kadid": "KADID-10k", "kadid10k": "KADID-10k", "kadid-10k": "KADID-10k",
+    "agiqa": "AGIQA-3K", "agiqa3k": "AGIQA-3K", "agiqa-3k": "AGIQA-3K",
+}
+
+
+def canonical_dataset(name: Optional[str]) -> Optional[str]:
+    """Canonical dataset name ("koniq-10k" -> "KonIQ", "livec" -> "CLIVE", ...). Unknown names are returned
+    unchanged (so a new dataset still gets its own table row); None stays None."""
+    if name is None:
+        return None
+    key = str(name).strip().lower().replace("_", "-").replace(" ", "")
+    return _DATASET_ALIASES.get(key, _DATASET_ALIASES.get(key.replace("-", ""), str(name).strip()))
+
+
+def canonical_feature_set(name: Optional[str]) -> Optional[str]:
+    """Canonical feature-set name: "hl+ll" (also "ll+hl", "all", "concat"), "hl", "ll"; others unchanged.
+
+    "all" is the data-efficient protocol's default feature set: the whole feature array, which in grepq is
+    [HL 1024 | LL 128] (SPEC section 5), i.e. the paper's GRepQ_D (HL + LL).
+    """
+    if name is None:
+        return None
+    key = str(name).strip().lower().replace(" ", "").replace("_", "+")
+    if key in ("hl+ll", "ll+hl", "all", "concat", "both"):
+        return "hl+ll"
+    if key in ("hl", "high", "highlevel", "high-level"):
+        return "hl"
+    if key in ("ll", "low", "lowlevel", "low-level"):
+        return "ll"
+    return str(name).strip()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Table 1: data-efficient SRCC of GRepQ_D, median of 10 splits, 50/100/200 labels (paper Table 1).
+# ---------------------------------------------------------------------------------------------------------
+TABLE1_SRCC: Dict[str, Dict[str, Dict[int, float]]] = {
+    "ll": {  # GRepQ_D (LL)
+        "CLIVE": {50: 0.531, 100: 0.565, 200: 0.613},
+        "KonIQ": {50: 0.620, 100: 0.647, 200: 0.679},
+        "CSIQ": {50: 0.794, 100: 0.805, 200: 0.832},
+        "LIVE": {50: 0.866, 100: 0.880, 200: 0.886},
+        "PIPAL": {50: 0.395, 100: 0.410, 200: 0.431},
+    },
+    "hl": {  # GRepQ_D (HL)
+        "CLIVE": {50: 0.740, 100: 0.770, 200: 0.796},
+        "KonIQ": {50: 0.794, 100: 0.813, 200: 0.843},
+        "CSIQ": {50: 0.869, 100: 0.905, 200: 0.932},
+        "LIVE": {50: 0.904, 100: 0.927, 200: 0.944},
+        "PIPAL": {50: 0.410, 100: 0.415, 200: 0.427},
+    },
+    "hl+ll": {  # GRepQ_D (HL + LL) — SPEC section 9
+        "CLIVE": {50: 0.760, 100: 0.791, 200: 0.822},
+        "KonIQ": {50: 0.812, 100: 0.836, 200: 0.855},
+        "CSIQ": {50: 0.878, 100: 0.914, 200: 0.941},
+        "LIVE": {50: 0.926, 100: 0.937, 200: 0.953},
+        "PIPAL": {50: 0.489, 100: 0.518, 200: 0.548},
+    },
+}
+#: Not in the paper (supplementary only).
+TABLE1_PLCC: Dict[str, Dict[str, Dict[int, float]]] = {}
+
+# ---------------------------------------------------------------------------------------------------------
+# Table 2: zero-shot SRCC of GRepQ_Z on whole datasets (paper Table 2).
+# ---------------------------------------------------------------------------------------------------------
+TABLE2_SRCC: Dict[str, float] = {
+    "CLIVE": 0.740,
+    "KonIQ": 0.768,
+    "CSIQ": 0.693,
+    "LIVE": 0.741,
+    "PIPAL": 0.436,
+}
+#: Not in the paper (supplementary only).
+TABLE2_PLCC: Dict[str, float] = {}
+
+# ---------------------------------------------------------------------------------------------------------
+# Table 3: cross-dataset SRCC of GRepQ_C, (train, test) -> SRCC (paper Table 3).
+# ---------------------------------------------------------------------------------------------------------
+TABLE3_SRCC: Dict[Tuple[str, str], float] = {
+    ("FLIVE", "CLIVE"): 0.774,
+    ("FLIVE", "KonIQ"): 0.815,
+    ("KonIQ", "CLIVE"): 0.774,
+    ("CLIVE", "KonIQ"): 0.792,
+    ("LIVE", "CSIQ"): 0.770,
+    ("CSIQ", "LIVE"): 0.893,
+}
+#: Not in the paper.
+TABLE3_PLCC: Dict[Tuple[str, str], float] = {}
+
+# ---------------------------------------------------------------------------------------------------------
+# Table 4: LL model only, data-efficient SRCC on KonIQ, by the similarity measure of Eq. 1 (paper Table 4).
+# ("None" = InfoNCE, s = 0.) The FSIM row equals Table 1's GRepQ_D (LL) KonIQ row.
+# ---------------------------------------------------------------------------------------------------------
+SIMILARITY_MEASURES = ("None", "SSIM", "MS-SSIM", "GMSD", "LPIPS", "FSIM")
+TABLE4_DATASET = "KonIQ"
+TABLE4_SRCC: Dict[str, Dict[int, float]] = {
+    "None": {50: 0.381, 100: 0.413, 200: 0.452},
+    "SSIM": {50: 0.533, 100: 0.558, 200: 0.590},
+    "MS-SSIM": {50: 0.527, 100: 0.561, 200: 0.575},
+    "GMSD": {50: 0.544, 100: 0.570, 200: 0.583},
+    "LPIPS": {50: 0.578, 100: 0.605, 200: 0.629},
+    "FSIM": {50: 0.620, 100: 0.647, 200: 0.679},
+}
+#: Not in the paper.
+TABLE4_PLCC: Dict[str, Dict[int, float]] = {}
+
+_SIMILARITY_ALIASES = {
+    "none": "None", "infonce": "None", "": "None",
+    "ssim": "SSIM",
+    "ms-ssim": "MS-SSIM", "msssim": "MS-SSIM", "ms_ssim": "MS-SSIM",
+    "gmsd": "GMSD",
+    "lpips": "LPIPS",
+    "fsim": "FSIM",
+}
+
+
+def canonical_similarity(name: Optional[str]) -> Optional[str]:
+    """Canonical similarity-measure name of Table 4 ("ms_ssim" -> "MS-SSIM", "infonce" -> "None");
+    unknown names unchanged, None stays None."""
+    if name is None:
+        return None
+    key = str(name).strip().lower()
+    return _SIMILARITY_ALIASES.get(key, _SIMILARITY_ALIASES.get(key.replace("_", "-"), str(name).strip()))
+
+
+def paper_srcc(table: int, *keys) -> Optional[float]:
+    """Look up a paper SRCC, or None when the paper has no such number.
+
+    ``paper_srcc(1, feature_set, dataset, n)``, ``paper_srcc(2, dataset)``, ``paper_srcc(3, source, target)``,
+    ``paper_srcc(4, similarity, n)``. Names are canonicalised first.
+    """
+    if table == 1:
+        fs, ds, n = keys
+        return TABLE1_SRCC.get(canonical_feature_set(fs), {}).get(canonical_dataset(ds), {}).get(int(n))
+    if table == 2:
+        (ds,) = keys
+        return TABLE2_SRCC.get(canonical_dataset(ds))
+    if table == 3:
+        src, tgt = keys
+        return TABLE3_SRCC.get((canonical_dataset(src), canonical_dataset(tgt)))
+    if table == 4:
+        sim, n = keys
+        return TABLE4_SRCC.get(canonical_similarity(sim), {}).get(int(n))
+    raise ValueError(f"table: expected 1, 2, 3 or 4, got {table!r}")

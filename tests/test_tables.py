@@ -1,0 +1,156 @@
+"""Tests of grepq.eval.tables, grepq.eval.paper_numbers and grepq.eval.plots."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from grepq.eval import paper_numbers as P
+from grepq.eval import plots
+from grepq.eval import protocols as PR
+from grepq.eval import tables as T
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _data(n=250, p=24, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    y = X @ rng.normal(size=p) + 0.5 * rng.normal(size=n)
+    return X, y
+
+
+def _line(md: str, *cells) -> str:
+    """The first table line whose leading cells are ``cells``."""
+    prefix = "| " + " | ".join(str(c) for c in cells) + " |"
+    hits = [ln for ln in md.splitlines() if ln.startswith(prefix)]
+    assert hits, f"no line starting with {prefix!r} in\n{md}"
+    return hits[0]
+
+
+def _cells(line: str):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+# ---------------------------------------------------------------- paper numbers
+
+def test_paper_numbers_match_spec_section_9():
+    assert P.TABLE1_SRCC["hl+ll"]["CLIVE"] == {50: 0.760, 100: 0.791, 200: 0.822}
+    assert P.TABLE1_SRCC["hl+ll"]["PIPAL"][200] == 0.548
+    assert P.TABLE1_SRCC["ll"]["KonIQ"] == P.TABLE4_SRCC["FSIM"]  # the paper's FSIM row is Table 1's LL row
+    assert P.TABLE2_SRCC == {"CLIVE": 0.740, "KonIQ": 0.768, "CSIQ": 0.693, "LIVE": 0.741, "PIPAL": 0.436}
+    assert P.TABLE3_SRCC[("CSIQ", "LIVE")] == 0.893 and len(P.TABLE3_SRCC) == 6
+    assert P.TABLE4_SRCC["None"][50] == 0.381 and P.TABLE4_SRCC["MS-SSIM"][200] == 0.575
+    assert P.TABLE1_PLCC == {} and P.TABLE2_PLCC == {}  # PLCC only in the supplementary
+    assert P.paper_srcc(1, "all", "koniq-10k", 100) == 0.836
+    assert P.paper_srcc(3, "flive", "KonIQ10k") == 0.815
+    assert P.paper_srcc(4, "ms_ssim", 50) == 0.527
+    assert P.paper_srcc(2, "SPAQ") is None
+
+
+# ---------------------------------------------------------------- tables
+
+def test_table1_shows_measured_beside_paper_and_dash_for_missing():
+    X, y = _data()
+    res = PR.data_efficient(X, y, n_train_list=(50, 100), n_splits=3, dataset="koniq10k")
+    md = T.table1([res])
+    med = {m["n_train"]: m["srcc"] for m in res.medians}
+    cells = _cells(_line(md, "HL+LL", "KonIQ", 50))
+    assert cells[3] == f"{med[50]:.3f}" and cells[4] == "0.812"
+    assert cells[5] == f"{med[50] - 0.812:+.3f}"
+    assert cells[7] == "none" and cells[9] == "cv" and cells[10] == "3"
+    # label count 200 of KonIQ and every other dataset were not measured
+    missing = _cells(_line(md, "HL+LL", "KonIQ", 200))
+    assert missing[3] == T.MISSING and missing[4] == "0.855" and missing[5] == T.MISSING
+    assert _cells(_line(md, "HL+LL", "CLIVE", 50))[3] == T.MISSING
+    assert "0.000" not in md
+    assert "raw Pearson" in md  # caption names the PLCC shown
+
+
+def test_table1_marks_oracle_and_names_cubic_plcc():
+    X, y = _data()
+    rows = PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="CSIQ", alpha_selection="oracle",
+                             plcc_fit="cubic").to_rows()
+    md = T.table1(rows)
+    cells = _cells(_line(md, "HL+LL", "CSIQ", 50))
+    assert cells[3].endswith(T.ORACLE_MARK) and cells[9] == f"oracle {T.ORACLE_MARK}"
+    assert "cubic polynomial" in md and "oracle" in md
+
+
+def test_table2_and_table3():
+    rng = np.random.default_rng(1)
+    q = rng.normal(size=60)
+    zs = PR.zero_shot_correlations(q, -q + 0.3 * rng.normal(size=60), "dmos", dataset="LIVE")
+    md2 = T.table2(zs.to_rows())
+    cells = _cells(_line(md2, "LIVE", "GRepQ_Z"))
+    assert cells[2] == f"{zs.rows[0]['srcc']:.3f}" and cells[3] == "0.741"
+    assert _cells(_line(md2, "PIPAL", "GRepQ_Z"))[2] == T.MISSING
+    assert "cubic" in md2
+
+    Xs, ys = _data(seed=2)
+    cross = PR.cross_dataset(Xs, ys, Xs[:100], -ys[:100], test_polarity="dmos", source="LIVE", dataset="CSIQ",
+                             alpha_selection="oracle")
+    md3 = T.table3([cross])
+    cells = _cells(_line(md3, "LIVE → CSIQ", "HL+LL"))
+    assert cells[3] == "0.770" and cells[2].endswith(T.ORACLE_MARK)
+    assert _cells(_line(md3, "FLIVE → CLIVE", "HL+LL"))[2] == T.MISSING
+
+
+def test_table4_uses_variants_and_falls_back_to_unlabelled_ll_rows():
+    X, y = _data()
+    ll = {"ll": slice(0, 8)}
+    ssim = PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="KonIQ", feature_sets=ll,
+                             variant="ssim")
+    main = PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="KonIQ", feature_sets=ll)
+    md = T.table4([ssim, main])
+    assert _cells(_line(md, "SSIM", 50))[2] == f"{ssim.medians[0]['srcc']:.3f}"
+    assert _cells(_line(md, "FSIM", 50))[2] == f"{main.medians[0]['srcc']:.3f}"
+    assert _cells(_line(md, "LPIPS", 50))[2] == T.MISSING
+    assert _cells(_line(md, "None", 200))[3] == "0.452"
+    # the SSIM ablation is not a Table 1 result
+    assert "ssim" not in T.table1([ssim, main]).lower()
+
+
+def test_render_all_reads_results_and_writes_tables_md(tmp_path):
+    X, y = _data()
+    PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="CLIVE").save_json(tmp_path / "de.json")
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=40)
+    PR.zero_shot_correlations(q, q + rng.normal(size=40), "mos", dataset="KonIQ").save_json(
+        tmp_path / "sub" / "zs.json")
+    (tmp_path / "config.json").write_text(json.dumps({"lr": 1e-4}))  # not a result: skipped
+    md = T.render_all(tmp_path)
+    assert (tmp_path / "tables.md").read_text() == md
+    for title in ("Table 1", "Table 2", "Table 3", "Table 4"):
+        assert title in md
+    assert "2 result file(s)" in md
+    assert _cells(_line(md, "HL+LL", "CLIVE", 50))[3] != T.MISSING
+    assert _cells(_line(md, "KonIQ", "GRepQ_Z"))[2] != T.MISSING
+    (tmp_path / "broken.json").write_text(json.dumps({"protocol": "data_efficient", "rows": 3}))
+    with pytest.raises(ValueError, match="broken.json"):
+        T.render_all(tmp_path)
+
+
+# ---------------------------------------------------------------- plots
+
+def _is_png(path):
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return head == PNG_MAGIC
+
+
+def test_plots_write_non_empty_pngs(tmp_path):
+    X, y = _data()
+    res = PR.data_efficient(X, y, n_train_list=(50, 100), n_splits=2, dataset="CLIVE",
+                            feature_sets={"hl+ll": slice(0, 24), "ll": slice(16, 24)})
+    p1 = plots.plot_srcc_vs_labels(res.rows, tmp_path / "labels.png")
+    p2 = plots.plot_scatter(X @ np.ones(24), y, tmp_path / "sub" / "scatter.png", "CLIVE")
+    good = y > np.median(y)
+    p3 = plots.plot_embedding(X, good, tmp_path / "pca.png")
+    p4 = plots.plot_embedding(X[:60], good[:60], tmp_path / "tsne.png", method="tsne")
+    for p in (p1, p2, p3, p4):
+        assert _is_png(p)
+        assert os.path.getsize(p) > 2000
+    assert p2 == str(tmp_path / "sub" / "scatter.png")
+    with pytest.raises(ValueError, match="labels"):
+        plots.plot_embedding(X, good[:-1], tmp_path / "x.png")
