@@ -29,7 +29,7 @@ with warnings.catch_warnings():  # clip imports pkg_resources, which warns about
 __all__ = [
     "POS_EMBEDDING_MODES", "DEFAULT_PROMPTS", "CLIP_MEAN", "CLIP_STD",
     "load_clip", "build_clip", "attention_pool", "encode_image", "text_embeddings",
-    "HighLevelModel", "load_hl_visual_weights", "normalize",
+    "HighLevelModel", "load_hl_visual_weights", "save_high_level", "normalize",
 ]
 
 POS_EMBEDDING_MODES = ("drop", "interpolate", "keep")

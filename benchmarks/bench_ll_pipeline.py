@@ -1,0 +1,153 @@
+"""Benchmark: LL training input pipeline, stored FSIM (grepq) against FSIM computed in the loader (official).
+
+One sample = one image folder of 9 versions (reference + 8 distortions), the whole ``LLTrainingDataset.__getitem__``:
+decode the 9 files, the FSIM matrix, two aligned fragment samplings (7x7 x 32 px -> 224) and the flips.
+
+* stored:   ``ll.similarity: stored`` — the (9, 9) matrix ``fsim.npy`` written once by ``grepq prepare``;
+* official: ``ll.similarity: compute`` — one ``piq.fsim(data_range=1.0)`` per pair (36 calls) in float64 in every
+  ``__getitem__``, as the official ``FrameLoaderLLModel`` does (the same folders without ``fsim.npy``).
+
+Photos: the first ``--images`` BSDS500 images (481 x 321) from /work/shared/data/bsds500 if present, otherwise
+scikit-image's sample photographs. The folders are made with ``grepq.data.prepare`` (default distortions) when it is
+importable, else with a blur/noise stack written here. One torch thread by default: a DataLoader worker runs with
+one thread, and the machine's other load then affects both paths alike.
+
+Usage: ``python benchmarks/bench_ll_pipeline.py [--images 4] [--repeats 3] [--official-samples 2] [--threads 1]``.
+Prints a Markdown table row: images, samples/s stored, samples/s official, ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BSDS = Path("/work/shared/data/bsds500")
+
+
+def photos(n: int):
+    """Up to n (path or None, uint8 HxWx3 array) photographs."""
+    from grepq.io import read_image
+
+    if BSDS.is_dir():
+        files = sorted(BSDS.glob("train/*.jpg")) or sorted(BSDS.glob("*/*.jpg"))
+        if files:
+            return "BSDS500", [(f, (read_image(f).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+                               for f in files[:n]]
+    import skimage.data
+
+    out = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "hubble_deep_field")[:n]:
+        img = getattr(skimage.data, name)()
+        img = np.repeat(img[:, :, None], 3, 2) if img.ndim == 2 else img[:, :, :3]
+        out.append((None, np.ascontiguousarray(img)))
+    return "skimage", out
+
+
+def build_folders(images, root: Path) -> Path:
+    """The prepared layout under root/stored; returns that folder."""
+    from PIL import Image
+
+    src = root / "src"
+    src.mkdir(parents=True)
+    for i, (_, arr) in enumerate(images):
+        Image.fromarray(arr).save(src / f"photo{i:03d}.png")
+    stored = root / "stored"
+    try:
+        from grepq.data.prepare import prepare
+        prepare(src, stored, progress=False)
+        return stored
+    except ImportError:
+        pass
+    # fallback: reference + 4 blur + 4 noise levels, FSIM from grepq.data.fsim or piq
+    import json
+    import torch.nn.functional as F
+    from grepq.train.data import fsim_matrix_piq
+
+    for i, (_, arr) in enumerate(images):
+        name = f"photo{i:03d}"
+        d = stored / name
+        d.mkdir(parents=True)
+        ref = torch.from_numpy(arr).permute(2, 0, 1).float() / 255
+        versions = {f"{name}_REF.png": ref}
+        for k, s in enumerate((0.5, 1.0, 2.0, 4.0)):
+            x = torch.arange(-8, 9, dtype=torch.float32)
+            g = torch.exp(-x ** 2 / (2 * s * s))
+            g = g / g.sum()
+            b = F.conv2d(F.pad(ref[:, None], (8, 8, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+            b = F.conv2d(F.pad(b, (0, 0, 8, 8), mode="replicate"), g.view(1, 1, -1, 1))[:, 0]
+            versions[f"{name}_blur_{k}.png"] = b
+            versions[f"{name}_noise_{k}.png"] = (ref + torch.randn_like(ref) * 0.02 * (k + 1)).clamp(0, 1)
+        names = sorted(versions)
+        stack = []
+        for n in names:
+            u8 = (versions[n].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            Image.fromarray(u8).save(d / n)
+            stack.append(torch.from_numpy(u8).permute(2, 0, 1).double() / 255)
+        np.save(d / "fsim.npy", fsim_matrix_piq(torch.stack(stack)).numpy())
+        (d / "versions.json").write_text(json.dumps({"files": [{"file": n} for n in names]}))
+    return stored
+
+
+def official_copy(stored: Path, root: Path) -> Path:
+    """The same folders as the official code expects them: image files only."""
+    out = root / "official"
+    for d in sorted(p for p in stored.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        (out / d.name).mkdir(parents=True)
+        for f in d.iterdir():
+            if f.suffix.lower() == ".png":
+                shutil.copy2(f, out / d.name / f.name)
+    return out
+
+
+def rate(dataset, n_samples: int, repeats: int) -> float:
+    """Median samples/s over ``repeats`` passes of ``n_samples`` __getitem__ calls."""
+    rates = []
+    for r in range(repeats):
+        t = time.perf_counter()
+        for i in range(n_samples):
+            dataset[(r, i % len(dataset))]
+        rates.append(n_samples / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=4, help="image folders to build (default 4)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed passes, median reported (default 3)")
+    ap.add_argument("--official-samples", type=int, default=2, help="samples per official pass (slow; default 2)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a DataLoader worker)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from grepq.train.data import LLTrainingDataset
+
+    source, images = photos(args.images)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        stored = build_folders(images, tmp)
+        official = official_copy(stored, tmp)
+        fast = LLTrainingDataset(stored, versions="all", similarity="stored")
+        slow = LLTrainingDataset(official, versions="all", similarity="compute")
+        sample = fast[(0, 0)]
+        d = sample["anchor"].shape[0]
+        h, w = images[0][1].shape[:2]
+        check = slow[(0, 0)]
+        diff = float((check["similarity"] - sample["similarity"]).abs().max())
+        fast[(0, 0)], slow[(0, 0)]  # warm-up (filter banks, allocator)
+        r_fast = rate(fast, max(len(fast), 8), args.repeats)
+        r_slow = rate(slow, args.official_samples, args.repeats)
+    print(f"# LL input pipeline, {source} photos {w}x{h}, D = {d} versions per sample, {args.threads} torch thread(s); "
+          f"max |FSIM stored - FSIM piq| = {diff:.2e}")
+    print("| images | stored FSIM (samples/s) | FSIM in the loader, piq float64 (samples/s) | ratio |")
+    print("|---|---|---|---|")
+    print(f"| {len(images)} | {r_fast:.2f} | {r_slow:.4f} | {r_fast / r_slow:.0f}x |")
+
+
+if __name__ == "__main__":
+    main()

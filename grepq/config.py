@@ -1,0 +1,457 @@
+"""Training configuration: defaults → YAML file(s) → command-line ``key.sub=value`` overrides, strict and saved.
+
+Every key is declared once in :data:`SCHEMA` with its default, its type and a note naming the paper symbol and
+its source (paper section, official code, SPEC section). The defaults are the paper's values; where the paper is
+silent the official code's value is used and the note says so. Presets in ``configs/`` override some keys:
+
+=====================  =====================================================================================
+``ll_paper.yaml``      LL, paper (SPEC §2): D = 8 distorted versions, QACL Eq. 1
+``ll_official.yaml``   LL, official code: all 9 files of a folder, the official cross-view QACL
+``hl_paper.yaml``      HL, paper (SPEC §3): k = 8 → M = 16, τ2 = 0.1, Adam 5e-6, trained head
+``hl_official.yaml``   HL, official code: M = 128 / 32 = 4, τ2 = 0.5, lr 1e-6 with 2.5 epochs of warm-up,
+                       head Linear+ReLU frozen at its random init (never given to the optimiser)
+``hl_authors.yaml``    HL, the authors' answer in the official repository's issue #2: M = 8, lr 1e-5
+=====================  =====================================================================================
+
+Rules:
+
+* **Strict.** An unknown key (in a YAML file or an override) is an error naming the key and suggesting the
+  closest valid one; a value of the wrong type or outside its choices is an error naming the key.
+* **Overrides.** ``key.sub=value``; the value is parsed with ``yaml.safe_load`` (``null``, ``true``, ``[a, b]``);
+  a float key also accepts ``1e-5`` (which YAML 1.1 reads as a string).
+* **Inheritance.** A YAML file may start with ``base: other.yaml`` (a path relative to that file, or a preset
+  name); the base is loaded first, then this file's keys are applied on top.
+* **Resuming.** :func:`config_differences` lists the keys in which two configurations differ, ignoring
+  :data:`MAY_DIFFER_ON_RESUME` (where to run, how often to log, when to stop early) and the section of the task
+  that is not trained. The number of epochs may **not** differ: it sets the length of the learning-rate
+  schedule, so a run extended by changing it would match no uninterrupted run. To stop a run early and continue
+  it later, set the final ``epochs`` and stop with ``run.max_epochs`` / ``run.max_steps`` (allowed to differ).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import yaml
+
+__all__ = [
+    "ConfigError", "Key", "SCHEMA", "MAY_DIFFER_ON_RESUME", "TASKS",
+    "defaults", "load_config", "apply_overrides", "parse_override", "validate", "flatten", "dump_config",
+    "config_differences", "resolve_config_path", "describe",
+]
+
+TASKS = ("ll", "hl")
+PRESET_DIRS = (Path(__file__).resolve().parent.parent / "configs", Path(__file__).resolve().parent / "configs")
+
+
+class ConfigError(ValueError):
+    """A configuration is invalid: an unknown key, a wrong type, a bad value or an unreadable file."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its default, accepted type(s), allowed values and a note (symbol and source)."""
+
+    default: Any
+    type: Union[type, Tuple[type, ...]]
+    doc: str
+    choices: Optional[Tuple[Any, ...]] = None
+    nullable: bool = False
+
+
+_NUM = (int, float)
+_BN_MODES = ("train", "sync", "frozen")
+_SCHEDULES = ("cosine", "constant")
+
+# Every paper constant is a key here, with its symbol and source.
+SCHEMA: Dict[str, Any] = {
+    "task": Key("ll", str, "model to train: ll (low-level, SPEC §2) or hl (high-level, SPEC §3)", TASKS),
+    "seed": Key(0, int, "seeds the model's initialisation and every random choice of the data, which derive from "
+                        "(seed, epoch, sample index) only"),
+    "run": {
+        "dir": Key(None, str, "run directory: config.yaml, run_info.json, log.jsonl, checkpoint.pth, weights",
+                   nullable=True),
+        "device": Key(None, str, "cpu, cuda or cuda:N; null: cuda:LOCAL_RANK when CUDA is available, else cpu",
+                      nullable=True),
+        "deterministic": Key(False, bool, "torch.use_deterministic_algorithms(True) (CUDA: warn_only, since some "
+                                          "kernels have no deterministic version)"),
+        "max_steps": Key(None, int, "stop after this many optimiser steps; the schedule still spans all epochs, "
+                                    "so a stopped run is a prefix of the full run and can be resumed", nullable=True),
+        "max_epochs": Key(None, int, "stop after this many epochs (like max_steps)", nullable=True),
+        "max_seconds": Key(None, (int, float), "stop after this many seconds of training, a time budget (like max_steps: "
+                                        "the schedule still spans all epochs; which step it stops at depends on "
+                                        "the machine's speed)", nullable=True),
+        "checkpoint_every": Key(500, int, "write checkpoint.pth every N optimiser steps (and at the end); the "
+                                          "official code wrote one every step"),
+        "log_every": Key(10, int, "one JSON line in log.jsonl every N steps (and one per epoch)"),
+        "tensorboard": Key(False, bool, "also write TensorBoard scalars (only if the tensorboard package is "
+                                        "installed; a warning otherwise)"),
+        "progress": Key(True, bool, "tqdm progress bar on rank 0"),
+    },
+    "data": {
+        "root": Key(None, str, "folder of image folders: grepq prepare's output (<name>/<name>_REF.png, "
+                               "the distorted versions, fsim.npy, versions.json) or the official layout",
+                    nullable=True),
+        "limit": Key(None, int, "use only the first N image folders (sorted by name)", nullable=True),
+        "num_workers": Key(4, int, "DataLoader worker processes (official: 4); the data do not depend on it"),
+        "pin_memory": Key(True, bool, "pinned host memory for CUDA transfers (official: True; ignored on CPU)"),
+    },
+    "ll": {
+        "versions": Key("distorted", str, "the D versions of an image folder: 'distorted' = the distortions only "
+                                          "(paper §4: '8 distorted versions each', D = 8) or 'all' = every image "
+                                          "file, reference included (official loader: 9)", ("distorted", "all")),
+        "similarity": Key("auto", str, "FSIM s of Eq. 1: 'stored' = the folder's fsim.npy, 'compute' = "
+                                       "piq.fsim per pair in the loader, float64 (official, slow), 'auto' = "
+                                       "stored when the folder has fsim.npy", ("auto", "stored", "compute")),
+        "grid": Key(7, int, "fragments: grid x grid cells (paper §4: 7x7; official get_spatial_fragments)"),
+        "patch": Key(32, int, "mini-patch side in pixels (official fsize 32); the input is grid*patch = 224"),
+        "flip_p": Key(0.5, _NUM, "positive view: probability of a horizontal and of a vertical flip, the same "
+                                 "for every version (official RandomHorizontalFlip / RandomVerticalFlip p=0.5)"),
+        "feat_dim": Key(128, int, "LL feature size, 'projected onto R^128' (paper §4)"),
+        "hidden_dim": Key(512, int, "head hidden width (official MLP 512→512→ReLU→128)"),
+        "loss": Key("paper", str, "QACL variant: 'paper' = Eq. 1 summed over images and versions, "
+                                  "'official' = α-weighted cross-view form, averaged (SPEC §2)", ("paper", "official")),
+        "temperature": Key(0.5, _NUM, "τ1 of Eq. 1 (paper §4, official 0.5)"),
+        "batch_size": Key(8, int, "N_b images per step over all processes (paper §4: 8; official "
+                                  "batch_size_qacl 8); must be divisible by the number of processes"),
+        "epochs": Key(15, int, "epochs (paper §4, official 15)"),
+        "optimizer": Key("adamw", str, "AdamW (paper §4, official)", ("adamw", "adam")),
+        "lr": Key(1e-4, _NUM, "initial learning rate (paper §4: 10^-4; official lr_llm)"),
+        "weight_decay": Key(0.05, _NUM, "AdamW weight decay on every parameter (paper §4, official 0.05)"),
+        "betas": Key([0.9, 0.999], list, "Adam betas (torch defaults, as the official code)"),
+        "schedule": Key("cosine", str, "'cosine' (paper §4 'a cosine learning rate scheduler'; official "
+                                       "CosineAnnealingLR over all iterations) or 'constant'", _SCHEDULES),
+        "eta_min": Key(1e-6, _NUM, "cosine floor (official eta_min 1e-6; the paper gives none)"),
+        "warmup_epochs": Key(0.0, _NUM, "linear warm-up from 0 over this many epochs (none in paper or official)"),
+        "bn": Key("train", str, "BatchNorm: 'train' (batch statistics per process, as official), 'sync' "
+                                "(SyncBatchNorm, CUDA only), 'frozen' (eval-mode BN, running statistics fixed)",
+                  _BN_MODES),
+        "drop_last": Key(False, bool, "drop the last incomplete batch of an epoch (official: False)"),
+    },
+    "hl": {
+        "clip": Key("RN50", str, "CLIP weights: a model name, OpenAI's RN50.pt or a state-dict file (paper: "
+                                 "RN50; see grepq.models.high_level.load_clip)"),
+        "prompts": Key(["a good photo.", "a bad photo."], list, "z_g, z_b prompts of Eq. 2 (paper §3.3)"),
+        "k2": Key(10.0, _NUM, "k2 of Eq. 2 (paper §4: 10; official divides by 0.1)"),
+        "pos_embedding": Key("drop", str, "attention-pool positional embedding while training: the official "
+                                          "training ran clip.load('RN50') with the user's edited CLIP (the line "
+                                          "adding it commented out, as its README asks), i.e. 'drop'; 'keep' "
+                                          "(CLIP as trained, needs crop 224) and 'interpolate' also run",
+                             ("drop", "interpolate", "keep")),
+        "head_dim": Key(128, int, "projection head output, R^128 (paper §4; official ProjectionHead 1024→128)"),
+        "head_activation": Key("none", str, "after the head's Linear: 'none' (paper: a projection) or 'relu' "
+                                            "(official ProjectionHead)", ("none", "relu")),
+        "head_trainable": Key(True, bool, "train the head with the encoder (paper); the official code never "
+                                          "gives it to the optimiser, so it stays at its random init"),
+        "group_divisor": Key(8, int, "k of M = round(N/k) (paper §4: k = 8 → M = 16; the official config's "
+                                     "'tau': 32 → M = 4)"),
+        "group_size": Key(None, int, "M directly, overriding group_divisor (authors' issue answer: 8)",
+                          nullable=True),
+        "loss": Key("paper", str, "GCL variant: 'paper' = Eq. 3, 'official' = the official mean-positive form "
+                                  "(SPEC §3)", ("paper", "official")),
+        "temperature": Key(0.1, _NUM, "τ2 of Eq. 3 (paper §4: 0.1; official loss default 0.5)"),
+        "crop": Key(224, int, "centre-crop side (paper §4, official crop_size 224); no resize before it"),
+        "small_image": Key("pad", str, "images under crop x crop: 'pad' = torchvision CenterCrop zero-pads the "
+                                       "normalised tensor (official), 'resize' = short side resized to crop "
+                                       "first (bicubic, antialiased)", ("pad", "resize")),
+        "batch_size": Key(128, int, "N images per step over all processes (paper §4, official 128); groups "
+                                    "are formed over this global batch"),
+        "epochs": Key(15, int, "epochs (paper §4, official, authors: 15)"),
+        "optimizer": Key("adam", str, "Adam (paper §4, official)", ("adam", "adamw")),
+        "lr": Key(5e-6, _NUM, "initial learning rate (paper §4: 5e-6; official 1e-6; authors 1e-5)"),
+        "weight_decay": Key(0.0, _NUM, "weight decay (none in paper or official)"),
+        "betas": Key([0.9, 0.999], list, "Adam betas (torch defaults, as the official code)"),
+        "schedule": Key("constant", str, "'constant' (paper gives only an initial lr; official LambdaLR is "
+                                         "constant after its warm-up) or 'cosine'", _SCHEDULES),
+        "eta_min": Key(0.0, _NUM, "cosine floor (only with schedule: cosine)"),
+        "warmup_epochs": Key(0.0, _NUM, "linear warm-up from 0 over this many epochs (official: 2.5; the "
+                                        "official factor is step / warm-up steps, 0 at the first step)"),
+        "bn": Key("train", str, "BatchNorm of CLIP's ResNet: 'train' (official: train mode, batch statistics "
+                                "per process), 'sync' (SyncBatchNorm over processes, CUDA only), 'frozen' "
+                                "(eval-mode BN, running statistics fixed)", _BN_MODES),
+    },
+}
+
+#: Keys whose values may change between a run and its resumption (flattened names).
+MAY_DIFFER_ON_RESUME = (
+    "run.dir", "run.device", "run.max_steps", "run.max_epochs", "run.max_seconds", "run.checkpoint_every",
+    "run.log_every",
+    "run.tensorboard", "run.progress", "data.root", "data.num_workers", "data.pin_memory",
+)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Schema helpers
+
+
+def _schema_items(schema: Dict[str, Any], prefix: str = ""):
+    for name, node in schema.items():
+        full = f"{prefix}{name}"
+        if isinstance(node, Key):
+            yield full, node
+        else:
+            yield from _schema_items(node, full + ".")
+
+
+_FLAT_SCHEMA: Dict[str, Key] = dict(_schema_items(SCHEMA))
+
+
+def defaults() -> Dict[str, Any]:
+    """The default configuration (the paper's values) as a nested dict."""
+
+    def build(node):
+        return {k: (copy.deepcopy(v.default) if isinstance(v, Key) else build(v)) for k, v in node.items()}
+
+    return build(SCHEMA)
+
+
+def describe(key: str) -> str:
+    """The note of a key (its symbol and source)."""
+    return _key(key).doc
+
+
+def _suggest(key: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    if not close:  # a misspelt last part of a dotted key
+        last = key.rsplit(".", 1)[-1]
+        cands = {k.rsplit(".", 1)[-1]: k for k in valid}
+        near = difflib.get_close_matches(last, list(cands), n=1, cutoff=0.6)
+        close = [cands[near[0]]] if near else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _key(key: str, where: str = "") -> Key:
+    if key in _FLAT_SCHEMA:
+        return _FLAT_SCHEMA[key]
+    src = f" (in {where})" if where else ""
+    if any(k.startswith(key + ".") for k in _FLAT_SCHEMA):
+        sub = sorted(k for k in _FLAT_SCHEMA if k.startswith(key + "."))
+        raise ConfigError(f"{key!r}{src} is a section, not a value; set one of its keys: {', '.join(sub)}")
+    raise ConfigError(f"unknown configuration key {key!r}{src}{_suggest(key, _FLAT_SCHEMA)}")
+
+
+def _coerce(key: str, spec: Key, value: Any, where: str = "") -> Any:
+    """Check (and lightly convert) a value for ``key``; raise :class:`ConfigError` naming the key."""
+    src = f" (in {where})" if where else ""
+    if value is None:
+        if spec.nullable:
+            return None
+        raise ConfigError(f"{key}{src}: expected a value of type {_type_name(spec.type)}, got null")
+    types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if float in types and isinstance(value, str):  # YAML 1.1 reads "1e-5" as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) and bool not in types:
+        raise ConfigError(f"{key}{src}: expected {_type_name(spec.type)}, got the boolean {value!r}")
+    if not isinstance(value, types):
+        raise ConfigError(f"{key}{src}: expected {_type_name(spec.type)}, got {type(value).__name__} {value!r}")
+    if float in types and isinstance(value, int):
+        value = float(value)
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(f"{key}{src}: expected one of {list(spec.choices)}, got {value!r}"
+                          f"{_suggest(str(value), [str(c) for c in spec.choices]).replace('did you mean', 'closest')}")
+    return value
+
+
+def _type_name(t) -> str:
+    types = t if isinstance(t, tuple) else (t,)
+    return " or ".join(x.__name__ for x in types)
+
+
+def flatten(cfg: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: Dict[str, Any] = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _set(cfg: Dict[str, Any], key: str, value: Any) -> None:
+    node = cfg
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def _merge(cfg: Dict[str, Any], update: Dict[str, Any], where: str) -> None:
+    """Apply a nested dict of values onto ``cfg`` strictly (every key must exist in the schema)."""
+    for key, value in flatten(update).items():
+        spec = _key(key, where)
+        _set(cfg, key, _coerce(key, spec, value, where))
+    # sections given as non-dicts ("run: 3") are caught by _key via flatten: "run" is a section
+    for key, value in update.items():
+        if key in SCHEMA and not isinstance(SCHEMA[key], Key) and not isinstance(value, dict):
+            raise ConfigError(f"{key!r} (in {where}) is a section: expected a mapping, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files and overrides
+
+
+def resolve_config_path(name: Union[str, os.PathLike], relative_to: Optional[Path] = None) -> Path:
+    """A config file: the path as given (or relative to ``relative_to``), else a preset name in ``configs/``."""
+    p = Path(name).expanduser()
+    candidates = [p]
+    if relative_to is not None and not p.is_absolute():
+        candidates.insert(0, relative_to / p)
+    for d in PRESET_DIRS:
+        candidates += [d / p.name, d / f"{p.name}.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    presets = sorted({f.name for d in PRESET_DIRS if d.is_dir() for f in d.glob("*.yaml")})
+    raise ConfigError(f"config file {str(name)!r} not found (presets: {', '.join(presets) or 'none found'})")
+
+
+def _read_yaml(path: Path, chain: Tuple[Path, ...] = ()) -> List[Tuple[Path, Dict[str, Any]]]:
+    """The chain of (file, mapping) to apply, bases first."""
+    path = path.resolve()
+    if path in chain:
+        raise ConfigError(f"{path}: circular 'base' chain: {' -> '.join(str(c) for c in chain + (path,))}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the YAML file ({type(exc).__name__}: {exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of configuration keys, got {type(data).__name__}")
+    base = data.pop("base", None)
+    out: List[Tuple[Path, Dict[str, Any]]] = []
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: 'base' must be a file name, got {base!r}")
+        out += _read_yaml(resolve_config_path(base, relative_to=path.parent), chain + (path,))
+    out.append((path, data))
+    return out
+
+
+def parse_override(text: str) -> Tuple[str, Any]:
+    """``"hl.lr=1e-5"`` -> ``("hl.lr", 1e-5)``; the value is parsed with ``yaml.safe_load``."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key.sub=value (e.g. hl.lr=1e-5)")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r}: missing key before '='")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: cannot parse the value ({exc})") from None
+    return key, value
+
+
+def apply_overrides(cfg: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """Apply ``key.sub=value`` overrides strictly; returns ``cfg`` (modified in place)."""
+    for text in overrides:
+        key, value = parse_override(text)
+        spec = _key(key, f"override {text!r}")
+        _set(cfg, key, _coerce(key, spec, value, f"override {text!r}"))
+    return cfg
+
+
+def validate(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Whole-config checks: every key present and well typed, and values that must agree with each other."""
+    flat = flatten(cfg)
+    for key in flat:
+        _coerce(key, _key(key), flat[key])
+    missing = [k for k in _FLAT_SCHEMA if k not in flat]
+    if missing:
+        raise ConfigError(f"configuration lacks keys {missing}")
+    for section in TASKS:
+        s = cfg[section]
+        for name in ("batch_size", "epochs"):
+            if s[name] < 1:
+                raise ConfigError(f"{section}.{name}: expected a positive integer, got {s[name]}")
+        if not s["lr"] > 0:
+            raise ConfigError(f"{section}.lr: expected a positive learning rate, got {s['lr']}")
+        if not s["temperature"] > 0:
+            raise ConfigError(f"{section}.temperature: expected a positive temperature, got {s['temperature']}")
+        if s["warmup_epochs"] < 0 or s["eta_min"] < 0 or s["weight_decay"] < 0:
+            raise ConfigError(f"{section}: warmup_epochs, eta_min and weight_decay must be >= 0")
+        if len(s["betas"]) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in s["betas"]):
+            raise ConfigError(f"{section}.betas: expected two numbers in [0, 1), got {s['betas']}")
+    ll, hl = cfg["ll"], cfg["hl"]
+    if ll["grid"] < 1 or ll["patch"] < 1:
+        raise ConfigError(f"ll.grid and ll.patch must be positive, got {ll['grid']} and {ll['patch']}")
+    if not 0 <= ll["flip_p"] <= 1:
+        raise ConfigError(f"ll.flip_p: expected a probability, got {ll['flip_p']}")
+    if len(hl["prompts"]) != 2 or not all(isinstance(p, str) for p in hl["prompts"]):
+        raise ConfigError(f"hl.prompts: expected two strings (good, bad), got {hl['prompts']}")
+    if hl["crop"] < 32:
+        raise ConfigError(f"hl.crop: CLIP's ResNet needs at least 32 pixels, got {hl['crop']}")
+    if hl["group_divisor"] < 1:
+        raise ConfigError(f"hl.group_divisor: expected k >= 1, got {hl['group_divisor']}")
+    for key in ("run.checkpoint_every", "run.log_every"):
+        if flat[key] < 1:
+            raise ConfigError(f"{key}: expected a positive integer, got {flat[key]}")
+    for key in ("run.max_steps", "run.max_epochs", "data.limit"):
+        if flat[key] is not None and flat[key] < 1:
+            raise ConfigError(f"{key}: expected a positive integer or null, got {flat[key]}")
+    if flat["run.max_seconds"] is not None and not flat["run.max_seconds"] > 0:
+        raise ConfigError(f"run.max_seconds: expected a positive number or null, got {flat['run.max_seconds']}")
+    if flat["data.num_workers"] < 0:
+        raise ConfigError(f"data.num_workers: expected >= 0, got {flat['data.num_workers']}")
+    return cfg
+
+
+def load_config(path: Optional[Union[str, os.PathLike]] = None, overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """Defaults, then the YAML file (and its ``base`` chain), then ``key=value`` overrides; validated."""
+    cfg = defaults()
+    if path is not None:
+        for file, data in _read_yaml(resolve_config_path(path)):
+            _merge(cfg, data, str(file))
+    apply_overrides(cfg, overrides)
+    return validate(cfg)
+
+
+def _scalar_yaml(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    return text[:-4].rstrip() if text.endswith("\n...") else text
+
+
+def dump_config(cfg: Dict[str, Any], comments: bool = True) -> str:
+    """The configuration as YAML (one key per line); with ``comments``, each key's note (symbol and source)."""
+    lines: List[str] = []
+
+    def emit(node: Dict[str, Any], prefix: str, indent: int) -> None:
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            pad = "  " * indent
+            if isinstance(v, dict):
+                lines.append(f"{pad}{k}:")
+                emit(v, key + ".", indent + 1)
+                continue
+            line = f"{pad}{k}: {_scalar_yaml(v)}"
+            if comments and key in _FLAT_SCHEMA:
+                line += f"  # {_FLAT_SCHEMA[key].doc}"
+            lines.append(line)
+
+    emit(cfg, "", 0)
+    text = "\n".join(lines) + "\n"
+    return text
+
+
+def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
+                       ignore: Sequence[str] = MAY_DIFFER_ON_RESUME) -> List[Tuple[str, Any, Any]]:
+    """Keys whose values differ, as ``(key, saved, current)``, ignoring ``ignore`` and the untrained task's section."""
+    a, b = flatten(saved), flatten(current)
+    task = current.get("task")
+    other = [t for t in TASKS if t != task]
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key in ignore or any(key.startswith(t + ".") for t in other):
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            out.append((key, a.get(key, "<absent>"), b.get(key, "<absent>")))
+    return out

@@ -1,0 +1,236 @@
+"""One training loop, checkpointer and logger for both models (EXAMPLES §1): ``train(cfg)``.
+
+Set-up (:func:`train`): processes (torchrun or one), seeds, the task (model, data, loss), sampler and loader,
+optimiser and learning-rate schedule, the run directory (checked against an earlier run, then written), resuming
+from ``checkpoint.pth`` when the run directory holds one. The loop (:func:`train_one_epoch`) is short.
+
+Batch sizes are global (``ll.batch_size`` = N_b = 8 images, ``hl.batch_size`` = N = 128 images) and split evenly
+over the processes. Steps and the schedule are counted in optimiser steps, as the official code counts iterations.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import ConfigError
+from .checkpoint import (CHECKPOINT_FILE, LOG_FILE, TrainState, check_run_dir, load_checkpoint, rng_state, run_info,
+                         save_checkpoint, set_rng_state, update_run_info, write_run_files)
+from .data import EpochSampler, data_fingerprint
+from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
+from .logging import RunLogger, truncate_log
+from .tasks import Task, build_task
+
+__all__ = ["train", "train_one_epoch", "lr_factor", "NonFiniteLossError", "TrainResult"]
+
+log = logging.getLogger("grepq.train")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped before applying that step."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    total_steps: int
+    finished: bool
+    weights: Path
+    last_loss: float
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str, eta_ratio: float) -> float:
+    """Learning-rate multiplier after ``step`` optimiser steps (LambdaLR convention: step 0 is the first update).
+
+    Warm-up (official HL): ``step / warmup_steps`` while ``step <= warmup_steps`` (0 at the first update, as the
+    official LambdaLR). Then "constant" = 1, or "cosine" = ``eta + (1 - eta)(1 + cos(pi t / T)) / 2`` over the
+    remaining steps, ``eta = eta_min / lr`` (official LL: CosineAnnealingLR(T_max = all iterations, eta_min 1e-6)).
+    """
+    if warmup_steps > 0 and step <= warmup_steps:
+        return step / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    t = step - warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    return eta_ratio + (1.0 - eta_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(t, span) / span))
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def _set_deterministic(device: torch.device) -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    # CUDA lacks deterministic kernels for some ops ResNets use (adaptive average pooling backward): warn there.
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+
+
+def train_one_epoch(task: Task, loader, optimizer, scheduler, state: TrainState, logger: RunLogger,
+                    info: DistInfo, log_every: int, checkpoint_every: int, save, stop_at: Optional[int],
+                    deadline: Optional[float] = None) -> bool:
+    """Run the batches of one epoch from ``state.batch_in_epoch``; returns True if ``stop_at`` steps were reached
+    or the time ``deadline`` (``time.time()`` value; every process stops at the same step) has passed."""
+    task.train_mode()
+    for batch in loader:
+        out = task.forward(batch)
+        scalars = all_reduce_mean({k: float(v.detach()) for k, v in out.items()}, info.device)
+        if not math.isfinite(scalars["loss"]):
+            raise NonFiniteLossError(
+                f"non-finite loss ({scalars['loss']}) at step {state.step + 1} (epoch {state.epoch}, batch "
+                f"{state.batch_in_epoch + 1}); stopped before applying it. The last checkpoint is kept.")
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optimizer.step()
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        state.step += 1
+        state.batch_in_epoch += 1
+        state.epoch_loss_sum += scalars["loss"]
+        state.epoch_loss_count += 1
+        logger.step(scalars)
+        if state.step % log_every == 0:
+            logger.write({"type": "step", "step": state.step, "epoch": state.epoch, "lr": lr, **scalars})
+        if state.step % checkpoint_every == 0:
+            save()
+        if stop_at is not None and state.step >= stop_at:
+            return True
+        if deadline is not None and all_reduce_mean({"late": float(time.time() >= deadline)}, info.device)["late"] > 0:
+            return True
+    return False
+
+
+def train(cfg: Dict) -> TrainResult:
+    """Train the model ``cfg["task"]`` names; resumable, torchrun-aware. Returns where it stopped."""
+    info = init_distributed(cfg["run"]["device"])
+    try:
+        return _train(cfg, info)
+    finally:
+        cleanup()
+
+
+def _train(cfg: Dict, info: DistInfo) -> TrainResult:
+    if cfg["run"]["dir"] is None:
+        raise ConfigError("run.dir is not set: give the run directory (--run-dir DIR or run.dir=DIR)")
+    run_dir = Path(cfg["run"]["dir"]).expanduser()
+    s = cfg[cfg["task"]]
+    if cfg["run"]["deterministic"]:
+        _set_deterministic(info.device)
+    _seed_everything(cfg["seed"])
+
+    # -- task, data, loader --------------------------------------------------------------------------------
+    task = build_task(cfg, info)
+    dataset = task.build_dataset(cfg["data"]["root"], cfg["data"]["limit"])
+    fingerprint = data_fingerprint(dataset.folders)
+    world = info.world_size
+    if s["batch_size"] % world:
+        raise ConfigError(f"{cfg['task']}.batch_size {s['batch_size']} is not divisible by the {world} processes")
+    local_batch = s["batch_size"] // world
+    sampler = EpochSampler(dataset, num_replicas=world, rank=info.rank, shuffle=True, seed=cfg["seed"])
+    steps_per_epoch = (sampler.num_samples // local_batch if task.drop_last
+                       else math.ceil(sampler.num_samples / local_batch))
+    if steps_per_epoch == 0:
+        raise ConfigError(f"{len(dataset)} image folders give no full batch of {s['batch_size']} "
+                          f"({cfg['task']}.batch_size); use more data or a smaller batch")
+    total_steps = s["epochs"] * steps_per_epoch
+    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=cfg["data"]["num_workers"],
+                        pin_memory=cfg["data"]["pin_memory"] and info.device.type == "cuda",
+                        drop_last=task.drop_last)
+
+    # -- optimiser and schedule ---------------------------------------------------------------------------
+    optimizer = task.make_optimizer()
+    warmup_steps = int(s["warmup_epochs"] * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
+        lr_factor, total_steps=total_steps, warmup_steps=warmup_steps, schedule=s["schedule"],
+        eta_ratio=s["eta_min"] / s["lr"]))
+    state = TrainState()
+
+    # -- run directory and resuming -----------------------------------------------------------------------
+    ckpt_path = run_dir / CHECKPOINT_FILE
+    ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
+    check_run_dir(run_dir, cfg, ckpt)  # every process checks, so all of them stop on a mismatch
+    if ckpt is not None:
+        if ckpt["world_size"] != world:
+            raise ConfigError(f"{ckpt_path}: the run used {ckpt['world_size']} processes, now {world}; resume it with "
+                              f"the same number (the data order and batch split depend on it)")
+        if ckpt["data"] != fingerprint:
+            raise ConfigError(f"{ckpt_path}: the run trained on {ckpt['data']['count']} image folders with other "
+                              f"names than the {fingerprint['count']} under {cfg['data']['root']}")
+        task.load_weights_dict(ckpt["model"], str(ckpt_path))
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state = TrainState(**ckpt["state"])
+        set_rng_state(ckpt["rng"])
+        if info.is_main:
+            print(f"grepq train: resuming {run_dir} from step {state.step} of {total_steps} (epoch {state.epoch})",
+                  file=sys.stderr)
+    if info.is_main:
+        meta = run_info(cfg, world, str(info.device), info.backend)
+        meta.update(steps_per_epoch=steps_per_epoch, total_steps=total_steps, images=len(dataset),
+                    resumed_from_step=state.step if ckpt is not None else None, finished=False)
+        write_run_files(run_dir, cfg, meta)
+        if ckpt is not None:
+            truncate_log(run_dir / LOG_FILE, state.step, state.epoch)
+    barrier()
+    if info.distributed:
+        task.wrap_ddp()
+
+    def save() -> None:
+        if info.is_main:
+            save_checkpoint(ckpt_path, {
+                "format": "grepq-train-checkpoint", "version": 1, "task": cfg["task"], "model": task.weights_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state.as_dict(),
+                "config": cfg, "world_size": world, "data": fingerprint, "rng": rng_state()})
+
+    # -- loop -------------------------------------------------------------------------------------------------
+    stop_at = cfg["run"]["max_steps"]
+    max_epochs = cfg["run"]["max_epochs"]
+    logger = RunLogger(run_dir, info.is_main, min(total_steps, stop_at or total_steps), state.step,
+                       cfg["run"]["tensorboard"], cfg["run"]["progress"], desc=f"train {cfg['task']}")
+    stopped = stop_at is not None and state.step >= stop_at
+    deadline = time.time() + cfg["run"]["max_seconds"] if cfg["run"]["max_seconds"] is not None else None
+    try:
+        while state.epoch < s["epochs"] and not stopped:
+            if max_epochs is not None and state.epoch >= max_epochs:
+                break
+            sampler.set_epoch(state.epoch)
+            sampler.set_start(state.batch_in_epoch * local_batch)
+            started = time.time()
+            stopped = train_one_epoch(task, loader, optimizer, scheduler, state, logger, info,
+                                      cfg["run"]["log_every"], cfg["run"]["checkpoint_every"], save, stop_at,
+                                      deadline)
+            if state.batch_in_epoch >= steps_per_epoch:  # the epoch is complete
+                logger.write({"type": "epoch", "epoch": state.epoch, "step": state.step,
+                              "loss": state.epoch_loss_sum / max(1, state.epoch_loss_count),
+                              "steps": state.epoch_loss_count, "seconds": round(time.time() - started, 3)})
+                state.epoch += 1
+                state.batch_in_epoch, state.epoch_loss_sum, state.epoch_loss_count = 0, 0.0, 0
+    finally:
+        logger.close()
+
+    # -- the end: checkpoint and weights ----------------------------------------------------------------------
+    save()
+    finished = state.step >= total_steps
+    weights = run_dir / task.weights_file
+    if info.is_main:
+        task.save_weights(weights, extra={"task": cfg["task"], "step": state.step, "finished": finished,
+                                          "config": cfg})
+        update_run_info(run_dir, finished=finished, final_step=state.step)
+    barrier()
+    last = state.epoch_loss_sum / state.epoch_loss_count if state.epoch_loss_count else float("nan")
+    return TrainResult(run_dir, state.step, total_steps, finished, weights, last)

@@ -1,0 +1,250 @@
+"""The two training tasks: each builds its model, data, trainable parameters and loss; one engine runs both.
+
+A task's ``forward(batch)`` returns a dict of scalars whose ``"loss"`` is the tensor to back-propagate; under
+several processes it is scaled so that DistributedDataParallel's gradient average equals the gradient of the
+loss of the whole global batch computed in one process:
+
+* LL (QACL, SPEC §2): the loss is a sum (paper) or a mean (official) over images, each image on one process.
+  The local mean averages to the global mean as is; the local sum is multiplied by the number of processes.
+* HL (GCL, SPEC §3): groups are formed over the global batch. Every process gathers the embeddings (for the
+  pseudo-labels, detached) and the head outputs (with their gradients) of all processes and computes the same
+  global loss; the gathered gradient is summed over processes (:func:`gather_with_grad`), which DDP's average
+  turns back into the single-process gradient. Nothing to scale.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from ..losses import gcl, group_size_from_divisor, pseudo_label_groups, qacl
+from ..models.high_level import HighLevelModel, load_clip, save_high_level
+from ..models.low_level import LowLevelModel, save_low_level
+from .data import HLTrainingDataset, LLTrainingDataset
+from .distributed import DistInfo, gather_no_grad, gather_with_grad
+
+__all__ = ["Task", "LLTask", "HLTask", "build_task", "TASK_CLASSES"]
+
+
+class Task:
+    """What differs between the LL and HL training: model, data, trainable parameters, loss.
+
+    Attributes: ``model`` (the unwrapped model that is saved), ``net`` (what ``forward`` calls: ``model`` or a
+    view wrapper, wrapped in DDP by :meth:`wrap_ddp`), ``drop_last``, ``weights_file``, ``official_file``.
+    """
+
+    name = ""
+    weights_file = ""
+    official_file = ""
+    drop_last = False
+
+    def __init__(self, cfg: Dict, info: Optional[DistInfo] = None):
+        self.cfg = cfg
+        self.section = cfg[self.name]
+        self.info = info or DistInfo()
+        self.device = self.info.device
+        self.model = self.build_model()
+        if self.section["bn"] == "sync":
+            if self.device.type != "cuda":
+                raise ValueError(f"{self.name}.bn: 'sync' (SyncBatchNorm) needs CUDA devices, got {self.device}; "
+                                 f"use 'train' or 'frozen' on the CPU")
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.model.to(self.device)
+        self.module = self.wrap_module(self.model)
+        self.net: nn.Module = self.module
+
+    # -- to implement ---------------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def build_dataset(self, root, limit: Optional[int] = None):
+        raise NotImplementedError
+
+    def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def weights_dict(self) -> Dict:
+        """The model in grepq's weight format (what ``checkpoint.pth["model"]`` holds)."""
+        raise NotImplementedError
+
+    def load_weights_dict(self, obj: Dict, source: str = "<checkpoint>") -> None:
+        raise NotImplementedError
+
+    def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
+        raise NotImplementedError
+
+    def export_official(self, path: Path) -> Path:
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------------------------
+    def wrap_module(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def wrap_ddp(self) -> None:
+        """Wrap ``net`` in DistributedDataParallel (CPU: no device_ids)."""
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.net = DDP(self.module, device_ids=ids)
+
+    def trainable_parameters(self) -> List[nn.Parameter]:
+        """The parameters given to the optimiser (those with requires_grad)."""
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        s = self.section
+        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[s["optimizer"]]
+        return cls(self.trainable_parameters(), lr=s["lr"], betas=tuple(s["betas"]), weight_decay=s["weight_decay"])
+
+    def train_mode(self) -> None:
+        """model.train(); with ``bn: frozen`` the BatchNorm layers stay in eval mode (running statistics fixed)."""
+        self.model.train()
+        if self.section["bn"] == "frozen":
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def _to(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True)
+
+
+class _TwoViews(nn.Module):
+    """Runs the LL model on the anchor and the positive view separately (BatchNorm statistics per view, as the
+    official code's two forward passes) inside one call, so DDP sees one forward per step."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, anchor: torch.Tensor, positive: torch.Tensor):
+        return self.model(anchor), self.model(positive)
+
+
+class LLTask(Task):
+    """Low-level model: ResNet18 + MLP head trained with QACL on aligned fragments (SPEC §2)."""
+
+    name = "ll"
+    weights_file = "ll_weights.pt"
+    official_file = "low_level_model_weights.tar"
+
+    def build_model(self) -> nn.Module:
+        return LowLevelModel(feat_dim=self.section["feat_dim"], hidden_dim=self.section["hidden_dim"])
+
+    @property
+    def drop_last(self) -> bool:  # type: ignore[override]
+        return bool(self.section["drop_last"])
+
+    def wrap_module(self, model: nn.Module) -> nn.Module:
+        return _TwoViews(model)
+
+    def build_dataset(self, root, limit: Optional[int] = None) -> LLTrainingDataset:
+        s = self.section
+        return LLTrainingDataset(root, limit=limit, versions=s["versions"], similarity=s["similarity"],
+                                 grid=s["grid"], patch=s["patch"], flip_p=s["flip_p"], seed=self.cfg["seed"])
+
+    def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:
+        """batch: anchor/positive (B, D, 3, S, S), similarity (B, D, D) -> {"loss", "loss_per_image"}."""
+        a, p, sim = self._to(batch["anchor"]), self._to(batch["positive"]), self._to(batch["similarity"])
+        b, d = a.shape[:2]
+        fa, fp = self.net(a.flatten(0, 1), p.flatten(0, 1))
+        fa, fp = fa.view(b, d, -1), fp.view(b, d, -1)
+        loss = qacl(fa, fp, sim, temperature=self.section["temperature"], variant=self.section["loss"])
+        if self.section["loss"] == "paper":  # a sum over images: DDP averages, so scale back to the global sum
+            loss = loss * self.info.world_size
+            per_image = loss.detach() / (b * self.info.world_size)
+        else:
+            per_image = loss.detach()
+        return {"loss": loss, "loss_per_image": per_image}
+
+    def weights_dict(self) -> Dict:
+        return {"format": "grepq-low-level", "arch": self.model.arch(),
+                "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+
+    def load_weights_dict(self, obj: Dict, source: str = "<checkpoint>") -> None:
+        if obj.get("format") != "grepq-low-level":
+            raise ValueError(f"{source}: expected grepq low-level weights, got format {obj.get('format')!r}")
+        self.model.load_state_dict(obj["state_dict"], strict=True)
+
+    def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
+        return save_low_level(self.model, path, fmt="grepq", extra=extra)
+
+    def export_official(self, path: Path) -> Path:
+        return save_low_level(self.model, path, fmt="official")
+
+
+class HLTask(Task):
+    """High-level model: CLIP's image encoder + head trained with GCL on pseudo-labelled groups (SPEC §3)."""
+
+    name = "hl"
+    weights_file = "hl_weights.pt"
+    official_file = "high_level_model_weights.pth"
+    drop_last = True  # official DataLoader drop_last=True: every step has the full N for the groups
+
+    def build_model(self) -> nn.Module:
+        s = self.section
+        clip_model = load_clip(s["clip"])
+        model = HighLevelModel(clip_model, prompts=tuple(s["prompts"]), head_dim=s["head_dim"],
+                               head_activation=s["head_activation"], pos_embedding=s["pos_embedding"], k2=s["k2"])
+        del clip_model  # the text encoder is not kept: its prompt embeddings are the model's text_features buffer
+        pe = model.visual.attnpool.positional_embedding
+        if s["pos_embedding"] == "drop":
+            pe.requires_grad_(False)  # unused by the forward pass: no gradient, not optimised (as official)
+        elif s["pos_embedding"] == "keep":
+            side = int(round((pe.shape[0] - 1) ** 0.5)) * 32
+            if s["crop"] != side:
+                raise ValueError(f"hl.pos_embedding: 'keep' needs hl.crop = {side} (CLIP's input size), got {s['crop']}")
+        if not s["head_trainable"]:
+            model.head.requires_grad_(False)  # official: the head is never given to the optimiser
+        return model
+
+    def build_dataset(self, root, limit: Optional[int] = None) -> HLTrainingDataset:
+        return HLTrainingDataset(root, limit=limit, crop=self.section["crop"], small_image=self.section["small_image"])
+
+    def group_size(self, n: int) -> int:
+        """M for a global batch of n images: hl.group_size, else round(n / k) (paper §3.3)."""
+        m = self.section["group_size"]
+        if m is None:
+            return group_size_from_divisor(n, self.section["group_divisor"])
+        if m < 2 or 2 * m > n:
+            raise ValueError(f"hl.group_size M={m} needs 2 <= M and 2M <= N={n}")
+        return int(m)
+
+    def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:
+        """batch: image (n, 3, crop, crop) per process -> {"loss", "q_mean", "q_gap"} over the global batch."""
+        x = self._to(batch["image"])
+        emb, head = self.net(x)
+        emb_all = gather_no_grad(emb.detach())        # (N, E): pseudo-labels need no gradient
+        head_all = gather_with_grad(head)             # (N, C)
+        q = self.model.quality_from_embedding(emb_all.float())  # Eq. 2, detached
+        m = self.group_size(q.shape[0])
+        bad, good = pseudo_label_groups(q, m)
+        loss = gcl(head_all[bad], head_all[good], temperature=self.section["temperature"],
+                   variant=self.section["loss"])
+        return {"loss": loss, "q_mean": q.mean(), "q_gap": q[good].mean() - q[bad].mean()}
+
+    def weights_dict(self) -> Dict:
+        sd = {"visual." + k: v.detach().cpu().clone() for k, v in self.model.visual.state_dict().items()}
+        sd.update({"head." + k: v.detach().cpu().clone() for k, v in self.model.head.state_dict().items()})
+        return {"format": "grepq-high-level", "arch": dict(self.model.arch(), embed_dim=self.model.embed_dim),
+                "state_dict": sd}
+
+    def load_weights_dict(self, obj: Dict, source: str = "<checkpoint>") -> None:
+        if obj.get("format") != "grepq-high-level":
+            raise ValueError(f"{source}: expected grepq high-level weights, got format {obj.get('format')!r}")
+        self.model.load_visual(obj["state_dict"], source=source, with_head=True)
+
+    def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
+        return save_high_level(self.model, path, fmt="grepq", extra=extra)
+
+    def export_official(self, path: Path) -> Path:
+        return save_high_level(self.model, path, fmt="official")
+
+
+TASK_CLASSES = {"ll": LLTask, "hl": HLTask}
+
+
+def build_task(cfg: Dict, info: Optional[DistInfo] = None) -> Task:
+    """The task named by ``cfg["task"]``; its model is built with the global RNG (seed it first)."""
+    return TASK_CLASSES[cfg["task"]](cfg, info)

@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Train a GRepQ model: ``python scripts/train.py --config configs/ll_paper.yaml [key=value ...]``.
+
+The same as ``grepq train``; under torchrun: ``torchrun --nproc_per_node N scripts/train.py --config ...``.
+"""
+import sys
+
+from grepq.commands.train import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Training configuration: defaults (the paper) → YAML (with base) → overrides, strict errors, presets, schedule."""
+import math
+
+import pytest
+import torch
+import yaml
+
+from grepq.config import (SCHEMA, ConfigError, Key, config_differences, defaults, dump_config, flatten, load_config,
+                          parse_override)
+from grepq.losses import group_size_from_divisor
+from grepq.train.engine import lr_factor
+
+
+def test_defaults_are_the_papers_values():
+    c = load_config()
+    ll, hl = c["ll"], c["hl"]
+    assert (ll["temperature"], ll["batch_size"], ll["epochs"], ll["lr"], ll["weight_decay"]) == (0.5, 8, 15, 1e-4, 0.05)
+    assert (ll["grid"], ll["patch"], ll["feat_dim"], ll["versions"], ll["loss"]) == (7, 32, 128, "distorted", "paper")
+    assert (ll["optimizer"], ll["schedule"]) == ("adamw", "cosine")
+    assert (hl["temperature"], hl["batch_size"], hl["epochs"], hl["lr"], hl["k2"]) == (0.1, 128, 15, 5e-6, 10.0)
+    assert (hl["group_divisor"], hl["head_dim"], hl["crop"], hl["optimizer"]) == (8, 128, 224, "adam")
+    assert hl["head_trainable"] and hl["warmup_epochs"] == 0
+    assert group_size_from_divisor(hl["batch_size"], hl["group_divisor"]) == 16
+
+
+def test_every_key_has_a_note():
+    def walk(node):
+        for v in node.values():
+            if isinstance(v, Key):
+                assert len(v.doc) > 15
+            else:
+                walk(v)
+    walk(SCHEMA)
+    text = dump_config(load_config("hl_official"))
+    assert "τ2" in text and "official" in text
+    assert yaml.safe_load(text) == load_config("hl_official")  # the saved file round-trips
+
+
+def test_yaml_base_and_overrides_merge_in_order(tmp_path):
+    (tmp_path / "mine.yaml").write_text("base: ll_official.yaml\nseed: 7\nll:\n  lr: 3.0e-4\n  epochs: 2\n")
+    c = load_config(tmp_path / "mine.yaml", ["ll.epochs=5", "hl.lr=1e-5", "run.max_steps=null", "data.limit=3"])
+    assert c["seed"] == 7 and c["ll"]["lr"] == 3e-4       # the file
+    assert c["ll"]["versions"] == "all"                    # its base
+    assert c["ll"]["epochs"] == 5                          # the override wins
+    assert c["hl"]["lr"] == 1e-5 and isinstance(c["hl"]["lr"], float)  # "1e-5" is a string to YAML 1.1
+    assert c["run"]["max_steps"] is None and c["data"]["limit"] == 3
+    assert parse_override("hl.prompts=[good., bad.]") == ("hl.prompts", ["good.", "bad."])
+
+
+def test_unknown_and_mistyped_keys_are_errors_with_a_suggestion(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown configuration key 'll\.temprature'.*did you mean 'll\.temperature'"):
+        load_config(None, ["ll.temprature=0.2"])
+    (tmp_path / "typo.yaml").write_text("hl:\n  grop_size: 4\n")
+    with pytest.raises(ConfigError, match=r"hl\.grop_size.*typo\.yaml.*did you mean 'hl\.group_size'"):
+        load_config(tmp_path / "typo.yaml")
+    with pytest.raises(ConfigError, match=r"ll\.batch_size.*expected int, got str"):
+        load_config(None, ["ll.batch_size=eight"])
+    with pytest.raises(ConfigError, match=r"hl\.bn.*expected one of \['train', 'sync', 'frozen'\]"):
+        load_config(None, ["hl.bn=synced"])
+    with pytest.raises(ConfigError, match=r"'run' .*is a section"):
+        load_config(None, ["run=3"])
+    with pytest.raises(ConfigError, match="expected key.sub=value"):
+        load_config(None, ["ll.lr"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("no_such_preset.yaml")
+    with pytest.raises(ConfigError, match=r"ll\.temperature: expected a positive"):
+        load_config(None, ["ll.temperature=0"])
+
+
+def test_presets_differ_where_the_spec_says():
+    base = {"ll": load_config("ll_paper"), "hl": load_config("hl_paper")}
+    diff = lambda name: {k: (a, b) for k, a, b in config_differences(base[name[:2]], load_config(name))}
+    assert diff("ll_official") == {"ll.versions": ("distorted", "all"), "ll.loss": ("paper", "official")}
+    off = load_config("hl_official")["hl"]
+    assert group_size_from_divisor(128, off["group_divisor"]) == 4
+    assert (off["temperature"], off["lr"], off["warmup_epochs"], off["loss"]) == (0.5, 1e-6, 2.5, "official")
+    assert off["head_activation"] == "relu" and off["head_trainable"] is False
+    auth = load_config("hl_authors")["hl"]
+    assert (auth["group_size"], auth["lr"], auth["epochs"], auth["batch_size"]) == (8, 1e-5, 15, 128)
+    assert load_config("hl_paper")["hl"] == defaults()["hl"] and load_config("ll_paper")["ll"] == defaults()["ll"]
+    for tiny in ("ll_tiny_cpu", "hl_tiny_cpu"):
+        assert load_config(tiny)["run"]["device"] == "cpu"
+
+
+def test_config_differences_ignore_where_and_when_but_not_epochs():
+    a = load_config("ll_paper")
+    b = load_config("ll_paper", ["run.dir=/x", "run.max_steps=3", "data.num_workers=0", "hl.lr=1e-3", "data.root=/d"])
+    assert config_differences(a, b) == []              # run control, data location, the other task's section
+    c = load_config("ll_paper", ["ll.epochs=20", "seed=1"])
+    assert [k for k, _, _ in config_differences(a, c)] == ["ll.epochs", "seed"]
+    assert set(flatten(a)) == set(flatten(defaults()))
+
+
+def test_lr_schedules_match_the_official_ones():
+    total, base, eta = 40, 1e-4, 1e-6
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=base)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=eta)
+    ours = [base * lr_factor(t, total, 0, "cosine", eta / base) for t in range(total + 1)]
+    theirs = []
+    for _ in range(total + 1):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-15)
+    warm = int(2.5 * 10)  # official HL: LambdaLR(cur / warmup if cur <= warmup else 1)
+    assert lr_factor(0, 150, warm, "constant", 0) == 0.0
+    assert lr_factor(10, 150, warm, "constant", 0) == pytest.approx(10 / 25)
+    assert lr_factor(25, 150, warm, "constant", 0) == 1.0 and lr_factor(26, 150, warm, "constant", 0) == 1.0
+    assert lr_factor(150, 150, 0, "cosine", 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert math.isclose(lr_factor(75, 150, 0, "cosine", 0.0), 0.5)

@@ -1,0 +1,98 @@
+"""Exact resume: a run killed with SIGKILL and resumed ends with the same bits as an uninterrupted run; a run
+directory of another configuration or other data is refused with the differing keys named."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from grepq.config import ConfigError, load_config
+from grepq.train import train
+from grepq.train.checkpoint import load_checkpoint
+from test_train_ll import make_training_set, tiny_ll_overrides
+
+# 8 folders, batch 2 -> 4 steps per epoch, 3 epochs = 12 steps; a checkpoint every 4 steps.
+RUN = ["ll.epochs=3", "run.checkpoint_every=4", "run.deterministic=true", "data.num_workers=0"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_training_set(tmp_path_factory.mktemp("resumedata"), n=8, size=(56, 64))
+
+
+def command(data, run_dir):
+    return [sys.executable, "-m", "grepq", "train", "--config", "ll_tiny_cpu", *tiny_ll_overrides(data, run_dir), *RUN]
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "ll_weights.pt", weights_only=True)["state_dict"]
+
+
+def log_without_times(run_dir):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in map(json.loads, open(run_dir / "log.jsonl"))]
+
+
+def test_sigkill_then_resume_is_bit_identical(data, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(command(data, full), check=True, env=env, capture_output=True, timeout=600)
+
+    proc = subprocess.Popen(command(data, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "checkpoint.pth").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "ll_weights.pt").exists()
+    stopped_at = load_checkpoint(killed / "checkpoint.pth")["state"]["step"]
+    assert 4 <= stopped_at < 12
+
+    out = subprocess.run(command(data, killed), env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    a, b = weights(full), weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert log_without_times(full) == log_without_times(killed)
+    info = json.loads((killed / "run_info.json").read_text())
+    assert info["resumed_from_step"] == stopped_at and info["finished"] and info["final_step"] == 12
+    assert info["world_size"] == 1 and info["git_revision"]
+
+
+def test_hl_stop_and_resume_matches_an_uninterrupted_run(clip_files, data, tmp_path):
+    base = ["hl.batch_size=4", "hl.group_size=2", "hl.bn=train", f"hl.clip={clip_files['state_dict']}",
+            f"data.root={data}", "run.deterministic=true"]
+    train(load_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'a'}"]))
+    train(load_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'b'}", "run.max_steps=3"]))
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pth")["state"] == {
+        "step": 3, "epoch": 1, "batch_in_epoch": 1, "epoch_loss_sum": pytest.approx(
+            load_checkpoint(tmp_path / "b" / "checkpoint.pth")["state"]["epoch_loss_sum"]), "epoch_loss_count": 1}
+    result = train(load_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'b'}"]))
+    assert result.finished and result.step == 4
+    a = torch.load(tmp_path / "a" / "hl_weights.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "hl_weights.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # BatchNorm running statistics included
+
+
+def test_a_run_directory_of_another_config_or_data_is_refused(clip_files, data, tmp_path):
+    base = [f"hl.clip={clip_files['state_dict']}", f"data.root={data}", f"run.dir={tmp_path / 'r'}"]
+    train(load_config("hl_tiny_cpu", base + ["run.max_steps=1"]))
+    with pytest.raises(ConfigError, match=r"different configuration.*hl\.lr: 0\.0001 in the run, 0\.001 now.*seed"):
+        train(load_config("hl_tiny_cpu", base + ["hl.lr=1e-3", "seed=4"]))
+    with pytest.raises(ConfigError, match=r"hl\.epochs"):
+        train(load_config("hl_tiny_cpu", base + ["hl.epochs=5"]))   # the schedule length may not change
+    other = make_training_set(tmp_path / "other", n=9, size=(40, 40))  # data.root may move, the data may not change
+    with pytest.raises(ConfigError, match=r"trained on 8 image folders.*the 9 under"):
+        train(load_config("hl_tiny_cpu", [base[0], f"data.root={other}", base[2]]))
+    ckpt = torch.load(tmp_path / "r" / "checkpoint.pth", weights_only=True)
+    ckpt["world_size"] = 2
+    torch.save(ckpt, tmp_path / "r" / "checkpoint.pth")
+    with pytest.raises(ConfigError, match="used 2 processes, now 1"):
+        train(load_config("hl_tiny_cpu", base))
+    # allowed to differ: where and how to run, logging, when to stop
+    ckpt["world_size"] = 1
+    torch.save(ckpt, tmp_path / "r" / "checkpoint.pth")
+    result = train(load_config("hl_tiny_cpu", base + ["run.log_every=5", "data.num_workers=1", "run.max_steps=2"]))
+    assert result.step == 2
