@@ -77,7 +77,7 @@ def _load_photo(path: Path, side: int) -> np.ndarray:
     pil = pil.resize((max(side, round(w * s)), max(side, round(h * s))), Image.LANCZOS)
     w, h = pil.size
     left, top = (w - side) // 2, (h - side) // 2
-    return np.asarray(pil.crop((left, top, left + side, top + side)))
+    return np.array(pil.crop((left, top, left + side, top + side)))
 
 
 def _clip_source(clip_weights: Optional[str]) -> Optional[str]:
@@ -92,8 +92,8 @@ def _clip_source(clip_weights: Optional[str]) -> Optional[str]:
 
 def _ms_ssim(ref: np.ndarray, img: np.ndarray) -> float:
     import piq
-    a = torch.from_numpy(ref).permute(2, 0, 1)[None].double() / 255
-    b = torch.from_numpy(img).permute(2, 0, 1)[None].double() / 255
+    a = torch.from_numpy(np.array(ref)).permute(2, 0, 1)[None].double() / 255
+    b = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].double() / 255
     return float(piq.multi_scale_ssim(b, a, data_range=1.0))
 
 
@@ -132,7 +132,7 @@ def _train_ll(out: Path, minutes: float, device: str, seed: int, progress: bool)
     cfg = load_config(None, [
         "task=ll", f"seed={seed}", f"run.dir={out / 'run_ll'}", f"run.device={device}", f"data.root={out / 'train_set'}",
         "data.num_workers=0", "data.pin_memory=false", f"run.progress={str(progress).lower()}", "run.log_every=1",
-        "run.checkpoint_every=20", "ll.batch_size=4", "ll.grid=7", "ll.patch=16", "ll.epochs=400",
+        "run.checkpoint_every=20", "ll.batch_size=4", "ll.grid=7", "ll.patch=16", "ll.epochs=1000", "ll.schedule=constant",
         f"run.max_seconds={minutes * 60:.0f}",
     ])
     t0 = time.perf_counter()

@@ -1,0 +1,27 @@
+"""``grepq demo`` with a tiny time budget: the whole pipeline runs offline and writes its report.
+(CI also runs the README's ``grepq demo`` with its default budget.)"""
+import re
+
+from grepq.cli import main
+
+
+def test_demo_end_to_end_small_budget(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GREPQ_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no CLIP cache: the report must say how to enable the HL model
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--minutes", "0.05", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "SRCC with MS-SSIM" in printed and "--clip-weights" in printed
+    report = (out / "report.md").read_text()
+    row = re.search(r"zero-shot Q_L, SRCC with MS-SSIM \| (-?[0-9.]+) \| (-?[0-9.]+) \| ([-+][0-9.]+)", report)
+    assert row, report
+    untrained, trained, diff = map(float, row.groups())
+    assert abs((trained - untrained) - diff) < 2e-3
+    assert "10 labels" in report and "20 labels" in report
+    assert (out / "q_low_vs_msssim.png").stat().st_size > 1000
+    assert (out / "training_loss.png").stat().st_size > 1000
+    assert (out / "run_ll" / "ll_weights.pt").is_file()
+    # 4 held-out photographs x 2 unseen distortion types x 5 levels
+    assert len(list((out / "heldout").glob("*.png"))) == 40
+    assert not (set(p.name.split("_")[0] for p in (out / "heldout").glob("*.png")) &
+                set(p.name for p in (out / "train_set").iterdir()))
