@@ -221,3 +221,23 @@ def test_nan_loss_stops_with_the_step(data, tmp_path, monkeypatch, capsys):
     status = main(["train", "--config", "ll_tiny_cpu", *tiny_ll_overrides(data, tmp_path / "nan2")])
     assert status == 1 and "non-finite loss (nan) at step 3" in capsys.readouterr().err
     assert not (tmp_path / "nan2" / "ll_weights.pt").exists()
+
+
+def test_pair_weight_none_is_infonce():
+    """Table 4's "None" row: ll.pair_weight=none trains with s ≡ 0 whatever the stored FSIM."""
+    import torch
+    from grepq.config import load_config
+    from grepq.losses import qacl
+    from grepq.train.tasks import LLTask
+    cfg = load_config(None, ["ll.pair_weight=none", "ll.grid=2", "ll.patch=16", "run.device=cpu"])
+    task = LLTask(cfg)
+    g = torch.Generator().manual_seed(0)
+    batch = {"anchor": torch.rand(2, 3, 3, 32, 32, generator=g), "positive": torch.rand(2, 3, 3, 32, 32, generator=g),
+             "similarity": torch.full((2, 3, 3), 0.9)}
+    task.model.eval()
+    out = task.forward(batch)["loss"]
+    with torch.no_grad():
+        fa = task.model(batch["anchor"].flatten(0, 1)).view(2, 3, -1)
+        fp = task.model(batch["positive"].flatten(0, 1)).view(2, 3, -1)
+    assert abs(out.item() - qacl(fa, fp, torch.zeros(2, 3, 3)).item()) < 1e-5
+    assert abs(out.item() - qacl(fa, fp, batch["similarity"]).item()) > 1e-3

@@ -147,6 +147,8 @@ class LLTask(Task):
     def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:
         """batch: anchor/positive (B, D, 3, S, S), similarity (B, D, D) -> {"loss", "loss_per_image"}."""
         a, p, sim = self._to(batch["anchor"]), self._to(batch["positive"]), self._to(batch["similarity"])
+        if self.section["pair_weight"] == "none":  # Table 4 "None": no quality-aware weighting (InfoNCE)
+            sim = torch.zeros_like(sim)
         b, d = a.shape[:2]
         fa, fp = self.net(a.flatten(0, 1), p.flatten(0, 1))
         fa, fp = fa.view(b, d, -1), fp.view(b, d, -1)
