@@ -49,27 +49,45 @@ class ImageReadError(OSError):
         super().__init__(f"cannot read image {self.path}: {reason}")
 
 
-def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """Convert a PIL image of any mode to a float32 tensor of shape (3, H, W) in [0, 1] (table above)."""
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """(H, W, 3) array of a PIL image of any mode: uint8 for 8-bit modes, float32 in [0, 1] otherwise."""
     mode = img.mode
     if mode == "RGB":
-        arr = np.asarray(img, dtype=np.uint8).astype(np.float32) / 255.0
-    elif mode in ("L", "1"):
-        grey = np.asarray(img.convert("L"), dtype=np.uint8).astype(np.float32) / 255.0
-        arr = np.repeat(grey[:, :, None], 3, axis=2)
-    elif mode.startswith("I;16") or mode == "I":
+        return np.asarray(img, dtype=np.uint8)
+    if mode in ("L", "1"):
+        grey = np.asarray(img.convert("L"), dtype=np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode.startswith("I;16") or mode == "I":
         grey = np.asarray(img, dtype=np.float64)
         if mode == "I" and grey.size and (grey.min() < 0 or grey.max() > 65535):
             raise ValueError(f"32-bit integer image with values outside 0..65535 (min {grey.min()}, max {grey.max()})")
-        arr = np.repeat((grey / 65535.0).astype(np.float32)[:, :, None], 3, axis=2)
-    elif mode == "F":
+        return np.repeat((grey / 65535.0).astype(np.float32)[:, :, None], 3, axis=2)
+    if mode == "F":
         grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-        arr = np.repeat(grey[:, :, None], 3, axis=2)
-    else:  # LA, RGBA, PA, P, CMYK, YCbCr, LAB, HSV, RGBX, ...
-        if mode == "P" and "transparency" in img.info:
-            img = img.convert("RGBA")
-        arr = np.asarray(img.convert("RGB"), dtype=np.uint8).astype(np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    # LA, RGBA, PA, P, CMYK, YCbCr, LAB, HSV, RGBX, ...
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _array_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 or float32 array -> contiguous float32 tensor (3, H, W); uint8 is divided by 255.
+
+    One pass converts and transposes into the output and the division is in place, so a large photograph needs
+    only its float32 copy besides the uint8 array. The values are those of ``uint8 / 255`` in float32 (as
+    torchvision's ``ToTensor``).
+    """
+    out = np.empty((arr.shape[2], arr.shape[0], arr.shape[1]), dtype=np.float32)
+    np.copyto(out, arr.transpose(2, 0, 1))
+    if arr.dtype == np.uint8:
+        out /= np.float32(255.0)
+    return torch.from_numpy(out)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert a PIL image of any mode to a float32 tensor of shape (3, H, W) in [0, 1] (table above)."""
+    return _array_to_tensor(_pil_to_array(img))
 
 
 def read_image(path: PathLike) -> torch.Tensor:
@@ -83,11 +101,13 @@ def read_image(path: PathLike) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()
-            return pil_to_tensor(img)
+            arr = _pil_to_array(img)
     except ImageReadError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageReadError(path, f"{type(exc).__name__}: {exc}") from None
+    # the decoded PIL image is released before the float32 tensor is made (peak memory of large photographs)
+    return _array_to_tensor(arr)
 
 
 def list_images(folder: PathLike, recursive: bool = False) -> List[Path]:

@@ -44,6 +44,8 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, help="use only the first N images of each dataset (quick runs)")
     p.add_argument("--out", default="results", help="folder for result files (default: results)")
     p.add_argument("--cache", default=".grepq_cache", help="feature cache folder (default: .grepq_cache; 'none' to disable)")
+    p.add_argument("--cache-every", type=int, default=None, metavar="N",
+                   help="write the feature cache every N images (default 50): a killed run loses at most N-1")
     p.add_argument("--regressor", choices=("ridge", "svr"), default="ridge", help="ridge (official README) or svr (paper)")
     p.add_argument("--alpha-selection", choices=("cv", "oracle"), default="cv",
                    help="cv on the training labels (default) or best-on-test, labelled 'oracle'")
@@ -88,12 +90,16 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--dataset and --root are required (on the command line or in --config)")
         if args.protocol == "cross-dataset" and not (args.source and args.source_root):
             raise ValueError("cross-dataset needs --source and --source-root (the dataset the regressor is fit on)")
+        if args.cache_every is not None:
+            if int(args.cache_every) < 1:
+                raise ValueError(f"--cache-every expects a positive number of images, got {args.cache_every}")
         components = [c.strip() for c in args.components.split(",") if c.strip()]
         args.components = ",".join(components)
         target = load_dataset(args.dataset, args.root, limit=args.limit, **_dataset_options(args.dataset_option))
         scorer = scorer_from_args(args)
         cache = None if str(args.cache).lower() == "none" else Path(args.cache)
-        common = dict(cache_dir=cache, official_clive_resize=not args.no_official_clive_resize)
+        common = dict(cache_dir=cache, official_clive_resize=not args.no_official_clive_resize,
+                      cache_every=None if args.cache_every is None else int(args.cache_every))
         alphas = [float(a) for a in str(args.alphas).split(",")]
         if args.protocol == "zeroshot":
             result = runner.run_zero_shot(scorer, target, Path(args.out), plots=not args.no_plots, **common)

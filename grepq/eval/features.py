@@ -33,6 +33,9 @@ __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
 
 #: Bumped when what is stored changes, so old caches are not reused.
 FEATURE_FORMAT = 1
+#: Images per cache part file when ``extract_features`` is not given ``save_every`` (``grepq eval --cache-every N``
+#: passes another). Smaller: less lost to a kill, more files.
+DEFAULT_SAVE_EVERY = 50
 
 
 @dataclass
@@ -143,7 +146,7 @@ def extract_features(
     cache_dir: Optional[Union[str, Path]] = None,
     name: str = "images",
     resize: Optional[Dict[str, Tuple[int, int]]] = None,
-    save_every: int = 50,
+    save_every: Optional[int] = None,
     progress: bool = True,
     on_error: str = "raise",
 ) -> FeatureSet:
@@ -156,8 +159,12 @@ def extract_features(
         name: a label for the cache folder (e.g. the dataset name).
         resize: optional ``{path: (h, w)}`` of images to resize (bilinear, antialiased) after decoding, e.g. the two
             CLIVE images the official code resizes to 500x500.
+        save_every: write a cache part file every this many images (default :data:`DEFAULT_SAVE_EVERY`).
         on_error: "raise" at the first unreadable image, or "record" it in ``failed`` (its rows are NaN).
     """
+    save_every = DEFAULT_SAVE_EVERY if save_every is None else int(save_every)
+    if save_every < 1:
+        raise ValueError(f"save_every must be a positive number of images, got {save_every}")
     paths = [str(p) for p in paths]
     resize = {str(k): v for k, v in (resize or {}).items()}
     folder: Optional[Path] = None

@@ -29,13 +29,14 @@ def _slug(text: str) -> str:
 
 
 def dataset_features(scorer, dataset: IQADataset, cache_dir: Optional[Path], official_clive_resize: bool = True,
-                     progress: bool = True) -> FeatureSet:
-    """Features of every image of ``dataset`` (cached under ``cache_dir``); unreadable images are errors."""
+                     progress: bool = True, cache_every: Optional[int] = None) -> FeatureSet:
+    """Features of every image of ``dataset`` (cached under ``cache_dir``, a part file every ``cache_every``
+    images); unreadable images are errors."""
     resize: Dict[str, Tuple[int, int]] = {}
     if official_clive_resize and canonical_dataset(dataset.name) == "CLIVE":
         resize = {str(p): CLIVE_OFFICIAL_RESIZE[p.name] for p in dataset.paths if p.name in CLIVE_OFFICIAL_RESIZE}
     return extract_features(scorer, dataset.paths, cache_dir=cache_dir, name=_slug(dataset.name), resize=resize,
-                            progress=progress)
+                            progress=progress, save_every=cache_every)
 
 
 def feature_slices(fs: FeatureSet) -> Dict[str, slice]:
@@ -66,11 +67,12 @@ def _write_scores_csv(path: Path, dataset: IQADataset, fs: FeatureSet) -> None:
 
 
 def run_zero_shot(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Optional[Path] = None,
-                  official_clive_resize: bool = True, plots: bool = True, progress: bool = True) -> P.ProtocolResult:
+                  official_clive_resize: bool = True, plots: bool = True, progress: bool = True,
+                  cache_every: Optional[int] = None) -> P.ProtocolResult:
     """Table 2: Q_L, Q_H and GRepQ_Z per image, SRCC/KRCC/PLCC per predictor against the dataset's scores."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fs = dataset_features(scorer, dataset, cache_dir, official_clive_resize, progress)
+    fs = dataset_features(scorer, dataset, cache_dir, official_clive_resize, progress, cache_every)
     preds = {k: v for k, v in (("GRepQ_Z", fs.q_total), ("Q_H", fs.q_high), ("Q_L", fs.q_low)) if v is not None}
     name = canonical_dataset(dataset.name)
     result = P.zero_shot_correlations(preds, dataset.scores, dataset.polarity, dataset=name)
@@ -106,12 +108,13 @@ def plot_good_bad_embedding(features: np.ndarray, dataset: IQADataset, path: str
 
 def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Optional[Path] = None,
                        official_clive_resize: bool = True, plots: bool = True, progress: bool = True,
-                       feature_sets: Sequence[str] = ("hl+ll", "hl", "ll"), variant: Optional[str] = None,
+                       cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll", "hl", "ll"),
+                       variant: Optional[str] = None,
                        **protocol_options) -> P.ProtocolResult:
     """Table 1 (and Table 4 with ``variant`` = the LL model's similarity measure): regression from few labels."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fs = dataset_features(scorer, dataset, cache_dir, official_clive_resize, progress)
+    fs = dataset_features(scorer, dataset, cache_dir, official_clive_resize, progress, cache_every)
     slices = feature_slices(fs)
     missing = [f for f in feature_sets if f not in slices]
     if missing:
@@ -132,13 +135,13 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Op
 
 
 def run_cross_dataset(scorer, source: IQADataset, target: IQADataset, out_dir: Path, cache_dir: Optional[Path] = None,
-                      official_clive_resize: bool = True, progress: bool = True,
+                      official_clive_resize: bool = True, progress: bool = True, cache_every: Optional[int] = None,
                       feature_sets: Sequence[str] = ("hl+ll",), **protocol_options) -> P.ProtocolResult:
     """Table 3: one regressor fit on the whole source dataset, tested on the whole target."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fs_src = dataset_features(scorer, source, cache_dir, official_clive_resize, progress)
-    fs_tgt = dataset_features(scorer, target, cache_dir, official_clive_resize, progress)
+    fs_src = dataset_features(scorer, source, cache_dir, official_clive_resize, progress, cache_every)
+    fs_tgt = dataset_features(scorer, target, cache_dir, official_clive_resize, progress, cache_every)
     slices = feature_slices(fs_src)
     src_name, tgt_name = canonical_dataset(source.name), canonical_dataset(target.name)
     result = P.cross_dataset(_matrix(fs_src), source.scores, _matrix(fs_tgt), target.scores,

@@ -1,0 +1,500 @@
+"""Benchmark: zero-shot scoring (Q_L + Q_H) of a folder of 500x500 photographs, end to end.
+
+Three timings on the same images, weights and pristine patches:
+
+* **grepq**: ``grepq score FOLDER --ll-weights ... --hl-weights ... --clip-weights ... --pristine ...`` as a
+  subprocess, timed from start to exit: imports, model loading, pristine statistics, decoding, both scores, CSV.
+* **official**: the official GRepQ per-image functions ``compute_niqe_distance_single_image`` and
+  ``compute_hlm_score_single_image`` in a loop (as its ``test_zeroshot.py`` single-image mode), in a subprocess
+  timed the same way, when the official code is on this machine (``/tmp/official`` with the patched CLIP copy in
+  ``/tmp/official_clip``, see docs/official-comparison.md; never part of grepq). The official LL call re-reads the
+  pristine HDF5 and re-embeds every pristine patch for every image, and the HL call re-encodes the prompts.
+  Without that copy, a plain loop written here follows the same steps (per image: decode, all patches in one
+  batch, LL forward, pristine features recomputed, NIQE distance, CLIP forward without the positional embedding,
+  prompts re-encoded).
+* **official dataset mode** (with the official code only): its ``compute_niqe_distance`` and ``compute_hlm_scores``
+  over a CSV listing the folder (the mode ``test_zeroshot.py --eval_type zeroshot`` uses for CLIVE/KonIQ), which
+  embed the pristine patches and the prompts once. The stronger baseline; timed the same way.
+* **floor**: only the forward passes, in this process, on decoded images already in memory: the LL model over all
+  patches of each image (64 per batch) and the HL image encoder on each whole image. No I/O, no model loading, no
+  pristine statistics: what any implementation must spend.
+
+Weights are random (no downloads here): a full-size RN50 (``clip.model.CLIP(1024, 224, (3, 4, 6, 3), 64, None,
+77, 49408, 512, 8, 12)``) saved as a state dict, the ``visual`` state dict of a second one as HL weights, a random
+LL model in the official ``.tar`` layout; BatchNorm affine parameters randomised and running statistics
+re-estimated on real photographs. Pristine patches: ``--pristine-patches`` (default 1500) random 96x96 crops of
+photographs, in the official HDF5 format. Test photographs: BSDS500 test images (/work/shared/data/bsds500, if
+present; else scikit-image photographs), resized so the short side is 500 and centre-cropped to 500x500, JPEG q95.
+
+Usage: ``python benchmarks/bench_zero_shot.py [--images 20] [--quick] [--workdir DIR] [--no-official]``.
+Prints a Markdown table and one JSON line (prefix ``RESULT``) for benchmarks/run_all.py.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+BSDS = Path("/work/shared/data/bsds500")
+OFFICIAL_DIR = Path("/tmp/official")
+OFFICIAL_CLIP_DIR = Path("/tmp/official_clip")
+#: CLIP RN50's constructor arguments (embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
+#: context_length, vocab_size, transformer_width, transformer_heads, transformer_layers).
+RN50_ARGS = (1024, 224, (3, 4, 6, 3), 64, None, 77, 49408, 512, 8, 12)
+#: The file name the official ``pristine(config)`` reads from its working directory.
+OFFICIAL_HDF5 = "pristine_patches_096_0.75_0.80.hdf5"
+PATCH = 96
+TEST_SIDE = 500
+SCRIPT = Path(__file__).resolve()
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def photos(split: str, n: int) -> List[np.ndarray]:
+    """Up to n uint8 (H, W, 3) photographs: BSDS500 ``split`` images if present, else scikit-image photos."""
+    from PIL import Image
+
+    files = sorted((BSDS / split).glob("*.jpg")) if BSDS.is_dir() else []
+    if files:
+        out = []
+        for f in files[:n]:
+            with Image.open(f) as im:
+                out.append(np.asarray(im.convert("RGB")))
+        return out
+    import skimage.data
+
+    names = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
+             "motorcycle_left")
+    out = []
+    for name in names:
+        img = getattr(skimage.data, name)() if name != "motorcycle_left" else skimage.data.stereo_motorcycle()[0]
+        out.append(np.ascontiguousarray(img[:, :, :3]))
+    # more images than photos: flipped and rotated copies
+    k = 0
+    while len(out) < n:
+        base = out[k % len(names)]
+        out.append(np.ascontiguousarray(np.rot90(base, 1 + k // len(names)) if k % 2 else base[:, ::-1]))
+        k += 1
+    return out[:n]
+
+
+def square_crop(arr: np.ndarray, side: int) -> np.ndarray:
+    """Resize (bicubic) so the short side is ``side``, then centre-crop to side x side."""
+    from PIL import Image
+
+    h, w = arr.shape[:2]
+    s = side / min(h, w)
+    im = Image.fromarray(arr).resize((max(side, round(w * s)), max(side, round(h * s))), Image.BICUBIC)
+    w2, h2 = im.size
+    left, top = (w2 - side) // 2, (h2 - side) // 2
+    return np.asarray(im.crop((left, top, left + side, top + side)))
+
+
+def make_test_folder(folder: Path, n: int, side: int = TEST_SIDE) -> List[Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted(folder.glob("*.jpg"))
+    if len(existing) == n:
+        return existing
+    for f in existing:
+        f.unlink()
+    for i, arr in enumerate(photos("test", n)):
+        Image.fromarray(square_crop(arr, side)).save(folder / f"photo{i:03d}.jpg", quality=95)
+    return sorted(folder.glob("*.jpg"))
+
+
+def make_pristine(path: Path, n_patches: int, seed: int = 0) -> None:
+    """``n_patches`` random 96x96 crops of photographs (BSDS500 train + val), official HDF5 format."""
+    from grepq.eval.pristine import write_pristine_hdf5
+
+    imgs = photos("train", 200) + photos("val", 100)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_patches, 3, PATCH, PATCH), dtype=np.float32)
+    for k in range(n_patches):
+        a = imgs[k % len(imgs)]
+        y, x = rng.integers(0, a.shape[0] - PATCH + 1), rng.integers(0, a.shape[1] - PATCH + 1)
+        out[k] = a[y:y + PATCH, x:x + PATCH].transpose(2, 0, 1) / np.float32(255)
+    write_pristine_hdf5(torch.from_numpy(out), path)
+
+
+def _randomize_bn(model: torch.nn.Module, batches: List[torch.Tensor], seed: int) -> None:
+    """Random BatchNorm affine parameters, then running statistics re-estimated on ``batches`` (so the activations
+    stay in a realistic range through a deep random network)."""
+    g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in bns:
+            m.weight.copy_(torch.empty_like(m.weight).uniform_(0.5, 1.5, generator=g))
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        model.train()
+        for x in batches:
+            model(x)
+        model.eval()
+        for m in bns:
+            m.momentum = 0.1
+
+
+def make_weights(folder: Path, which=("ll", "clip", "hl")) -> Dict[str, Path]:
+    """Random LL (official .tar layout), random full-size RN50 (state dict) and HL weights (a second RN50's visual).
+
+    Files already in ``folder`` are reused; ``which`` names the ones needed.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import clip.model as clip_model_lib
+    from grepq.models.high_level import normalize
+    from grepq.models.low_level import LowLevelModel, save_low_level
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"ll": folder / "low_level_model_weights.tar", "clip": folder / "RN50_random.pt",
+             "hl": folder / "high_level_model_weights.pth"}
+    paths = {k: v for k, v in paths.items() if k in which}
+    calib = [torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255 for a in photos("train", 4)]
+    if "ll" in paths and not paths["ll"].is_file():
+        torch.manual_seed(0)
+        ll = LowLevelModel()
+        _randomize_bn(ll, [c.unfold(1, PATCH, PATCH).unfold(2, PATCH, PATCH).permute(1, 2, 0, 3, 4)
+                           .reshape(-1, 3, PATCH, PATCH)[:32] for c in calib], seed=10)
+        save_low_level(ll, paths["ll"], fmt="official")
+    crops = [normalize(c[:, :224, :224])[None] for c in calib]
+    for seed, key in ((1, "clip"), (2, "hl")):
+        if key not in paths or paths[key].is_file():
+            continue
+        torch.manual_seed(seed)
+        m = clip_model_lib.CLIP(*RN50_ARGS).float()
+        _randomize_bn(m.visual, crops, seed=10 + seed)
+        torch.save(m.state_dict() if key == "clip" else m.visual.state_dict(), paths[key])
+    return paths
+
+
+def prepare_workdir(work: Path, n_images: int, n_pristine: int) -> Dict[str, Path]:
+    """Weights, pristine HDF5 (official name) and the test folder under ``work`` (reused when already there)."""
+    paths = make_weights(work / "weights")
+    paths["pristine"] = work / OFFICIAL_HDF5
+    marker = work / f".pristine-{n_pristine}"
+    if not (paths["pristine"].is_file() and marker.exists()):
+        make_pristine(paths["pristine"], n_pristine)
+        for m in work.glob(".pristine-*"):
+            m.unlink()
+        marker.touch()
+    paths["images"] = work / f"photos{n_images}"
+    make_test_folder(paths["images"], n_images)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------ the three runs
+def read_scores(csv_path: Path) -> Dict[str, Dict[str, float]]:
+    with open(csv_path, newline="") as f:
+        return {Path(r["image"]).name: {k: float(r[k]) for k in ("q_low", "q_high") if r.get(k)}
+                for r in csv.DictReader(f)}
+
+
+def run_grepq(paths: Dict[str, Path], out_csv: Path, components: str = "low,high") -> float:
+    """Seconds for ``grepq score`` on the test folder (subprocess, start to exit)."""
+    cmd = [sys.executable, "-m", "grepq", "score", str(paths["images"]), "--ll-weights", str(paths["ll"]),
+           "--pristine", str(paths["pristine"]), "--components", components, "--output", str(out_csv)]
+    if "high" in components:
+        cmd += ["--hl-weights", str(paths["hl"]), "--clip-weights", str(paths["clip"])]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"grepq score failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def run_official(paths: Dict[str, Path], out_csv: Path, components: str = "low,high", mode: str = "loop") -> float:
+    """Seconds for the official per-image loop (``mode="loop"``; the plain loop without the official code) or the
+    official dataset mode (``mode="dataset"``), in a subprocess."""
+    worker = ("official" if mode == "loop" else "official-dataset") if official_available() else "plain"
+    cmd = [sys.executable, str(SCRIPT), "--worker", worker,
+           "--workdir", str(paths["pristine"].parent), "--images-dir", str(paths["images"]),
+           "--components", components, "--worker-out", str(out_csv)]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"official loop failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def official_available() -> bool:
+    return (OFFICIAL_DIR / "Evaluation" / "zeroshot_ll_model.py").is_file() and (OFFICIAL_CLIP_DIR / "clip").is_dir()
+
+
+def _write_worker_csv(out: Path, rows: List[dict]) -> None:
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "q_low", "q_high"])
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _official_models(work: Path, components: str):
+    """The official code's modules and models, loaded as its test_zeroshot.py does (load_model, then eval_mode)."""
+    sys.path.insert(0, str(OFFICIAL_DIR))
+    sys.path.insert(0, str(OFFICIAL_CLIP_DIR))  # CLIP copy with the positional-embedding line commented out
+    warnings.filterwarnings("ignore")
+    import clip
+    import clip.model
+
+    if not clip.__file__.startswith(str(OFFICIAL_CLIP_DIR)):
+        raise RuntimeError(f"expected the patched CLIP copy, got {clip.__file__}")
+    rn50 = work / "weights" / "RN50_random.pt"
+
+    def local_load(name, device="cpu", jit=False, download_root=None):  # no download: the random RN50
+        m = clip.model.CLIP(*RN50_ARGS)
+        m.load_state_dict(torch.load(rn50, map_location="cpu"), strict=True)
+        return m.float().to(device).eval(), None
+
+    clip.load = local_load
+    import networks as off_net
+    from Evaluation import zeroshot_hl_model as off_hl
+    from Evaluation import zeroshot_ll_model as off_ll
+
+    def eval_mode(model):
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model.eval()
+
+    ll = hl = None
+    if "low" in components:
+        ll = off_net.LLModel(encoder="resnet18", head="mlp")
+        ll.load_state_dict(torch.load(work / "weights" / "low_level_model_weights.tar")["model"]["state_dict"],
+                           strict=True)
+        ll = eval_mode(ll)
+    if "high" in components:
+        hl = off_net.HLModel()
+        hl.clip_model.visual.load_state_dict(torch.load(work / "weights" / "high_level_model_weights.pth"),
+                                             strict=False)
+        hl = eval_mode(hl)
+    return off_ll, off_hl, ll, hl
+
+
+def _official_config(work: Path):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(device="cpu", patch_size=PATCH, sharpness_param=0.75, colorfulness_param=0.8,
+                           pristine_img_dir=str(work) + "/")
+
+
+def official_worker(work: Path, images: Path, components: str, out: Path) -> None:
+    """The official single-image functions in a loop (models loaded once, as the official test_zeroshot.py)."""
+    off_ll, off_hl, ll, hl = _official_models(work, components)
+    os.chdir(work)  # the official pristine() reads its HDF5 from the working directory
+    cfg = _official_config(work)
+    rows = []
+    for p in sorted(images.glob("*.jpg")):
+        row = {"image": p.name}
+        if ll is not None:
+            row["q_low"] = off_ll.compute_niqe_distance_single_image(ll, str(p), cfg)[0]
+        if hl is not None:
+            row["q_high"] = off_hl.compute_hlm_score_single_image(hl, str(p))[0]
+        rows.append(row)
+    _write_worker_csv(out, rows)
+
+
+def official_dataset_worker(work: Path, images: Path, components: str, out: Path) -> None:
+    """The official dataset mode (``compute_niqe_distance`` then ``compute_hlm_scores``: pristine features and
+    prompts computed once, a DataLoader of batch 1), over a CSV listing the folder's images (MOS column unused)."""
+    off_ll, off_hl, ll, hl = _official_models(work, components)
+    listing = work / f"{images.name}_official.csv"
+    names = [p.name for p in sorted(images.glob("*.jpg"))]
+    listing.write_text("im_loc,mos\n" + "".join(f"{n},0\n" for n in names))
+    os.chdir(work)
+    rows = {n: {"image": n} for n in names}
+    if ll is not None:
+        got, scores, _ = off_ll.compute_niqe_distance(ll, "folder", str(images), str(listing), _official_config(work))
+        for n, q in zip(got, scores):
+            rows[n]["q_low"] = q
+    if hl is not None:
+        got, scores, _ = off_hl.compute_hlm_scores(hl, "folder", str(images), str(listing))
+        for n, q in zip(got, scores):
+            rows[n]["q_high"] = q
+    _write_worker_csv(out, [rows[n] for n in names])
+
+
+def plain_worker(work: Path, images: Path, components: str, out: Path) -> None:
+    """A plain per-image loop with the official steps, for machines without the official code (see module doc)."""
+    import h5py
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from grepq.models.high_level import encode_image, load_clip, load_hl_visual_weights, normalize, HighLevelModel
+    from grepq.models.low_level import load_low_level
+
+    warnings.filterwarnings("ignore")
+    ll = load_low_level(work / "weights" / "low_level_model_weights.tar")[0].eval() if "low" in components else None
+    hl = None
+    if "high" in components:
+        clip_model = load_clip(work / "weights" / "RN50_random.pt")
+        hl_model = HighLevelModel(clip_model)
+        hl_model.load_visual(load_hl_visual_weights(work / "weights" / "high_level_model_weights.pth"))
+        hl = clip_model
+        hl.visual = hl_model.visual
+        hl.eval()
+    rows = []
+    with torch.no_grad():
+        for p in sorted(images.glob("*.jpg")):
+            x = torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1).float() / 255.0
+            row = {"image": p.name}
+            if ll is not None:
+                with h5py.File(work / OFFICIAL_HDF5, "r") as f:
+                    prist = torch.tensor(f["data"][:])
+                ref = ll(prist)                                                    # recomputed per image
+                patches = x.unfold(1, PATCH, PATCH // 2).unfold(2, PATCH, PATCH // 2)
+                patches = patches.permute(1, 2, 0, 3, 4).reshape(-1, 3, PATCH, PATCH)
+                feats = ll(patches)                                                # all patches at once
+                mu_r, mu_t = ref.mean(0, keepdim=True), feats.mean(0, keepdim=True)
+                cov_r = (ref - mu_r).t() @ (ref - mu_r) / (ref.shape[0] - 1)
+                cov_t = (feats - mu_t).t() @ (feats - mu_t) / (feats.shape[0] - 1)
+                d = mu_r - mu_t
+                fit = d @ torch.linalg.inv((cov_r + cov_t) / 2 + 1e-3 * torch.eye(d.shape[1])) @ d.t()
+                row["q_low"] = float(1.0 - 1.0 / (1.0 + torch.exp(-fit.sqrt() / 100.0)))
+            if hl is not None:
+                import clip
+                text = hl.encode_text(clip.tokenize(["A good photo.", "A bad photo."]))   # per image
+                e = encode_image(hl.visual, normalize(x)[None], "drop")
+                cos = F.cosine_similarity(e[:, None], text[None], dim=-1)
+                row["q_high"] = float(1.0 / (1.0 + torch.exp(10.0 * (cos[0, 1] - cos[0, 0]))))
+            rows.append(row)
+    _write_worker_csv(out, rows)
+
+
+def run_floor(paths: Dict[str, Path], components: str = "low,high", chunk: int = 64) -> float:
+    """Seconds of the forward passes alone (LL over all patches, HL on whole images), inputs in memory."""
+    from grepq.eval import zero_shot as zs
+    from grepq.io import read_image
+    from grepq.models.high_level import HighLevelModel, load_clip, load_hl_visual_weights, normalize
+    from grepq.models.low_level import load_low_level
+
+    imgs = [read_image(p) for p in sorted(paths["images"].glob("*.jpg"))]
+    ll = load_low_level(paths["ll"])[0].eval() if "low" in components else None
+    hl = None
+    if "high" in components:
+        hl = HighLevelModel(load_clip(paths["clip"])).eval()
+        hl.load_visual(load_hl_visual_weights(paths["hl"]))
+    patch_sets = [list(zs.iter_patch_chunks(x, chunk)) for x in imgs] if ll is not None else []
+    normed = [normalize(x)[None] for x in imgs] if hl is not None else []
+    with torch.inference_mode():
+        if ll is not None:                      # warm-up (allocator, oneDNN primitives)
+            ll(patch_sets[0][0])
+        if hl is not None:
+            hl.embed(normed[0])
+        t = time.perf_counter()
+        for i in range(len(imgs)):
+            if ll is not None:
+                for p in patch_sets[i]:
+                    ll(p)
+            if hl is not None:
+                hl.embed(normed[i])
+        return time.perf_counter() - t
+
+
+def compare_scores(a: Dict[str, Dict[str, float]], b: Dict[str, Dict[str, float]]) -> float:
+    """Largest |difference| over images and components present in both."""
+    diffs = [abs(a[k][c] - b[k][c]) for k in a if k in b for c in a[k] if c in b[k]]
+    if len(a) != len(b) or not diffs:
+        raise RuntimeError(f"score files differ in their images: {len(a)} vs {len(b)}")
+    return max(diffs)
+
+
+def run(quick: bool = False, images: Optional[int] = None, workdir: Optional[str] = None,
+        official: bool = True, n_pristine: int = 1500, repeats: Optional[int] = None) -> Dict[str, object]:
+    """Run the benchmark; returns the measured numbers (seconds are the best of ``repeats`` runs each)."""
+    n = images or (8 if quick else 20)
+    repeats = repeats or (1 if quick else 2)
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="grepq-bench-zs-")
+        workdir = tmp.name
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        paths = prepare_workdir(work, n, n_pristine)
+        t_grepq, t_off, t_set = [], [], []
+        dataset_mode = official and official_available()
+        for _ in range(repeats):  # interleaved, so that load from other jobs affects all alike
+            t_grepq.append(run_grepq(paths, work / "grepq.csv"))
+            if official:
+                t_off.append(run_official(paths, work / "official.csv"))
+            if dataset_mode:
+                t_set.append(run_official(paths, work / "official_dataset.csv", mode="dataset"))
+        t_floor = min(run_floor(paths) for _ in range(repeats))
+        res: Dict[str, object] = {
+            "images": n, "size": f"{TEST_SIDE}x{TEST_SIDE}", "pristine_patches": n_pristine,
+            "grepq_s": min(t_grepq), "floor_s": t_floor, "repeats": repeats,
+            "torch_threads": torch.get_num_threads(),
+        }
+        if official:
+            res.update(official_s=min(t_off), official_kind="official code" if official_available() else "plain loop",
+                       max_abs_score_diff=compare_scores(read_scores(work / "grepq.csv"),
+                                                         read_scores(work / "official.csv")))
+        if dataset_mode:
+            res.update(official_dataset_s=min(t_set),
+                       max_abs_score_diff_dataset=compare_scores(read_scores(work / "grepq.csv"),
+                                                                 read_scores(work / "official_dataset.csv")))
+        return res
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def table(res: Dict[str, object]) -> str:
+    n = res["images"]
+    lines = [f"# zero-shot scoring, {n} photos {res['size']}, Q_L + Q_H, {res['pristine_patches']} pristine patches, "
+             f"best of {res['repeats']}, torch threads {res['torch_threads']}",
+             "| run | seconds | s/image | vs grepq |", "|---|---|---|---|"]
+    rows = [("grepq score (whole process)", res["grepq_s"])]
+    if "official_s" in res:
+        rows.append((f"official per-image loop ({res['official_kind']}, whole process)", res["official_s"]))
+    if "official_dataset_s" in res:
+        rows.append(("official dataset mode (pristine features once; whole process)", res["official_dataset_s"]))
+    rows.append(("floor: forward passes only, in memory", res["floor_s"]))
+    for name, s in rows:
+        lines.append(f"| {name} | {s:.1f} | {s / n:.3f} | {s / res['grepq_s']:.2f}x |")
+    if "max_abs_score_diff" in res:
+        lines.append(f"\nmax |score grepq - official| over images and components: {res['max_abs_score_diff']:.1e}")
+    if "max_abs_score_diff_dataset" in res:
+        lines.append(f"max |score grepq - official dataset mode|: {res['max_abs_score_diff_dataset']:.1e}")
+    return "\n".join(lines)
+
+
+WORKERS = {"official": official_worker, "official-dataset": official_dataset_worker, "plain": plain_worker}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=None, help="test photographs (default 20, --quick 8)")
+    ap.add_argument("--quick", action="store_true", help="8 images, one repeat")
+    ap.add_argument("--repeats", type=int, default=None, help="runs of each, best reported (default 2, --quick 1)")
+    ap.add_argument("--pristine-patches", type=int, default=1500)
+    ap.add_argument("--workdir", default=None, help="keep weights and images here (default: a temporary folder)")
+    ap.add_argument("--no-official", action="store_true", help="skip the official loop")
+    ap.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
+    ap.add_argument("--images-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--components", default="low,high", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        WORKERS[args.worker](Path(args.workdir), Path(args.images_dir), args.components, Path(args.worker_out))
+        return
+    res = run(args.quick, args.images, args.workdir, not args.no_official, args.pristine_patches, args.repeats)
+    print(table(res))
+    print("RESULT " + json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Run every grepq benchmark and print one Markdown table: each row a ratio measured in this run, on this machine.
+
+Usage::
+
+    python benchmarks/run_all.py [--quick] [--only NAME ...] [--workdir DIR] [--json FILE]
+
+Each benchmark script runs in its own subprocess (so one's memory and threads do not affect another's) and is
+parsed from its output: the scripts print a ``RESULT {json}`` line, or (bench_fsim.py, bench_ll_pipeline.py) a
+table. Their full output is printed as it arrives, then the summary table. The exit status is 1 if a benchmark
+failed or a target was not met, else 0.
+
+Adding a benchmark: write a function ``rows(ctx) -> List[Row]`` and append it to :data:`BENCHMARKS` (or, for the
+training-step rates, to :data:`TRAINING_BENCHMARKS`, the hook left for them below).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+
+# Targets. From the issue: zero-shot no slower than the official loop (here also applied to the official dataset
+# mode); 24 MP under 2 GB, same score, no slower;
+# the data-efficient protocol under 30 s on 2 cores. The FSIM and LL-pipeline targets (faster than the official
+# per-pair / in-loader FSIM, values equal) are set here.
+ZERO_SHOT_MIN_RATIO = 1.0        # official loop time / grepq time
+MEMORY_24MP_MAX_BYTES = 2 * 2 ** 30
+SCORE_TOL = 1e-5                 # |Q grepq - Q official| (SPEC: zero-shot scores within 1e-5)
+PROTOCOL_MAX_SECONDS = 30.0
+FSIM_MIN_RATIO = 1.0             # piq-per-pair time / grepq fsim_matrix time (float64)
+FSIM_TOL = 1e-6                  # max |FSIM grepq - FSIM piq|, float64
+LL_PIPELINE_MIN_RATIO = 1.0      # samples/s with stored FSIM / samples/s with FSIM computed in the loader
+
+
+@dataclass
+class Row:
+    """One line of the summary: what is compared, the target, what was measured, and whether it met the target."""
+
+    benchmark: str
+    compared: str
+    target: str
+    measured: str
+    met: Optional[bool]
+    detail: str = ""
+
+
+@dataclass
+class Context:
+    quick: bool
+    workdir: Path
+    outputs: Dict[str, str]
+
+
+def run_script(ctx: Context, name: str, args: List[str]) -> str:
+    """Run ``benchmarks/<name>`` with ``args``; its output is echoed and returned. Raises on a non-zero exit."""
+    cmd = [sys.executable, str(HERE / name), *args]
+    print(f"\n## {name} {' '.join(args)}  (load average {os.getloadavg()[0]:.2f})", flush=True)
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    shown = "\n".join(line for line in proc.stdout.splitlines() if not line.startswith("RESULT "))
+    print(shown, flush=True)
+    print(f"({time.perf_counter() - t:.0f} s, load average after {os.getloadavg()[0]:.2f})", flush=True)
+    ctx.outputs[name] = proc.stdout
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} exited with {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+    return proc.stdout
+
+
+def result_json(text: str) -> dict:
+    lines = [line for line in text.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError("no RESULT line in the benchmark's output")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def _yes(ok: bool) -> bool:
+    return bool(ok)
+
+
+# ------------------------------------------------------------------------------------------------ benchmarks
+def fsim_rows(ctx: Context) -> List[Row]:
+    out = run_script(ctx, "bench_fsim.py", ["--repeats", "1" if ctx.quick else "3"])
+    times, diffs = {}, {}
+    for line in out.splitlines():
+        m = re.match(r"(piq\.fsim per pair, float64 \(official\)|grepq fsim_matrix, float64)\s+([\d.]+)\s+[\d.]+\s+[\d.]+"
+                     r"\s+([\d.e+-]+)", line)
+        if m:
+            times[m.group(1)], diffs[m.group(1)] = float(m.group(2)), float(m.group(3))
+    ref, ours = times["piq.fsim per pair, float64 (official)"], times["grepq fsim_matrix, float64"]
+    diff = diffs["grepq fsim_matrix, float64"]
+    ratio = ref / ours
+    return [Row("FSIM of 9 versions (36 pairs), 481x321", "grepq `fsim_matrix` (float64) vs `piq.fsim` per pair "
+                "(official loader)", f"> {FSIM_MIN_RATIO:g}x, max diff <= {FSIM_TOL:g}",
+                f"{ratio:.1f}x ({ref:.2f} s vs {ours:.2f} s), max diff {diff:.1e}",
+                _yes(ratio > FSIM_MIN_RATIO and diff <= FSIM_TOL))]
+
+
+def ll_pipeline_rows(ctx: Context) -> List[Row]:
+    script = HERE / "bench_ll_pipeline.py"
+    if not script.is_file():
+        raise RuntimeError(f"{script} is missing")
+    args = ["--repeats", "1", "--official-samples", "1"] if ctx.quick else []
+    out = run_script(ctx, "bench_ll_pipeline.py", args)
+    rows = [line for line in out.splitlines() if re.match(r"\|\s*\d+\s*\|", line)]
+    if not rows:
+        raise RuntimeError("no result row in bench_ll_pipeline.py's output")
+    cells = [c.strip() for c in rows[-1].strip("|").split("|")]
+    fast, slow = float(cells[1]), float(cells[2])
+    ratio = fast / slow
+    m = re.search(r"max \|FSIM stored - FSIM piq\| = ([\d.e+-]+)", out)
+    extra = f", max FSIM diff {float(m.group(1)):.1e}" if m else ""
+    return [Row("LL training input pipeline (one sample = 9 versions)", "stored FSIM (`grepq prepare`) vs FSIM "
+                "computed in the loader (official)", f"> {LL_PIPELINE_MIN_RATIO:g}x",
+                f"{ratio:.0f}x ({fast:.2f} vs {slow:.4f} samples/s){extra}", _yes(ratio > LL_PIPELINE_MIN_RATIO))]
+
+
+def zero_shot_rows(ctx: Context) -> List[Row]:
+    args = ["--workdir", str(ctx.workdir / "zero_shot")] + (["--quick"] if ctx.quick else [])
+    r = result_json(run_script(ctx, "bench_zero_shot.py", args))
+    if "official_s" not in r:
+        raise RuntimeError("bench_zero_shot.py did not time the official loop")
+    ratio = r["official_s"] / r["grepq_s"]
+    same = r["max_abs_score_diff"] <= SCORE_TOL
+    rows = [Row(f"zero-shot Q_L + Q_H, {r['images']} photos {r['size']}, whole process",
+                f"`grepq score FOLDER` vs the {r['official_kind']} per-image loop; floor = forward passes only",
+                f">= {ZERO_SHOT_MIN_RATIO:g}x, scores within {SCORE_TOL:g}",
+                f"{ratio:.2f}x ({r['official_s']:.1f} s vs {r['grepq_s']:.1f} s; floor {r['floor_s']:.1f} s), "
+                f"max score diff {r['max_abs_score_diff']:.1e}", _yes(ratio >= ZERO_SHOT_MIN_RATIO and same))]
+    if "official_dataset_s" in r:
+        ratio_set = r["official_dataset_s"] / r["grepq_s"]
+        same_set = r["max_abs_score_diff_dataset"] <= SCORE_TOL
+        rows.append(Row(f"zero-shot Q_L + Q_H, {r['images']} photos {r['size']}, whole process",
+                        "`grepq score FOLDER` vs the official dataset mode (pristine features and prompts once)",
+                        f">= {ZERO_SHOT_MIN_RATIO:g}x, scores within {SCORE_TOL:g}",
+                        f"{ratio_set:.2f}x ({r['official_dataset_s']:.1f} s vs {r['grepq_s']:.1f} s), "
+                        f"max score diff {r['max_abs_score_diff_dataset']:.1e}",
+                        _yes(ratio_set >= ZERO_SHOT_MIN_RATIO and same_set)))
+    return rows
+
+
+def memory_rows(ctx: Context) -> List[Row]:
+    args = ["--workdir", str(ctx.workdir / "memory_24mp")]
+    r = result_json(run_script(ctx, "bench_memory_24mp.py", args))
+    gib = 2 ** 30
+    rows = []
+    peak = r["grepq_peak_bytes"]
+    if "official_s" in r:
+        ratio_mem = r["official_peak_bytes"] / peak
+        ratio_t = r["official_s"] / r["grepq_s"]
+        same = r["abs_score_diff"] <= SCORE_TOL
+        rows.append(Row("24 MP photo (6000x4000), Q_L: peak memory", "`grepq score IMG --components low` vs the "
+                        f"{r['official_kind']} (all patches in one batch)", f"grepq < {MEMORY_24MP_MAX_BYTES / gib:g} GiB",
+                        f"{peak / gib:.2f} GiB vs {r['official_peak_bytes'] / gib:.2f} GiB ({ratio_mem:.1f}x less)",
+                        _yes(peak < MEMORY_24MP_MAX_BYTES)))
+        rows.append(Row("24 MP photo (6000x4000), Q_L: time and score", "the same two runs",
+                        f">= 1x, scores within {SCORE_TOL:g}",
+                        f"{ratio_t:.2f}x ({r['official_s']:.1f} s vs {r['grepq_s']:.1f} s), "
+                        f"score diff {r['abs_score_diff']:.1e}", _yes(ratio_t >= 1.0 and same)))
+    else:
+        est = r["one_batch_estimate_bytes"]
+        rows.append(Row("24 MP photo (6000x4000), Q_L: peak memory", "`grepq score IMG --components low` vs the "
+                        "one-batch path (not run: " + r.get("official_skipped", "") + ")",
+                        f"grepq < {MEMORY_24MP_MAX_BYTES / gib:g} GiB",
+                        f"{peak / gib:.2f} GiB vs an estimated {est / gib:.1f} GiB ({est / peak:.1f}x less)",
+                        _yes(peak < MEMORY_24MP_MAX_BYTES)))
+        rows.append(Row("24 MP photo (6000x4000), Q_L: time and score", "official path not run", ">= 1x",
+                        f"grepq {r['grepq_s']:.1f} s; no comparison", None))
+    return rows
+
+
+def protocol_rows(ctx: Context) -> List[Row]:
+    r = result_json(run_script(ctx, "bench_protocol.py", ["--quick"] if ctx.quick else []))
+    names = ", ".join(f"{d['name']} {d['images']}" for d in r["datasets"])
+    return [Row("data-efficient protocol, 5 datasets x 3 label counts x 10 splits x 3 feature sets",
+                f"wall time on {r['cpus']} cores from cached features ({names})",
+                f"< {PROTOCOL_MAX_SECONDS:g} s", f"{r['total_s']:.1f} s ({PROTOCOL_MAX_SECONDS / r['total_s']:.1f}x "
+                "under the limit)", _yes(r["total_s"] < PROTOCOL_MAX_SECONDS))]
+
+
+#: The benchmarks run_all runs, in order: each ``fn(ctx) -> List[Row]``.
+BENCHMARKS: List[Callable[[Context], List[Row]]] = [
+    fsim_rows, ll_pipeline_rows, zero_shot_rows, memory_rows, protocol_rows,
+]
+
+# ---------------------------------------------------------------------------------------------------------
+# HOOK: training-step rates (LL and HL training step of grepq vs the plain PyTorch equivalent).
+# Append functions ``fn(ctx: Context) -> List[Row]`` here; run_all runs them after BENCHMARKS and adds their rows
+# to the table (use run_script(ctx, "bench_<name>.py", args) and result_json(...) as the functions above do).
+TRAINING_BENCHMARKS: List[Callable[[Context], List[Row]]] = []
+# ---------------------------------------------------------------------------------------------------------
+
+
+def machine() -> Dict[str, str]:
+    import torch
+
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    ram = "unknown"
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(next(line.split()[1] for line in f if line.startswith("MemTotal:")))
+        ram = f"{kb / 2 ** 20:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "ram": ram, "python": platform.python_version(),
+            "torch": torch.__version__, "torch_threads": str(torch.get_num_threads())}
+
+
+def table(rows: List[Row]) -> str:
+    mark = {True: "yes", False: "**no**", None: "-"}
+    lines = ["| benchmark | compared | target | measured | met |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.benchmark} | {r.compared} | {r.target} | {r.measured} | {mark[r.met]} |")
+    return "\n".join(lines)
+
+
+def name_of(fn: Callable) -> str:
+    return fn.__name__.replace("_rows", "")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    every = BENCHMARKS + TRAINING_BENCHMARKS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer images and repeats (a few minutes)")
+    ap.add_argument("--only", nargs="+", choices=[name_of(f) for f in every], help="run only these benchmarks")
+    ap.add_argument("--workdir", help="keep generated weights and images here between runs (default: temporary)")
+    ap.add_argument("--json", help="also write the rows and the machine description to this JSON file")
+    args = ap.parse_args(argv)
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="grepq-bench-")
+    ctx = Context(args.quick, Path(args.workdir or tmp.name), {})
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    cmd = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+    print(f"# grepq benchmarks: `{cmd}`\nmachine: {info['cores']} cores, {info['cpu']}, {info['ram']} RAM, "
+          f"Python {info['python']}, torch {info['torch']} ({info['torch_threads']} threads); "
+          f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
+    rows: List[Row] = []
+    failed = False
+    t0 = time.perf_counter()
+    try:
+        for fn in every:
+            if args.only and name_of(fn) not in args.only:
+                continue
+            try:
+                rows.extend(fn(ctx))
+            except (RuntimeError, KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
+                failed = True
+                rows.append(Row(name_of(fn), "benchmark failed", "-", f"error: {exc}".replace("\n", " ")[:300], False))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    print(f"\n# Summary ({time.perf_counter() - t0:.0f} s; load average at end {os.getloadavg()[0]:.2f})\n")
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": cmd, "machine": info, "rows": [asdict(r) for r in rows]},
+                                              indent=1))
+    return 1 if failed or any(r.met is False for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
