@@ -55,7 +55,7 @@ def grepq_step_time(task: str, data: Path, run_root: Path, steps: int, extra) ->
         shutil.rmtree(d, ignore_errors=True)
         cfg = load_config(None, [f"task={task}", f"run.dir={d}", "run.device=cpu", f"data.root={data}",
                                  "data.num_workers=0", "data.pin_memory=false", "run.progress=false",
-                                 "run.log_every=1", "run.checkpoint_every=100000", f"run.max_steps={n}",
+                                 "run.log_every=10", "run.checkpoint_every=100000", f"run.max_steps={n}",
                                  f"{task}.epochs=1000", *extra])
         t = time.perf_counter()
         train(cfg)

@@ -196,7 +196,27 @@ BENCHMARKS: List[Callable[[Context], List[Row]]] = [
 # HOOK: training-step rates (LL and HL training step of grepq vs the plain PyTorch equivalent).
 # Append functions ``fn(ctx: Context) -> List[Row]`` here; run_all runs them after BENCHMARKS and adds their rows
 # to the table (use run_script(ctx, "bench_<name>.py", args) and result_json(...) as the functions above do).
-TRAINING_BENCHMARKS: List[Callable[[Context], List[Row]]] = []
+#: grepq's training step may cost at most this fraction more than the plain loop (timing noise on 2 cores).
+TRAIN_STEP_MIN_RATIO = 0.95
+
+
+def train_steps_rows(ctx: Context) -> List[Row]:
+    """LL and HL training steps/s of grepq's engine against the plain PyTorch loop (bench_train_steps.py)."""
+    out = run_script(ctx, "bench_train_steps.py", ["--steps", "4" if ctx.quick else "8"])
+    rows = []
+    for line in out.splitlines():
+        m = re.match(r"\| (LL|HL) training step \((.*?)\) \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \|", line)
+        if m:
+            task, what, g, p, r = m.groups()
+            rows.append(Row(f"{task} training step", f"grepq engine vs plain PyTorch loop ({what})",
+                            f">= {TRAIN_STEP_MIN_RATIO} x", f"{float(r):.2f} x ({g} vs {p} steps/s)",
+                            float(r) >= TRAIN_STEP_MIN_RATIO))
+    if len(rows) != 2:
+        raise RuntimeError("bench_train_steps.py printed no LL/HL rows")
+    return rows
+
+
+TRAINING_BENCHMARKS: List[Callable[[Context], List[Row]]] = [train_steps_rows]
 # ---------------------------------------------------------------------------------------------------------
 
 
