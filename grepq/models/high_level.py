@@ -302,6 +302,7 @@ class HighLevelModel(nn.Module):
         other = [k for k in state_dict if not k.startswith("visual.") and not k.startswith("head.") and k != "text_features"]
         if other:
             raise ValueError(f"{source}: unexpected keys for a CLIP image encoder: {other[:6]}")
+        # strict in effect: any missing or unexpected key raises just below, with the file's name
         res = self.visual.load_state_dict({k: v.float() for k, v in vis.items()}, strict=False)
         if res.missing_keys or res.unexpected_keys:
             raise ValueError(

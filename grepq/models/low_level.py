@@ -142,6 +142,7 @@ def load_low_level(source: Union[str, Path, dict], map_location: Union[str, torc
             raise ValueError(f"{name}: missing head.2.weight (expected an MLP head 512→512→ReLU→128)")
         arch = {"feat_dim": int(w.shape[0]), "hidden_dim": int(w.shape[1])}
     model = LowLevelModel(**arch)
+    # strict in effect: any missing or unexpected key raises just below, with the file's name
     result = model.load_state_dict(sd, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
