@@ -148,6 +148,7 @@ def run(quick: bool = False, workdir: Optional[str] = None, official: bool = Tru
         out_csv = work / "grepq.csv"
         cmd = [sys.executable, "-m", "grepq", "score", str(image), "--components", "low",
                "--ll-weights", str(paths["ll"]), "--pristine", str(paths["pristine"]), "--output", str(out_csv)]
+        busy = [bz.wait_for_idle()]
         g_s, g_rss, _ = measure(cmd)
         with open(out_csv, newline="") as f:
             g_q = float(next(csv.DictReader(f))["q_low"])
@@ -159,6 +160,7 @@ def run(quick: bool = False, workdir: Optional[str] = None, official: bool = Tru
         if official:
             need = res["one_batch_estimate_bytes"] + MARGIN_BYTES
             if force_official or res["mem_available_bytes"] > need:
+                busy.append(bz.wait_for_idle())
                 o_s, o_rss, _ = measure([sys.executable, str(SCRIPT), "--worker", "--workdir", str(work),
                                          "--image", str(image), "--worker-out", str(work / "official.json")])
                 o_q = json.loads((work / "official.json").read_text())["q_low"]
@@ -168,6 +170,7 @@ def run(quick: bool = False, workdir: Optional[str] = None, official: bool = Tru
             else:
                 res["official_skipped"] = (f"needs about {need / 2 ** 30:.1f} GiB (estimate + margin), "
                                            f"{res['mem_available_bytes'] / 2 ** 30:.1f} GiB available")
+        res["busy_cores_before_runs_max"] = max(busy)
         return res
     finally:
         if tmp is not None:

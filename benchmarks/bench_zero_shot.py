@@ -59,6 +59,40 @@ TEST_SIDE = 500
 SCRIPT = Path(__file__).resolve()
 
 
+# ------------------------------------------------------------------------------------------------ machine
+#: A timed run starts only when the other processes use less than this many cores (see :func:`wait_for_idle`).
+IDLE_CORES = 0.3
+
+
+def busy_cores(seconds: float = 2.0) -> float:
+    """Cores busy (all processes) over ``seconds``, from /proc/stat; call it while this process is idle."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v) - v[3] - v[4], sum(v)          # busy (all but idle and iowait), total, in jiffies
+
+    b0, t0 = sample()
+    time.sleep(seconds)
+    b1, t1 = sample()
+    return (b1 - b0) / max(t1 - t0, 1) * (os.cpu_count() or 1)
+
+
+def wait_for_idle(max_wait: float = 600.0, quiet: float = IDLE_CORES) -> float:
+    """Wait (at most ``max_wait`` s) until other jobs use under ``quiet`` cores, so that timings are not shared with
+    them; returns the busy cores seen last. On Linux only (elsewhere returns at once)."""
+    if not os.path.exists("/proc/stat"):
+        return 0.0
+    t = time.monotonic()
+    busy = busy_cores()
+    while busy >= quiet and time.monotonic() - t < max_wait:
+        time.sleep(5)
+        busy = busy_cores()
+    if busy >= quiet:
+        print(f"note: other jobs still use {busy:.1f} cores after waiting {max_wait:.0f} s; timing anyway",
+              file=sys.stderr)
+    return busy
+
+
 # ------------------------------------------------------------------------------------------------ inputs
 def photos(split: str, n: int) -> List[np.ndarray]:
     """Up to n uint8 (H, W, 3) photographs: BSDS500 ``split`` images if present, else scikit-image photos."""
@@ -426,17 +460,22 @@ def run(quick: bool = False, images: Optional[int] = None, workdir: Optional[str
         paths = prepare_workdir(work, n, n_pristine)
         t_grepq, t_off, t_set = [], [], []
         dataset_mode = official and official_available()
-        for _ in range(repeats):  # interleaved, so that load from other jobs affects all alike
+        busy = []
+        for _ in range(repeats):  # interleaved; each run starts on an idle machine (wait_for_idle)
+            busy.append(wait_for_idle())
             t_grepq.append(run_grepq(paths, work / "grepq.csv"))
             if official:
+                busy.append(wait_for_idle())
                 t_off.append(run_official(paths, work / "official.csv"))
             if dataset_mode:
+                busy.append(wait_for_idle())
                 t_set.append(run_official(paths, work / "official_dataset.csv", mode="dataset"))
+        busy.append(wait_for_idle())
         t_floor = min(run_floor(paths) for _ in range(repeats))
         res: Dict[str, object] = {
             "images": n, "size": f"{TEST_SIDE}x{TEST_SIDE}", "pristine_patches": n_pristine,
             "grepq_s": min(t_grepq), "floor_s": t_floor, "repeats": repeats,
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "busy_cores_before_runs_max": max(busy),
         }
         if official:
             res.update(official_s=min(t_off), official_kind="official code" if official_available() else "plain loop",
