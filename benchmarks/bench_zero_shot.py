@@ -366,18 +366,16 @@ def plain_worker(work: Path, images: Path, components: str, out: Path) -> None:
     import torch.nn.functional as F
     from PIL import Image
 
-    from grepq.models.high_level import encode_image, load_clip, load_hl_visual_weights, normalize, HighLevelModel
+    from grepq.models.high_level import HighLevelModel, encode_image, load_clip, load_hl_visual_weights, normalize
     from grepq.models.low_level import load_low_level
 
     warnings.filterwarnings("ignore")
     ll = load_low_level(work / "weights" / "low_level_model_weights.tar")[0].eval() if "low" in components else None
     hl = None
     if "high" in components:
-        clip_model = load_clip(work / "weights" / "RN50_random.pt")
-        hl_model = HighLevelModel(clip_model)
-        hl_model.load_visual(load_hl_visual_weights(work / "weights" / "high_level_model_weights.pth"))
-        hl = clip_model
-        hl.visual = hl_model.visual
+        hl = load_clip(work / "weights" / "RN50_random.pt")
+        # HighLevelModel shares hl.visual: this loads the HL weights into the CLIP model's image encoder
+        HighLevelModel(hl).load_visual(load_hl_visual_weights(work / "weights" / "high_level_model_weights.pth"))
         hl.eval()
     rows = []
     with torch.no_grad():

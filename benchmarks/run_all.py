@@ -32,17 +32,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_zero_shot import wait_for_idle  # noqa: E402  (each timed script starts on an idle machine)
 
-# Targets. From the issue: zero-shot no slower than the official loop (here also applied to the official dataset
-# mode); 24 MP under 2 GB, same score, no slower;
-# the data-efficient protocol under 30 s on 2 cores. The FSIM and LL-pipeline targets (faster than the official
-# per-pair / in-loader FSIM, values equal) are set here.
+# Targets: FSIM precomputation >= 5x the per-pair piq loop with equal values (1e-5); LL input pipeline >= 100x;
+# zero-shot no slower than the official loop (here also applied to the official dataset mode), scores within 1e-5;
+# 24 MP under 2 GB, same score, no slower; the data-efficient protocol under 30 s on 2 cores.
 ZERO_SHOT_MIN_RATIO = 1.0        # official loop time / grepq time
 MEMORY_24MP_MAX_BYTES = 2 * 2 ** 30
 SCORE_TOL = 1e-5                 # |Q grepq - Q official| (SPEC: zero-shot scores within 1e-5)
 PROTOCOL_MAX_SECONDS = 30.0
-FSIM_MIN_RATIO = 1.0             # piq-per-pair time / grepq fsim_matrix time (float64)
-FSIM_TOL = 1e-6                  # max |FSIM grepq - FSIM piq|, float64
-LL_PIPELINE_MIN_RATIO = 1.0      # samples/s with stored FSIM / samples/s with FSIM computed in the loader
+FSIM_MIN_RATIO = 5.0             # piq-per-pair time / grepq fsim_matrix time (float64)
+FSIM_TOL = 1e-5                  # max |FSIM grepq - FSIM piq|, float64
+LL_PIPELINE_MIN_RATIO = 100.0    # samples/s with stored FSIM / samples/s with FSIM computed in the loader
 
 
 @dataclass
@@ -106,9 +105,9 @@ def fsim_rows(ctx: Context) -> List[Row]:
     diff = diffs["grepq fsim_matrix, float64"]
     ratio = ref / ours
     return [Row("FSIM of 9 versions (36 pairs), 481x321", "grepq `fsim_matrix` (float64) vs `piq.fsim` per pair "
-                "(official loader)", f"> {FSIM_MIN_RATIO:g}x, max diff <= {FSIM_TOL:g}",
+                "(official loader)", f">= {FSIM_MIN_RATIO:g}x, max diff <= {FSIM_TOL:g}",
                 f"{ratio:.1f}x ({ref:.2f} s vs {ours:.2f} s), max diff {diff:.1e}",
-                _yes(ratio > FSIM_MIN_RATIO and diff <= FSIM_TOL))]
+                _yes(ratio >= FSIM_MIN_RATIO and diff <= FSIM_TOL))]
 
 
 def ll_pipeline_rows(ctx: Context) -> List[Row]:
@@ -126,8 +125,8 @@ def ll_pipeline_rows(ctx: Context) -> List[Row]:
     m = re.search(r"max \|FSIM stored - FSIM piq\| = ([\d.e+-]+)", out)
     extra = f", max FSIM diff {float(m.group(1)):.1e}" if m else ""
     return [Row("LL training input pipeline (one sample = 9 versions)", "stored FSIM (`grepq prepare`) vs FSIM "
-                "computed in the loader (official)", f"> {LL_PIPELINE_MIN_RATIO:g}x",
-                f"{ratio:.0f}x ({fast:.2f} vs {slow:.4f} samples/s){extra}", _yes(ratio > LL_PIPELINE_MIN_RATIO))]
+                "computed in the loader (official)", f">= {LL_PIPELINE_MIN_RATIO:g}x",
+                f"{ratio:.0f}x ({fast:.2f} vs {slow:.4f} samples/s){extra}", _yes(ratio >= LL_PIPELINE_MIN_RATIO))]
 
 
 def zero_shot_rows(ctx: Context) -> List[Row]:

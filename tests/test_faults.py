@@ -24,7 +24,6 @@ SIGKILL during training, a run directory of another    the training tests (tests
 =====================================================  ==========================================================
 """
 import csv
-import os
 import signal
 import subprocess
 import sys
