@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..utils import atomic_torch_save
+
 with warnings.catch_warnings():  # clip imports pkg_resources, which warns about its own deprecation
     warnings.simplefilter("ignore")
     import clip
@@ -337,7 +339,4 @@ def save_high_level(model: HighLevelModel, path: Union[str, Path], fmt: str = "g
         obj = visual
     else:
         raise ValueError(f"fmt must be 'grepq' or 'official', got {fmt!r}")
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(obj, path)

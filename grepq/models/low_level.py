@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from ..utils import atomic_torch_save
+
 __all__ = ["LowLevelModel", "load_low_level", "LoadReport", "official_state_dict", "save_low_level"]
 
 #: Feature size of ResNet18's pooled output.
@@ -187,7 +189,4 @@ def save_low_level(model: LowLevelModel, path: Union[str, Path], fmt: str = "gre
         obj = {"model": {"state_dict": official_state_dict(model)}, "optimizer": {"state_dict": {}}, "current_iteration": 0}
     else:
         raise ValueError(f"fmt must be 'grepq' or 'official', got {fmt!r}")
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(obj, path)

@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from ..config import ConfigError, config_differences, dump_config
+from ..utils import atomic_torch_save
 
 __all__ = ["TrainState", "CHECKPOINT_FILE", "CONFIG_FILE", "RUN_INFO_FILE", "LOG_FILE", "save_checkpoint",
            "load_checkpoint", "rng_state", "set_rng_state", "git_revision", "check_run_dir", "write_run_files",
@@ -76,14 +77,7 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, obj: Dict[str, Any]) -> Path:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace``: a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_torch_save(obj, path)
 
 
 def load_checkpoint(path: Path) -> Dict[str, Any]:
