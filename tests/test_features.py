@@ -32,8 +32,8 @@ def test_features_match_scorer_and_official_whole_image_forward(scorer, photo_di
 def test_cache_is_reused_and_resumes(scorer, photo_dir, tmp_path, monkeypatch):
     paths = sorted(photo_dir.glob("*.png"))
     calls = []
-    orig = fx._one_image
-    monkeypatch.setattr(fx, "_one_image", lambda s, img: calls.append(1) or orig(s, img))
+    orig = scorer.compute
+    monkeypatch.setattr(scorer, "compute", lambda imgs, features=False: calls.extend([1] * len(imgs)) or orig(imgs, features))
     first = fx.extract_features(scorer, paths[:2], cache_dir=tmp_path, name="p", save_every=1, progress=False)
     assert len(calls) == 2
     # an interrupted run of all four left the first two parts: only the other two are computed

@@ -27,6 +27,12 @@ def add_weight_options(p: argparse.ArgumentParser) -> None:
                    help="CLIP attention-pool positional embedding (default: drop, as the official evaluation)")
     p.add_argument("--components", default="low,high", help="which scores to compute: low,high (default), low or high")
     p.add_argument("--chunk-size", type=int, default=64, help="LL patches per forward pass (memory; not results)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="consecutive images of one size per forward pass (default: 1 on CPU, 8 on CUDA; "
+                        "scores equal to float32 rounding)")
+    p.add_argument("--max-batch-pixels", type=int, default=4_000_000, help="pixel budget of one batch (default 4e6)")
+    p.add_argument("--decode-workers", type=int, default=0,
+                   help="threads decoding the next images while the models run (default 0)")
     p.add_argument("--small-image", choices=("upsample", "error"), default="upsample",
                    help="images giving fewer than two 96x96 patches: upsample to 144 px short side (default) or fail")
 
@@ -38,6 +44,7 @@ def scorer_from_args(args: argparse.Namespace):
         ll_weights=args.ll_weights, hl_weights=args.hl_weights, clip_weights=args.clip_weights,
         pristine=args.pristine, save_pristine=args.save_pristine, device=args.device,
         pos_embedding=args.pos_embedding, components=components, chunk_size=args.chunk_size,
+        batch_size=args.batch_size, max_batch_pixels=args.max_batch_pixels, decode_workers=args.decode_workers,
         small_image=args.small_image,
     )
 

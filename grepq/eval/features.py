@@ -7,6 +7,9 @@ For each image, one decode gives everything the protocols need:
   ``get_concatenated_features.py``;
 - ``q_low`` / ``q_high``: the zero-shot scores of Eq. 6 and Eq. 2 (``q_total = q_low + q_high``).
 
+Images are decoded ahead in threads and consecutive images of one size go through the models as one batch
+(the scorer's ``decode_workers``, ``batch_size`` and ``max_batch_pixels``: :meth:`grepq.GRepQ.iter_computed`).
+
 The cache lives in ``<cache_dir>/<name>-<key>/``: ``meta.json`` (what the key was made of) and ``part-*.npz`` files
 written atomically every ``save_every`` images, so a killed extraction resumes where it stopped and nothing is
 computed twice. The key hashes the weights (tensor values), the pristine patches, the settings and the image list.
@@ -23,11 +26,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .. import __version__
 from ..io import ImageReadError, read_image
-from . import zero_shot as zs
 
 __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
 
@@ -124,22 +125,6 @@ def _save_part(folder: Path, rows: Dict[int, dict]) -> None:
     os.replace(tmp, final)
 
 
-@torch.no_grad()
-def _one_image(scorer, img: torch.Tensor) -> dict:
-    out = {}
-    if scorer.ll is not None:
-        dev = next(scorer.ll.parameters()).device
-        out["ll"] = scorer.ll(img[None].to(dev))[0].float().cpu().numpy()
-        stats = zs.fit_gaussian(scorer.ll_patch_features(img))
-        out["q_low"] = np.float64(zs.quality_from_distance(zs.niqe_distance(scorer.pristine_stats, stats, scorer.cov_eps), scorer.k1))
-    if scorer.hl is not None:
-        x = img if min(img.shape[-2:]) >= 32 else zs.ensure_min_size(img, "upsample", 32, 32)
-        e = zs.hl_embedding(scorer.hl, x)
-        out["hl"] = e.float().cpu().numpy()
-        out["q_high"] = np.float64(scorer.hl.quality_from_embedding(e[None])[0])
-    return out
-
-
 def extract_features(
     scorer,
     paths: Sequence[Union[str, Path]],
@@ -182,17 +167,22 @@ def extract_features(
     todo = [i for i in range(len(paths)) if i not in done]
     pending: Dict[int, dict] = {}
     failed: List[Tuple[str, str]] = []
-    for i in tqdm(todo, desc=f"features {name}", disable=not progress, initial=len(done), total=len(paths)):
-        try:
-            img = read_image(paths[i])
-        except ImageReadError as exc:
-            if on_error == "raise":
-                raise
-            failed.append((paths[i], exc.reason))
-            continue
+
+    def decode(i: int) -> torch.Tensor:
+        img = read_image(paths[i])
         if paths[i] in resize:
-            img = F.interpolate(img[None], size=tuple(resize[paths[i]]), mode="bilinear", align_corners=False, antialias=True)[0]
-        pending[i] = _one_image(scorer, img)
+            img = F.interpolate(img[None], size=tuple(resize[paths[i]]), mode="bilinear", align_corners=False,
+                                antialias=True)[0]
+        return img
+
+    for i, res in scorer.iter_computed(todo, decode, features=True, progress_desc=f"features {name}" if progress else None,
+                                       initial=len(done), total=len(paths)):
+        if isinstance(res, Exception):
+            if on_error == "raise" or not isinstance(res, ImageReadError):
+                raise res
+            failed.append((paths[i], res.reason))
+            continue
+        pending[i] = {k: (np.float64(v) if k.startswith("q_") else v) for k, v in res.items()}
         if folder is not None and len(pending) >= save_every:
             _save_part(folder, pending)
             done.update(pending)

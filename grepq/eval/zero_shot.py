@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, List, Sequence
 
 import torch
 import torch.nn as nn
@@ -17,7 +17,8 @@ from ..models.high_level import HighLevelModel, normalize
 __all__ = [
     "PATCH_SIZE", "PATCH_STRIDE", "K1", "COV_EPS", "SMALL_IMAGE_MODES",
     "GaussianStats", "patch_grid", "iter_patch_chunks", "ll_patch_features", "fit_gaussian",
-    "niqe_distance", "quality_from_distance", "ensure_min_size", "hl_embedding",
+    "niqe_distance", "quality_from_distance", "ensure_min_size", "hl_embedding", "hl_embeddings",
+    "ll_patch_features_many",
 ]
 
 #: R: test-image patch size (paper §3.4; official ``config.patch_size`` = 96).
@@ -122,19 +123,66 @@ def quality_from_distance(d: torch.Tensor, k1: float = K1) -> torch.Tensor:
 
 @torch.no_grad()
 def hl_embedding(model: HighLevelModel, img: torch.Tensor) -> torch.Tensor:
-    """HL embedding (E,) of a whole image (3, H, W) in [0, 1]: CLIP normalisation, no resize or crop (SPEC §4).
+    """HL embedding (E,) of a whole image (3, H, W) in [0, 1]: :func:`hl_embeddings` of a batch of one."""
+    return hl_embeddings(model, img[None])[0]
 
-    With ``pos_embedding="keep"`` the image is first resized (short side 224, bicubic, antialiased) and centre-cropped
-    to 224x224, CLIP's own preprocessing, since the kept embedding fixes the input size.
+
+@torch.no_grad()
+def hl_embeddings(model: HighLevelModel, imgs: torch.Tensor) -> torch.Tensor:
+    """HL embeddings (B, E) of whole images (B, 3, H, W) in [0, 1]: CLIP normalisation, no resize or crop (SPEC §4).
+
+    Each image's embedding is computed independently of the others in the batch (CLIP's ResNet in eval mode has no
+    cross-sample operation); batching only changes the float32 summation order inside the convolutions.
+    With ``pos_embedding="keep"`` the images are first resized (short side 224, bicubic, antialiased) and
+    centre-cropped to 224x224, CLIP's own preprocessing, since the kept embedding fixes the input size.
     """
+    if imgs.dim() != 4 or imgs.shape[1] != 3:
+        raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(imgs.shape)}")
     device = model.text_features.device
-    x = img.to(device)
+    x = imgs.to(device)
     if model.pos_embedding == "keep":
         side = int(round((model.visual.attnpool.positional_embedding.shape[0] - 1) ** 0.5)) * 32
         h, w = x.shape[-2:]
         s = side / min(h, w)
-        x = F.interpolate(x[None], size=(max(side, round(h * s)), max(side, round(w * s))), mode="bicubic",
-                          align_corners=False, antialias=True)[0].clamp(0, 1)
+        x = F.interpolate(x, size=(max(side, round(h * s)), max(side, round(w * s))), mode="bicubic",
+                          align_corners=False, antialias=True).clamp(0, 1)
         top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
-        x = x[:, top:top + side, left:left + side]
-    return model.embed(normalize(x)[None])[0]
+        x = x[:, :, top:top + side, left:left + side]
+    return model.embed(normalize(x))
+
+
+@torch.no_grad()
+def ll_patch_features_many(model: nn.Module, imgs: Sequence[torch.Tensor], chunk: int = 64, size: int = PATCH_SIZE,
+                           stride: int = PATCH_STRIDE) -> List[torch.Tensor]:
+    """:func:`ll_patch_features` of several images (each (3, H_i, W_i)) -> a list of (N_i, C).
+
+    The patches of all images are fed through the model ``chunk`` at a time, a chunk running across image
+    boundaries, so small images fill the batches; memory stays at one chunk of patches. Each patch's features do
+    not depend on its chunk-mates (the LL model is in eval mode), up to float32 summation order.
+    """
+    device = next(model.parameters()).device
+    views, counts = [], []
+    for img in imgs:
+        img = img.to(device)
+        view = img.unfold(1, size, stride).unfold(2, size, stride)      # (3, nh, nw, R, R), a view
+        nh, nw = view.shape[1], view.shape[2]
+        if nh * nw == 0:
+            raise ValueError(f"image of {img.shape[-1]}x{img.shape[-2]} pixels holds no {size}x{size} patch")
+        views.append((view.permute(1, 2, 0, 3, 4), nw))
+        counts.append(nh * nw)
+    feats, buf, filled = [], [], 0
+    for flat, nw in views:
+        n = flat.shape[0] * nw
+        start = 0
+        while start < n:
+            take = min(chunk - filled, n - start)
+            idx = torch.arange(start, start + take, device=device)
+            buf.append(flat[idx // nw, idx % nw])
+            filled += take
+            start += take
+            if filled == chunk:
+                feats.append(model(torch.cat(buf) if len(buf) > 1 else buf[0].contiguous()))
+                buf, filled = [], 0
+    if buf:
+        feats.append(model(torch.cat(buf) if len(buf) > 1 else buf[0].contiguous()))
+    return list(torch.cat(feats).split(counts))

@@ -141,8 +141,9 @@ def attention_pool(pool: nn.Module, x: torch.Tensor, pos_embedding: str = "drop"
     ``query="first"`` computes only that token's attention: the same value mathematically, with memory
     O(HW) instead of O((HW)²) — a 24-megapixel photo needs ~70 GB of attention the other way — but float32 sums in
     another order (measured: up to 8e-6 relative difference in the embedding, 2e-7 in Q_H).
-    ``query="all"`` is CLIP's own computation; ``"auto"`` (default) uses "all" while the attention matrix
-    (N·heads·(HW+1)² floats) stays under 256 MiB, and "first" beyond.
+    ``query="all"`` is CLIP's own computation; ``"auto"`` (default) uses "all" while one image's attention matrix
+    (heads·(HW+1)² floats) stays under 256 MiB, and "first" beyond; the choice is made per image, never per batch,
+    and a batch is sliced along N so that its attention matrices stay under that bound together.
     """
     if pos_embedding not in POS_EMBEDDING_MODES:
         raise ValueError(f"pos_embedding must be one of {POS_EMBEDDING_MODES}, got {pos_embedding!r}")
@@ -166,8 +167,19 @@ def attention_pool(pool: nn.Module, x: torch.Tensor, pos_embedding: str = "drop"
         grid = F.interpolate(grid.float(), size=(h, w), mode="bicubic", align_corners=False)
         spatial = grid.squeeze(0).permute(1, 2, 0).reshape(h * w, -1)
         x = x + torch.cat([pe[:1], spatial.to(pe.dtype)], dim=0)[:, None, :].to(x.dtype)
+    per_sample = pool.num_heads * (h * w + 1) ** 2 * x.element_size()
     if query == "auto":
-        query = "all" if n * pool.num_heads * (h * w + 1) ** 2 * x.element_size() <= AUTO_QUERY_BYTES else "first"
+        # Decided per image, so an image's embedding does not depend on the batch it came in; a batch whose
+        # attention matrices would together pass the limit is computed in slices along N.
+        query = "all" if per_sample <= AUTO_QUERY_BYTES else "first"
+        step = max(1, AUTO_QUERY_BYTES // per_sample)
+        if query == "all" and n > step:
+            return torch.cat([_attention(pool, x[:, i:i + step], "all") for i in range(0, n, step)])
+    return _attention(pool, x, query)
+
+
+def _attention(pool: nn.Module, x: torch.Tensor, query: str) -> torch.Tensor:
+    """CLIP's multi-head attention over tokens (L, N, C) with all or only the first token as queries -> (N, E)."""
     out, _ = F.multi_head_attention_forward(
         query=x if query == "all" else x[:1], key=x, value=x,
         embed_dim_to_check=x.shape[-1],
