@@ -79,6 +79,12 @@ SCHEMA: Dict[str, Any] = {
                       nullable=True),
         "deterministic": Key(False, bool, "torch.use_deterministic_algorithms(True) (CUDA: warn_only, since some "
                                           "kernels have no deterministic version)"),
+        "amp": Key("off", str, "mixed precision of the models' forward passes: 'off' = float32, the reference "
+                               "(paper, official); 'bf16' or 'fp16' (with gradient scaling) = torch.autocast, faster on "
+                               "recent GPUs, results differ from float32 by rounding; losses stay float32",
+                   ("off", "bf16", "fp16")),
+        "channels_last": Key(False, bool, "channels_last memory format for the model and its image inputs (faster "
+                                          "convolutions on recent GPUs; the same values up to float32 rounding)"),
         "max_steps": Key(None, int, "stop after this many optimiser steps; the schedule still spans all epochs, "
                                     "so a stopped run is a prefix of the full run and can be resumed", nullable=True),
         "max_epochs": Key(None, int, "stop after this many epochs (like max_steps)", nullable=True),
@@ -181,7 +187,7 @@ SCHEMA: Dict[str, Any] = {
 #: Keys whose values may change between a run and its resumption (flattened names).
 MAY_DIFFER_ON_RESUME = (
     "run.dir", "run.device", "run.max_steps", "run.max_epochs", "run.max_seconds", "run.checkpoint_every",
-    "run.log_every",
+    "run.log_every", "run.channels_last",
     "run.tensorboard", "run.progress", "data.root", "data.num_workers", "data.pin_memory",
 )
 

@@ -33,6 +33,11 @@ def add_weight_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch-pixels", type=int, default=4_000_000, help="pixel budget of one batch (default 4e6)")
     p.add_argument("--decode-workers", type=int, default=0,
                    help="threads decoding the next images while the models run (default 0)")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off",
+                   help="mixed precision of the models (default off = float32, the reference; bf16/fp16 are faster "
+                        "on recent GPUs and change scores by rounding)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels_last memory format (faster convolutions on recent GPUs; same scores to rounding)")
     p.add_argument("--small-image", choices=("upsample", "error"), default="upsample",
                    help="images giving fewer than two 96x96 patches: upsample to 144 px short side (default) or fail")
 
@@ -45,6 +50,7 @@ def scorer_from_args(args: argparse.Namespace):
         pristine=args.pristine, save_pristine=args.save_pristine, device=args.device,
         pos_embedding=args.pos_embedding, components=components, chunk_size=args.chunk_size,
         batch_size=args.batch_size, max_batch_pixels=args.max_batch_pixels, decode_workers=args.decode_workers,
+        amp=args.amp, channels_last=args.channels_last,
         small_image=args.small_image,
     )
 

@@ -86,6 +86,7 @@ def cache_key(scorer, paths: Sequence[Union[str, Path]], resize: Optional[Dict[s
         "grepq": __version__, "format": FEATURE_FORMAT, "components": list(scorer.components),
         "patch_size": scorer.patch_size, "patch_stride": scorer.patch_stride, "k1": scorer.k1,
         "cov_eps": scorer.cov_eps, "small_image": scorer.small_image, "n_images": len(paths),
+        "amp": getattr(scorer, "amp", "off"), "channels_last": bool(getattr(scorer, "channels_last", False)),
         "resize": {str(k): list(v) for k, v in sorted((resize or {}).items())},
     }
     if scorer.hl is not None:

@@ -4,7 +4,7 @@
 
     {"format": "grepq-train-checkpoint", "version": 1, "task": "ll" | "hl",
      "model": <grepq weight dict: {"format": "grepq-low-level" | "grepq-high-level", "arch", "state_dict"}>,
-     "optimizer", "scheduler", "state": {"step", "epoch", "batch_in_epoch", "epoch_loss_sum", "epoch_loss_count"},
+     "optimizer", "scheduler", "scaler": GradScaler state (run.amp fp16) or None, "state": {"step", "epoch", "batch_in_epoch", "epoch_loss_sum", "epoch_loss_count"},
      "config", "world_size", "data": {"count", "sha1"}, "rng": {"torch", "cuda", "numpy", "python"}}
 
 It loads with ``torch.load(weights_only=True)`` (no pickled objects), and ``grepq score --ll-weights`` /

@@ -13,8 +13,10 @@ import logging
 import math
 import os
 import random
+import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -83,9 +85,12 @@ def _set_deterministic(device: torch.device) -> None:
 
 def train_one_epoch(task: Task, loader, optimizer, scheduler, state: TrainState, logger: RunLogger,
                     info: DistInfo, log_every: int, checkpoint_every: int, save, stop_at: Optional[int],
-                    deadline: Optional[float] = None) -> bool:
+                    deadline: Optional[float] = None, scaler: Optional[torch.amp.GradScaler] = None) -> bool:
     """Run the batches of one epoch from ``state.batch_in_epoch``; returns True if ``stop_at`` steps were reached
-    or the time ``deadline`` (``time.time()`` value; every process stops at the same step) has passed."""
+    or the time ``deadline`` (``time.time()`` value; every process stops at the same step) has passed.
+
+    ``scaler`` (``run.amp: fp16``) scales the loss before ``backward`` and skips the optimiser step whose gradients
+    overflowed, as ``torch.amp.GradScaler`` does; without it the step is plain float32 backward + step."""
     task.train_mode()
     for batch in loader:
         out = task.forward(batch)
@@ -95,8 +100,13 @@ def train_one_epoch(task: Task, loader, optimizer, scheduler, state: TrainState,
                 f"non-finite loss ({scalars['loss']}) at step {state.step + 1} (epoch {state.epoch}, batch "
                 f"{state.batch_in_epoch + 1}); stopped before applying it. The last checkpoint is kept.")
         optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        optimizer.step()
+        if scaler is None:
+            out["loss"].backward()
+            optimizer.step()
+        else:
+            scaler.scale(out["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         state.step += 1
@@ -159,6 +169,12 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
         lr_factor, total_steps=total_steps, warmup_steps=warmup_steps, schedule=s["schedule"],
         eta_ratio=s["eta_min"] / s["lr"]))
     state = TrainState()
+    scaler = None
+    if cfg["run"]["amp"] == "fp16":
+        scaler = torch.amp.GradScaler(info.device.type)
+        # GradScaler skips the optimiser step whose gradients overflowed; the schedule still counts that step
+        # (it is an iteration), which makes torch warn that the scheduler stepped before the optimiser.
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
 
     # -- run directory and resuming -----------------------------------------------------------------------
     ckpt_path = run_dir / CHECKPOINT_FILE
@@ -174,6 +190,8 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
         task.load_weights_dict(ckpt["model"], str(ckpt_path))
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler") is not None:
+            scaler.load_state_dict(ckpt["scaler"])
         state = TrainState(**ckpt["state"])
         set_rng_state(ckpt["rng"])
         if info.is_main:
@@ -195,7 +213,8 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
             save_checkpoint(ckpt_path, {
                 "format": "grepq-train-checkpoint", "version": 1, "task": cfg["task"], "model": task.weights_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state.as_dict(),
-                "config": cfg, "world_size": world, "data": fingerprint, "rng": rng_state()})
+                "scaler": scaler.state_dict() if scaler is not None else None, "config": cfg, "world_size": world,
+                "data": fingerprint, "rng": rng_state()})
 
     # -- loop -------------------------------------------------------------------------------------------------
     stop_at = cfg["run"]["max_steps"]
@@ -213,7 +232,7 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
             started = time.time()
             stopped = train_one_epoch(task, loader, optimizer, scheduler, state, logger, info,
                                       cfg["run"]["log_every"], cfg["run"]["checkpoint_every"], save, stop_at,
-                                      deadline)
+                                      deadline, scaler)
             if state.batch_in_epoch >= steps_per_epoch:  # the epoch is complete
                 logger.write({"type": "epoch", "epoch": state.epoch, "step": state.step,
                               "loss": state.epoch_loss_sum / max(1, state.epoch_loss_count),

@@ -22,11 +22,11 @@ import torch.nn as nn
 from ..losses import gcl, group_size_from_divisor, pseudo_label_groups, qacl
 from ..models.high_level import HighLevelModel, load_clip, save_high_level
 from ..models.low_level import LowLevelModel, save_low_level
+from ..utils import autocast_context, check_amp
 from .data import HLTrainingDataset, LLTrainingDataset
 from .distributed import DistInfo, gather_no_grad, gather_with_grad
 
 __all__ = ["Task", "LLTask", "HLTask", "build_task", "TASK_CLASSES"]
-
 
 class Task:
     """What differs between the LL and HL training: model, data, trainable parameters, loss.
@@ -51,7 +51,11 @@ class Task:
                 raise ValueError(f"{self.name}.bn: 'sync' (SyncBatchNorm) needs CUDA devices, got {self.device}; "
                                  f"use 'train' or 'frozen' on the CPU")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.amp = check_amp(self.device, cfg["run"].get("amp", "off"))
+        self.channels_last = bool(cfg["run"].get("channels_last", False))
         self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.module = self.wrap_module(self.model)
         self.net: nn.Module = self.module
 
@@ -109,6 +113,14 @@ class Task:
     def _to(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, non_blocking=True)
 
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        """A (N, 3, H, W) batch in the memory format of ``run.channels_last``."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def autocast(self):
+        """The ``run.amp`` context for the model's forward pass (the losses are computed in float32 after it)."""
+        return autocast_context(self.device, self.amp)
+
 
 class _TwoViews(nn.Module):
     """Runs the LL model on the anchor and the positive view separately (BatchNorm statistics per view, as the
@@ -150,8 +162,9 @@ class LLTask(Task):
         if self.section["pair_weight"] == "none":  # Table 4 "None": no quality-aware weighting (InfoNCE)
             sim = torch.zeros_like(sim)
         b, d = a.shape[:2]
-        fa, fp = self.net(a.flatten(0, 1), p.flatten(0, 1))
-        fa, fp = fa.view(b, d, -1), fp.view(b, d, -1)
+        with self.autocast():
+            fa, fp = self.net(self._images(a.flatten(0, 1)), self._images(p.flatten(0, 1)))
+        fa, fp = fa.float().view(b, d, -1), fp.float().view(b, d, -1)
         loss = qacl(fa, fp, sim, temperature=self.section["temperature"], variant=self.section["loss"])
         if self.section["loss"] == "paper":  # a sum over images: DDP averages, so scale back to the global sum
             loss = loss * self.info.world_size
@@ -215,8 +228,10 @@ class HLTask(Task):
 
     def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:
         """batch: image (n, 3, crop, crop) per process -> {"loss", "q_mean", "q_gap"} over the global batch."""
-        x = self._to(batch["image"])
-        emb, head = self.net(x)
+        x = self._images(self._to(batch["image"]))
+        with self.autocast():
+            emb, head = self.net(x)
+        emb, head = emb.float(), head.float()
         emb_all = gather_no_grad(emb.detach())        # (N, E): pseudo-labels need no gradient
         head_all = gather_with_grad(head)             # (N, C)
         q = self.model.quality_from_embedding(emb_all.float())  # Eq. 2, detached
