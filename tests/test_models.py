@@ -99,6 +99,23 @@ def test_build_clip_keeps_fp32_values_exactly(small_clip):
     assert torch.equal(m.state_dict()["visual.conv1.weight"], sd["visual.conv1.weight"])
 
 
+def test_build_clip_infers_the_architecture_and_keeps_the_text_mask(small_clip):
+    """Built on the meta device from the shapes: every tensor filled, the text encoder (causal mask) as CLIP's."""
+    import clip
+    from grepq.models.high_level import clip_architecture
+    assert clip_architecture(make_clip(RN50_ARGS, seed=1).state_dict()) == RN50_ARGS
+    vit_args = dict(embed_dim=32, image_resolution=64, vision_layers=2, vision_width=64, vision_patch_size=16,
+                    context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=2)
+    assert clip_architecture(make_clip(vit_args).state_dict()) == vit_args
+    m = build_clip(small_clip.state_dict())
+    assert not any(t.is_meta for t in list(m.parameters()) + list(m.buffers()))
+    tokens = clip.tokenize(["a good photo.", "a bad photo."])
+    with torch.no_grad():
+        assert torch.equal(m.encode_text(tokens), small_clip.encode_text(tokens))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        build_clip({k: v for k, v in small_clip.state_dict().items() if k != "visual.layer1.0.bn1.running_mean"})
+
+
 def test_rn50_fp16_archive_like_openai(tmp_path):
     """OpenAI's RN50.pt holds fp16 values; a full-size random RN50 saved that way loads into an fp32 model."""
     rn50 = make_clip(RN50_ARGS, seed=1)
