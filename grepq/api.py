@@ -311,7 +311,8 @@ class GRepQ:
             if isinstance(res, Exception):
                 if on_error == "raise" or not isinstance(res, (ImageReadError, ValueError)):
                     raise res
-                rows.append(ScoreRow(name, error=str(res)))
+                msg = str(res)
+                rows.append(ScoreRow(name, error=msg if name in msg else f"{name}: {msg}"))
             else:
                 rows.append(_row(name, res))
         return rows

@@ -133,8 +133,9 @@ def test_a_failing_size_fails_only_its_batch(small_clip, ll_model, pristine_patc
     paths = [p for p in sorted(mixed_dir.glob("*.png")) if "broken" not in p.name]
     s = _scorer(small_clip, ll_model, pristine_patches, batch_size=8, small_image="error")
     rows = s.score(paths, on_error="record")
-    failed = [r.image for r in rows if r.error]
-    assert failed == [str(mixed_dir / "e_tiny.png")]
+    failed = [r for r in rows if r.error]
+    assert [r.image for r in failed] == [str(mixed_dir / "e_tiny.png")]
+    assert failed[0].error.startswith(str(mixed_dir / "e_tiny.png") + ": ")  # the message names the image
     with pytest.raises(ValueError, match="fewer than two"):
         s.score(paths, on_error="raise")
 

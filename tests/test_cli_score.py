@@ -68,3 +68,28 @@ def test_low_only_and_bad_options(files, photo_dir, capsys):
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "grepq", "score", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--pos-embedding" in out.stdout
+
+
+def test_batching_and_precision_options(files, tmp_path):
+    """--batch-size/--decode-workers give the same scores (to rounding); --channels-last too; --amp bf16 is close."""
+    from PIL import Image
+    from conftest import photo
+    d = tmp_path / "same_size"
+    d.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "camera"):
+        Image.fromarray(photo(name, (180, 200))).save(d / f"{name}.png")
+
+    def scores(*extra):
+        out = tmp_path / f"{len(list(tmp_path.glob('*.csv')))}.csv"
+        assert main(args(files, str(d), "--output", str(out), *extra)) == 0
+        return [(r["image"], float(r["q_low"]), float(r["q_high"])) for r in csv.DictReader(open(out))]
+
+    ref = scores()
+    for extra, tol in ((["--batch-size", "3", "--decode-workers", "2"], 1e-5), (["--channels-last"], 1e-5),
+                       (["--amp", "bf16"], 0.05)):
+        got = scores(*extra)
+        assert [g[0] for g in got] == [r[0] for r in ref], extra
+        for g, r in zip(got, ref):
+            assert g[1] == pytest.approx(r[1], abs=tol) and g[2] == pytest.approx(r[2], abs=tol), extra
+    with pytest.raises(SystemExit):
+        main(args(files, str(d), "--amp", "fp8"))
