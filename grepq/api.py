@@ -240,15 +240,19 @@ class GRepQ:
         return out
 
     def iter_computed(self, sources: Sequence, decode, features: bool = False, progress_desc: Optional[str] = None,
-                      initial: int = 0, total: Optional[int] = None):
-        """``(source, result)`` for every source, in order: ``result`` is a :meth:`compute` dict or the exception
-        that stopped this source (decoding by ``decode(source) -> (3, H, W)`` or scoring).
+                      initial: int = 0, total: Optional[int] = None, progress: Optional[bool] = None):
+        """``(source, result)`` for every source, in order: ``result`` is a :meth:`compute` dict, or the exception
+        (an :class:`ImageReadError` from ``decode(source) -> (3, H, W)``, or a ValueError such as an image too small
+        with ``small_image="error"``) that stopped this source; other exceptions propagate.
 
         Decoding runs ``decode_workers`` threads ahead; consecutive images of one size go through the models together
-        (``batch_size``, ``max_batch_pixels``).
+        (``batch_size``, ``max_batch_pixels``). A batch that runs out of device memory is computed again one image at
+        a time (only a single image running out of memory propagates). The progress bar shows when ``progress_desc``
+        is given and ``progress`` (default: the scorer's ``progress``) is true.
         """
+        show = self.progress if progress is None else progress
         bar = tqdm(total=total if total is not None else len(sources) + initial, initial=initial, desc=progress_desc,
-                   disable=progress_desc is None or not self.progress, file=sys.stderr)
+                   disable=progress_desc is None or not show, file=sys.stderr)
         try:
             stream = prefetch_map(decode, sources, self.decode_workers)
             for batch in same_size_batches(stream, self.batch_size, self.max_batch_pixels):
@@ -256,15 +260,27 @@ class GRepQ:
                 if not isinstance(first, torch.Tensor):
                     results = [first]
                 else:
-                    try:
-                        results = self.compute([img for _, img in batch], features)
-                    except ValueError as exc:
-                        results = [exc] * len(batch)
+                    results = self._compute_batch([img for _, img in batch], features)
                 for (src, _), res in zip(batch, results):
                     yield src, res
                 bar.update(len(batch))
         finally:
             bar.close()
+
+    def _compute_batch(self, imgs: List[torch.Tensor], features: bool) -> List[object]:
+        """:meth:`compute` of one batch; a ValueError becomes every image's result; out of memory: one at a time."""
+        try:
+            return self.compute(imgs, features)
+        except ValueError as exc:
+            return [exc] * len(imgs)
+        except torch.OutOfMemoryError:
+            if len(imgs) == 1:
+                raise
+            log.warning("out of memory on a batch of %d images of %dx%d; computing them one at a time (lower "
+                        "--batch-size or --max-batch-pixels to avoid this)", len(imgs), imgs[0].shape[-1], imgs[0].shape[-2])
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return [r for img in imgs for r in self._compute_batch([img], features)]
 
     def score_image(self, img: torch.Tensor, name: str = "<tensor>") -> ScoreRow:
         """Scores of one image tensor (3, H, W) in [0, 1]."""
@@ -309,10 +325,14 @@ class GRepQ:
         desc = "scoring" if len(items) >= 2 else None
         for (name, _), res in self.iter_computed(items, decode, progress_desc=desc):
             if isinstance(res, Exception):
-                if on_error == "raise" or not isinstance(res, (ImageReadError, ValueError)):
+                if not isinstance(res, (ImageReadError, ValueError)):
                     raise res
-                msg = str(res)
-                rows.append(ScoreRow(name, error=msg if name in msg else f"{name}: {msg}"))
+                msg = str(res) if name in str(res) else f"{name}: {res}"
+                if on_error == "raise":
+                    if isinstance(res, ImageReadError) or msg == str(res):
+                        raise res
+                    raise ValueError(msg) from res
+                rows.append(ScoreRow(name, error=msg))
             else:
                 rows.append(_row(name, res))
         return rows

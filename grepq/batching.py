@@ -19,9 +19,10 @@ R = TypeVar("R")
 def prefetch_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 0) -> Iterator[Tuple[T, object]]:
     """``(item, fn(item))`` for every item, in order; an exception raised by ``fn`` is yielded in place of its result.
 
-    With ``workers > 0``, ``fn`` runs in that many threads, at most ``4 * workers`` items ahead of the consumer
-    (image decoding in PIL releases the GIL, so this overlaps decoding with the models' compute). ``workers=0``
-    calls ``fn`` in the caller's thread, one item at a time.
+    With ``workers > 0``, ``fn`` runs in that many threads, at most ``workers + 1`` items ahead of the consumer
+    (image decoding in PIL releases the GIL, so this overlaps decoding with the models' compute; the bound keeps the
+    decoded images waiting in memory to a few). ``workers=0`` calls ``fn`` in the caller's thread, one item at a
+    time. If the consumer stops early, decodes not yet started are cancelled.
     """
     if workers <= 0:
         for it in items:
@@ -30,23 +31,34 @@ def prefetch_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 0) -> 
             except Exception as exc:  # noqa: BLE001 -- handed to the caller, who decides
                 yield it, exc
         return
-    ahead = 4 * workers
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grepq-decode") as pool:
+    ahead = workers + 1
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grepq-decode")
+    try:
         queue: deque = deque()
         source = iter(items)
-        for it in source:
-            queue.append((it, pool.submit(fn, it)))
-            if len(queue) >= ahead:
-                break
+        exhausted = False
+
+        def refill() -> None:
+            nonlocal exhausted
+            while not exhausted and len(queue) < ahead:
+                try:
+                    it = next(source)
+                except StopIteration:
+                    exhausted = True
+                    return
+                queue.append((it, pool.submit(fn, it)))
+
+        refill()
         while queue:
             it, fut = queue.popleft()
-            nxt = next(source, None) if len(queue) < ahead else None
-            if nxt is not None:
-                queue.append((nxt, pool.submit(fn, nxt)))
+            refill()
             try:
-                yield it, fut.result()
+                result = fut.result()
             except Exception as exc:  # noqa: BLE001
-                yield it, exc
+                result = exc
+            yield it, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def batch_limit(height: int, width: int, batch_size: int, max_batch_pixels: int) -> int:

@@ -81,7 +81,8 @@ SCHEMA: Dict[str, Any] = {
                                           "kernels have no deterministic version)"),
         "amp": Key("off", str, "mixed precision of the models' forward passes: 'off' = float32, the reference "
                                "(paper, official); 'bf16' or 'fp16' (with gradient scaling) = torch.autocast, faster on "
-                               "recent GPUs, results differ from float32 by rounding; losses stay float32",
+                               "recent GPUs, results differ from float32 by rounding; losses stay float32; a non-finite "
+                               "loss stops the run under fp16 too (use bf16 if fp16 activations overflow)",
                    ("off", "bf16", "fp16")),
         "channels_last": Key(False, bool, "channels_last memory format for the model and its image inputs (faster "
                                           "convolutions on recent GPUs; the same values up to float32 rounding)"),
@@ -452,8 +453,13 @@ def dump_config(cfg: Dict[str, Any], comments: bool = True) -> str:
 
 def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
                        ignore: Sequence[str] = MAY_DIFFER_ON_RESUME) -> List[Tuple[str, Any, Any]]:
-    """Keys whose values differ, as ``(key, saved, current)``, ignoring ``ignore`` and the untrained task's section."""
-    a, b = flatten(saved), flatten(current)
+    """Keys whose values differ, as ``(key, saved, current)``, ignoring ``ignore`` and the untrained task's section.
+
+    A key the saved configuration lacks (written by a grepq version before the key existed) counts as that version's
+    behaviour, the key's default: e.g. ``run.amp`` is "off" in runs made before mixed precision was an option.
+    """
+    a = dict(flatten(defaults()), **flatten(saved))
+    b = flatten(current)
     task = current.get("task")
     other = [t for t in TASKS if t != task]
     out = []

@@ -67,6 +67,27 @@ def test_prefetch_map_keeps_order_and_passes_errors(workers):
         else:
             assert r == i * i
     assert any(n.startswith("grepq-decode") for n in seen_threads) == (workers > 0)
+    # None is an item like any other
+    items = [0, None, 2, None]
+    assert [i for i, _ in prefetch_map(lambda x: x, items, workers)] == items
+
+
+def test_prefetch_map_reads_a_bounded_distance_ahead_and_cancels_on_early_stop():
+    import time
+    started = []
+
+    def slow(i):
+        started.append(i)
+        time.sleep(0.02)
+        return i
+
+    gen = prefetch_map(slow, list(range(50)), workers=2)
+    assert next(gen) == (0, 0)
+    time.sleep(0.2)
+    assert len(started) <= 2 + 2          # workers + 1 queued, plus the one handed over
+    gen.close()                            # the consumer stops: queued work is cancelled, threads end
+    assert len(started) <= 5
+    assert not any(t.name.startswith("grepq-decode") for t in threading.enumerate())
 
 
 def test_ll_patch_features_many_matches_one_image_at_a_time(ll_model):
@@ -138,6 +159,52 @@ def test_a_failing_size_fails_only_its_batch(small_clip, ll_model, pristine_patc
     assert failed[0].error.startswith(str(mixed_dir / "e_tiny.png") + ": ")  # the message names the image
     with pytest.raises(ValueError, match="fewer than two"):
         s.score(paths, on_error="raise")
+
+
+def test_a_batch_of_failing_images_names_each_and_features_record_them(small_clip, ll_model, pristine_patches,
+                                                                      tmp_path):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    for name in ("coffee", "chelsea", "rocket"):
+        Image.fromarray(photo(name, (64, 64))).save(d / f"{name}.png")
+    Image.fromarray(photo("astronaut", (200, 232))).save(d / "z_big.png")
+    paths = sorted(d.glob("*.png"))
+    s = _scorer(small_clip, ll_model, pristine_patches, batch_size=8, small_image="error")
+    rows = s.score(paths, on_error="record")
+    assert [r.error is not None for r in rows] == [True, True, True, False]
+    for r in rows[:3]:
+        assert r.error.startswith(r.image + ": ") and "fewer than two" in r.error
+    with pytest.raises(ValueError, match="chelsea.png: image of 64x64"):
+        s.score(paths, on_error="raise")
+    fs = fx.extract_features(s, paths, progress=False, on_error="record")
+    assert [p for p, _ in fs.failed] == [str(p) for p in paths[:3]] and "fewer than two" in fs.failed[0][1]
+    assert np.isnan(fs.q_low[0]) and not np.isnan(fs.q_low[3])
+    with pytest.raises(ValueError, match="chelsea.png"):
+        fx.extract_features(s, paths, progress=False)
+
+
+def test_out_of_memory_on_a_batch_falls_back_to_one_image_at_a_time(small_clip, ll_model, pristine_patches, mixed_dir,
+                                                                   monkeypatch, caplog):
+    paths = [p for p in sorted(mixed_dir.glob("*.png")) if "broken" not in p.name]
+    ref = _scorer(small_clip, ll_model, pristine_patches, batch_size=1).score(paths)
+    s = _scorer(small_clip, ll_model, pristine_patches, batch_size=4)
+    orig, sizes = s.compute, []
+
+    def flaky(imgs, features=False):
+        sizes.append(len(imgs))
+        if len(imgs) > 1:
+            raise torch.OutOfMemoryError("simulated")
+        return orig(imgs, features)
+
+    monkeypatch.setattr(s, "compute", flaky)
+    with caplog.at_level("WARNING", logger="grepq"):
+        rows = s.score(paths)
+    assert "one at a time" in caplog.text
+    assert sizes == [3, 1, 1, 1, 1, 1, 2, 1, 1]
+    assert [r.q_low for r in rows] == pytest.approx([r.q_low for r in ref], rel=1e-5)
+    monkeypatch.setattr(s, "compute", lambda imgs, features=False: (_ for _ in ()).throw(torch.OutOfMemoryError("x")))
+    with pytest.raises(torch.OutOfMemoryError):
+        s.score(paths[:1])
 
 
 def test_batch_options_are_checked(small_clip, ll_model, pristine_patches):

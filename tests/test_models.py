@@ -107,8 +107,14 @@ def test_build_clip_infers_the_architecture_and_keeps_the_text_mask(small_clip):
     vit_args = dict(embed_dim=32, image_resolution=64, vision_layers=2, vision_width=64, vision_patch_size=16,
                     context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=2)
     assert clip_architecture(make_clip(vit_args).state_dict()) == vit_args
-    m = build_clip(small_clip.state_dict())
+    src = small_clip.state_dict()
+    m = build_clip(src)
     assert not any(t.is_meta for t in list(m.parameters()) + list(m.buffers()))
+    assert m.state_dict()["visual.bn1.num_batches_tracked"].dtype == torch.int64   # integer buffers keep their type
+    with torch.no_grad():
+        m.visual.conv1.weight.add_(1.0)                                       # the source's tensors are not shared
+    assert not torch.equal(m.visual.conv1.weight, src["visual.conv1.weight"])
+    m = build_clip(src)
     tokens = clip.tokenize(["a good photo.", "a bad photo."])
     with torch.no_grad():
         assert torch.equal(m.encode_text(tokens), small_clip.encode_text(tokens))

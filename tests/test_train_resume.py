@@ -96,3 +96,19 @@ def test_a_run_directory_of_another_config_or_data_is_refused(clip_files, data, 
     torch.save(ckpt, tmp_path / "r" / "checkpoint.pth")
     result = train(load_config("hl_tiny_cpu", base + ["run.log_every=5", "data.num_workers=1", "run.max_steps=2"]))
     assert result.step == 2
+
+
+def test_a_run_from_before_a_key_existed_resumes_with_that_keys_default(clip_files, data, tmp_path):
+    """A checkpoint written before run.amp / run.channels_last existed lacks them: they count as their defaults,
+    so the run resumes in float32, and asking for another precision is refused."""
+    base = [f"hl.clip={clip_files['state_dict']}", f"data.root={data}", f"run.dir={tmp_path / 'r'}",
+            "hl.batch_size=4", "hl.group_size=2"]
+    train(load_config("hl_tiny_cpu", base + ["run.max_steps=1"]))
+    ckpt = torch.load(tmp_path / "r" / "checkpoint.pth", weights_only=True)
+    for key in ("amp", "channels_last"):
+        del ckpt["config"]["run"][key]
+    del ckpt["scaler"]
+    torch.save(ckpt, tmp_path / "r" / "checkpoint.pth")
+    with pytest.raises(ConfigError, match=r"run.amp: 'off' in the run, 'bf16' now"):
+        train(load_config("hl_tiny_cpu", base + ["run.amp=bf16", "run.max_steps=2"]))
+    assert train(load_config("hl_tiny_cpu", base + ["run.max_steps=2"])).step == 2

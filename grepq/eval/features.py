@@ -146,7 +146,8 @@ def extract_features(
         resize: optional ``{path: (h, w)}`` of images to resize (bilinear, antialiased) after decoding, e.g. the two
             CLIVE images the official code resizes to 500x500.
         save_every: write a cache part file every this many images (default :data:`DEFAULT_SAVE_EVERY`).
-        on_error: "raise" at the first unreadable image, or "record" it in ``failed`` (its rows are NaN).
+        on_error: "raise" at the first image that cannot be read or scored (e.g. too small with
+            ``small_image="error"``), or "record" it in ``failed`` with the reason (its rows are NaN).
     """
     save_every = DEFAULT_SAVE_EVERY if save_every is None else int(save_every)
     if save_every < 1:
@@ -176,12 +177,16 @@ def extract_features(
                                 antialias=True)[0]
         return img
 
-    for i, res in scorer.iter_computed(todo, decode, features=True, progress_desc=f"features {name}" if progress else None,
-                                       initial=len(done), total=len(paths)):
+    for i, res in scorer.iter_computed(todo, decode, features=True, progress_desc=f"features {name}",
+                                       initial=len(done), total=len(paths), progress=progress):
         if isinstance(res, Exception):
-            if on_error == "raise" or not isinstance(res, ImageReadError):
+            if not isinstance(res, (ImageReadError, ValueError)):
                 raise res
-            failed.append((paths[i], res.reason))
+            if on_error == "raise":
+                if isinstance(res, ImageReadError):
+                    raise res
+                raise ValueError(f"{paths[i]}: {res}") from res
+            failed.append((paths[i], res.reason if isinstance(res, ImageReadError) else str(res)))
             continue
         pending[i] = {k: (np.float64(v) if k.startswith("q_") else v) for k, v in res.items()}
         if folder is not None and len(pending) >= save_every:

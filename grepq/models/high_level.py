@@ -84,12 +84,15 @@ def build_clip(state_dict: Dict[str, torch.Tensor]) -> "clip_model_lib.CLIP":
 
     The architecture comes from the tensor shapes (:func:`clip_architecture`, the same rule as
     ``clip.model.build_model``); the model is made on the meta device and the float32 weights are assigned to it, so
-    nothing is randomly initialised first (about 0.7 s for RN50 here) and nothing passes through float16 (which
+    nothing is randomly initialised first (building RN50 took 0.89 s before, 0.05 s now) and nothing passes through float16 (which
     ``build_model`` converts to, rounding an fp32 checkpoint). OpenAI's fp16 archives become fp32 losslessly.
     """
     if "visual.attnpool.positional_embedding" not in state_dict and "visual.proj" not in state_dict:
         raise ValueError("not a CLIP state dict: expected keys visual.* (image encoder) and transformer.* (text encoder)")
-    sd = {k: v.float() for k, v in state_dict.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    # float tensors become float32 copies (the caller's tensors are never shared); integer buffers
+    # (BatchNorm's num_batches_tracked) keep their type
+    sd = {k: (v.to(torch.float32, copy=True) if v.is_floating_point() else v.clone())
+          for k, v in state_dict.items() if k not in ("input_resolution", "context_length", "vocab_size")}
     arch = clip_architecture(sd)
     with torch.device("meta"):
         model = clip_model_lib.CLIP(**arch)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..config import ConfigError, config_differences, dump_config
+from ..config import MAY_DIFFER_ON_RESUME, ConfigError, config_differences, dump_config
 from ..utils import atomic_torch_save
 
 __all__ = ["TrainState", "CHECKPOINT_FILE", "CONFIG_FILE", "RUN_INFO_FILE", "LOG_FILE", "save_checkpoint",
@@ -134,8 +134,7 @@ def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[
         listing = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in diffs)
         raise ConfigError(
             f"run directory {run_dir} holds a run with a different configuration ({source}): {listing}. "
-            f"Use a new run.dir, or the run's values to resume it (run.* except run.deterministic, data.root, "
-            f"data.num_workers and data.pin_memory may differ)")
+            f"Use a new run.dir, or the run's values to resume it (only {', '.join(MAY_DIFFER_ON_RESUME)} may differ)")
 
 
 def write_run_files(run_dir: Path, cfg: Dict[str, Any], info: Dict[str, Any]) -> None:

@@ -172,9 +172,6 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
     scaler = None
     if cfg["run"]["amp"] == "fp16":
         scaler = torch.amp.GradScaler(info.device.type)
-        # GradScaler skips the optimiser step whose gradients overflowed; the schedule still counts that step
-        # (it is an iteration), which makes torch warn that the scheduler stepped before the optimiser.
-        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
 
     # -- run directory and resuming -----------------------------------------------------------------------
     ckpt_path = run_dir / CHECKPOINT_FILE
@@ -223,24 +220,29 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
                        cfg["run"]["tensorboard"], cfg["run"]["progress"], desc=f"train {cfg['task']}")
     stopped = stop_at is not None and state.step >= stop_at
     deadline = time.time() + cfg["run"]["max_seconds"] if cfg["run"]["max_seconds"] is not None else None
-    try:
-        while state.epoch < s["epochs"] and not stopped:
-            if max_epochs is not None and state.epoch >= max_epochs:
-                break
-            sampler.set_epoch(state.epoch)
-            sampler.set_start(state.batch_in_epoch * local_batch)
-            started = time.time()
-            stopped = train_one_epoch(task, loader, optimizer, scheduler, state, logger, info,
-                                      cfg["run"]["log_every"], cfg["run"]["checkpoint_every"], save, stop_at,
-                                      deadline, scaler)
-            if state.batch_in_epoch >= steps_per_epoch:  # the epoch is complete
-                logger.write({"type": "epoch", "epoch": state.epoch, "step": state.step,
-                              "loss": state.epoch_loss_sum / max(1, state.epoch_loss_count),
-                              "steps": state.epoch_loss_count, "seconds": round(time.time() - started, 3)})
-                state.epoch += 1
-                state.batch_in_epoch, state.epoch_loss_sum, state.epoch_loss_count = 0, 0.0, 0
-    finally:
-        logger.close()
+    with warnings.catch_warnings():
+        if scaler is not None:
+            # GradScaler skips the optimiser step whose gradients overflowed; the schedule still counts that step
+            # (it is an iteration), which makes torch warn that the scheduler stepped before the optimiser.
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+        try:
+            while state.epoch < s["epochs"] and not stopped:
+                if max_epochs is not None and state.epoch >= max_epochs:
+                    break
+                sampler.set_epoch(state.epoch)
+                sampler.set_start(state.batch_in_epoch * local_batch)
+                started = time.time()
+                stopped = train_one_epoch(task, loader, optimizer, scheduler, state, logger, info,
+                                          cfg["run"]["log_every"], cfg["run"]["checkpoint_every"], save, stop_at,
+                                          deadline, scaler)
+                if state.batch_in_epoch >= steps_per_epoch:  # the epoch is complete
+                    logger.write({"type": "epoch", "epoch": state.epoch, "step": state.step,
+                                  "loss": state.epoch_loss_sum / max(1, state.epoch_loss_count),
+                                  "steps": state.epoch_loss_count, "seconds": round(time.time() - started, 3)})
+                    state.epoch += 1
+                    state.batch_in_epoch, state.epoch_loss_sum, state.epoch_loss_count = 0, 0.0, 0
+        finally:
+            logger.close()
 
     # -- the end: checkpoint and weights ----------------------------------------------------------------------
     save()
