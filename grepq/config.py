@@ -113,9 +113,13 @@ SCHEMA: Dict[str, Any] = {
                                           "file, reference included (official loader: 9)", ("distorted", "all")),
         "similarity": Key("auto", str, "FSIM s of Eq. 1: 'stored' = the folder's fsim.npy, 'compute' = "
                                        "piq.fsim per pair in the loader, float64 (official, slow), 'auto' = "
-                                       "stored when the folder has fsim.npy", ("auto", "stored", "compute")),
-        "pair_weight": Key("fsim", str, "weight s_jk of a pair of versions in Eq. 1: 'fsim' (paper §3.2) or "
-                                        "'none' = s ≡ 0, plain InfoNCE (Table 4's 'None' row)", ("fsim", "none")),
+                                       "stored when the folder has fsim.npy; used only with pair_weight 'fsim'",
+                          ("auto", "stored", "compute")),
+        "pair_weight": Key("fsim", str, "weight s_jk of a pair of versions in Eq. 1: 'fsim' (paper §3.2); Table 4's "
+                                        "'ssim', 'ms_ssim', 'gmsd' (piq, computed in the loader; mapping to [0, 1] "
+                                        "in grepq/data/similarity.py is grepq's, the paper gives none); 'none' = "
+                                        "s ≡ 0, plain InfoNCE (Table 4's 'None' row). LPIPS is not provided",
+                           ("fsim", "ssim", "ms_ssim", "gmsd", "none")),
         "grid": Key(7, int, "fragments: grid x grid cells (paper §4: 7x7; official get_spatial_fragments)"),
         "patch": Key(32, int, "mini-patch side in pixels (official fsize 32); the input is grid*patch = 224"),
         "flip_p": Key(0.5, _NUM, "positive view: probability of a horizontal and of a vertical flip, the same "

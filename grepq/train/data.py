@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from ..data.similarity import MEASURES, similarity_matrix
 from ..io import IMAGE_EXTENSIONS, ImageReadError, read_image
 from ..models.high_level import CLIP_MEAN, CLIP_STD
 
@@ -45,6 +46,8 @@ FRAGMENT_PATCH = 32  # mini-patch side (official fsize_h/w = 32) -> 7 * 32 = 224
 FLIP_P = 0.5  # positive view: horizontal and vertical flips, p = 0.5 each (official RandomHorizontal/VerticalFlip)
 REF_TAG = "_REF"  # the reference file's name contains "_REF" (official HL loader: 'REF' in the path)
 FSIM_FILE = "fsim.npy"
+#: Pair weights of Eq. 1 the LL loader provides (``ll.pair_weight``): FSIM (paper), Table 4's others, none.
+PAIR_MEASURES = ("fsim",) + MEASURES + ("none",)
 VERSIONS_FILE = "versions.json"
 FSIM_DIAGONAL_TOL = 1e-6  # tolerance when checking a stored FSIM matrix (diagonal 1, symmetric, in [0, 1])
 
@@ -311,18 +314,24 @@ class LLTrainingDataset(Dataset):
     Args:
         root: folder of image folders. limit: first N folders only.
         versions: "distorted" (the files without ``_REF``: paper D = 8) or "all" (every image file: official 9).
-        similarity: "stored" (``fsim.npy``), "compute" (piq per pair, official) or "auto".
+        similarity: where FSIM comes from: "stored" (``fsim.npy``), "compute" (piq per pair, official) or "auto"
+            (used only when ``measure`` is "fsim").
+        measure: the pair weight: "fsim" (paper), "ssim", "ms_ssim", "gmsd" (Table 4; computed from the decoded
+            versions, :mod:`grepq.data.similarity`) or "none" (all zeros: InfoNCE, Table 4's "None" row).
         grid, patch, flip_p: fragment sampler parameters. seed: the run's seed.
     """
 
     def __init__(self, root, limit: Optional[int] = None, versions: str = "distorted", similarity: str = "auto",
-                 grid: int = FRAGMENT_GRID, patch: int = FRAGMENT_PATCH, flip_p: float = FLIP_P, seed: int = 0):
+                 grid: int = FRAGMENT_GRID, patch: int = FRAGMENT_PATCH, flip_p: float = FLIP_P, seed: int = 0,
+                 measure: str = "fsim"):
         if versions not in ("distorted", "all"):
             raise ValueError(f"versions must be 'distorted' or 'all', got {versions!r}")
         if similarity not in ("auto", "stored", "compute"):
             raise ValueError(f"similarity must be 'auto', 'stored' or 'compute', got {similarity!r}")
+        if measure not in PAIR_MEASURES:
+            raise ValueError(f"measure must be one of {PAIR_MEASURES}, got {measure!r}")
         self.folders = list_image_folders(root, limit)
-        self.versions, self.similarity = versions, similarity
+        self.versions, self.similarity, self.measure = versions, similarity, measure
         self.grid, self.patch, self.flip_p, self.seed = grid, patch, float(flip_p), int(seed)
 
     def __len__(self) -> int:
@@ -340,10 +349,17 @@ class LLTrainingDataset(Dataset):
         return names, keep
 
     def load(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Decode the selected versions of folder ``index``: (stack (D, 3, H, W), similarity (D, D) float64)."""
+        """Decode the selected versions of folder ``index``: (stack (D, 3, H, W), pair weights (D, D) float64)."""
         folder = self.folders[index]
         names, keep = self._select(folder)
         stack = _read_stack(folder, [names[i] for i in keep])
+        if self.measure == "none":
+            return stack, torch.zeros(len(keep), len(keep), dtype=torch.float64)
+        if self.measure != "fsim":
+            try:
+                return stack, similarity_matrix(stack, self.measure)
+            except ValueError as exc:
+                raise DataError(f"{folder}: {exc}") from None
         stored = (folder / FSIM_FILE).is_file()
         if self.similarity == "stored" and not stored:
             raise DataError(f"{folder}: no {FSIM_FILE} (ll.similarity: stored); run grepq prepare, or use "

@@ -154,6 +154,7 @@ class LLTask(Task):
     def build_dataset(self, root, limit: Optional[int] = None) -> LLTrainingDataset:
         s = self.section
         return LLTrainingDataset(root, limit=limit, versions=s["versions"], similarity=s["similarity"],
+                                 measure=s["pair_weight"],
                                  grid=s["grid"], patch=s["patch"], flip_p=s["flip_p"], seed=self.cfg["seed"])
 
     def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:

@@ -1,0 +1,80 @@
+"""Table 4's other pair weights (SSIM, MS-SSIM, GMSD): piq's values mapped to [0, 1], in the loader and in training."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import photo
+from grepq.config import ConfigError, load_config
+from grepq.data.similarity import MEASURES, similarity_matrix
+from grepq.train.data import LLTrainingDataset, folder_versions
+from grepq.train.tasks import LLTask
+from test_train_ll import make_training_set, tiny_ll_overrides
+
+
+def versions(size=(200, 240)):
+    """A photograph, two noise levels and a blurred copy: (4, 3, H, W) in [0, 1]."""
+    ref = torch.from_numpy(photo("astronaut", size)).permute(2, 0, 1).double() / 255
+    g = torch.Generator().manual_seed(0)
+    noisy1 = (ref + 0.03 * torch.randn(ref.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    noisy2 = (ref + 0.15 * torch.randn(ref.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    blur = torch.nn.functional.avg_pool2d(ref[None], 5, 1, 2, count_include_pad=False)[0]
+    return torch.stack([ref, noisy1, noisy2, blur]).float()
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+def test_matrix_is_piq_per_pair_mapped_to_unit_interval(measure):
+    import piq
+    x = versions()
+    m = similarity_matrix(x, measure)
+    assert m.dtype == torch.float64 and m.shape == (4, 4)
+    assert torch.equal(m, m.t()) and torch.equal(torch.diag(m), torch.ones(4))
+    assert m.min() >= 0 and m.max() <= 1
+    fn = {"ssim": lambda a, b: piq.ssim(a, b, data_range=1.0),
+          "ms_ssim": lambda a, b: piq.multi_scale_ssim(a, b, data_range=1.0),
+          "gmsd": lambda a, b: 1 - piq.gmsd(a, b, data_range=1.0)}[measure]
+    xd = x.double()
+    for i in range(4):
+        for j in range(i):
+            expect = float(fn(xd[i:i + 1], xd[j:j + 1]).clamp(0, 1))
+            assert m[i, j].item() == pytest.approx(expect, abs=1e-12)
+    # more noise, less similar to the reference
+    assert m[0, 1] > m[0, 2]
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="measure"):
+        similarity_matrix(versions(), "lpips")
+    with pytest.raises(ValueError, match="161"):
+        similarity_matrix(versions((120, 150)), "ms_ssim")
+    with pytest.raises(ValueError, match=r"\(D, 3, H, W\)"):
+        similarity_matrix(torch.rand(4, 1, 64, 64), "ssim")
+
+
+def test_loader_gives_the_measure_of_the_selected_versions(tmp_path):
+    data = make_training_set(tmp_path / "d", n=2, size=(72, 88))
+    for measure in ("ssim", "gmsd"):
+        ds = LLTrainingDataset(data, measure=measure, similarity="stored", grid=2, patch=16)  # stored: FSIM only
+        stack, sim = ds.load(1)
+        assert sim.shape == (4, 4) and torch.equal(sim, similarity_matrix(stack, measure))
+        assert not torch.allclose(sim, torch.from_numpy(np.load(ds.folders[1] / "fsim.npy"))[1:, 1:].double())
+    ds = LLTrainingDataset(data, measure="none")
+    assert torch.equal(ds.load(0)[1], torch.zeros(4, 4, dtype=torch.float64))
+    assert len(folder_versions(ds.folders[0])) == 5
+    ds = LLTrainingDataset(data, measure="ms_ssim")
+    with pytest.raises(ValueError, match="img00.*161"):
+        ds.load(0)
+    with pytest.raises(ValueError, match="measure"):
+        LLTrainingDataset(data, measure="lpips")
+
+
+def test_training_step_with_another_measure(tmp_path):
+    data = make_training_set(tmp_path / "d", n=2, size=(72, 88))
+    cfg = load_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "r", "ll.pair_weight=gmsd"))
+    task = LLTask(cfg)
+    ds = task.build_dataset(data)
+    batch = torch.utils.data.default_collate([ds[(0, 0)], ds[(0, 1)]])
+    assert torch.equal(batch["similarity"][0], similarity_matrix(ds.load(0)[0], "gmsd").float())
+    loss = task.forward(batch)["loss"]
+    assert torch.isfinite(loss)
+    with pytest.raises(ConfigError, match="pair_weight"):
+        load_config("ll_tiny_cpu", ["ll.pair_weight=lpips"])
