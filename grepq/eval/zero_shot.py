@@ -77,25 +77,35 @@ def iter_patch_chunks(img: torch.Tensor, chunk: int, size: int = PATCH_SIZE, str
 
     The patches are views of the image until a chunk is copied, so memory stays at one chunk whatever the image size.
     """
-    view = img.unfold(1, size, stride).unfold(2, size, stride)     # (3, nh, nw, R, R), a view
-    nh, nw = view.shape[1], view.shape[2]
-    flat = view.permute(1, 2, 0, 3, 4)                               # (nh, nw, 3, R, R), a view
-    n = nh * nw
-    for start in range(0, n, chunk):
-        idx = torch.arange(start, min(start + chunk, n), device=img.device)
-        yield flat[idx // nw, idx % nw].contiguous()
+    return _patch_chunks([img], chunk, size, stride)
+
+
+def _patch_chunks(imgs: Sequence[torch.Tensor], chunk: int, size: int, stride: int) -> Iterator[torch.Tensor]:
+    """The patches of several images (3, H_i, W_i), image after image, each row-major, in chunks of ``chunk``
+    (a chunk may span two images) -> (n, 3, R, R) each; one chunk is copied at a time."""
+    buf, filled = [], 0
+    for img in imgs:
+        view = img.unfold(1, size, stride).unfold(2, size, stride)  # (3, nh, nw, R, R), a view
+        nw = view.shape[2]
+        flat = view.permute(1, 2, 0, 3, 4)                          # (nh, nw, 3, R, R), a view
+        n, start = view.shape[1] * nw, 0
+        while start < n:
+            take = min(chunk - filled, n - start)
+            idx = torch.arange(start, start + take, device=img.device)
+            buf.append(flat[idx // nw, idx % nw])
+            filled, start = filled + take, start + take
+            if filled == chunk:
+                yield torch.cat(buf) if len(buf) > 1 else buf[0].contiguous()
+                buf, filled = [], 0
+    if buf:
+        yield torch.cat(buf) if len(buf) > 1 else buf[0].contiguous()
 
 
 @torch.no_grad()
 def ll_patch_features(model: nn.Module, img: torch.Tensor, chunk: int = 64, size: int = PATCH_SIZE,
                       stride: int = PATCH_STRIDE) -> torch.Tensor:
     """LL model output for every patch of an image: (3, H, W) in [0, 1] -> (N, C), computed ``chunk`` patches at a time."""
-    device = next(model.parameters()).device
-    img = img.to(device)
-    feats = [model(p) for p in iter_patch_chunks(img, chunk, size, stride)]
-    if not feats:
-        raise ValueError(f"image of {img.shape[-1]}x{img.shape[-2]} pixels holds no {size}x{size} patch")
-    return torch.cat(feats)
+    return ll_patch_features_many(model, [img], chunk, size, stride)[0]
 
 
 def fit_gaussian(features: torch.Tensor) -> GaussianStats:
@@ -161,28 +171,12 @@ def ll_patch_features_many(model: nn.Module, imgs: Sequence[torch.Tensor], chunk
     not depend on its chunk-mates (the LL model is in eval mode), up to float32 summation order.
     """
     device = next(model.parameters()).device
-    views, counts = [], []
+    imgs = [img.to(device) for img in imgs]
+    counts = []
     for img in imgs:
-        img = img.to(device)
-        view = img.unfold(1, size, stride).unfold(2, size, stride)      # (3, nh, nw, R, R), a view
-        nh, nw = view.shape[1], view.shape[2]
+        nh, nw = patch_grid(img.shape[-2], img.shape[-1], size, stride)
         if nh * nw == 0:
             raise ValueError(f"image of {img.shape[-1]}x{img.shape[-2]} pixels holds no {size}x{size} patch")
-        views.append((view.permute(1, 2, 0, 3, 4), nw))
         counts.append(nh * nw)
-    feats, buf, filled = [], [], 0
-    for flat, nw in views:
-        n = flat.shape[0] * nw
-        start = 0
-        while start < n:
-            take = min(chunk - filled, n - start)
-            idx = torch.arange(start, start + take, device=device)
-            buf.append(flat[idx // nw, idx % nw])
-            filled += take
-            start += take
-            if filled == chunk:
-                feats.append(model(torch.cat(buf) if len(buf) > 1 else buf[0].contiguous()))
-                buf, filled = [], 0
-    if buf:
-        feats.append(model(torch.cat(buf) if len(buf) > 1 else buf[0].contiguous()))
+    feats = [model(p) for p in _patch_chunks(imgs, chunk, size, stride)]
     return list(torch.cat(feats).split(counts))
