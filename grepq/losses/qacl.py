@@ -5,7 +5,6 @@ Shapes: B images in a batch, D versions of each (the reference and its distortio
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["qacl", "qacl_weight", "QACL_VARIANTS"]
 
