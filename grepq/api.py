@@ -13,6 +13,7 @@ from tqdm import tqdm
 from .batching import prefetch_map, same_size_batches
 from .eval import zero_shot as zs
 from .eval.pristine import load_pristine
+from .fingerprint import tensors_fingerprint
 from .io import ImageReadError, expand_inputs, read_image
 from .models.high_level import DEFAULT_PROMPTS, HighLevelModel, load_clip, load_hl_visual_weights
 from .models.low_level import LowLevelModel, load_low_level
@@ -158,6 +159,26 @@ class GRepQ:
             self.hl = self.hl.to(self.device, memory_format=self._memory_format).eval()
 
     # ------------------------------------------------------------------------------------------------------
+    @property
+    def pristine_patches(self) -> Optional[torch.Tensor]:
+        """The pristine patches (N, 3, R, R) in [0, 1] of Eq. 5, or None when the scorer has no low-level part."""
+        return getattr(self, "_pristine_patches", None)
+
+    def fingerprints(self) -> dict:
+        """Content fingerprints (:func:`grepq.fingerprint.tensors_fingerprint`) of what the scores and features
+        depend on: ``ll`` (LL weights), ``hl`` (CLIP image encoder, without the training-only head),
+        ``clip_text`` (the prompt embeddings of Eq. 2: all Q_H uses of CLIP's text encoder) and ``pristine``
+        (the pristine patches). A component the scorer was built without has None."""
+        fp = {"ll": None, "hl": None, "clip_text": None, "pristine": None}
+        if self.ll is not None:
+            fp["ll"] = tensors_fingerprint(self.ll.state_dict())
+            fp["pristine"] = tensors_fingerprint({"pristine": self.pristine_patches})
+        if self.hl is not None:
+            fp["hl"] = tensors_fingerprint({k: v for k, v in self.hl.state_dict().items()
+                                            if k.startswith("visual.")})
+            fp["clip_text"] = tensors_fingerprint({"text_features": self.hl.text_features})
+        return fp
+
     @property
     def pristine_stats(self) -> zs.GaussianStats:
         """Mean and covariance of the LL features of the pristine patches, computed once per scorer."""

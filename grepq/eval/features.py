@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..fingerprint import digest_tensors as _digest_tensors
 from ..io import ImageReadError, read_image
 
 __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
@@ -70,15 +71,6 @@ class FeatureSet:
         return np.concatenate(parts[which], axis=1)
 
 
-def _digest_tensors(h, tensors: Dict[str, torch.Tensor]) -> None:
-    for k in sorted(tensors):
-        v = tensors[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(str(v.dtype).encode())
-        h.update(str(tuple(v.shape)).encode())
-        h.update(v.reshape(-1).numpy().tobytes())
-
-
 def cache_key(scorer, paths: Sequence[Union[str, Path]], resize: Optional[Dict[str, Tuple[int, int]]] = None) -> Tuple[str, dict]:
     """A hash of everything the features depend on, and the readable parts of it."""
     h = hashlib.sha256()
@@ -94,7 +86,7 @@ def cache_key(scorer, paths: Sequence[Union[str, Path]], resize: Optional[Dict[s
     h.update(json.dumps(info, sort_keys=True).encode())
     if scorer.ll is not None:
         _digest_tensors(h, scorer.ll.state_dict())
-        _digest_tensors(h, {"pristine": scorer._pristine_patches})
+        _digest_tensors(h, {"pristine": scorer.pristine_patches})
     if scorer.hl is not None:
         _digest_tensors(h, {k: v for k, v in scorer.hl.state_dict().items() if not k.startswith("head.")})
     for p in paths:
