@@ -471,3 +471,16 @@ def test_registry_names_aliases_options_and_limit(tmp_path):
     assert ds.name == "KADID-10k" and len(ds) == 2 and ds.scores.tolist() == [3.5, 3.0]
     with pytest.raises(DatasetError, match="expected 10125"):  # limit does not relax the count check
         load_dataset("kadid", tmp_path, limit=2)
+
+
+def test_one_alias_table_for_loaders_and_tables():
+    """The tables' dataset names come from the loaders' registry: every loader name and alias has its table name."""
+    from grepq.data.datasets import ALIASES, DATASETS, DISPLAY_NAMES, display_name
+    from grepq.eval.paper_numbers import canonical_dataset
+    for name in list(DATASETS) + list(ALIASES):
+        if name == "csv":
+            assert display_name(name) == "csv"
+            continue
+        expected = DISPLAY_NAMES[ALIASES.get(name, name)]
+        assert display_name(name) == expected == canonical_dataset(name.upper())
+    assert canonical_dataset("KADID-10k") == "KADID-10k" and canonical_dataset("my_photos") == "my_photos"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
+from ..data.datasets.registry import DISPLAY_NAMES, display_name
+
 __all__ = [
     "DATASETS",
     "LABEL_COUNTS",
@@ -31,36 +33,17 @@ __all__ = [
     "paper_srcc",
 ]
 
-#: Canonical dataset names used in every grepq table.
-DATASETS = ("CLIVE", "KonIQ", "CSIQ", "LIVE", "PIPAL", "FLIVE", "SPAQ", "TID2013", "KADID-10k", "AGIQA-3K")
+#: Canonical dataset names used in every grepq table (the registry's display names, grepq.data.datasets).
+DATASETS = tuple(DISPLAY_NAMES.values())
 
 #: Label counts of Table 1 and Table 4 (paper section 4.2).
 LABEL_COUNTS = (50, 100, 200)
 
-# includes every name and alias of grepq.data.datasets (canonical there: lower case, e.g. "koniq10k")
-_DATASET_ALIASES = {
-    "clive": "CLIVE", "livec": "CLIVE", "live-c": "CLIVE", "livechallenge": "CLIVE", "challengedb": "CLIVE",
-    "liveinthewild": "CLIVE", "livewild": "CLIVE",
-    "koniq": "KonIQ", "koniq10k": "KonIQ", "koniq-10k": "KonIQ", "koniq10": "KonIQ",
-    "csiq": "CSIQ",
-    "live": "LIVE", "liveiqa": "LIVE", "live-iqa": "LIVE", "liver2": "LIVE", "live2": "LIVE",
-    "liverelease2": "LIVE",
-    "pipal": "PIPAL",
-    "flive": "FLIVE", "paq2piq": "FLIVE", "livefb": "FLIVE",
-    "spaq": "SPAQ",
-    "tid2013": "TID2013", "tid": "TID2013",
-    "kadid": "KADID-10k", "kadid10k": "KADID-10k", "kadid-10k": "KADID-10k",
-    "agiqa": "AGIQA-3K", "agiqa3k": "AGIQA-3K", "agiqa-3k": "AGIQA-3K",
-}
-
-
 def canonical_dataset(name: Optional[str]) -> Optional[str]:
-    """Canonical dataset name ("koniq-10k" -> "KonIQ", "livec" -> "CLIVE", ...). Unknown names are returned
-    unchanged (so a new dataset still gets its own table row); None stays None."""
-    if name is None:
-        return None
-    key = str(name).strip().lower().replace("_", "-").replace(" ", "")
-    return _DATASET_ALIASES.get(key, _DATASET_ALIASES.get(key.replace("-", ""), str(name).strip()))
+    """Canonical table name of a dataset ("koniq-10k" -> "KonIQ", "livec" -> "CLIVE", ...), from the dataset
+    registry's names and aliases (:func:`grepq.data.datasets.display_name`). Unknown names are returned unchanged (so
+    a new dataset still gets its own table row); None stays None."""
+    return display_name(name)
 
 
 def canonical_feature_set(name: Optional[str]) -> Optional[str]:

@@ -1,0 +1,51 @@
+"""Evaluation datasets, read from the files exactly as their owners distribute them (SPEC §8).
+
+Every loader takes the folder the dataset was unpacked into and returns an :class:`IQADataset`:
+absolute image paths, one float64 score per image, the score polarity and, for the synthetic datasets
+(LIVE, CSIQ, PIPAL, TID2013, KADID-10k), the reference scene of every image so that splits can keep a
+scene on one side only (SPEC §5).
+
+Dataset (count, polarity): score file -> image folder
+
+* CLIVE (1162, or 1169 with its 7 training images; MOS): ``Data/AllImages_release.mat`` +
+  ``Data/AllMOS_release.mat`` -> ``Images/`` (training images in ``Images/trainingImages/``)
+* KonIQ-10k (10073; MOS): ``koniq10k_scores_and_distributions.csv`` -> ``1024x768/`` or ``512x384/``
+* LIVE Release 2 (779; DMOS): ``dmos.mat`` or ``dmos_realigned.mat`` + ``refnames_all.mat`` ->
+  ``jp2k/ jpeg/ wn/ gblur/ fastfading/``
+* CSIQ (866; DMOS): ``csiq.DMOS.xlsx``, sheet ``all_by_image`` -> ``dst_imgs/<type>/``
+* PIPAL (23200; Elo, higher is better): ``Train_Label/*.txt`` (``name,elo``) -> ``Distortion_*/``
+* FLIVE (39810; MOS): ``labels_image.csv`` (name, mos) -> ``database/``
+* SPAQ (11125; MOS): ``Annotations/MOS and Image attribute scores.xlsx`` -> ``TestImage/``
+* TID2013 (3000; MOS): ``mos_with_names.txt`` (``mos name``) -> ``distorted_images/``
+* KADID-10k (10125; MOS despite the column name): ``dmos.csv`` -> ``images/``
+* AGIQA-3K (2982; MOS): ``data.csv`` -> its image folder (found, or ``image_dir=``)
+* any CSV (MOS or DMOS, configurable): an image column and a score column
+
+Checks made by every loader, each failing with a :class:`DatasetError` that names the file:
+
+* a score that is not a finite number (naming the file, the row/line/entry and the value);
+* the same image listed twice;
+* a number of images different from the count the owners document (``strict_count=False`` accepts a
+  partial or modified copy; :meth:`IQADataset.head` is the separate way to use the first N images);
+* images listed in the score file but missing on disk (how many, and the first few names).
+
+File names are matched case-insensitively on disk (TID2013 lists ``I01_11_1.BMP`` and ``i01_01_1.bmp``
+in one file, for example), so a copy unpacked on a case-sensitive file system loads as it would on Windows.
+
+``load_dataset(name, root, **options)`` picks a loader by name (case-insensitive, with aliases such as
+``livec``, ``koniq``, ``kadid``); :data:`DATASETS` maps the canonical names to the loader functions.
+"""
+from __future__ import annotations
+from .base import DMOS, MOS, POLARITIES, DatasetError, IQADataset, PathLike
+from .loaders import (AGIQA3K_COUNT, CLIVE_COUNT, CLIVE_NUM_TRAINING, CLIVE_TOTAL, CSIQ_COUNT, EXPECTED_COUNTS,
+                      FLIVE_COUNT, KADID_COUNT, KONIQ_COUNT, LIVE_COUNT, LIVE_FOLDERS, LIVE_TOTAL, PIPAL_COUNT,
+                      SPAQ_COUNT, TID2013_COUNT, load_agiqa3k, load_clive, load_csiq, load_csv, load_flive,
+                      load_kadid10k, load_koniq10k, load_live, load_pipal, load_spaq, load_tid2013)
+from .registry import ALIASES, DATASETS, DISPLAY_NAMES, canonical_name, display_name, load_dataset
+
+__all__ = [
+    "DatasetError", "IQADataset", "MOS", "DMOS",
+    "load_clive", "load_koniq10k", "load_live", "load_csiq", "load_pipal", "load_flive", "load_spaq",
+    "load_tid2013", "load_kadid10k", "load_agiqa3k", "load_csv",
+    "DATASETS", "ALIASES", "EXPECTED_COUNTS", "DISPLAY_NAMES", "canonical_name", "display_name", "load_dataset",
+]
