@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .base import DMOS, MOS, POLARITIES, DatasetError, IQADataset, PathLike
-from .readers import (_check_count, _check_duplicates, _dataset, _FolderIndex, _load_mat,
+from .readers import (_listed_dataset, _check_count, _check_duplicates, _dataset, _FolderIndex, _load_mat,
                       _locate, _mat_scores, _mat_strings, _mat_var, _mat_vector, _missing_error, _read_csv,
                       _read_xlsx, _require_file, _root, _to_score, _cell_text)
 
@@ -133,10 +133,8 @@ def load_koniq10k(root: PathLike, *, resolution: str = "1024x768", score_column:
     names = [r["image_name"] for _, r in rows]
     where = [f"line {line}" for line, _ in rows]
     scores = [_to_score(r[column], source, f"line {line}, column {column}") for line, r in rows]
-    _check_duplicates(name, names, where, source)
-    _check_count(name, len(names), KONIQ_COUNT, strict_count, source)
-    paths = _locate(name, names, root / resolution, source)
-    return _dataset(name, root, paths, scores, MOS, None, score_range)
+    return _listed_dataset(name, root, source, names, where, scores, expected=KONIQ_COUNT, strict_count=strict_count,
+                           image_dir=root / resolution, polarity=MOS, score_range=score_range)
 
 
 def load_live(root: PathLike, *, realigned: bool = False, strict_count: bool = True) -> IQADataset:
@@ -236,10 +234,8 @@ def load_csiq(root: PathLike, *, strict_count: bool = True) -> IQADataset:
         rels.append(f"dst_imgs/{folder}/{scene}.{CSIQ_FILE_TAG[folder]}.{int(level_text)}.png")
         refs.append(scene)
         where.append(at)
-    _check_duplicates(name, rels, where, source)
-    _check_count(name, len(rels), CSIQ_COUNT, strict_count, source)
-    paths = _locate(name, rels, root, source)
-    return _dataset(name, root, paths, scores, DMOS, refs, (0.0, 1.0))
+    return _listed_dataset(name, root, source, rels, where, scores, expected=CSIQ_COUNT, strict_count=strict_count,
+                           image_dir=root, polarity=DMOS, refs=refs, score_range=(0.0, 1.0))
 
 
 def load_pipal(root: PathLike, *, strict_count: bool = True) -> IQADataset:
@@ -309,10 +305,9 @@ def load_flive(root: PathLike, *, image_dir: str = "database", strict_count: boo
     rows = _read_csv(source, name, ["name", "mos"])
     names = [r["name"] for _, r in rows]
     scores = [_to_score(r["mos"], source, f"line {line}, column mos") for line, r in rows]
-    _check_duplicates(name, names, [f"line {line}" for line, _ in rows], source)
-    _check_count(name, len(names), FLIVE_COUNT, strict_count, source)
-    paths = _locate(name, names, base, source)
-    return _dataset(name, root, paths, scores, MOS, None, (0.0, 100.0))
+    return _listed_dataset(name, root, source, names, [f"line {line}" for line, _ in rows], scores,
+                           expected=FLIVE_COUNT, strict_count=strict_count, image_dir=base, polarity=MOS,
+                           score_range=(0.0, 100.0))
 
 
 def load_spaq(root: PathLike, *, strict_count: bool = True) -> IQADataset:
@@ -331,10 +326,8 @@ def load_spaq(root: PathLike, *, strict_count: bool = True) -> IQADataset:
         names.append(image)
         scores.append(_to_score(r["MOS"], source, f"{at}, column MOS"))
         where.append(at)
-    _check_duplicates(name, names, where, source)
-    _check_count(name, len(names), SPAQ_COUNT, strict_count, source)
-    paths = _locate(name, names, root / "TestImage", source)
-    return _dataset(name, root, paths, scores, MOS, None, (0.0, 100.0))
+    return _listed_dataset(name, root, source, names, where, scores, expected=SPAQ_COUNT, strict_count=strict_count,
+                           image_dir=root / "TestImage", polarity=MOS, score_range=(0.0, 100.0))
 
 
 def load_tid2013(root: PathLike, *, strict_count: bool = True) -> IQADataset:
@@ -364,10 +357,9 @@ def load_tid2013(root: PathLike, *, strict_count: bool = True) -> IQADataset:
             names.append(fields[1])
             refs.append(f"I{match.group(1)}.BMP")
             where.append(at)
-    _check_duplicates(name, names, where, source)
-    _check_count(name, len(names), TID2013_COUNT, strict_count, source)
-    paths = _locate(name, names, root / "distorted_images", source)
-    return _dataset(name, root, paths, scores, MOS, refs, (0.0, 9.0))
+    return _listed_dataset(name, root, source, names, where, scores, expected=TID2013_COUNT,
+                           strict_count=strict_count, image_dir=root / "distorted_images", polarity=MOS, refs=refs,
+                           score_range=(0.0, 9.0))
 
 
 def load_kadid10k(root: PathLike, *, strict_count: bool = True) -> IQADataset:

@@ -286,3 +286,16 @@ def _dataset(name: str, root: Path, paths: List[Path], scores: Sequence[float], 
                       polarity=polarity, refs=refs, score_range=score_range)
 
 
+
+
+def _listed_dataset(name: str, root: Path, source: Path, names: Sequence[str], where: Sequence[str],
+                    scores: Sequence[float], *, expected: Optional[int], strict_count: bool, image_dir: Path,
+                    polarity: str, refs: Optional[List[str]] = None,
+                    score_range: Optional[Tuple[float, float]] = None) -> IQADataset:
+    """The common end of a loader that lists its images in one score file ``source``: no image twice, the
+    documented count (``expected``), every image found under ``image_dir`` (case-insensitively); ``where[i]`` names
+    the row or line of ``names[i]`` for the error messages."""
+    _check_duplicates(name, names, where, source)
+    _check_count(name, len(names), expected, strict_count, source)
+    paths = _locate(name, names, image_dir, source)
+    return _dataset(name, root, paths, scores, polarity, refs, score_range)
