@@ -1,63 +1,61 @@
 """Synthetic distortions of the KADIS-700k generator, for the GRepQ training set (SPEC §6).
 
-The paper (Sec. 3.1, "Image Augmentation") makes "four synthetic distortions: blur, compression, noise,
-and color saturation, at two levels each"; the authors say they used the KADIS-700k MATLAB generator
-(``imdist_generator.m`` of Lin, Hosu and Saupe, the KADID-10k / KADIS-700k authors). This module
-re-implements the six generator types that fit those four words, with the generator's five levels each:
+The authors generated GRepQ's training set with the KADIS-700k MATLAB generator (official repository,
+issue #3): ``imdist_generator.m`` of Lin, Hosu and Saupe, which maps its input to [0, 1] with ``mapmm``,
+calls one distortion function, and maps the result with ``mapmm`` again. This module re-implements the
+fourteen generator types GRepQ's recipes use (the authors' twelve, :data:`AUTHORS_TYPES`, and the two
+colour saturations), with the generator's five levels each (``imdist_generator.m``'s ``levels`` table):
 
-==================  ==========  =======================================  ==================================
-name                KADIS id    level 1 .. 5 (``DISTORTION_LEVELS``)     operation
-==================  ==========  =======================================  ==================================
-gaussian_blur       1           sigma 0.1, 0.5, 1, 2, 5                  Gaussian filter, replicate border
-lab_saturation      8           factor 1, 2, 3, 6, 9                     a*, b* of CIELAB (D65) times factor
-hsv_saturation      7           factor 0.4, 0.2, 0.1, 0, -0.4            S of HSV times factor
-jpeg2000            9           ratio 16, 32, 45, 120, 170               JPEG 2000 (OpenJPEG, 9/7 wavelet)
-jpeg                10          quality 43, 36, 24, 7, 4                 JPEG (libjpeg via Pillow)
-white_noise         11          variance 0.001, 0.002, 0.003, .005, .01  additive N(0, variance), clipped
-==================  ==========  =======================================  ==================================
+======================  ====  ========================================  ============================================
+name                    KADIS level 1 .. 5 (``DISTORTION_LEVELS``)      operation (the KADIS function it follows)
+======================  ====  ========================================  ============================================
+gaussian_blur           1     sigma 0.1, 0.5, 1, 2, 5                   ``imblurgauss``: imgaussfilt
+lens_blur               2     radius 1, 2, 4, 6, 8                      ``imblurlens``: fspecial('disk'), replicate
+motion_blur             3     length 1, 2, 4, 6, 10                     ``imblurmotion``: fspecial('motion', len,
+                                                                        angle), angle uniform in 0..180 (integer)
+hsv_saturation          7     factor 0.4, 0.2, 0.1, 0, -0.4             ``imcolorsaturate``: HSV S times factor
+lab_saturation          8     factor 1, 2, 3, 6, 9                      ``imsaturate``: Lab a*, b* times factor,
+                                                                        clipped to [0, 1]
+jpeg2000                9     ratio 16, 32, 45, 120, 400                ``imcompressjp2k``: JPEG 2000 (OpenJPEG,
+                                                                        9/7 wavelet, RGB->YCbCr component transform)
+jpeg                    10    quality 43, 36, 24, 7, 4                  ``imcompressjpeg``: JPEG (libjpeg, 4:2:0)
+white_noise             11    variance .001, .002, .003, .005, .01      ``imnoisegauss``: imnoise 'gaussian'
+white_noise_color_comp  12    variance .0001, .0005, .001, .002, .003   ``imnoisecolorcomp``: imnoise on YCbCr
+denoise_nlm             15    variance .01, .03, .05, .1, .15           ``imdenoise`` SUBSTITUTE: noise, then
+                                                                        non-local means instead of DnCNN
+brighten                16    amount 0.1, 0.2, 0.4, 0.7, 1.1            ``imbrighten``: tone curve, mixed 2:1
+                                                                        with the same curve on Lab L*
+darken                  17    amount 0.05, 0.1, 0.2, 0.4, 0.8           ``imdarken``: tone curve
+high_sharpen            24    amount 1, 2, 3, 6, 12                     ``imsharpenHi``: unsharp mask of L*, radius
+                                                                        3, clipped
+contrast_change         25    amount 0.3, 0.15, 0, -0.4, -0.6           ``imcontrastc``: S-shaped tone curve
+======================  ====  ========================================  ============================================
 
-Level values are those of SPEC §6 (``imdist_generator.m``). One public copy of ``imdist_generator.m``
-has 400 instead of 170 for JPEG 2000 level 5; the default levels below do not use level 5.
+(``white_noise_color_comp`` is written ``white_noise_color_component`` in full; see :data:`KADIS_TYPES`.)
 
-What the generator's operations mean, as implemented here:
+**Denoise (KADIS 15) is a substitute.** KADIS adds Gaussian noise and removes it with MATLAB's
+pretrained DnCNN (``denoisingNetwork('DnCNN')``, one colour channel at a time), which grepq cannot ship.
+grepq's type ``denoise_nlm`` adds the same noise and removes it with scikit-image's non-local means
+(:data:`NLM_SETTINGS`, per channel as KADIS does, filtering strength from the known noise level). It
+leaves the same kind of damage (smoothed texture, residual noise at the strong levels) but not DnCNN's
+pixels; it is labelled as a substitute in its name, in ``versions.json`` and in ``docs/differences.md``.
+The recipe ``authors-no-denoise`` of :mod:`grepq.data.recipes` leaves it out.
 
-* **hsv_saturation** ("color saturation 1", ``imcolorsaturate``): ``rgb2hsv``, the saturation channel
-  multiplied by the factor, ``hsv2rgb``. The factors are not a "saturation level" but a multiplier:
-  0.4, 0.2, 0.1 desaturate to 40 %, 20 %, 10 % of the original saturation, 0 gives a grey image whose
-  value is V = max(R, G, B) (not the luminance), and -0.4 flips every colour to the complementary hue
-  at 40 % saturation (HSV -> RGB with a negative S pushes the two smaller channels *above* V). Scaling
-  S by c with H and V kept is exactly ``rgb' = V - c * (V - rgb)`` per pixel, which is computed here in
-  closed form (identical to the sextant formula of ``hsv2rgb``, and defined for grey pixels too).
-  Source: ``imcolorsaturate.m`` (``hsvIm(:,:,2) = hsvIm(:,:,2) * factor``) and the Python ports of
-  the generator, which do the same with ``skimage.color``.
-* **lab_saturation** ("color saturation 2", ``imsaturate``): ``rgb2lab``, a* and b* multiplied by the
-  factor (1 leaves the image unchanged), ``lab2rgb``. sRGB with D65 white, as MATLAB's and skimage's
-  defaults; the conversion is written out here so that out-of-gamut values are kept for the range step.
-* **white_noise** (``imnoisegauss`` = MATLAB ``imnoise(im, 'gaussian', 0, v)``): independent
-  N(0, v) per pixel and channel on [0, 1] values, then clipped to [0, 1] (``imnoise`` clips).
-* **gaussian_blur** (``imblurgauss``): a normalised Gaussian of the given sigma. The kernel radius is
-  ``ceil(2 sigma)`` and the border is replicated (MATLAB ``imgaussfilt`` defaults; the exact window
-  size of ``imblurgauss.m`` could not be checked).
-* **jpeg** / **jpeg2000** (``imcompressjpeg`` / ``imcompressjp2k`` write the image with MATLAB
-  ``imwrite`` at the given quality / ``CompressionRatio`` and read it back): the image is rounded to
-  8 bits and round-tripped through Pillow's JPEG encoder (``quality``, Pillow's default 4:2:0 chroma
-  subsampling) or JPEG 2000 encoder (``quality_mode="rates"``, ``quality_layers=[ratio]``, irreversible
-  9/7 wavelet as MATLAB's lossy mode). Encoders differ from MATLAB's in detail.
+**Range handling** (``range_mode``). ``"kadis"`` (default, ``imdist_generator.m``): the input is
+stretched to [0, 1] (``mapmm``: global min..max of the whole H x W x 3 array) and so is every result
+(after the type's own clipping: ``imsaturate``, ``imsharpenHi`` and ``imbrighten`` truncate to [0, 1]
+first). ``"clip"``: no stretch, results clipped to [0, 1].
 
-**Range handling** (``range_mode``). ``imdist_generator.m`` calls ``mapmm`` on its input and on every
-output; ``mapmm`` maps the minimum..maximum of the array linearly to 0..1 (its definition in the Python
-ports of the generator and in the KADID authors' ``kutils``). ``range_mode="kadis"`` (default) does the
-same: the input is stretched to [0, 1] before distorting and each result is stretched to [0, 1] (so an
-HSV factor of -0.4 or a Lab factor of 9, which leave the gamut, are compressed back rather than clipped).
-``range_mode="clip"`` leaves the input alone and clips results to [0, 1] (what the Python ports do).
-For a photograph that already spans 0..255 the input stretch is the identity. The per-type functions
-(``gaussian_blur`` ... ``lab_saturation``) default to ``"clip"`` and never stretch their input;
-:func:`apply_distortion` and :func:`distortion_stack` default to ``DEFAULT_RANGE_MODE``.
+**Legacy** (``legacy=True``, recipe ``fixed``): grepq's behaviour before its check against KADIS's
+own output, kept so that old runs can be reproduced bit for bit: ``jpeg2000`` without the component
+transform and with a level-5 ratio of 170, ``lab_saturation`` not clipped before the final stretch.
+The other types are the same in both.
 
 Images are numpy arrays (H, W, 3), float32 in [0, 1] (uint8 is accepted and divided by 255); every
-function returns a new float32 (H, W, 3) array in [0, 1]. Random distortions take a
+function returns a new float32 (H, W, 3) array in [0, 1]. Random types draw from a
 ``numpy.random.Generator``; :func:`distortion_stack` seeds one per (type, level) from its ``seed``, so
-the same seed gives byte-identical results.
+the same seed gives byte-identical results. Checked against the unmodified KADIS code's output in
+``tests/test_distortions.py`` (measured agreement: ``docs/differences.md``).
 """
 from __future__ import annotations
 
@@ -68,48 +66,35 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, features
-from scipy import ndimage
+
+from . import kadis_ops as ops
 
 __all__ = [
-    "DISTORTION_LEVELS", "DISTORTION_KADIS_IDS", "DEFAULT_TYPES", "DEFAULT_LEVELS", "DEFAULT_RANGE_MODE",
-    "RANGE_MODES", "DistortionSpec", "gaussian_blur", "jpeg", "jpeg2000", "white_noise", "hsv_saturation",
-    "lab_saturation", "apply_distortion", "distortion_specs", "distortion_stack", "jpeg2000_available",
+    "KadisType", "KADIS_TYPES", "TYPES_BY_ID", "DISTORTION_LEVELS", "LEGACY_LEVELS", "DISTORTION_KADIS_IDS",
+    "AUTHORS_TYPES", "AUTHORS_LEVELS", "DEFAULT_TYPES", "DEFAULT_LEVELS", "DEFAULT_RANGE_MODE", "RANGE_MODES",
+    "NLM_SETTINGS", "DistortionSpec", "gaussian_blur", "lens_blur", "motion_blur", "jpeg", "jpeg2000",
+    "white_noise", "white_noise_color_component", "denoise_nlm", "brighten", "darken", "high_sharpen",
+    "contrast_change", "hsv_saturation", "lab_saturation", "apply_distortion", "distortion_specs",
+    "distortion_stack", "jpeg2000_available", "kadis_type",
 ]
 
-# Level values per type, level 1 (mildest) .. 5 (strongest): KADIS-700k ``imdist_generator.m`` (SPEC §6).
-DISTORTION_LEVELS: Dict[str, Tuple[float, ...]] = {
-    "gaussian_blur": (0.1, 0.5, 1.0, 2.0, 5.0),  # sigma in pixels (KADIS type 1)
-    "jpeg": (43, 36, 24, 7, 4),  # JPEG quality (KADIS type 10)
-    "jpeg2000": (16, 32, 45, 120, 170),  # JPEG 2000 compression ratio (KADIS type 9; SPEC §6)
-    "white_noise": (0.001, 0.002, 0.003, 0.005, 0.01),  # noise variance on [0, 1] values (KADIS type 11)
-    "hsv_saturation": (0.4, 0.2, 0.1, 0.0, -0.4),  # multiplier of HSV saturation (KADIS type 7, "color saturation 1")
-    "lab_saturation": (1.0, 2.0, 3.0, 6.0, 9.0),  # multiplier of CIELAB a*, b* (KADIS type 8, "color saturation 2")
-}
-# KADIS-700k / KADID-10k distortion ids of the types above.
-DISTORTION_KADIS_IDS: Dict[str, int] = {
-    "gaussian_blur": 1, "hsv_saturation": 7, "lab_saturation": 8, "jpeg2000": 9, "jpeg": 10, "white_noise": 11,
-}
-# The paper (Sec. 3.1): "Four synthetic distortions are generated: blur, compression, noise, and color saturation,
-# at two levels each." Which generator type stands for each word is not said; the default takes blur -> Gaussian
-# blur, compression -> JPEG (the commoner codec; jpeg2000 is the alternative), noise -> white noise, colour
-# saturation -> HSV saturation ("color saturation 1"; lab_saturation is "color saturation 2").
-DEFAULT_TYPES: Tuple[str, ...] = ("gaussian_blur", "jpeg", "white_noise", "hsv_saturation")
-# Which two of the five levels GRepQ used is unknown (SPEC §6). Default: levels 2 and 4, a moderate and a strong one,
-# skipping level 1 (near-identity: blur sigma 0.1; Lab factor 1 is the identity) and the extreme level 5.
-DEFAULT_LEVELS: Tuple[int, ...] = (2, 4)
 RANGE_MODES = ("kadis", "clip")
 DEFAULT_RANGE_MODE = "kadis"  # mapmm on input and outputs, as imdist_generator.m (see the module docstring)
-
-# Gaussian blur kernel radius = ceil(BLUR_RADIUS_SIGMAS * sigma) (MATLAB imgaussfilt default filter size
-# 2*ceil(2*sigma)+1).
-BLUR_RADIUS_SIGMAS = 2.0
-# sRGB (IEC 61966-2-1) and CIELAB constants, D65 white (MATLAB rgb2lab / skimage defaults).
-_SRGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
-                         [0.212671, 0.715160, 0.072169],
-                         [0.019334, 0.119193, 0.950227]])
-_XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
-_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
-_LAB_DELTA = 6.0 / 29.0
+#: The authors' recipe (SPEC §6): per image 4 of these KADIS types (ids 1, 2, 3, 9, 10, 11, 12, 15, 16, 17, 24,
+#: 25; 15 = grepq's substitute), 2 of AUTHORS_LEVELS per type.
+AUTHORS_TYPES: Tuple[str, ...] = ("gaussian_blur", "lens_blur", "motion_blur", "jpeg2000", "jpeg", "white_noise",
+                                  "white_noise_color_component", "denoise_nlm", "brighten", "darken",
+                                  "high_sharpen", "contrast_change")
+AUTHORS_LEVELS: Tuple[int, ...] = (2, 3, 4, 5)
+# Recipe "fixed" (grepq's default before the authors' recipe was known; kept for old runs): every one of these
+# 4 types at levels 2 and 4, D = 8. The paper (Sec. 3.1) names "blur, compression, noise, and color saturation".
+DEFAULT_TYPES: Tuple[str, ...] = ("gaussian_blur", "jpeg", "white_noise", "hsv_saturation")
+DEFAULT_LEVELS: Tuple[int, ...] = (2, 4)
+#: Denoiser of the ``denoise_nlm`` substitute: skimage.restoration.denoise_nl_means per channel, fast mode,
+#: 5x5 patches searched within 6 pixels, h = 0.8 sigma with sigma the known noise std (skimage's guidance).
+NLM_SETTINGS = {"patch_size": 5, "patch_distance": 6, "h_over_sigma": 0.8, "fast_mode": True}
+#: The sample range of KADIS's motion-blur angle: randi([0, 180]) degrees.
+MOTION_ANGLE_RANGE = (0, 180)
 
 
 def jpeg2000_available() -> bool:
@@ -153,146 +138,195 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-# ------------------------------------------------------------------------------------------------ distortions
+def _need_rng(rng, what: str) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{what}: expected a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
 
 
-def gaussian_blur(img: np.ndarray, sigma: float, rng: Optional[np.random.Generator] = None, *,
-                  range_mode: str = "clip") -> np.ndarray:
-    """Gaussian blur with standard deviation ``sigma`` pixels (radius ceil(2 sigma), replicated border).
-
-    ``img`` (H, W, 3) float32 in [0, 1] -> (H, W, 3) float32 in [0, 1]. ``rng`` is unused (deterministic).
-    """
-    x = _check_image(img).astype(np.float64)
-    if sigma < 0:
-        raise ValueError(f"gaussian_blur: expected sigma >= 0, got {sigma}")
-    radius = int(np.ceil(BLUR_RADIUS_SIGMAS * sigma))
-    if sigma > 0 and radius > 0:
-        t = np.arange(-radius, radius + 1, dtype=np.float64)
-        kernel = np.exp(-(t ** 2) / (2.0 * sigma ** 2))
-        kernel /= kernel.sum()
-        x = ndimage.correlate1d(x, kernel, axis=0, mode="nearest")
-        x = ndimage.correlate1d(x, kernel, axis=1, mode="nearest")
-    return _finish(x, range_mode)
-
-
-def jpeg(img: np.ndarray, quality: float, rng: Optional[np.random.Generator] = None, *,
-         range_mode: str = "clip") -> np.ndarray:
-    """JPEG round trip at ``quality`` (1..95) through Pillow/libjpeg, 4:2:0 chroma subsampling.
-
-    ``img`` (H, W, 3) float32 in [0, 1] -> (H, W, 3) float32 in [0, 1] (multiples of 1/255). ``rng`` unused.
-    """
-    x = _check_image(img)
-    q = int(round(quality))
-    if not 1 <= q <= 100:
-        raise ValueError(f"jpeg: expected quality in 1..100, got {quality}")
+def _codec_roundtrip(x: np.ndarray, fmt: str, **options) -> np.ndarray:
+    """Write ``x`` (H, W, 3) in [0, 1] as 8 bits with Pillow in ``fmt``, read it back: float64 (H, W, 3)."""
     buf = io.BytesIO()
-    Image.fromarray(_to_uint8(x), mode="RGB").save(buf, format="JPEG", quality=q)
+    Image.fromarray(_to_uint8(x), mode="RGB").save(buf, format=fmt, **options)
     buf.seek(0)
     with Image.open(buf) as im:
-        out = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
-    return _finish(out, range_mode)
+        return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
 
 
-def jpeg2000(img: np.ndarray, ratio: float, rng: Optional[np.random.Generator] = None, *,
-             range_mode: str = "clip") -> np.ndarray:
-    """JPEG 2000 round trip at compression ``ratio`` (uncompressed : compressed size) through Pillow/OpenJPEG.
+# ------------------------------------------------------------------------------------------------ the types
+# Each ``_op_<type>(x, value, rng, legacy)`` takes the checked float32 image and returns the unclipped float64
+# result of the KADIS function (before the generator's final mapmm).
 
-    ``img`` (H, W, 3) float32 in [0, 1] -> (H, W, 3) float32 in [0, 1]. ``rng`` unused.
-    Raises RuntimeError if this Pillow was built without OpenJPEG.
-    """
-    x = _check_image(img)
+
+def _op_gaussian_blur(x, sigma, rng, legacy):
+    if sigma < 0:
+        raise ValueError(f"gaussian_blur: expected sigma >= 0, got {sigma}")
+    return ops.gaussian_filter(x.astype(np.float64), sigma)
+
+
+def _op_lens_blur(x, radius, rng, legacy):
+    return ops.correlate_replicate(x.astype(np.float64), ops.disk_kernel(radius))
+
+
+def _op_motion_blur(x, length, rng, legacy):
+    angle = int(_need_rng(rng, "motion_blur").integers(MOTION_ANGLE_RANGE[0], MOTION_ANGLE_RANGE[1] + 1))
+    return ops.correlate_replicate(x.astype(np.float64), ops.motion_kernel(length, angle))
+
+
+def _op_hsv_saturation(x, factor, rng, legacy):
+    # rgb2hsv, S * factor, hsv2rgb is exactly V - factor * (V - rgb) per pixel (also for grey pixels and factor < 0).
+    x = x.astype(np.float64)
+    v = x.max(axis=2, keepdims=True)
+    return v - float(factor) * (v - x)
+
+
+def _op_lab_saturation(x, factor, rng, legacy):
+    lab = ops.srgb_to_lab(x.astype(np.float64))
+    lab[..., 1:] *= float(factor)
+    rgb = ops.lab_to_srgb(lab)
+    return rgb if legacy else np.clip(rgb, 0.0, 1.0)  # imsaturate: truncate(lab2rgb(...))
+
+
+def _op_jpeg2000(x, ratio, rng, legacy):
     if not jpeg2000_available():
         raise RuntimeError("jpeg2000: this Pillow has no JPEG 2000 encoder (built without OpenJPEG); "
                            "install a Pillow wheel with OpenJPEG or choose another distortion type")
     if ratio < 1:
         raise ValueError(f"jpeg2000: expected a compression ratio >= 1, got {ratio}")
-    buf = io.BytesIO()
-    Image.fromarray(_to_uint8(x), mode="RGB").save(
-        buf, format="JPEG2000", quality_mode="rates", quality_layers=[float(ratio)], irreversible=True)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        out = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
-    return _finish(out, range_mode)
+    options = {} if legacy else {"mct": 1}  # MATLAB/Kakadu and opj_compress transform RGB to YCbCr first
+    return _codec_roundtrip(x, "JPEG2000", quality_mode="rates", quality_layers=[float(ratio)], irreversible=True,
+                            **options)
 
 
-def white_noise(img: np.ndarray, variance: float, rng: np.random.Generator, *,
-                range_mode: str = "clip") -> np.ndarray:
-    """Additive white Gaussian noise N(0, ``variance``) per pixel and channel on [0, 1] values, clipped to [0, 1].
+def _op_jpeg(x, quality, rng, legacy):
+    q = int(round(quality))
+    if not 1 <= q <= 100:
+        raise ValueError(f"jpeg: expected quality in 1..100, got {quality}")
+    return _codec_roundtrip(x, "JPEG", quality=q)
 
-    ``img`` (H, W, 3) float32 in [0, 1] -> (H, W, 3) float32 in [0, 1]; ``rng`` draws the noise (float64).
-    """
-    x = _check_image(img).astype(np.float64)
+
+def _op_white_noise(x, variance, rng, legacy):
     if variance < 0:
         raise ValueError(f"white_noise: expected variance >= 0, got {variance}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"white_noise: expected a numpy.random.Generator, got {type(rng).__name__}")
-    noisy = np.clip(x + rng.standard_normal(x.shape) * np.sqrt(variance), 0.0, 1.0)  # imnoise clips
-    return _finish(noisy, range_mode)
+    return ops.gaussian_noise(x.astype(np.float64), variance, _need_rng(rng, "white_noise"))
 
 
-def hsv_saturation(img: np.ndarray, factor: float, rng: Optional[np.random.Generator] = None, *,
-                   range_mode: str = "clip") -> np.ndarray:
-    """Multiply the HSV saturation by ``factor`` (any real; 0 -> grey V = max(R,G,B), < 0 -> complementary hue).
+def _op_white_noise_color_component(x, variance, rng, legacy):
+    ycc = ops.rgb_to_ycbcr(x.astype(np.float64))
+    return ops.ycbcr_to_rgb(ops.gaussian_noise(ycc, variance, _need_rng(rng, "white_noise_color_component")))
 
-    ``img`` (H, W, 3) float32 in [0, 1] -> (H, W, 3) float32 in [0, 1]. Computed as ``V - factor * (V - rgb)``,
-    which is ``hsv2rgb`` of the scaled HSV image. ``rng`` unused.
+
+def _op_denoise_nlm(x, variance, rng, legacy):
+    from skimage.restoration import denoise_nl_means
+
+    noisy = ops.gaussian_noise(x.astype(np.float64), variance, _need_rng(rng, "denoise_nlm"))
+    sigma = float(np.sqrt(variance))
+    s = NLM_SETTINGS
+    return np.stack([denoise_nl_means(noisy[..., c], patch_size=s["patch_size"], patch_distance=s["patch_distance"],
+                                      h=s["h_over_sigma"] * sigma, sigma=sigma, fast_mode=s["fast_mode"])
+                     for c in range(3)], axis=-1)
+
+
+def _op_brighten(x, amount, rng, legacy):
+    x = x.astype(np.float64)
+    c = [0.5 + amount / 2.0]
+    lab = ops.srgb_to_lab(x)
+    lab[..., 0] = ops.tone_curve(lab[..., 0] / 100.0, [0.5], c) * 100.0
+    return (2.0 * ops.tone_curve(x, [0.5], c) + np.clip(ops.lab_to_srgb(lab), 0.0, 1.0)) / 3.0
+
+
+def _op_darken(x, amount, rng, legacy):
+    return ops.tone_curve(x.astype(np.float64), [0.5], [0.5 - amount / 2.0])
+
+
+def _op_high_sharpen(x, amount, rng, legacy, radius: float = 3.0):
+    lab = ops.srgb_to_lab(x.astype(np.float64))
+    lum = lab[..., 0]
+    lab[..., 0] = lum + amount * (lum - ops.gaussian_filter(lum, radius))  # imsharpen: unsharp mask of L*
+    return np.clip(ops.lab_to_srgb(lab), 0.0, 1.0)
+
+
+def _op_contrast_change(x, amount, rng, legacy):
+    return ops.tone_curve(x.astype(np.float64), [0.3, 0.5, 0.7], [0.25 - amount / 4.0, 0.5, 0.75 + amount / 4.0])
+
+
+@dataclass(frozen=True)
+class KadisType:
+    """One KADIS-700k distortion type as grepq implements it.
+
+    ``id``: KADIS / KADID-10k type id; ``name``: grepq's name; ``kadis_function``: the ``distortions/*.m``
+    function it follows; ``levels``: its parameter at levels 1..5 (``imdist_generator.m``); ``parameter``: what
+    the parameter means; ``random``: whether it draws random numbers; ``substitute``: non-empty when grepq
+    replaces part of the KADIS function (what and why).
     """
-    x = _check_image(img).astype(np.float64)
-    v = x.max(axis=2, keepdims=True)
-    return _finish(v - float(factor) * (v - x), range_mode)
+
+    id: int
+    name: str
+    kadis_function: str
+    levels: Tuple[float, ...]
+    parameter: str
+    random: bool
+    op: Callable[..., np.ndarray]
+    substitute: str = ""
 
 
-def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    xyz = lin @ _SRGB_TO_XYZ.T / _D65_WHITE
-    f = np.where(xyz > _LAB_DELTA ** 3, np.cbrt(xyz), xyz / (3 * _LAB_DELTA ** 2) + 4.0 / 29.0)
-    lab = np.empty_like(f)
-    lab[..., 0] = 116.0 * f[..., 1] - 16.0
-    lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
-    lab[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
-    return lab
+KADIS_TYPES: Tuple[KadisType, ...] = (
+    KadisType(1, "gaussian_blur", "imblurgauss", (0.1, 0.5, 1.0, 2.0, 5.0), "sigma (px)", False, _op_gaussian_blur),
+    KadisType(2, "lens_blur", "imblurlens", (1, 2, 4, 6, 8), "disk radius (px)", False, _op_lens_blur),
+    KadisType(3, "motion_blur", "imblurmotion", (1, 2, 4, 6, 10), "line length (px); random angle 0..180 deg",
+              True, _op_motion_blur),
+    KadisType(7, "hsv_saturation", "imcolorsaturate", (0.4, 0.2, 0.1, 0.0, -0.4), "factor on HSV saturation",
+              False, _op_hsv_saturation),
+    KadisType(8, "lab_saturation", "imsaturate", (1.0, 2.0, 3.0, 6.0, 9.0), "factor on Lab a*, b*", False,
+              _op_lab_saturation),
+    KadisType(9, "jpeg2000", "imcompressjp2k", (16, 32, 45, 120, 400), "compression ratio", False, _op_jpeg2000),
+    KadisType(10, "jpeg", "imcompressjpeg", (43, 36, 24, 7, 4), "JPEG quality", False, _op_jpeg),
+    KadisType(11, "white_noise", "imnoisegauss", (0.001, 0.002, 0.003, 0.005, 0.01), "noise variance", True,
+              _op_white_noise),
+    KadisType(12, "white_noise_color_component", "imnoisecolorcomp", (0.0001, 0.0005, 0.001, 0.002, 0.003),
+              "noise variance in YCbCr", True, _op_white_noise_color_component),
+    KadisType(15, "denoise_nlm", "imdenoise", (0.01, 0.03, 0.05, 0.1, 0.15), "noise variance before denoising",
+              True, _op_denoise_nlm,
+              substitute="KADIS denoises with MATLAB's pretrained DnCNN, which grepq cannot ship; grepq uses "
+                         "scikit-image's non-local means (grepq.data.distortions.NLM_SETTINGS)"),
+    KadisType(16, "brighten", "imbrighten", (0.1, 0.2, 0.4, 0.7, 1.1), "amount", False, _op_brighten),
+    KadisType(17, "darken", "imdarken", (0.05, 0.1, 0.2, 0.4, 0.8), "amount", False, _op_darken),
+    KadisType(24, "high_sharpen", "imsharpenHi", (1, 2, 3, 6, 12), "unsharp-mask amount (radius 3)", False,
+              _op_high_sharpen),
+    KadisType(25, "contrast_change", "imcontrastc", (0.3, 0.15, 0.0, -0.4, -0.6), "amount", False,
+              _op_contrast_change),
+)
+_BY_NAME: Dict[str, KadisType] = {t.name: t for t in KADIS_TYPES}
+#: KADIS id -> type.
+TYPES_BY_ID: Dict[int, KadisType] = {t.id: t for t in KADIS_TYPES}
+#: Parameter per level 1 (mildest) .. 5 (strongest), by type name: ``imdist_generator.m``'s table (SPEC §6).
+DISTORTION_LEVELS: Dict[str, Tuple[float, ...]] = {t.name: t.levels for t in KADIS_TYPES}
+#: Level tables of ``legacy=True`` where they differ (grepq before the KADIS check: JPEG 2000 level 5 = 170).
+LEGACY_LEVELS: Dict[str, Tuple[float, ...]] = {"jpeg2000": (16, 32, 45, 120, 170)}
+#: KADIS-700k / KADID-10k distortion id by type name.
+DISTORTION_KADIS_IDS: Dict[str, int] = {t.name: t.id for t in KADIS_TYPES}
 
 
-def _lab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """CIELAB (D65) -> sRGB without clipping (values may leave [0, 1] for out-of-gamut colours)."""
-    fy = (lab[..., 0] + 16.0) / 116.0
-    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
-    xyz = np.where(f > _LAB_DELTA, f ** 3, 3 * _LAB_DELTA ** 2 * (f - 4.0 / 29.0)) * _D65_WHITE
-    lin = xyz @ _XYZ_TO_SRGB.T
-    # The sRGB curve, extended to negative values by odd symmetry.
-    mag = np.abs(lin)
-    enc = np.where(mag <= 0.0031308, 12.92 * mag, 1.055 * mag ** (1 / 2.4) - 0.055)
-    return np.sign(lin) * enc
-
-
-def lab_saturation(img: np.ndarray, factor: float, rng: Optional[np.random.Generator] = None, *,
-                   range_mode: str = "clip") -> np.ndarray:
-    """Multiply CIELAB a* and b* (D65) by ``factor`` (1 = unchanged, larger = more saturated).
-
-    ``img`` (H, W, 3) float32 in [0, 1] -> (H, W, 3) float32 in [0, 1]. ``rng`` unused.
-    """
-    x = _check_image(img).astype(np.float64)
-    lab = _srgb_to_lab(x)
-    lab[..., 1:] *= float(factor)
-    return _finish(_lab_to_srgb(lab), range_mode)
-
-
-_FUNCTIONS: Dict[str, Callable[..., np.ndarray]] = {
-    "gaussian_blur": gaussian_blur,
-    "jpeg": jpeg,
-    "jpeg2000": jpeg2000,
-    "white_noise": white_noise,
-    "hsv_saturation": hsv_saturation,
-    "lab_saturation": lab_saturation,
-}
+def kadis_type(key) -> KadisType:
+    """The type of a name (``"lens_blur"``) or a KADIS id (``2``); ValueError naming the choices otherwise."""
+    found = TYPES_BY_ID.get(key) if isinstance(key, (int, np.integer)) and not isinstance(key, bool) \
+        else _BY_NAME.get(key)
+    if found is None:
+        raise ValueError(f"unknown distortion type {key!r}; available types = {sorted(_BY_NAME)} "
+                         f"(KADIS ids {sorted(TYPES_BY_ID)})")
+    return found
 
 
 @dataclass(frozen=True)
 class DistortionSpec:
-    """One distortion: a type name (a key of ``DISTORTION_LEVELS``) and a KADIS level index 1..5."""
+    """One distortion: a type name (a key of ``DISTORTION_LEVELS``) and a KADIS level index 1..5.
+
+    ``legacy=True`` selects grepq's pre-check behaviour of the type (module docstring; recipe ``fixed``).
+    """
 
     type: str
     level: int
+    legacy: bool = False
 
     def __post_init__(self):
         if self.type not in DISTORTION_LEVELS:
@@ -302,14 +336,26 @@ class DistortionSpec:
             raise ValueError(f"distortion level of {self.type!r}: expected an integer in 1..{n}, got {self.level!r}")
 
     @property
+    def kadis(self) -> KadisType:
+        """The :class:`KadisType` of this spec."""
+        return _BY_NAME[self.type]
+
+    @property
     def value(self) -> float:
-        """The generator's parameter at this level (sigma, quality, ratio, variance or factor)."""
-        return DISTORTION_LEVELS[self.type][self.level - 1]
+        """The generator's parameter at this level (sigma, radius, length, quality, ratio, variance, factor...)."""
+        table = LEGACY_LEVELS.get(self.type, DISTORTION_LEVELS[self.type]) if self.legacy \
+            else DISTORTION_LEVELS[self.type]
+        return table[self.level - 1]
 
     @property
     def name(self) -> str:
-        """``<type>_<level>``, e.g. ``gaussian_blur_2`` (the file-name suffix used by ``prepare``)."""
+        """``<type>_<level>``, e.g. ``gaussian_blur_2`` (grepq's file-name suffix)."""
         return f"{self.type}_{self.level}"
+
+    @property
+    def kadis_name(self) -> str:
+        """``<id:02d>_<level:02d>``, e.g. ``01_02`` (KADIS's file-name suffix)."""
+        return f"{self.kadis.id:02d}_{self.level:02d}"
 
     def seed_sequence(self, seed: int) -> np.random.SeedSequence:
         """The random stream of this distortion for a given item seed (stable across processes and platforms)."""
@@ -321,6 +367,7 @@ def apply_distortion(img: np.ndarray, spec: DistortionSpec, rng: Optional[np.ran
     """Apply ``spec`` to ``img`` (H, W, 3) float32 in [0, 1] -> (H, W, 3) float32 in [0, 1].
 
     With ``range_mode="kadis"`` the input is first min-max stretched (KADIS ``mapmm``), then the result.
+    ``rng`` drives the random types (default: the spec's own stream for item seed 0).
     """
     if range_mode not in RANGE_MODES:
         raise ValueError(f"range_mode: expected one of {RANGE_MODES}, got {range_mode!r}")
@@ -329,10 +376,49 @@ def apply_distortion(img: np.ndarray, spec: DistortionSpec, rng: Optional[np.ran
         x = _mapmm(x.astype(np.float64)).astype(np.float32)
     if rng is None:
         rng = np.random.default_rng(spec.seed_sequence(0))
-    return _FUNCTIONS[spec.type](x, spec.value, rng, range_mode=range_mode)
+    return _finish(spec.kadis.op(x, spec.value, rng, spec.legacy), range_mode)
 
 
-def distortion_specs(types: Sequence[str], levels: Sequence[int]) -> List[DistortionSpec]:
+def _public(type_name: str) -> Callable[..., np.ndarray]:
+    kt = _BY_NAME[type_name]
+
+    def distort(img: np.ndarray, value: float, rng: Optional[np.random.Generator] = None, *,
+                range_mode: str = "clip", legacy: bool = False) -> np.ndarray:
+        x = _check_image(img)
+        if kt.random:
+            _need_rng(rng, type_name)
+        return _finish(kt.op(x, value, rng, legacy), range_mode)
+
+    distort.__name__ = distort.__qualname__ = type_name
+    distort.__doc__ = (f"KADIS type {kt.id} ({kt.kadis_function}{', substitute' if kt.substitute else ''}): "
+                       f"``value`` = {kt.parameter} (levels 1..5: {kt.levels}).\n\n    ``img`` (H, W, 3) float32 "
+                       f"in [0, 1] (or uint8) -> (H, W, 3) float32 in [0, 1]; no input stretch; ``range_mode`` "
+                       f"'clip' (default) or 'kadis' (stretch the result).\n    "
+                       + ("``rng``: a numpy Generator (required)." if kt.random else "``rng`` is unused."))
+    return distort
+
+
+gaussian_blur = _public("gaussian_blur")
+lens_blur = _public("lens_blur")
+motion_blur = _public("motion_blur")
+hsv_saturation = _public("hsv_saturation")
+lab_saturation = _public("lab_saturation")
+jpeg2000 = _public("jpeg2000")
+jpeg = _public("jpeg")
+white_noise = _public("white_noise")
+white_noise_color_component = _public("white_noise_color_component")
+denoise_nlm = _public("denoise_nlm")
+brighten = _public("brighten")
+darken = _public("darken")
+high_sharpen = _public("high_sharpen")
+contrast_change = _public("contrast_change")
+
+
+def _as_level(level):
+    return int(level) if isinstance(level, (int, np.integer)) and not isinstance(level, bool) else level
+
+
+def distortion_specs(types: Sequence[str], levels: Sequence[int], *, legacy: bool = False) -> List[DistortionSpec]:
     """The specs of ``types`` x ``levels``, ordered by type then level; raises ValueError for bad choices."""
     if isinstance(types, str) or isinstance(levels, (str, int)):
         raise TypeError(f"types and levels must be sequences, got types={types!r}, levels={levels!r}")
@@ -340,26 +426,31 @@ def distortion_specs(types: Sequence[str], levels: Sequence[int]) -> List[Distor
         raise ValueError(f"expected at least one type and one level, got types={types!r}, levels={levels!r}")
     if len(set(types)) != len(types) or len(set(levels)) != len(levels):
         raise ValueError(f"expected no repeated types or levels, got types={list(types)}, levels={list(levels)}")
-    return [DistortionSpec(t, int(l) if isinstance(l, (int, np.integer)) and not isinstance(l, bool) else l)
-            for t in types for l in levels]
+    return [DistortionSpec(t, _as_level(lv), legacy) for t in types for lv in levels]
+
+
+def distort_specs(image: np.ndarray, specs: Sequence[DistortionSpec], seed: int = 0, *,
+                  range_mode: str = DEFAULT_RANGE_MODE) -> List[Tuple[DistortionSpec, np.ndarray]]:
+    """Apply each spec to ``image`` (H, W, 3) with its own random stream seeded by (``seed``, type, level).
+
+    Returns ``[(spec, version (H, W, 3) float32 in [0, 1]), ...]`` in the order of ``specs``.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    x = _check_image(image)
+    return [(spec, apply_distortion(x, spec, np.random.default_rng(spec.seed_sequence(int(seed))),
+                                    range_mode=range_mode)) for spec in specs]
 
 
 def distortion_stack(image: np.ndarray, types: Sequence[str] = DEFAULT_TYPES,
                      levels: Sequence[int] = DEFAULT_LEVELS, seed: int = 0, *,
-                     range_mode: str = DEFAULT_RANGE_MODE) -> List[Tuple[str, np.ndarray]]:
-    """The distorted versions of ``image`` (H, W, 3) float32 in [0, 1] (uint8 accepted).
+                     range_mode: str = DEFAULT_RANGE_MODE, legacy: bool = False) -> List[Tuple[str, np.ndarray]]:
+    """The distorted versions of ``image`` (H, W, 3) float32 in [0, 1] (uint8 accepted), every type x level.
 
     Returns ``[(name, version), ...]`` with ``name = "<type>_<level>"`` and ``version`` (H, W, 3) float32 in
     [0, 1], ordered by type (as given) then level (as given): len(types) * len(levels) entries (the reference
     itself is not included). Deterministic: each (type, level) draws from its own stream seeded by
     (``seed``, type, level), so the same seed gives byte-identical outputs whatever else is in the stack.
     """
-    specs = distortion_specs(types, levels)
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    x = _check_image(image)
-    out = []
-    for spec in specs:
-        rng = np.random.default_rng(spec.seed_sequence(int(seed)))
-        out.append((spec.name, apply_distortion(x, spec, rng, range_mode=range_mode)))
-    return out
+    specs = distortion_specs(types, levels, legacy=legacy)
+    return [(spec.name, out) for spec, out in distort_specs(image, specs, seed, range_mode=range_mode)]
