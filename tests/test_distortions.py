@@ -1,9 +1,14 @@
-"""Tests of grepq.data.distortions: KADIS levels, determinism, ranges, and that each distortion distorts."""
+"""Tests of grepq.data.distortions: KADIS levels, determinism, ranges, and agreement with KADIS's own output."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 from skimage import color, data
 
 from grepq.data import distortions as dist
+from grepq.data import kadis_ops
 from grepq.data.distortions import (DEFAULT_LEVELS, DEFAULT_TYPES, DISTORTION_LEVELS, DistortionSpec,
                                     apply_distortion, distortion_stack, hsv_saturation, jpeg2000, lab_saturation)
 
@@ -23,7 +28,8 @@ def psnr(a, b):
 def test_levels_are_the_kadis_levels_of_spec_6():
     assert DISTORTION_LEVELS["gaussian_blur"] == (0.1, 0.5, 1.0, 2.0, 5.0)
     assert DISTORTION_LEVELS["jpeg"] == (43, 36, 24, 7, 4)
-    assert DISTORTION_LEVELS["jpeg2000"] == (16, 32, 45, 120, 170)
+    assert DISTORTION_LEVELS["jpeg2000"] == (16, 32, 45, 120, 400)
+    assert DistortionSpec("jpeg2000", 5, legacy=True).value == 170  # grepq before the KADIS check (recipe fixed)
     assert DISTORTION_LEVELS["white_noise"] == (0.001, 0.002, 0.003, 0.005, 0.01)
     assert DISTORTION_LEVELS["hsv_saturation"] == (0.4, 0.2, 0.1, 0.0, -0.4)
     assert DISTORTION_LEVELS["lab_saturation"] == (1.0, 2.0, 3.0, 6.0, 9.0)
@@ -115,7 +121,7 @@ def test_stack_is_deterministic_and_ordered(photo):
 
 def test_bad_input_and_names_raise_clear_errors(photo, monkeypatch):
     with pytest.raises(ValueError, match="available types"):
-        DistortionSpec("motion_blur", 1)
+        DistortionSpec("unknown_blur", 1)
     with pytest.raises(ValueError, match="1..5"):
         DistortionSpec("jpeg", 6)
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
@@ -134,3 +140,140 @@ def test_bad_input_and_names_raise_clear_errors(photo, monkeypatch):
 def test_pillow_here_has_openjpeg():
     # The JPEG 2000 type needs Pillow built with OpenJPEG; the project's environment has it.
     assert dist.jpeg2000_available()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Against KADIS's own output (tests/data/kadis: the unmodified KADIS-700k generator run under GNU Octave, README.md)
+
+KADIS_DIR = Path(__file__).parent / "data" / "kadis"
+#: Every deterministic entry must reach this PSNR against KADIS's output (issue 10: >= 40 dB) ...
+MIN_PSNR_DB = 40.0
+#: ... and every type except the codecs this one (only rounding differs; measured minimum 63.6 dB, see
+#: docs/differences.md). JPEG / JPEG 2000 depend on the codec library's version, so they keep the 40 dB floor.
+AIM_PSNR_DB = 60.0
+CODEC_IDS = (9, 10)
+
+
+@pytest.fixture(scope="module")
+def kadis():
+    ref = json.loads((KADIS_DIR / "reference.json").read_text())
+    mosaic = np.asarray(Image.open(KADIS_DIR / "outputs_subsampled.png").convert("RGB"))
+    inputs = {e["input"]: np.asarray(Image.open(KADIS_DIR / e["input"]).convert("RGB")) for e in ref["entries"]}
+    return ref, mosaic, inputs
+
+
+def _psnr8(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def _kadis_output(inp, spec, rng=None):
+    """imdist_generator + generate_kadis700k's writer: mapmm, distortion, mapmm, round(255 x)."""
+    out = apply_distortion(inp, spec, rng, range_mode="kadis")
+    return np.round(out.astype(np.float64) * 255).astype(np.uint8)
+
+
+def _reference_crop(ref, mosaic, entry):
+    h = ref["crop_shape"][0]
+    return mosaic[entry["mosaic_index"] * h:(entry["mosaic_index"] + 1) * h]
+
+
+def _entries(ref, kadis_id):
+    found = [e for e in ref["entries"] if e["kadis_id"] == kadis_id]
+    assert len(found) == 15, (kadis_id, len(found))  # 3 photographs x 5 levels
+    return found
+
+
+def test_reference_fixture_covers_13_types_and_all_levels(kadis):
+    ref, mosaic, _ = kadis
+    assert sorted({e["kadis_id"] for e in ref["entries"]}) == [1, 2, 3, 7, 8, 9, 10, 11, 12, 16, 17, 24, 25]
+    assert {e["level"] for e in ref["entries"]} == {1, 2, 3, 4, 5}
+    assert [s["kadis_id"] for s in ref["skipped"]] == [15]  # denoise: needs MATLAB's DnCNN
+    for e in ref["entries"]:  # grepq's level tables are the generator's
+        assert dist.kadis_type(e["kadis_id"]).levels[e["level"] - 1] == pytest.approx(e["parameter"])
+
+
+@pytest.mark.parametrize("kadis_id", [1, 2, 7, 8, 9, 10, 16, 17, 24, 25])
+def test_deterministic_types_match_kadis_output(kadis, kadis_id):
+    ref, mosaic, inputs = kadis
+    stride = ref["stride"]
+    name = dist.kadis_type(kadis_id).name
+    for e in _entries(ref, kadis_id):
+        inp = inputs[e["input"]]
+        ours = _kadis_output(inp, DistortionSpec(name, e["level"]))
+        p = _psnr8(ours[::stride, ::stride], _reference_crop(ref, mosaic, e))
+        assert p >= (MIN_PSNR_DB if kadis_id in CODEC_IDS else AIM_PSNR_DB), (name, e["output"], p)
+        if kadis_id == 9:  # JPEG 2000 (README: degenerate at levels 4-5 on small crops): same strength as KADIS's
+            r = dist._mapmm(inp.astype(np.float64) / 255) * 255
+            strength = 10 * np.log10(255.0 ** 2 / np.mean((ours - r) ** 2))
+            assert abs(strength - e["stats"]["psnr_vs_stretched_input_db"]) < 0.5, (e["output"], strength)
+
+
+def test_motion_blur_matches_kadis_with_the_recorded_angle(kadis):
+    ref, mosaic, inputs = kadis
+    stride = ref["stride"]
+    for e in _entries(ref, 3):
+        x = dist._mapmm(inputs[e["input"]].astype(np.float64) / 255)
+        raw = kadis_ops.correlate_replicate(x, kadis_ops.motion_kernel(e["parameter"], e["random"]["angle_deg"]))
+        ours = np.round(dist._finish(raw, "kadis").astype(np.float64) * 255).astype(np.uint8)
+        assert _psnr8(ours[::stride, ::stride], _reference_crop(ref, mosaic, e)) >= AIM_PSNR_DB, e["output"]
+
+
+def test_motion_blur_draws_an_integer_angle_in_0_180_as_kadis():
+    img = data.astronaut()[:64, :64]
+    spec = DistortionSpec("motion_blur", 5)
+    angles = [int(np.random.default_rng(s).integers(0, 181)) for s in range(4)]
+    for s, angle in enumerate(angles):
+        x = dist._mapmm(img.astype(np.float32) / 255).astype(np.float32).astype(np.float64)
+        expected = dist._finish(kadis_ops.correlate_replicate(x, kadis_ops.motion_kernel(10, angle)), "kadis")
+        assert np.array_equal(apply_distortion(img, spec, np.random.default_rng(s)), expected)
+    k = kadis_ops.motion_kernel(1, 45)  # length 1 is the identity at every angle (Octave's own kernel gives NaN)
+    assert k.shape == (1, 1) and k[0, 0] == pytest.approx(1.0)
+    for length, angle in ((10, 0), (6, 37), (4, 90), (2, 135)):
+        k = kadis_ops.motion_kernel(length, angle)
+        assert k.sum() == pytest.approx(1.0) and np.allclose(k, k[::-1, ::-1])  # centred, point-symmetric
+
+
+@pytest.mark.parametrize("kadis_id", [11, 12])
+def test_noise_types_match_kadis_statistics(kadis, kadis_id):
+    """Noise cannot match pixel for pixel (other generators): the midtone std of output - input within 5 %."""
+    ref, _, inputs = kadis
+    name = dist.kadis_type(kadis_id).name
+    for e in _entries(ref, kadis_id):
+        inp = inputs[e["input"]]
+        r = dist._mapmm(inp.astype(np.float64) / 255) * 255
+        mid = (r > 0.2 * 255) & (r < 0.8 * 255)
+        ours = _kadis_output(inp, DistortionSpec(name, e["level"]), np.random.default_rng(e["random"]["octave_seed"]))
+        d = ours.astype(np.float64) - r
+        st = e["stats"]
+        assert abs(d[mid].std() / st["diff_std_midtones"] - 1) < 0.05, (e["output"], d[mid].std(), st)
+        # (The mean of d is not compared: KADIS's final mapmm stretches a result whose noisy extremes fall short of
+        # 0 or 1, a shift of up to ~3 grey levels that depends on the draw, in KADIS's output as in grepq's.)
+        clipped = np.mean((ours == 0) | (ours == 255))
+        assert abs(clipped - st["clipped_fraction"]) <= 0.2 * st["clipped_fraction"] + 0.002, (e["output"], clipped)
+
+
+def test_denoise_is_a_labelled_substitute_that_removes_noise():
+    kt = dist.kadis_type(15)
+    assert kt.name == "denoise_nlm" and "DnCNN" in kt.substitute and "non-local means" in kt.substitute
+    img = data.astronaut()[100:196, 150:278]
+    x = dist._mapmm(img.astype(np.float64) / 255)
+    for level, variance in enumerate(kt.levels, start=1):
+        spec = DistortionSpec("denoise_nlm", level)
+        out = apply_distortion(img, spec, np.random.default_rng(level)).astype(np.float64)
+        noisy = np.clip(x + np.random.default_rng(level).standard_normal(x.shape) * np.sqrt(variance), 0, 1)
+        assert _psnr8(out * 255, x * 255) > _psnr8(noisy * 255, x * 255) + 2, level  # it denoises ...
+        assert _psnr8(out * 255, x * 255) < 40, level  # ... and leaves visible damage
+        assert np.array_equal(out, apply_distortion(img, spec, np.random.default_rng(level)))  # seeded
+
+
+def test_lab_saturation_clips_before_the_final_stretch_and_legacy_does_not(photo):
+    new = apply_distortion(photo, DistortionSpec("lab_saturation", 5), range_mode="kadis")
+    old = apply_distortion(photo, DistortionSpec("lab_saturation", 5, legacy=True), range_mode="kadis")
+    lab = kadis_ops.srgb_to_lab(photo.astype(np.float64))
+    lab[..., 1:] *= 9.0
+    rgb = kadis_ops.lab_to_srgb(lab)
+    assert rgb.min() < -0.1 and rgb.max() > 1.1  # factor 9 leaves the gamut
+    assert np.array_equal(new, dist._finish(np.clip(rgb, 0, 1), "kadis"))  # imsaturate: truncate, then mapmm
+    assert np.array_equal(old, dist._finish(rgb, "kadis"))  # grepq before the check: compressed by mapmm
+    assert np.abs(old - new).max() > 0.05
