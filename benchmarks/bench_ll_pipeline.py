@@ -60,14 +60,14 @@ def build_folders(images, root: Path) -> Path:
     stored = root / "stored"
     try:
         from grepq.data.prepare import prepare
-        prepare(src, stored, progress=False)
+        prepare(src, stored, recipe="fixed", progress=False)
         return stored
     except ImportError:
         pass
     # fallback: reference + 4 blur + 4 noise levels, FSIM from grepq.data.fsim or piq
     import json
     import torch.nn.functional as F
-    from grepq.train.data import fsim_matrix_piq
+    from grepq.data.fsim import fsim_matrix_piq
 
     for i, (_, arr) in enumerate(images):
         name = f"photo{i:03d}"
@@ -125,7 +125,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from grepq.train.data import LLTrainingDataset
+    from grepq.data.training_set import LLTrainingDataset
 
     source, images = photos(args.images)
     with tempfile.TemporaryDirectory() as tmp:

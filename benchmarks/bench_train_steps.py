@@ -42,7 +42,7 @@ def make_data(root: Path) -> Path:
         s = 256 / min(img.size)
         img = img.resize((round(img.size[0] * s), round(img.size[1] * s)), Image.LANCZOS)
         img.save(src / f"{Path(name).stem}.png")
-    prepare(src, root / "train", seed=0, progress=False, range_mode="clip")
+    prepare(src, root / "train", recipe="fixed", seed=0, progress=False, range_mode="clip")
     return root / "train"
 
 
@@ -91,7 +91,7 @@ def plain_step_time(task: str, data: Path, steps: int, clip_path: str) -> float:
     from grepq.losses import gcl, pseudo_label_groups, qacl
     from grepq.models.high_level import HighLevelModel, load_clip
     from grepq.models.low_level import LowLevelModel
-    from grepq.train.data import HLTrainingDataset, LLTrainingDataset
+    from grepq.data.training_set import HLTrainingDataset, LLTrainingDataset
     torch.manual_seed(0)
     if task == "ll":
         ds = LLTrainingDataset(data, grid=7, patch=16)

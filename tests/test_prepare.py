@@ -1,4 +1,4 @@
-"""Tests of grepq.data.prepare: layout, FSIM of the written files, resuming, sharding, workers, kill -9."""
+"""Tests of grepq.data.prepare: recipes, layout, FSIM of the written files, resuming, sharding, workers, kill -9."""
 import json
 import os
 import shutil
@@ -16,8 +16,11 @@ from PIL import Image
 from skimage import data
 from skimage.io import imread
 
+from grepq.commands.prepare import main
+from grepq.data.distortions import AUTHORS_LEVELS, AUTHORS_TYPES, DISTORTION_KADIS_IDS
 from grepq.data.fsim import fsim_matrix
-from grepq.data.prepare import (FSIM_FILE, PARTIAL_DIR, VERSIONS_FILE, check_item, item_seed, main, prepare)
+from grepq.data.prepare import (FSIM_FILE, PARTIAL_DIR, VERSIONS_FILE, check_item, item_seed, prepare)
+from grepq.data.recipes import make_recipe
 
 PHOTOS = {  # three small real photographs (crops of skimage's data), different sizes
     "astronaut": lambda: data.astronaut()[40:112, 180:276],
@@ -68,8 +71,18 @@ def test_layout_versions_and_fsim_of_written_files(reference_run):
         files = [r["file"] for r in meta["files"]]
         assert len(files) == 9 and files == sorted(files) and files[0] == f"{name}_REF.png"
         assert sorted(os.listdir(folder)) == sorted(files + [FSIM_FILE, VERSIONS_FILE])
-        assert {r["type"] for r in meta["files"]} == {"reference", "gaussian_blur", "jpeg", "white_noise",
-                                                      "hsv_saturation"}
+        # The authors' recipe: 4 different types of their 12, 2 different levels of 2..5 each; every row says
+        # what the file is (KADIS id, function, level, parameter), the substitute labelled.
+        rows = [r for r in meta["files"] if r["type"] != "reference"]
+        types = {r["type"] for r in rows}
+        assert len(types) == 4 and types <= set(AUTHORS_TYPES)
+        for t in types:
+            levels = [r["level"] for r in rows if r["type"] == t]
+            assert len(set(levels)) == 2 and set(levels) <= set(AUTHORS_LEVELS)
+        for r in rows:
+            assert r["kadis_id"] == DISTORTION_KADIS_IDS[r["type"]] and r["parameter"] is not None
+            assert ("substitute" in r) == (r["type"] == "denoise_nlm")
+        assert meta["settings"]["recipe"]["name"] == "authors"
         assert meta["item_seed"] == item_seed(3, name) and meta["grepq_version"]
         # The reference is the input's pixels.
         assert np.array_equal(imread(folder / f"{name}_REF.png"), PHOTOS[name]())
@@ -118,7 +131,7 @@ def test_killed_items_are_redone(reference_run, photos, tmp_path):
     (out / PARTIAL_DIR / "astronaut").mkdir(parents=True)
     (out / PARTIAL_DIR / "astronaut" / "astronaut_REF.png").write_bytes(b"half")
     # chelsea: a folder missing one file
-    (out / "chelsea" / "chelsea_jpeg_4.png").unlink()
+    next(p for p in (out / "chelsea").glob("*.png") if "_REF" not in p.name).unlink()
     assert check_item(out / "chelsea")[0] == "incomplete"
     summary = prepare(photos, out, seed=3, progress=False)
     assert sorted(r["name"] for r in summary.done) == ["astronaut", "chelsea"]
@@ -175,7 +188,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
         Image.fromarray(photo[40 * k:40 * k + 128, 30 * k:30 * k + 160]).save(inputs / f"img{k}.png")
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "grepq.data.prepare", str(inputs), "--out", str(killed),
+    proc = subprocess.Popen([sys.executable, "-m", "grepq", "prepare", str(inputs), "--out", str(killed),
                              "--seed", "5", "--no-progress"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -198,6 +211,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
 
 
 def test_command_line(photos, tmp_path):
+    # --types / --levels without --recipe: every type at every level (recipe grid), as these options always meant.
     code = main([str(photos), "--out", str(tmp_path / "out"), "--types", "jpeg,white_noise", "--levels", "1,5",
                  "--shard", "0/3", "--no-progress", "--seed", "3"])
     assert code == 0
@@ -207,3 +221,91 @@ def test_command_line(photos, tmp_path):
     assert [r["file"] for r in meta["files"]] == ["astronaut_REF.png", "astronaut_jpeg_1.png", "astronaut_jpeg_5.png",
                                                   "astronaut_white_noise_1.png", "astronaut_white_noise_5.png"]
     assert np.load(item / FSIM_FILE).shape == (5, 5)
+    assert json.loads((item / VERSIONS_FILE).read_text())["settings"]["recipe"]["name"] == "grid"
+    with pytest.warns(DeprecationWarning, match="grepq prepare"):
+        from grepq.data import prepare as prep_module
+        assert prep_module.main([str(photos), "--out", str(tmp_path / "old"), "--recipe", "fixed", "--shard", "1/3",
+                                 "--no-progress"]) == 0
+    assert [p.name for p in (tmp_path / "old").iterdir() if p.is_dir()] == ["chelsea"]
+    assert main([str(photos), "--out", str(tmp_path / "x"), "--recipe", "fixed", "--n-types", "2"]) == 2  # clear error
+
+
+#: Digest of what grepq wrote before recipes existed (main at 57a4ad3: `prepare(photos, out, seed=3)` on PHOTOS):
+#: decoded pixels of every file, fsim.npy, and versions.json without grepq_version / source path.
+MAIN_57A4AD3_DIGEST = "57e6f72292c46b0b6a907f3ad7c50220f827dd29892b5c5577caf40ef8a9b2e0"
+
+
+def content_digest(out: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(folder.iterdir()):
+            h.update(f.name.encode())
+            if f.suffix == ".png":
+                h.update(np.asarray(Image.open(f)).tobytes())
+            elif f.suffix == ".npy":
+                h.update(np.load(f).tobytes())
+            else:
+                meta = json.loads(f.read_text())
+                meta.pop("grepq_version"), meta.pop("source")
+                h.update(json.dumps(meta, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def test_recipe_fixed_reproduces_the_files_grepq_wrote_before_recipes(photos, tmp_path):
+    out = tmp_path / "fixed"
+    prepare(photos, out, recipe="fixed", seed=3, progress=False)
+    assert content_digest(out) == MAIN_57A4AD3_DIGEST
+    meta = json.loads((out / "coffee" / VERSIONS_FILE).read_text())
+    assert meta["settings"]["format"] == 1 and "recipe" not in meta["settings"]  # old folders keep counting as done
+    assert len(prepare(photos, out, recipe="fixed", seed=3, progress=False).skipped_done) == 3
+
+
+def test_recipe_draws_depend_on_seed_and_name_only_and_are_uniform():
+    authors = make_recipe("authors")
+    counts = {t: 0 for t in AUTHORS_TYPES}
+    level_pairs = {}
+    n = 3000
+    for k in range(n):
+        specs = authors.draw(item_seed(0, f"img{k}"))
+        assert len(specs) == 8 and [s.kadis.id for s in specs] == sorted(s.kadis.id for s in specs)
+        for t in {s.type for s in specs}:
+            counts[t] += 1
+        pair = tuple(s.level for s in specs[:2])
+        level_pairs[pair] = level_pairs.get(pair, 0) + 1
+    for t, c in counts.items():  # each type in 4/12 of the images
+        assert abs(c / n - 1 / 3) < 0.035, (t, c)
+    assert len(level_pairs) == 6 and min(level_pairs.values()) > n / 6 * 0.8  # the 6 pairs of {2,3,4,5}
+    assert authors.draw(item_seed(0, "a")) == authors.draw(item_seed(0, "a")) != authors.draw(item_seed(1, "a"))
+    no_denoise = make_recipe("authors-no-denoise")
+    assert all(s.type != "denoise_nlm" for k in range(300) for s in no_denoise.draw(item_seed(0, f"i{k}")))
+    custom = make_recipe("random", types=["jpeg", "lens_blur", "darken"], levels=[1, 5], n_types=2, n_levels=1)
+    specs = custom.draw(5)
+    assert len(specs) == 2 and {s.level for s in specs} <= {1, 5}
+    with pytest.raises(ValueError, match="available types"):
+        make_recipe("grid", types=["no_such_blur"])
+
+
+def test_kadis_naming_is_the_official_layout_and_grepq_reads_it(photos, tmp_path, reference_run):
+    from grepq.data.training_set import LLTrainingDataset
+    out = tmp_path / "LIVE_FB_synthetic"
+    s = prepare(photos, out, naming="kadis", seed=3, progress=False)
+    assert len(s.done) == 3
+    assert (out / "LIVEFB.csv").read_text().splitlines() == ["im_loc", "astronaut.bmp", "chelsea.bmp", "coffee.bmp"]
+    grepq_meta = json.loads((reference_run[0] / "astronaut" / VERSIONS_FILE).read_text())
+    folder = out / "astronaut.bmp"
+    files = sorted(os.listdir(folder))  # the official loader reads every file here as an image
+    assert len(files) == 9 and all(f.endswith(".bmp") for f in files) and "astronaut_REF.bmp" in files
+    by_kadis = {f"astronaut_{r['kadis_id']:02d}_{r['level']:02d}.bmp": r["file"] for r in grepq_meta["files"]
+                if r["kadis_id"]}
+    assert sorted(by_kadis) + ["astronaut_REF.bmp"] == files  # the same draw as grepq's naming, KADIS's names
+    for kadis_file, grepq_file in by_kadis.items():  # ... and the same pixels
+        assert np.array_equal(imread(folder / kadis_file), imread(reference_run[0] / "astronaut" / grepq_file))
+    assert (out / ".grepq" / "astronaut.bmp" / FSIM_FILE).is_file()
+    ds = LLTrainingDataset(out, versions="all", similarity="stored")
+    assert [p.name for p in ds.folders] == ["astronaut.bmp", "chelsea.bmp", "coffee.bmp"]
+    _, sim = ds.load(0)
+    assert sim.shape == (9, 9) and torch.equal(sim, torch.from_numpy(np.load(out / ".grepq/astronaut.bmp/fsim.npy")))
+    assert len(prepare(photos, out, naming="kadis", seed=3, progress=False).skipped_done) == 3
+    (out / ".grepq" / "chelsea.bmp" / FSIM_FILE).unlink()  # metadata lost: the item is redone
+    assert [r["name"] for r in prepare(photos, out, naming="kadis", seed=3, progress=False).done] == ["chelsea"]

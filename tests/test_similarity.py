@@ -6,7 +6,8 @@ import torch
 from conftest import photo
 from grepq.config import ConfigError, load_config
 from grepq.data.similarity import MEASURES, similarity_matrix
-from grepq.train.data import LLTrainingDataset, folder_versions
+from grepq.data.layout import folder_versions
+from grepq.data.training_set import LLTrainingDataset
 from grepq.train.tasks import LLTask
 from test_train_ll import make_training_set, tiny_ll_overrides
 

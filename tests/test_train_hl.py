@@ -18,7 +18,8 @@ from grepq.config import load_config
 from grepq.eval.pristine import write_pristine_hdf5
 from grepq.models.high_level import CLIP_MEAN, CLIP_STD, load_hl_visual_weights
 from grepq.models.low_level import load_low_level
-from grepq.train.data import DataError, HLTrainingDataset, hl_preprocess
+from grepq.data.layout import DataError
+from grepq.data.training_set import HLTrainingDataset, hl_preprocess
 from grepq.train.distributed import DistInfo
 from grepq.train.tasks import HLTask
 from test_train_ll import make_training_set, tiny_ll_overrides

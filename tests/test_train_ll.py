@@ -16,8 +16,10 @@ from conftest import photo
 from grepq.cli import main
 from grepq.config import load_config
 from grepq.train import NonFiniteLossError, train
-from grepq.train.data import (DataError, bilinear_resize, LLTrainingDataset, fragment_offsets, fragment_views, sample_fragments,
-                              sample_generator)
+from grepq.data.fragments import (bilinear_resize, fragment_offsets, fragment_views, sample_fragments,
+                                  sample_generator)
+from grepq.data.layout import DataError
+from grepq.data.training_set import LLTrainingDataset
 from grepq.train.distributed import DistInfo
 from grepq.train.tasks import LLTask
 

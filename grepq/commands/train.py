@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(dump_config(cfg, comments=True))
         return 0
     from ..train import NonFiniteLossError, train
-    from ..train.data import DataError
+    from ..data.layout import DataError
 
     try:
         result = train(cfg)

@@ -44,6 +44,7 @@ __all__ = [
     "fsim_from_features",
     "fsim_matrix",
     "fsim_pair",
+    "fsim_matrix_piq",
     "FSIM_T1", "FSIM_T2", "FSIM_T3", "FSIM_T4", "FSIM_LAMBDA",
 ]
 
@@ -331,3 +332,22 @@ def fsim_pair(a: Union[torch.Tensor, np.ndarray], b: Union[torch.Tensor, np.ndar
     idx1 = torch.tensor([1], device=feats.pc.device)
     idx0 = torch.tensor([0], device=feats.pc.device)
     return float(fsim_from_features(feats, idx1, idx0)[0])
+
+
+def fsim_matrix_piq(stack: torch.Tensor) -> torch.Tensor:
+    """FSIM between every pair of versions as the official loader computes it (the slow path).
+
+    One ``piq.fsim(x_i, x_j, data_range=1.0)`` per pair of the lower triangle, in float64, symmetrised, diagonal 1.
+    stack: (D, 3, H, W) in [0, 1] -> (D, D) float64.
+    """
+    import piq
+
+    d = stack.shape[0]
+    x = stack.to(torch.float64)
+    out = torch.zeros(d, d, dtype=torch.float64)
+    for i in range(d):
+        for j in range(i):
+            out[i, j] = piq.fsim(x[i:i + 1], x[j:j + 1], data_range=1.0)
+    out = out + out.t()
+    out.fill_diagonal_(1.0)
+    return out

@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader
 from ..config import ConfigError
 from .checkpoint import (CHECKPOINT_FILE, LOG_FILE, TrainState, check_run_dir, load_checkpoint, rng_state, run_info,
                          save_checkpoint, set_rng_state, update_run_info, write_run_files)
-from .data import EpochSampler, data_fingerprint
+from ..data.layout import data_fingerprint
+from ..data.training_set import EpochSampler
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from .logging import RunLogger, truncate_log
 from .tasks import Task, build_task

@@ -23,7 +23,7 @@ from ..losses import gcl, group_size_from_divisor, pseudo_label_groups, qacl
 from ..models.high_level import HighLevelModel, load_clip, save_high_level
 from ..models.low_level import LowLevelModel, save_low_level
 from ..utils import autocast_context, check_amp
-from .data import HLTrainingDataset, LLTrainingDataset
+from ..data.training_set import HLTrainingDataset, LLTrainingDataset
 from .distributed import DistInfo, gather_no_grad, gather_with_grad
 
 __all__ = ["Task", "LLTask", "HLTask", "build_task", "TASK_CLASSES"]

@@ -1,0 +1,207 @@
+"""The training datasets of both models, reading the layout of :mod:`grepq.data.layout`.
+
+* :class:`LLTrainingDataset`: one image folder -> its D versions as two aligned fragment views
+  (:mod:`grepq.data.fragments`) and their pair weights (the stored ``fsim.npy``, FSIM computed per pair as the
+  official loader does, or Table 4's other measures).
+* :class:`HLTrainingDataset`: the reference (``*_REF*``) of each folder, CLIP-normalised and centre-cropped.
+* :class:`EpochSampler`: the seeded, sharded order of samples, as ``(epoch, index)`` keys.
+
+Layouts read (``data.root``): grepq's prepared folders (``grepq prepare``, with ``fsim.npy`` and
+``versions.json`` in the folder or in the ``.grepq`` sidecar of the official naming), or the official layout:
+a folder of versions and nothing else. FSIM is then computed in the loader with one ``piq.fsim(data_range=1.0)``
+per pair in float64, as the official loader does (slow: ``similarity: compute``).
+
+Shapes: a version stack is (D, 3, H, W) float32 in [0, 1]; fragments are (D, 3, S, S), S = grid * patch.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from ..io import ImageReadError, read_image
+from ..models.high_level import CLIP_MEAN, CLIP_STD
+from .fragments import FLIP_P, FRAGMENT_GRID, FRAGMENT_PATCH, fragment_views, sample_generator
+from .fsim import fsim_matrix_piq
+from .layout import (DataError, folder_versions, is_image, is_reference, list_image_folders, read_similarity,
+                     stored_fsim_path)
+from .similarity import MEASURES, similarity_matrix
+
+__all__ = ["PAIR_MEASURES", "LLTrainingDataset", "HLTrainingDataset", "EpochSampler", "hl_preprocess"]
+
+#: Pair weights of Eq. 1 the LL loader provides (``ll.pair_weight``): FSIM (paper), Table 4's others, none.
+PAIR_MEASURES = ("fsim",) + MEASURES + ("none",)
+
+
+def _key(item) -> Tuple[int, int]:
+    """Dataset keys are ``(epoch, index)`` (from :class:`EpochSampler`) or a bare index (epoch 0)."""
+    if isinstance(item, (tuple, list)):
+        return int(item[0]), int(item[1])
+    return 0, int(item)
+
+
+def _read_stack(folder: Path, names: Sequence[str]) -> torch.Tensor:
+    imgs = []
+    for n in names:
+        try:
+            imgs.append(read_image(folder / n))
+        except ImageReadError as exc:
+            raise DataError(str(exc)) from None
+    sizes = {tuple(t.shape[-2:]) for t in imgs}
+    if len(sizes) != 1:
+        raise DataError(f"{folder}: the versions of one image must have one size, got "
+                        f"{dict(zip(names, [tuple(t.shape[-2:]) for t in imgs]))}")
+    return torch.stack(imgs)
+
+
+class LLTrainingDataset(Dataset):
+    """Low-level training samples: one image folder -> its D versions as two fragment views and their FSIM.
+
+    ``dataset[(epoch, index)]`` -> ``{"anchor": (D, 3, S, S), "positive": (D, 3, S, S), "similarity": (D, D)
+    float32, "index": int, "name": str}``. Each version is decoded once per sample.
+
+    Args:
+        root: folder of image folders. limit: first N folders only.
+        versions: "distorted" (the files without ``_REF``: paper D = 8) or "all" (every image file: official 9).
+        similarity: where FSIM comes from: "stored" (``fsim.npy``), "compute" (piq per pair, official) or "auto"
+            (used only when ``measure`` is "fsim").
+        measure: the pair weight: "fsim" (paper), "ssim", "ms_ssim", "gmsd" (Table 4; computed from the decoded
+            versions, :mod:`grepq.data.similarity`) or "none" (all zeros: InfoNCE, Table 4's "None" row).
+        grid, patch, flip_p: fragment sampler parameters. seed: the run's seed.
+    """
+
+    def __init__(self, root, limit: Optional[int] = None, versions: str = "distorted", similarity: str = "auto",
+                 grid: int = FRAGMENT_GRID, patch: int = FRAGMENT_PATCH, flip_p: float = FLIP_P, seed: int = 0,
+                 measure: str = "fsim"):
+        if versions not in ("distorted", "all"):
+            raise ValueError(f"versions must be 'distorted' or 'all', got {versions!r}")
+        if similarity not in ("auto", "stored", "compute"):
+            raise ValueError(f"similarity must be 'auto', 'stored' or 'compute', got {similarity!r}")
+        if measure not in PAIR_MEASURES:
+            raise ValueError(f"measure must be one of {PAIR_MEASURES}, got {measure!r}")
+        self.folders = list_image_folders(root, limit)
+        self.versions, self.similarity, self.measure = versions, similarity, measure
+        self.grid, self.patch, self.flip_p, self.seed = grid, patch, float(flip_p), int(seed)
+
+    def __len__(self) -> int:
+        return len(self.folders)
+
+    def _select(self, folder: Path) -> Tuple[List[str], List[int]]:
+        names = folder_versions(folder)
+        if self.versions == "all":
+            keep = list(range(len(names)))
+        else:
+            keep = [i for i, n in enumerate(names) if not is_reference(n)]
+        if len(keep) < 2:
+            raise DataError(f"{folder}: {len(keep)} version(s) with versions={self.versions!r}; QACL needs at least "
+                            f"2 (files: {names})")
+        return names, keep
+
+    def load(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Decode the selected versions of folder ``index``: (stack (D, 3, H, W), pair weights (D, D) float64)."""
+        folder = self.folders[index]
+        names, keep = self._select(folder)
+        stack = _read_stack(folder, [names[i] for i in keep])
+        if self.measure == "none":
+            return stack, torch.zeros(len(keep), len(keep), dtype=torch.float64)
+        if self.measure != "fsim":
+            try:
+                return stack, similarity_matrix(stack, self.measure)
+            except ValueError as exc:
+                raise DataError(f"{folder}: {exc}") from None
+        stored = stored_fsim_path(folder).is_file()
+        if self.similarity == "stored" and not stored:
+            raise DataError(f"{folder}: no {stored_fsim_path(folder)} (ll.similarity: stored); run grepq prepare, or use "
+                            f"similarity 'compute' / 'auto'")
+        if self.similarity == "compute" or (self.similarity == "auto" and not stored):
+            sim = fsim_matrix_piq(stack)
+        else:
+            full = read_similarity(folder, len(names))
+            sim = torch.from_numpy(full[np.ix_(keep, keep)].copy())
+        return stack, sim
+
+    def __getitem__(self, item) -> Dict[str, object]:
+        epoch, index = _key(item)
+        stack, sim = self.load(index)
+        g = sample_generator(self.seed, epoch, index)
+        anchor, positive, _ = fragment_views(stack, g, self.grid, self.patch, self.flip_p)
+        return {"anchor": anchor.contiguous(), "positive": positive.contiguous(),
+                "similarity": sim.to(torch.float32), "index": index, "name": self.folders[index].name}
+
+
+def hl_preprocess(img: torch.Tensor, crop: int = 224, small_image: str = "pad") -> torch.Tensor:
+    """HL training input (official order): ToTensor → CLIP Normalize → CenterCrop ``crop`` (no resize).
+
+    img: (3, H, W) in [0, 1] -> (3, crop, crop). An image smaller than ``crop``: "pad" = torchvision's
+    CenterCrop zero-pads the *normalised* tensor (so the border is the CLIP mean colour; official), "resize" =
+    the short side is first resized to ``crop`` (bicubic, antialiased, clamped to [0, 1]).
+    """
+    from torchvision.transforms import functional as TF
+
+    if small_image not in ("pad", "resize"):
+        raise ValueError(f"small_image must be 'pad' or 'resize', got {small_image!r}")
+    if small_image == "resize" and min(img.shape[-2:]) < crop:
+        img = TF.resize(img, crop, interpolation=TF.InterpolationMode.BICUBIC, antialias=True).clamp_(0, 1)
+    mean = torch.tensor(CLIP_MEAN, dtype=img.dtype).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=img.dtype).view(3, 1, 1)
+    return TF.center_crop((img - mean) / std, [crop, crop])
+
+
+class HLTrainingDataset(Dataset):
+    """High-level training samples: the reference (``*_REF*``) of each image folder, CLIP-normalised, centre-cropped.
+
+    ``dataset[index]`` -> ``{"image": (3, crop, crop), "index": int, "name": str}``. No randomness.
+    """
+
+    def __init__(self, root, limit: Optional[int] = None, crop: int = 224, small_image: str = "pad"):
+        self.folders = list_image_folders(root, limit)
+        self.crop, self.small_image = crop, small_image
+
+    def __len__(self) -> int:
+        return len(self.folders)
+
+    def reference(self, index: int) -> Path:
+        folder = self.folders[index]
+        refs = [n for n in sorted(os.listdir(folder)) if is_image(n) and is_reference(n)]
+        if len(refs) != 1:
+            raise DataError(f"{folder}: expected one reference image (a file name containing '_REF'), "
+                            f"found {refs or 'none'}")
+        return folder / refs[0]
+
+    def __getitem__(self, item) -> Dict[str, object]:
+        _, index = _key(item)
+        try:
+            img = read_image(self.reference(index))
+        except ImageReadError as exc:
+            raise DataError(str(exc)) from None
+        return {"image": hl_preprocess(img, self.crop, self.small_image), "index": index,
+                "name": self.folders[index].name}
+
+
+class EpochSampler(DistributedSampler):
+    """``DistributedSampler`` (shuffled by seed + epoch, sharded by rank) yielding ``(epoch, index)`` pairs.
+
+    ``set_epoch(e)`` as usual; ``set_start(k)`` skips this rank's first k indices of the epoch (resuming inside
+    an epoch without loading the skipped samples). With one process it is a seeded shuffle of the whole set.
+    """
+
+    def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        self.start = int(start)
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        indices = list(super().__iter__())[self.start:]
+        return iter([(self.epoch, i) for i in indices])
+
+    def __len__(self) -> int:
+        return max(0, self.num_samples - self.start)
