@@ -28,7 +28,7 @@ from ..io import ImageReadError, read_image
 from ..models.high_level import CLIP_MEAN, CLIP_STD
 from .fragments import FLIP_P, FRAGMENT_GRID, FRAGMENT_PATCH, fragment_views, sample_generator
 from .fsim import fsim_matrix_piq
-from .layout import (DataError, folder_versions, is_image, is_reference, list_image_folders, read_similarity,
+from .layout import (FSIM_FILE, DataError, folder_versions, is_image, is_reference, list_image_folders, read_similarity,
                      stored_fsim_path)
 from .similarity import MEASURES, similarity_matrix
 
@@ -116,7 +116,7 @@ class LLTrainingDataset(Dataset):
                 raise DataError(f"{folder}: {exc}") from None
         stored = stored_fsim_path(folder).is_file()
         if self.similarity == "stored" and not stored:
-            raise DataError(f"{folder}: no {stored_fsim_path(folder)} (ll.similarity: stored); run grepq prepare, or use "
+            raise DataError(f"{folder}: no {FSIM_FILE} (looked for {stored_fsim_path(folder)}; ll.similarity: stored); run grepq prepare, or use "
                             f"similarity 'compute' / 'auto'")
         if self.similarity == "compute" or (self.similarity == "auto" and not stored):
             sim = fsim_matrix_piq(stack)
