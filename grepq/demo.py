@@ -125,8 +125,10 @@ def _train_ll(out: Path, minutes: float, device: str, seed: int, progress: bool)
     photos.mkdir(parents=True, exist_ok=True)
     for name in TRAIN_PHOTOS:
         Image.fromarray(_load_photo(skimage_photo_dir() / name, PHOTO_SIDE)).save(photos / f"{Path(name).stem}.png")
-    summary = prepare(photos, out / "train_set", types=TRAIN_TYPES, levels=TRAIN_LEVELS, seed=seed, progress=progress,
-                      range_mode="clip")
+    # recipe grid: exactly TRAIN_TYPES x TRAIN_LEVELS, so the held-out types stay unseen (the default authors recipe
+    # would draw JPEG and JPEG 2000 too)
+    summary = prepare(photos, out / "train_set", recipe="grid", types=TRAIN_TYPES, levels=TRAIN_LEVELS, seed=seed,
+                      progress=progress, range_mode="clip")
     if not summary.ok:
         raise RuntimeError(f"grepq demo: synthesis failed for {summary.failed}")
     cfg = load_config(None, [

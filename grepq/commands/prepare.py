@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"KADIS types x 2 of levels 2-5 per image; 'grid' when only --types/--levels are given; "
                              f"'fixed': grepq's earlier 4 types x levels 2,4, for old runs)")
     parser.add_argument("--types", default=None,
-                        help=f"comma-separated distortion types: the recipe's pool (authors: {','.join(AUTHORS_TYPES)})")
+                        help=f"comma-separated distortion types: the recipe's pool "
+                             f"(authors: {','.join(AUTHORS_TYPES)})")
     parser.add_argument("--levels", type=_parse_levels, default=None,
                         help="comma-separated KADIS levels 1..5: the recipe's pool")
     parser.add_argument("--n-types", type=int, default=None, help="types drawn per image (recipe random; authors 4)")

@@ -201,8 +201,8 @@ def write_official_list(root: PathLike) -> Path:
     complete items (those with a sidecar ``versions.json``), sorted. Written atomically.
     """
     root = Path(root)
-    names = sorted(p.name[:-len(".bmp")] for p in root.iterdir()
-                   if p.is_dir() and p.name.endswith(".bmp") and (root / SIDECAR_DIR / p.name / VERSIONS_FILE).is_file())
+    names = sorted(p.name[:-len(".bmp")] for p in root.iterdir() if p.is_dir() and p.name.endswith(".bmp")
+                   and (root / SIDECAR_DIR / p.name / VERSIONS_FILE).is_file())
     path = root / OFFICIAL_LIST
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text("im_loc\n" + "".join(f"{n}.bmp\n" for n in names), encoding="utf-8")

@@ -116,8 +116,8 @@ class LLTrainingDataset(Dataset):
                 raise DataError(f"{folder}: {exc}") from None
         stored = stored_fsim_path(folder).is_file()
         if self.similarity == "stored" and not stored:
-            raise DataError(f"{folder}: no {FSIM_FILE} (looked for {stored_fsim_path(folder)}; ll.similarity: stored); run grepq prepare, or use "
-                            f"similarity 'compute' / 'auto'")
+            raise DataError(f"{folder}: no {FSIM_FILE} (looked for {stored_fsim_path(folder)}; ll.similarity: "
+                            f"stored); run grepq prepare, or use similarity 'compute' / 'auto'")
         if self.similarity == "compute" or (self.similarity == "auto" and not stored):
             sim = fsim_matrix_piq(stack)
         else:
