@@ -59,8 +59,26 @@ def add_parser(sub) -> None:
     p.add_argument("--no-official-clive-resize", action="store_true",
                    help="do not resize CLIVE's 1024.JPG and 1113.JPG to 500x500 as the official loader does")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--shard", metavar="I/N",
+                   help="only extract the features of share I of N (0 <= I < N) of the images into --cache and exit; "
+                        "once all N are done, the same command without --shard runs the protocol (see below)")
     add_weight_options(p)
     p.set_defaults(func=run, _parser=p)
+    p.epilog = SCALE_OUT_HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+SCALE_OUT_HELP = """\
+Several processes or machines (grepq/scale.py): the dataset's images are cut into N contiguous shares, whose
+features all go into one --cache folder (part files named by share).
+  torchrun --nproc_per_node 4 -m grepq eval zeroshot --dataset flive --root /data/FLIVE --device cuda [...]
+      each process extracts its share on cuda:LOCAL_RANK (or on the CPU with --device cpu); after a barrier,
+      rank 0 reads the whole cache and runs the protocol once.
+  grepq eval zeroshot ... --shard I/N       (one independent job per I = 0..N-1, e.g. a Slurm array)
+  grepq eval zeroshot ...                   (the same command without --shard, once all N jobs are done)
+      the last run finds every image's features cached and runs the protocol (images a shard did not finish
+      are computed there). A killed share run again resumes from the cache.
+"""
 
 
 def _apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -80,9 +98,38 @@ def _apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             setattr(args, dest, value)
 
 
+def _scale_out(args: argparse.Namespace):
+    """The :class:`grepq.scale.ScaleOut` of a run with --shard or under torchrun (its device replaces --device),
+    else None."""
+    from .. import scale
+    if args.shard is None and not scale.under_torchrun():
+        return None
+    if str(args.cache).lower() == "none":
+        raise ValueError("--shard and torchrun put the shares' features into the feature cache: --cache cannot be none")
+    so = scale.start(args.shard, args.device)
+    args.device = str(so.device)
+    return so
+
+
+def _extract_share(so, scorer, datasets, common) -> bool:
+    """Features of this process's share of every dataset into the cache; True if this process then runs the
+    protocol (rank 0 of a torchrun job without --shard, after the others finished)."""
+    from ..eval import runner
+    for ds in datasets:
+        fs = runner.dataset_features(scorer, ds, shard=so.shard, **common)
+        print(f"grepq eval: {so.describe()}: features of {len(fs)} of {len(ds)} images of {ds.name} in "
+              f"{fs.cache_dir}", file=sys.stderr)
+    so.barrier()
+    if not so.merges and so.independent:
+        print("grepq eval: when all shards are done, run the same command without --shard: it reads the cached "
+              "features and runs the protocol", file=sys.stderr)
+    return so.merges
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data.datasets import DatasetError, load_dataset
     from ..eval import runner
+    so = None
     try:
         if args.config:
             _apply_config(args, args._parser)
@@ -96,10 +143,16 @@ def run(args: argparse.Namespace) -> int:
         components = [c.strip() for c in args.components.split(",") if c.strip()]
         args.components = ",".join(components)
         target = load_dataset(args.dataset, args.root, limit=args.limit, **_dataset_options(args.dataset_option))
+        source = None
+        if args.protocol == "cross-dataset":
+            source = load_dataset(args.source, args.source_root, limit=args.limit, **_dataset_options(args.source_option))
+        so = _scale_out(args)
         scorer = scorer_from_args(args)
         cache = None if str(args.cache).lower() == "none" else Path(args.cache)
         common = dict(cache_dir=cache, official_clive_resize=not args.no_official_clive_resize,
                       cache_every=None if args.cache_every is None else int(args.cache_every))
+        if so is not None and not _extract_share(so, scorer, [d for d in (source, target) if d is not None], common):
+            return 0
         alphas = [float(a) for a in str(args.alphas).split(",")]
         if args.protocol == "zeroshot":
             result = runner.run_zero_shot(scorer, target, Path(args.out), plots=not args.no_plots, **common)
@@ -112,7 +165,6 @@ def run(args: argparse.Namespace) -> int:
                 n_train_list=[int(n) for n in str(args.n_train).split(",")], n_splits=args.splits, seed=args.seed,
                 regressor=args.regressor, alphas=alphas, alpha_selection=args.alpha_selection, **common)
         else:
-            source = load_dataset(args.source, args.source_root, limit=args.limit, **_dataset_options(args.source_option))
             fsets = args.feature_sets.split(",") if args.feature_sets else ["hl+ll" if len(components) == 2 else
                                                                              {"high": "hl", "low": "ll"}[components[0]]]
             result = runner.run_cross_dataset(scorer, source, target, Path(args.out), feature_sets=fsets,
@@ -121,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, DatasetError, RuntimeError, OSError) as exc:
         print(f"grepq eval: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if so is not None:
+            so.close()
     rows = result.medians if getattr(result, "medians", None) else result.rows
     keys = [k for k in ("predictor", "feature_set", "n_train", "srcc", "plcc", "krcc", "alpha_selection") if rows and k in rows[0]]
     print("\t".join(keys))

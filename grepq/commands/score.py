@@ -57,11 +57,32 @@ def scorer_from_args(args: argparse.Namespace):
 
 def add_parser(sub) -> None:
     p = sub.add_parser("score", help="zero-shot quality of images and folders (Q_L, Q_H, GRepQ_Z)",
-                       description="Zero-shot GRepQ scores: one row per image with image, q_low, q_high, q_total.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders of images")
+                       description="Zero-shot GRepQ scores: one row per image with image, q_low, q_high, q_total.",
+                       epilog=SCALE_OUT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="image files and/or folders of images")
     add_weight_options(p)
     p.add_argument("--output", "-o", help="write .csv or .json (default: CSV to standard output)")
+    p.add_argument("--shard", metavar="I/N", help="score only share I of N (0 <= I < N) of the images and write it "
+                   "to OUTPUT.shard-I-of-N.jsonl (see 'Several processes or machines' below)")
+    p.add_argument("--merge-shards", action="store_true",
+                   help="write --output from the finished parts OUTPUT.shard-*-of-N.jsonl, rows in input order, "
+                        "then delete the parts (no PATH or weights needed)")
     p.set_defaults(func=run)
+
+
+SCALE_OUT_HELP = """\
+Several processes or machines (grepq/scale.py):
+  The images (folders expanded, in input order) are cut into N contiguous shares.
+  torchrun --nproc_per_node 4 -m grepq score PATH... -o scores.csv --device cuda [...]
+      each process scores its share on cuda:LOCAL_RANK (or on the CPU with --device cpu) into
+      scores.csv.shard-<rank>-of-4.jsonl; rank 0 then writes scores.csv (rows in input order, the file one
+      process writes) and deletes the parts.
+  grepq score PATH... -o scores.csv --shard I/N [...]      (one independent job per I = 0..N-1)
+  grepq score --merge-shards -o scores.csv                (once all N jobs are done)
+      each job writes scores.csv.shard-I-of-N.jsonl; the merge writes scores.csv and deletes the parts.
+  A killed share run again with the same command resumes from its part. Failed images are reported by the
+  job and by the merge, and make the exit status 1, as in one process.
+"""
 
 
 def write_rows(rows: List[dict], output: str | None) -> None:
@@ -88,15 +109,26 @@ def run(args: argparse.Namespace) -> int:
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
         print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
         return 2
+    from ..scale import under_torchrun
+    if args.shard is not None or args.merge_shards or under_torchrun():
+        return _run_scaled(args)
+    if not args.paths:
+        print("grepq score: give at least one image file or folder (PATH)", file=sys.stderr)
+        return 2
     try:
         scorer = scorer_from_args(args)
     except (ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
         print(f"grepq score: {exc}", file=sys.stderr)
         return 2
     rows = scorer.score(args.paths, on_error="record")
+    return report(rows, args.output)
+
+
+def report(rows: list, output: str | None) -> int:
+    """Write the scored rows, name the failed images on standard error; the exit status (1 if any failed)."""
     ok = [r.as_dict() for r in rows if r.error is None]
     failed = [r for r in rows if r.error is not None]
-    write_rows(ok, args.output)
+    write_rows(ok, output)
     for r in failed:
         print(f"grepq score: failed: {r.error}", file=sys.stderr)
     if failed:
@@ -105,3 +137,55 @@ def run(args: argparse.Namespace) -> int:
         print("grepq score: no images found", file=sys.stderr)
         return 1
     return 1 if failed else 0
+
+
+def _run_scaled(args: argparse.Namespace) -> int:
+    """--shard, --merge-shards and torchrun (:mod:`grepq.scale`): score a share into its part; merge the parts."""
+    from .. import scale
+    try:
+        if not args.output:
+            raise scale.ShardError("--shard, --merge-shards and torchrun write part files next to --output FILE "
+                                   "(.csv or .json): give one")
+        if args.merge_shards:
+            if args.paths or args.shard is not None:
+                raise scale.ShardError("--merge-shards takes no PATH or --shard: the part files list their images")
+            return _merge(args.output)
+        if not args.paths:
+            raise scale.ShardError("give at least one image file or folder (PATH)")
+        so = scale.start(args.shard, args.device)
+    except (ValueError, RuntimeError) as exc:
+        print(f"grepq score: {exc}", file=sys.stderr)
+        return 2
+    try:
+        args.device = str(so.device)
+        scorer = scorer_from_args(args)
+        rows = scale.score_share(scorer, args.paths, so.shard, args.output)
+        so.barrier()
+        if so.merges:
+            return _merge(args.output)
+    except (ValueError, FileNotFoundError, RuntimeError, TypeError, OSError) as exc:
+        print(f"grepq score: {so.describe()}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        so.close()
+    if not so.independent:
+        return 0  # rank 0 merged and reported for the whole job
+    failed = [r for r in rows if r.error is not None]
+    for r in failed:
+        print(f"grepq score: failed: {r.error}", file=sys.stderr)
+    print(f"grepq score: {so.describe()}: {len(rows) - len(failed)} of {len(rows)} images scored into "
+          f"{scale.score_part_path(args.output, so.shard)}; when all shards are done: "
+          f"grepq score --merge-shards -o {args.output}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _merge(output: str) -> int:
+    from .. import scale
+    try:
+        merged = scale.merge_score_parts(output)
+    except scale.ShardError as exc:
+        print(f"grepq score: {exc}", file=sys.stderr)
+        return 2
+    status = report(merged.rows, output)
+    merged.remove_parts()
+    return status

@@ -13,12 +13,18 @@ Images are decoded ahead in threads and consecutive images of one size go throug
 The cache lives in ``<cache_dir>/<name>-<key>/``: ``meta.json`` (what the key was made of) and ``part-*.npz`` files
 written atomically every ``save_every`` images, so a killed extraction resumes where it stopped and nothing is
 computed twice. The key hashes the weights (tensor values), the pristine patches, the settings and the image list.
+
+Several processes can fill one cache folder at once, each its own :class:`grepq.scale.Shard` of the images
+(``grepq eval --shard I/N`` or torchrun): the key does not depend on the shard, and a shard's part and temporary
+file names carry its tag (``part-s<i>of<n>-...``), so writers never collide and a shard only clears its own
+leftover temporary files. An extraction without a shard reads every part, whoever wrote it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -30,6 +36,7 @@ import torch.nn.functional as F
 from .. import __version__
 from ..fingerprint import digest_tensors as _digest_tensors
 from ..io import ImageReadError, read_image
+from ..scale import Shard
 
 __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
 
@@ -94,28 +101,50 @@ def cache_key(scorer, paths: Sequence[Union[str, Path]], resize: Optional[Dict[s
     return h.hexdigest()[:20], info
 
 
-def _load_parts(folder: Path) -> Dict[int, dict]:
+def _load_parts(folder: Path, wanted: range) -> Dict[int, dict]:
+    """Rows {index: {component: value}} of the cache's part files whose index is in ``wanted``."""
     done: Dict[int, dict] = {}
     for part in sorted(folder.glob("part-*.npz")):
         with np.load(part, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         for j, idx in enumerate(arrays["index"].tolist()):
-            done[idx] = {k: arrays[k][j] for k in arrays if k != "index"}
+            if idx in wanted:
+                done[idx] = {k: arrays[k][j] for k in arrays if k != "index"}
     return done
 
 
-def _save_part(folder: Path, rows: Dict[int, dict]) -> None:
+def _shard_tag(shard: Optional[Shard]) -> str:
+    """"" without a shard (the names of single-process caches), else ``s<i>of<n>-``."""
+    return "" if shard is None else f"s{shard.index}of{shard.count}-"
+
+
+def _save_part(folder: Path, rows: Dict[int, dict], tag: str = "") -> None:
     if not rows:
         return
     idx = sorted(rows)
     arrays = {"index": np.asarray(idx, dtype=np.int64)}
     for k in rows[idx[0]]:
         arrays[k] = np.stack([np.asarray(rows[i][k]) for i in idx])
-    n = len(list(folder.glob("part-*.npz")))
-    final = folder / f"part-{n:05d}-{idx[0]:07d}.npz"
-    tmp = folder / f".tmp-{os.getpid()}.npz"
+    n = len(list(folder.glob(f"part-{tag}*.npz")))
+    final = folder / f"part-{tag}{n:05d}-{idx[0]:07d}.npz"
+    tmp = folder / f".tmp-{tag}{os.getpid()}.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, final)
+
+
+def _open_cache(folder: Path, info: dict, paths: List[str], tag: str) -> None:
+    """Create the cache folder and its meta.json (atomically: shards may start together); remove the temporary
+    files a killed run of this shard (or, without a shard, of a single process) left."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = folder / "meta.json"
+    if not meta.exists():
+        tmp = folder / f".meta-{tag}{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(dict(info, names=paths), indent=1))
+        os.replace(tmp, meta)
+    own = re.compile(re.escape(f".tmp-{tag}") + r"\d+\.npz$")
+    for stale in folder.glob(".tmp-*"):
+        if own.match(stale.name):
+            stale.unlink(missing_ok=True)
 
 
 def extract_features(
@@ -127,6 +156,7 @@ def extract_features(
     save_every: Optional[int] = None,
     progress: bool = True,
     on_error: str = "raise",
+    shard: Optional[Shard] = None,
 ) -> FeatureSet:
     """HL/LL features and zero-shot scores of every image, cached and resumable.
 
@@ -140,25 +170,24 @@ def extract_features(
         save_every: write a cache part file every this many images (default :data:`DEFAULT_SAVE_EVERY`).
         on_error: "raise" at the first image that cannot be read or scored (e.g. too small with
             ``small_image="error"``), or "record" it in ``failed`` with the reason (its rows are NaN).
+        shard: compute only this share of ``paths`` (:meth:`grepq.scale.Shard.share`) into the cache, whose key
+            is that of all ``paths``; the returned set holds the share's images only, in order.
     """
     save_every = DEFAULT_SAVE_EVERY if save_every is None else int(save_every)
     if save_every < 1:
         raise ValueError(f"save_every must be a positive number of images, got {save_every}")
     paths = [str(p) for p in paths]
     resize = {str(k): v for k, v in (resize or {}).items()}
+    share = range(len(paths)) if shard is None else shard.share(len(paths))
+    tag = _shard_tag(shard)
     folder: Optional[Path] = None
     done: Dict[int, dict] = {}
     if cache_dir is not None:
         key, info = cache_key(scorer, paths, resize)
         folder = Path(cache_dir) / f"{name}-{key}"
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = folder / "meta.json"
-        if not meta.exists():
-            meta.write_text(json.dumps(dict(info, names=paths), indent=1))
-        for stale in folder.glob(".tmp-*"):
-            stale.unlink()
-        done = _load_parts(folder)
-    todo = [i for i in range(len(paths)) if i not in done]
+        _open_cache(folder, info, paths, tag)
+        done = _load_parts(folder, share)
+    todo = [i for i in share if i not in done]
     pending: Dict[int, dict] = {}
     failed: List[Tuple[str, str]] = []
 
@@ -169,8 +198,9 @@ def extract_features(
                                 antialias=True)[0]
         return img
 
-    for i, res in scorer.iter_computed(todo, decode, features=True, progress_desc=f"features {name}",
-                                       initial=len(done), total=len(paths), progress=progress):
+    desc = f"features {name}" + ("" if shard is None else f" [shard {shard}]")
+    for i, res in scorer.iter_computed(todo, decode, features=True, progress_desc=desc,
+                                       initial=len(done), total=len(share), progress=progress):
         if isinstance(res, Exception):
             if not isinstance(res, (ImageReadError, ValueError)):
                 raise res
@@ -182,20 +212,25 @@ def extract_features(
             continue
         pending[i] = {k: (np.float64(v) if k.startswith("q_") else v) for k, v in res.items()}
         if folder is not None and len(pending) >= save_every:
-            _save_part(folder, pending)
+            _save_part(folder, pending, tag)
             done.update(pending)
             pending = {}
     if folder is not None:
-        _save_part(folder, pending)
+        _save_part(folder, pending, tag)
     done.update(pending)
-    fs = FeatureSet(names=paths, cache_dir=folder, failed=failed)
+    return _feature_set([paths[i] for i in share], {i - share.start: row for i, row in done.items()}, folder, failed)
+
+
+def _feature_set(names: List[str], rows: Dict[int, dict], folder: Optional[Path], failed) -> FeatureSet:
+    """A FeatureSet of ``names`` from rows {position: {component: value}} (positions without a row are NaN)."""
+    fs = FeatureSet(names=names, cache_dir=folder, failed=failed)
     for key in ("hl", "ll", "q_low", "q_high"):
-        present = [done[i][key] for i in done if key in done[i]]
+        present = [row[key] for row in rows.values() if key in row]
         if not present:
             continue
         shape = np.asarray(present[0]).shape
-        arr = np.full((len(paths),) + shape, np.nan, dtype=np.float64 if key.startswith("q") else np.float32)
-        for i, row in done.items():
+        arr = np.full((len(names),) + shape, np.nan, dtype=np.float64 if key.startswith("q") else np.float32)
+        for i, row in rows.items():
             arr[i] = row[key]
         setattr(fs, key, arr)
     return fs

@@ -29,14 +29,15 @@ def _slug(text: str) -> str:
 
 
 def dataset_features(scorer, dataset: IQADataset, cache_dir: Optional[Path], official_clive_resize: bool = True,
-                     progress: bool = True, cache_every: Optional[int] = None) -> FeatureSet:
+                     progress: bool = True, cache_every: Optional[int] = None, shard=None) -> FeatureSet:
     """Features of every image of ``dataset`` (cached under ``cache_dir``, a part file every ``cache_every``
-    images); unreadable images are errors."""
+    images); unreadable images are errors. With a :class:`grepq.scale.Shard`, only its share of the images is
+    computed into the cache (and returned)."""
     resize: Dict[str, Tuple[int, int]] = {}
     if official_clive_resize and canonical_dataset(dataset.name) == "CLIVE":
         resize = {str(p): CLIVE_OFFICIAL_RESIZE[p.name] for p in dataset.paths if p.name in CLIVE_OFFICIAL_RESIZE}
     return extract_features(scorer, dataset.paths, cache_dir=cache_dir, name=_slug(dataset.name), resize=resize,
-                            progress=progress, save_every=cache_every)
+                            progress=progress, save_every=cache_every, shard=shard)
 
 
 def feature_slices(fs: FeatureSet) -> Dict[str, slice]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Dict, Optional
 
 import torch
@@ -50,8 +51,12 @@ def resolve_train_device(device: Optional[str], local_rank: int = 0) -> torch.de
     return dev
 
 
-def init_distributed(device: Optional[str] = None) -> DistInfo:
-    """Read RANK/LOCAL_RANK/WORLD_SIZE (torchrun) and initialise the process group, or return a 1-process info."""
+def init_distributed(device: Optional[str] = None, timeout: Optional[timedelta] = None) -> DistInfo:
+    """Read RANK/LOCAL_RANK/WORLD_SIZE (torchrun) and initialise the process group, or return a 1-process info.
+
+    ``timeout``: how long a collective (e.g. a barrier) waits for the other processes (None: torch's default,
+    30 min for gloo, 10 min for nccl); scale-out scoring waits at a barrier for the slowest share.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -62,7 +67,7 @@ def init_distributed(device: Optional[str] = None) -> DistInfo:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world)
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world, timeout=timeout)
     return DistInfo(rank, local_rank, world, dev, backend)
 
 
