@@ -192,9 +192,35 @@ def protocol_rows(ctx: Context) -> List[Row]:
                 "under the limit)", _yes(r["total_s"] < PROTOCOL_MAX_SECONDS))]
 
 
+def gpu_rows(ctx: Context) -> List[Row]:
+    """Images/s on a CUDA GPU (bench_gpu.py): grepq batched float32 and bf16 against the official per-image fp16
+    loop, which runs when $GREPQ_BENCH_OFFICIAL (the official repository) and $GREPQ_BENCH_OFFICIAL_CLIP (the folder
+    of the patched CLIP copy) are set. No target: measured only. Without CUDA: one row saying it was not run."""
+    import torch
+
+    what = "grepq `score` batched, float32 and bf16, vs the official per-image loop (CLIP fp16)"
+    if not torch.cuda.is_available():
+        return [Row("zero-shot on a GPU, 1024x768 photos", what, "- (measured only)",
+                    "not run: no CUDA device on this machine", None)]
+    args = ["--workdir", str(ctx.workdir / "gpu"), "--images", "30" if ctx.quick else "100"]
+    official, clip_copy = os.environ.get("GREPQ_BENCH_OFFICIAL"), os.environ.get("GREPQ_BENCH_OFFICIAL_CLIP")
+    if official and clip_copy:
+        args += ["--official", official, "--official-clip", clip_copy]
+    r = result_json(run_script(ctx, "bench_gpu.py", args))
+    runs = r["runs"]
+    base = runs.get("official_fp16_loop")
+    parts = []
+    for key, label in (("grepq_off", "float32"), ("grepq_bf16", "bf16")):
+        ratio = f" ({runs[key]['images_per_s'] / base['images_per_s']:.2f}x official)" if base else ""
+        parts.append(f"{label} {runs[key]['images_per_s']:.1f} img/s{ratio}")
+    parts.append(f"official {base['images_per_s']:.1f} img/s" if base else r.get("official_skipped", ""))
+    return [Row(f"zero-shot on {r['gpu']}, {r['images']} photos {r['size']}", what, "- (measured only)",
+                "; ".join(parts), None)]
+
+
 #: The benchmarks run_all runs, in order: each ``fn(ctx) -> List[Row]``.
 BENCHMARKS: List[Callable[[Context], List[Row]]] = [
-    fsim_rows, ll_pipeline_rows, zero_shot_rows, memory_rows, protocol_rows,
+    fsim_rows, ll_pipeline_rows, zero_shot_rows, memory_rows, protocol_rows, gpu_rows,
 ]
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,278 @@
+"""Benchmark: images per second of zero-shot scoring (Q_L + Q_H) on a CUDA GPU, KonIQ-size photographs (1024x768).
+
+Runs, each in its own process on the same images, weights and pristine patches, models loaded and warmed up first
+(on ``--warmup`` images not counted), timed over ``--images`` photographs with ``torch.cuda.synchronize``:
+
+* **grepq, float32**: ``GRepQ(..., device="cuda").score(files)``: consecutive images of one size through each model
+  together (``batch_size`` 8 within 4 megapixels: 5 photographs of 1024x768 per batch), ``--decode-workers`` threads
+  decoding ahead;
+* **grepq, bf16**: the same with ``amp="bf16"`` (``torch.autocast``; the NIQE statistics stay float32);
+* **official per-image fp16 loop** (with ``--official DIR``): the official GRepQ functions
+  ``compute_niqe_distance_single_image`` and ``compute_hlm_score_single_image`` in a loop, as its
+  ``test_zeroshot.py`` single-image mode. ``DIR`` is the official repository as fetched (its code says ``"cuda"``);
+  ``--official-clip DIR`` the copy of OpenAI's CLIP package with the attention-pool positional-embedding line
+  commented out, as the official README asks. CLIP is built the way ``clip.load("RN50", device="cuda")`` builds it:
+  float16 weights (the "fp16" of this row); the LL model is float32, as in the official code. The official LL call
+  re-reads the pristine HDF5 and re-embeds every pristine patch for every image; the HL call re-encodes the prompts.
+
+Also measured: decoding alone (the images/s the CPU can feed, whatever the GPU). The scores of the runs are
+compared (max |difference| against grepq float32). Records the GPU model (``torch.cuda.get_device_name``), torch
+and CUDA versions. Weights are random (no downloads), made by ``bench_zero_shot.make_weights``; photographs from
+``bench_zero_shot.photos``, resized to cover 1024x768 and centre-cropped, JPEG q95.
+
+Without CUDA it says so, prints ``RESULT {"skipped": ...}`` and exits 0: nothing is measured.
+``--device cpu`` runs the same code on the CPU, as a check of the script only (not a GPU figure).
+
+Usage: ``python benchmarks/bench_gpu.py [--images 100] [--official DIR --official-clip DIR] [--json FILE]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import bench_zero_shot as bzs  # noqa: E402  (weights, photographs, the official models and score files)
+
+SCRIPT = Path(__file__).resolve()
+KONIQ_SIZE = (1024, 768)  # width, height of KonIQ-10k's photographs
+AMP_RUNS = ("off", "bf16")
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def cover_crop(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize (bicubic) so the image covers width x height, then centre-crop to it."""
+    from PIL import Image
+
+    h, w = arr.shape[:2]
+    s = max(width / w, height / h)
+    im = Image.fromarray(arr).resize((max(width, round(w * s)), max(height, round(h * s))), Image.BICUBIC)
+    left, top = (im.size[0] - width) // 2, (im.size[1] - height) // 2
+    return np.asarray(im.crop((left, top, left + width, top + height)))
+
+
+def make_photos(folder: Path, n: int) -> List[Path]:
+    """``n`` JPEGs of KONIQ_SIZE in ``folder`` (reused when already there)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted(folder.glob("*.jpg"))
+    if len(existing) == n:
+        return existing
+    for f in existing:
+        f.unlink()
+    for i, arr in enumerate(bzs.photos("test", n)):
+        Image.fromarray(cover_crop(arr, *KONIQ_SIZE)).save(folder / f"photo{i:04d}.jpg", quality=95)
+    return sorted(folder.glob("*.jpg"))
+
+
+def prepare(work: Path, n_images: int, warmup: int, n_pristine: int) -> Dict[str, Path]:
+    """Weights, the pristine HDF5 (official file name) and the warm-up and timed photo folders under ``work``."""
+    paths = bzs.make_weights(work / "weights")
+    paths["pristine"] = work / bzs.OFFICIAL_HDF5
+    marker = work / f".pristine-{n_pristine}"
+    if not (paths["pristine"].is_file() and marker.exists()):
+        bzs.make_pristine(paths["pristine"], n_pristine)
+        for m in work.glob(".pristine-*"):
+            m.unlink()
+        marker.touch()
+    files = make_photos(work / f"koniq_size_{n_images + warmup}", n_images + warmup)
+    paths["warmup"], paths["timed"] = work / "warmup.txt", work / "timed.txt"
+    paths["warmup"].write_text("\n".join(map(str, files[:warmup])))
+    paths["timed"].write_text("\n".join(map(str, files[warmup:])))
+    return paths
+
+
+def _listed(path: Path) -> List[str]:
+    return [line for line in path.read_text().splitlines() if line]
+
+
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------------------------------------------ workers
+def grepq_worker(work: Path, device: str, amp: str, decode_workers: int, out: Path) -> dict:
+    """grepq's batched scorer: warm up, then time ``score`` over the timed photographs."""
+    from grepq import GRepQ
+
+    w = work / "weights"
+    scorer = GRepQ(ll_weights=w / "low_level_model_weights.tar", hl_weights=w / "high_level_model_weights.pth",
+                   clip_weights=w / "RN50_random.pt", pristine=work / bzs.OFFICIAL_HDF5, device=device, amp=amp,
+                   decode_workers=decode_workers, progress=False)
+    scorer.score(_listed(work / "warmup.txt"))
+    files = _listed(work / "timed.txt")
+    _sync(device)
+    t = time.perf_counter()
+    rows = scorer.score(files)
+    _sync(device)
+    seconds = time.perf_counter() - t
+    bzs._write_worker_csv(out, [{"image": Path(r.image).name, "q_low": r.q_low, "q_high": r.q_high} for r in rows])
+    return {"seconds": seconds, "images": len(files), "batch_size": scorer.batch_size,
+            "max_batch_pixels": scorer.max_batch_pixels, "decode_workers": decode_workers}
+
+
+def official_worker(work: Path, device: str, out: Path) -> dict:
+    """The official single-image functions in a loop; CLIP in float16 on CUDA as ``clip.load`` makes it."""
+    off_ll, off_hl, ll, hl = bzs._official_models(work, "low,high")
+    import clip.model
+
+    if torch.device(device).type == "cuda":
+        clip.model.convert_weights(hl.clip_model)  # what clip.load(..., device="cuda") does: float16 weights
+    ll, hl = ll.to(device), hl.to(device)
+    cfg = bzs._official_config(work)
+    cfg.device = device
+    os.chdir(work)  # the official pristine() reads its HDF5 from the working directory
+
+    def one(p: str) -> dict:
+        return {"image": Path(p).name, "q_low": off_ll.compute_niqe_distance_single_image(ll, p, cfg)[0],
+                "q_high": off_hl.compute_hlm_score_single_image(hl, p)[0]}
+
+    for p in _listed(work / "warmup.txt"):
+        one(p)
+    files = _listed(work / "timed.txt")
+    _sync(device)
+    t = time.perf_counter()
+    rows = [one(p) for p in files]
+    _sync(device)
+    seconds = time.perf_counter() - t
+    bzs._write_worker_csv(out, rows)
+    return {"seconds": seconds, "images": len(files), "hl_dtype": str(next(hl.clip_model.parameters()).dtype)}
+
+
+def decode_rate(work: Path) -> dict:
+    """Seconds to decode the timed photographs in this process (one thread): what the CPU can feed."""
+    from grepq.io import read_image
+
+    files = _listed(work / "timed.txt")
+    t = time.perf_counter()
+    for p in files:
+        read_image(p)
+    return {"seconds": time.perf_counter() - t, "images": len(files)}
+
+
+def run_worker(args: List[str], env: Optional[dict] = None) -> dict:
+    """Run this script as a worker subprocess; returns the JSON it prints last."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {args[:2]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------ the benchmark
+def official_ready(official: Optional[str], official_clip: Optional[str]) -> Optional[str]:
+    """None if the official code can run, else why not."""
+    if not official:
+        return "not run: give --official DIR (the official GRepQ repository) and --official-clip DIR"
+    if not (Path(official) / "Evaluation" / "zeroshot_ll_model.py").is_file():
+        return f"not run: {official}/Evaluation/zeroshot_ll_model.py not found"
+    if not official_clip or not (Path(official_clip) / "clip").is_dir():
+        return "not run: --official-clip DIR must hold the patched copy of CLIP's package (DIR/clip)"
+    return None
+
+
+def run(args: argparse.Namespace) -> dict:
+    """All runs; returns the measured numbers."""
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="grepq-bench-gpu-")
+    work = Path(args.workdir or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare(work, args.images, args.warmup, args.pristine_patches)
+        res: Dict[str, object] = {
+            "device": args.device, "gpu": torch.cuda.get_device_name(torch.device(args.device))
+            if args.device.startswith("cuda") else None, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "images": args.images, "size": "x".join(map(str, KONIQ_SIZE)), "warmup_images": args.warmup,
+            "pristine_patches": args.pristine_patches, "runs": {}}
+        common = ["--workdir", str(work), "--device", args.device]
+        res["runs"]["decode"] = run_worker(["--worker", "decode", *common])
+        for amp in AMP_RUNS:
+            r = run_worker(["--worker", "grepq", "--amp", amp, "--decode-workers", str(args.decode_workers),
+                            "--worker-out", str(work / f"grepq_{amp}.csv"), *common])
+            res["runs"][f"grepq_{amp}"] = r
+        why = official_ready(args.official, args.official_clip)
+        if why is None:
+            r = run_worker(["--worker", "official", "--official", args.official, "--official-clip", args.official_clip,
+                            "--worker-out", str(work / "official.csv"), *common])
+            res["runs"]["official_fp16_loop"] = r
+        else:
+            res["official_skipped"] = why
+        ref = bzs.read_scores(work / "grepq_off.csv")
+        for name, f in (("grepq_bf16", "grepq_bf16.csv"), ("official_fp16_loop", "official.csv")):
+            if name in res["runs"]:
+                res["runs"][name]["max_abs_score_diff_vs_grepq_fp32"] = bzs.compare_scores(ref, bzs.read_scores(work / f))
+        for r in res["runs"].values():
+            r["images_per_s"] = r["images"] / r["seconds"]
+        return res
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def table(res: dict) -> str:
+    names = {"grepq_off": "grepq, batched, float32", "grepq_bf16": "grepq, batched, bf16 autocast",
+             "official_fp16_loop": "official per-image loop (CLIP fp16)", "decode": "decoding only (CPU, 1 thread)"}
+    base = res["runs"].get("official_fp16_loop")
+    lines = [f"# zero-shot Q_L + Q_H, {res['images']} photos {res['size']}, {res['pristine_patches']} pristine patches, "
+             f"on {res['gpu'] or res['device']} (torch {res['torch']}, CUDA {res['cuda']})",
+             "| run | images/s | vs official | max score diff vs grepq float32 |", "|---|---|---|---|"]
+    for key, r in res["runs"].items():
+        vs = f"{r['images_per_s'] / base['images_per_s']:.2f}x" if base and key != "decode" else "-"
+        diff = r.get("max_abs_score_diff_vs_grepq_fp32")
+        lines.append(f"| {names[key]} | {r['images_per_s']:.2f} | {vs} | {'-' if diff is None else f'{diff:.1e}'} |")
+    if "official_skipped" in res:
+        lines.append(f"\nofficial loop {res['official_skipped']}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=100, help="timed photographs (default 100)")
+    ap.add_argument("--warmup", type=int, default=5, help="photographs scored first, not timed (default 5)")
+    ap.add_argument("--pristine-patches", type=int, default=1500)
+    ap.add_argument("--decode-workers", type=int, default=4, help="grepq's decoding threads (default 4)")
+    ap.add_argument("--official", help="the official GRepQ repository (as fetched)")
+    ap.add_argument("--official-clip", help="folder holding the patched copy of CLIP's package (FOLDER/clip)")
+    ap.add_argument("--device", default="cuda", help="cuda (default) or cuda:N; cpu only checks the script")
+    ap.add_argument("--workdir", help="keep weights and photographs here (default: a temporary folder)")
+    ap.add_argument("--json", help="also write the result to this JSON file")
+    ap.add_argument("--worker", choices=("grepq", "official", "decode"), help=argparse.SUPPRESS)
+    ap.add_argument("--amp", default="off", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        if args.official:
+            bzs.OFFICIAL_DIR, bzs.OFFICIAL_CLIP_DIR = Path(args.official), Path(args.official_clip)
+        work = Path(args.workdir)
+        r = {"grepq": lambda: grepq_worker(work, args.device, args.amp, args.decode_workers, Path(args.worker_out)),
+             "official": lambda: official_worker(work, args.device, Path(args.worker_out)),
+             "decode": lambda: decode_rate(work)}[args.worker]()
+        print(json.dumps(r))
+        return 0
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        msg = "no CUDA device here (torch.cuda.is_available() is False): the GPU benchmark was not run"
+        print(msg)
+        print("RESULT " + json.dumps({"skipped": msg}))
+        return 0
+    res = run(args)
+    print(table(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    print("RESULT " + json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
