@@ -98,7 +98,7 @@ class ScaleOut:
     """
 
     shard: Shard
-    device: "object"
+    device: "torch.device"
     rank: int = 0
     world_size: int = 1
     independent: bool = False
@@ -222,7 +222,10 @@ def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike
         with f:
             for s in range(0, len(todo), step):
                 chunk = todo[s:s + step]
-                for i, row in zip(chunk, scorer.score([items[i] for i in chunk], on_error="record")):
+                got = scorer.score([items[i] for i in chunk], on_error="record")
+                if len(got) != len(chunk):
+                    raise RuntimeError(f"scoring {len(chunk)} files gave {len(got)} rows (did files change?)")
+                for i, row in zip(chunk, got):
                     rows[i] = dict(row.as_dict(), index=i)
                     f.write(json.dumps(rows[i]) + "\n")
                 f.flush()

@@ -77,7 +77,8 @@ Several processes or machines (grepq/scale.py):
       each process scores its share on cuda:LOCAL_RANK (or on the CPU with --device cpu) into
       scores.csv.shard-<rank>-of-4.jsonl; rank 0 then writes scores.csv (rows in input order, the file one
       process writes) and deletes the parts.
-  grepq score PATH... -o scores.csv --shard I/N [...]      (one independent job per I = 0..N-1)
+  grepq score PATH... -o scores.csv --shard I/N [...]      (one independent job per I = 0..N-1; in a Slurm
+                                                          array --array=0-(N-1): --shard $SLURM_ARRAY_TASK_ID/N)
   grepq score --merge-shards -o scores.csv                (once all N jobs are done)
       each job writes scores.csv.shard-I-of-N.jsonl; the merge writes scores.csv and deletes the parts.
   A killed share run again with the same command resumes from its part. Failed images are reported by the
