@@ -222,9 +222,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def table(res: dict) -> str:
-    names = {"grepq_off": "grepq, batched, float32", "grepq_bf16": "grepq, batched, bf16 autocast",
-             "official_fp16_loop": "official per-image loop (CLIP fp16)", "decode": "decoding only (CPU, 1 thread)"}
     base = res["runs"].get("official_fp16_loop")
+    clip_dtype = base["hl_dtype"].replace("torch.", "") if base else ""
+    names = {"grepq_off": "grepq, batched, float32", "grepq_bf16": "grepq, batched, bf16 autocast",
+             "official_fp16_loop": f"official per-image loop (CLIP {clip_dtype})",
+             "decode": "decoding only (CPU, 1 thread)"}
     lines = [f"# zero-shot Q_L + Q_H, {res['images']} photos {res['size']}, {res['pristine_patches']} pristine patches, "
              f"on {res['gpu'] or res['device']} (torch {res['torch']}, CUDA {res['cuda']})",
              "| run | images/s | vs official | max score diff vs grepq float32 |", "|---|---|---|---|"]
