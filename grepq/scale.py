@@ -274,23 +274,20 @@ def merge_score_parts(output: os.PathLike) -> MergedScores:
     missing = [i for i in range(n) if (i, n) not in found]
     if missing:
         raise ShardError(f"missing the parts of shard(s) {', '.join(f'{i}/{n}' for i in missing)} of {out}")
+    parts = {i: (found[(i, n)],) + _read_part(found[(i, n)])[:2] for i in range(n)}
+    for i, (path, header, _) in parts.items():
+        if not isinstance(header, dict) or header.get("format") != SCORE_PART_FORMAT or header.get("shard") != [i, n]:
+            raise ShardError(f"{path}: not a part file of shard {i}/{n} written by this grepq version")
+    if len({(h["key"], h["images"]) for _, h, _ in parts.values()}) > 1:
+        raise ShardError(f"the parts of {out} were written with different weights, settings or images")
     rows: Dict[int, dict] = {}
-    headers = {}
-    for i in range(n):
-        header, got, _ = _read_part(found[(i, n)])
-        if header is None:
-            raise ShardError(f"{found[(i, n)]}: not a grepq score part file")
-        headers[i] = header
-        total = header["images"]
-        share = Shard(i, n).share(total)
+    for i, (path, header, got) in parts.items():
+        share = Shard(i, n).share(header["images"])
         done = [j for j in share if j in got]
         if len(done) < len(share):
-            raise ShardError(f"shard {i}/{n} has scored {len(done)} of its {len(share)} images "
-                             f"({found[(i, n)]}): run it again, it resumes")
+            raise ShardError(f"shard {i}/{n} has scored {len(done)} of its {len(share)} images ({path}): "
+                             "run it again, it resumes")
         rows.update({j: got[j] for j in share})
-    keys = {(h["key"], h["images"]) for h in headers.values()}
-    if len(keys) > 1:
-        raise ShardError(f"the parts of {out} were written with different weights, settings or images")
     merged = [_score_row(rows[j]) for j in range(len(rows))]
     return MergedScores(merged, [found[(i, n)] for i in range(n)])
 

@@ -178,7 +178,7 @@ def test_score_shards_merge_to_the_single_process_file(setup, tmp_path, capsys, 
     assert "2 of 6 images failed" in err and not list(tmp_path.glob("sh.csv.shard-*"))
 
 
-def test_score_part_of_other_weights_is_started_again(setup, tmp_path, caplog, counted):
+def test_score_part_of_other_weights_is_started_again(setup, tmp_path, caplog, capsys, counted):
     imgs = str(setup / "imgs")
     out = tmp_path / "s.json"
     assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "1/2", "--components", "low"]) == 0
@@ -187,6 +187,10 @@ def test_score_part_of_other_weights_is_started_again(setup, tmp_path, caplog, c
     assert counted == []  # finished: nothing to do
     assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "1/2"]) == 0
     assert len(counted) == 3 and "starting this share again" in caplog.text
+    assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "0/2", "--components", "low"]) == 0
+    capsys.readouterr()
+    assert main(["score", "--merge-shards", "-o", str(out)]) == 2
+    assert "different weights, settings or images" in capsys.readouterr().err
     assert main(["score", "--merge-shards", "-o", str(out), imgs]) == 2
 
 
