@@ -1,4 +1,16 @@
-"""Training configuration: defaults → YAML file(s) → command-line ``key.sub=value`` overrides, strict and saved.
+"""Configuration of training, evaluation and reproduction: defaults → YAML file(s) → command-line options →
+``key.sub=value`` overrides, strict and saved. One machinery, three schemas (:class:`Schema`):
+
+* :data:`TRAIN_SCHEMA` (``grepq train``; its tree is :data:`SCHEMA`, below);
+* :data:`EVAL_SCHEMA` (``grepq eval``): sections ``weights``, ``scoring``, ``data``, ``protocol``, ``output``;
+  each key names its source (``paper`` / ``official`` / ``authors`` / ``grepq``, :data:`SOURCES`). The option
+  names of ``grepq eval`` map onto keys by :data:`EVAL_OPTIONS`; eval YAML files written with those flat names
+  (before the schema) still load, each old key with a DeprecationWarning naming the new one;
+* :data:`REPRODUCE_SCHEMA` (``grepq reproduce``): the same ``weights``, ``scoring``, ``protocol``, ``output``
+  sections, plus ``datasets`` (a root per dataset) and ``tables``.
+
+``--print-config`` of each command prints the resolved configuration with every key's source and note.
+Training:
 
 Every key is declared once in :data:`SCHEMA` with its default, its type and a note naming the paper symbol and
 its source (paper section, official code, SPEC section). The defaults are the paper's values; where the paper is
@@ -32,16 +44,18 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
 __all__ = [
-    "ConfigError", "Key", "SCHEMA", "MAY_DIFFER_ON_RESUME", "TASKS",
-    "defaults", "load_config", "apply_overrides", "parse_override", "validate", "flatten", "dump_config",
-    "config_differences", "resolve_config_path", "describe",
+    "ConfigError", "Key", "Schema", "SCHEMA", "SOURCES", "MAY_DIFFER_ON_RESUME", "TASKS",
+    "TRAIN_SCHEMA", "EVAL_SCHEMA", "REPRODUCE_SCHEMA", "EVAL_OPTIONS",
+    "defaults", "load_config", "apply_overrides", "set_values", "parse_override", "validate", "flatten",
+    "dump_config", "config_differences", "resolve_config_path", "describe",
 ]
 
 TASKS = ("ll", "hl")
@@ -52,15 +66,27 @@ class ConfigError(ValueError):
     """A configuration is invalid: an unknown key, a wrong type, a bad value or an unreadable file."""
 
 
+#: Where a key's default comes from: the paper, the official code, the authors' answers, or grepq's own choice
+#: (where the paper and the official code are silent, or for where/how to run, which changes no result).
+SOURCES = ("paper", "official", "authors", "grepq")
+
+
 @dataclass(frozen=True)
 class Key:
-    """One configuration key: its default, accepted type(s), allowed values and a note (symbol and source)."""
+    """One configuration key: its default, accepted type(s), allowed values and a note (symbol and source).
+
+    ``source`` (one of :data:`SOURCES`) names where the default comes from; the training keys name it in their
+    note. ``items``: for a list key, the type of its items; a string value is then split on commas
+    (``"50,100,200"`` -> ``[50, 100, 200]``), as command-line options give lists.
+    """
 
     default: Any
     type: Union[type, Tuple[type, ...]]
     doc: str
     choices: Optional[Tuple[Any, ...]] = None
     nullable: bool = False
+    source: Optional[str] = None
+    items: Optional[type] = None
 
 
 _NUM = (int, float)
@@ -197,12 +223,14 @@ MAY_DIFFER_ON_RESUME = (
 )
 
 
+
 # --------------------------------------------------------------------------------------------------------------
-# Schema helpers
+# Schemas: one machinery for training (SCHEMA above) and evaluation (EVAL_SCHEMA, REPRODUCE_SCHEMA below).
+# Every function below takes ``schema`` (default: the training schema).
 
 
-def _schema_items(schema: Dict[str, Any], prefix: str = ""):
-    for name, node in schema.items():
+def _schema_items(tree: Dict[str, Any], prefix: str = ""):
+    for name, node in tree.items():
         full = f"{prefix}{name}"
         if isinstance(node, Key):
             yield full, node
@@ -210,21 +238,47 @@ def _schema_items(schema: Dict[str, Any], prefix: str = ""):
             yield from _schema_items(node, full + ".")
 
 
-_FLAT_SCHEMA: Dict[str, Key] = dict(_schema_items(SCHEMA))
+class Schema:
+    """A configuration schema.
+
+    Args:
+        name: "train", "eval", "reproduce" (shown in errors).
+        tree: nested dict of :class:`Key` (sections are dicts).
+        check: whole-configuration checks ``check(cfg)`` raising :class:`ConfigError` (values that must agree).
+        renamed: old key -> (new key, converter of the old value or None): an old key still works for one
+            release, with a DeprecationWarning naming the new one.
+    """
+
+    def __init__(self, name: str, tree: Dict[str, Any], check: Optional[Callable[[Dict[str, Any]], None]] = None,
+                 renamed: Optional[Mapping[str, Tuple[str, Optional[Callable[[Any], Any]]]]] = None):
+        self.name, self.tree, self.check = name, tree, check
+        self.renamed = dict(renamed or {})
+        self.flat: Dict[str, Key] = dict(_schema_items(tree))
+        bad = [k for k, v in self.flat.items() if v.source is not None and v.source not in SOURCES]
+        if bad:
+            raise ValueError(f"schema {name}: keys {bad} name a source outside {SOURCES}")
+
+    def __repr__(self) -> str:
+        return f"Schema({self.name!r}, {len(self.flat)} keys)"
 
 
-def defaults() -> Dict[str, Any]:
+def _schema(schema: Optional[Schema]) -> Schema:
+    return TRAIN_SCHEMA if schema is None else schema
+
+
+def defaults(schema: Optional[Schema] = None) -> Dict[str, Any]:
     """The default configuration (the paper's values) as a nested dict."""
 
     def build(node):
         return {k: (copy.deepcopy(v.default) if isinstance(v, Key) else build(v)) for k, v in node.items()}
 
-    return build(SCHEMA)
+    return build(_schema(schema).tree)
 
 
-def describe(key: str) -> str:
+def describe(key: str, schema: Optional[Schema] = None) -> str:
     """The note of a key (its symbol and source)."""
-    return _key(key).doc
+    spec = _key(key, schema=schema)
+    return f"[{spec.source}] {spec.doc}" if spec.source else spec.doc
 
 
 def _suggest(key: str, valid: Iterable[str]) -> str:
@@ -237,14 +291,34 @@ def _suggest(key: str, valid: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _key(key: str, where: str = "") -> Key:
-    if key in _FLAT_SCHEMA:
-        return _FLAT_SCHEMA[key]
+def _key(key: str, where: str = "", schema: Optional[Schema] = None) -> Key:
+    flat = _schema(schema).flat
+    if key in flat:
+        return flat[key]
     src = f" (in {where})" if where else ""
-    if any(k.startswith(key + ".") for k in _FLAT_SCHEMA):
-        sub = sorted(k for k in _FLAT_SCHEMA if k.startswith(key + "."))
+    if any(k.startswith(key + ".") for k in flat):
+        sub = sorted(k for k in flat if k.startswith(key + "."))
         raise ConfigError(f"{key!r}{src} is a section, not a value; set one of its keys: {', '.join(sub)}")
-    raise ConfigError(f"unknown configuration key {key!r}{src}{_suggest(key, _FLAT_SCHEMA)}")
+    raise ConfigError(f"unknown configuration key {key!r}{src}{_suggest(key, flat)}")
+
+
+def _split_items(key: str, spec: Key, value: Any, src: str) -> Any:
+    """A list key with ``items``: "8,16" -> [8, 16]; every item converted to / checked as ``items``."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        return value
+    out = []
+    for v in value:
+        try:
+            if isinstance(v, bool) or (spec.items is int and isinstance(v, float) and not v.is_integer()):
+                raise ValueError
+            out.append(spec.items(v) if isinstance(v, (str, int, float)) else v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}{src}: expected a list of {spec.items.__name__}, got the item {v!r}") from None
+        if not isinstance(out[-1], spec.items):
+            raise ConfigError(f"{key}{src}: expected a list of {spec.items.__name__}, got the item {v!r}")
+    return out
 
 
 def _coerce(key: str, spec: Key, value: Any, where: str = "") -> Any:
@@ -255,6 +329,8 @@ def _coerce(key: str, spec: Key, value: Any, where: str = "") -> Any:
             return None
         raise ConfigError(f"{key}{src}: expected a value of type {_type_name(spec.type)}, got null")
     types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if spec.items is not None:
+        value = _split_items(key, spec, value, src)
     if float in types and isinstance(value, str):  # YAML 1.1 reads "1e-5" as a string
         try:
             value = float(value)
@@ -266,9 +342,12 @@ def _coerce(key: str, spec: Key, value: Any, where: str = "") -> Any:
         raise ConfigError(f"{key}{src}: expected {_type_name(spec.type)}, got {type(value).__name__} {value!r}")
     if float in types and isinstance(value, int):
         value = float(value)
-    if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"{key}{src}: expected one of {list(spec.choices)}, got {value!r}"
-                          f"{_suggest(str(value), [str(c) for c in spec.choices]).replace('did you mean', 'closest')}")
+    if spec.choices is not None:
+        wrong = [v for v in (value if isinstance(value, list) else [value]) if v not in spec.choices]
+        if wrong:
+            raise ConfigError(f"{key}{src}: expected {'items in' if isinstance(value, list) else 'one of'} "
+                              f"{list(spec.choices)}, got {wrong[0]!r}"
+                              f"{_suggest(str(wrong[0]), [str(c) for c in spec.choices]).replace('did you mean', 'closest')}")
     return value
 
 
@@ -277,12 +356,14 @@ def _type_name(t) -> str:
     return " or ".join(x.__name__ for x in types)
 
 
-def flatten(cfg: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+def flatten(cfg: Dict[str, Any], prefix: str = "", schema: Optional[Schema] = None) -> Dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; with ``schema``, a mapping that is one key's value (e.g. a loader's
+    options) stays a value."""
     out: Dict[str, Any] = {}
+    leaves = _schema(schema).flat if schema is not None else {}
     for k, v in cfg.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
+        if isinstance(v, dict) and f"{prefix}{k}" not in leaves:
+            out.update(flatten(v, f"{prefix}{k}.", schema))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -296,14 +377,35 @@ def _set(cfg: Dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _merge(cfg: Dict[str, Any], update: Dict[str, Any], where: str) -> None:
+def _resolve(key: str, value: Any, where: str, schema: Schema) -> Tuple[str, Any]:
+    """An old (renamed) key -> its new key and converted value, with a DeprecationWarning; others unchanged."""
+    old = key.replace("-", "_")
+    if key in schema.flat or old not in schema.renamed:
+        return key, value
+    new, convert = schema.renamed[old]
+    warnings.warn(f"{where}: configuration key {key!r} is deprecated and will be removed in the next release; "
+                  f"use {new!r}", DeprecationWarning, stacklevel=4)
+    return new, (convert(value) if convert is not None and value is not None else value)
+
+
+def set_values(cfg: Dict[str, Any], values: Mapping[str, Any], where: str = "command line",
+               schema: Optional[Schema] = None) -> Dict[str, Any]:
+    """Set ``{"key.sub": value}`` (dotted keys, Python values, e.g. from command-line options) strictly; returns
+    ``cfg`` (modified in place)."""
+    schema = _schema(schema)
+    for key, value in values.items():
+        key, value = _resolve(key, value, where, schema)
+        _set(cfg, key, _coerce(key, _key(key, where, schema), value, where))
+    return cfg
+
+
+def _merge(cfg: Dict[str, Any], update: Dict[str, Any], where: str, schema: Optional[Schema] = None) -> None:
     """Apply a nested dict of values onto ``cfg`` strictly (every key must exist in the schema)."""
-    for key, value in flatten(update).items():
-        spec = _key(key, where)
-        _set(cfg, key, _coerce(key, spec, value, where))
+    schema = _schema(schema)
+    set_values(cfg, flatten(update, schema=schema), where, schema)
     # sections given as non-dicts ("run: 3") are caught by _key via flatten: "run" is a section
     for key, value in update.items():
-        if key in SCHEMA and not isinstance(SCHEMA[key], Key) and not isinstance(value, dict):
+        if key in schema.tree and not isinstance(schema.tree[key], Key) and not isinstance(value, dict):
             raise ConfigError(f"{key!r} (in {where}) is a section: expected a mapping, got {value!r}")
 
 
@@ -364,23 +466,31 @@ def parse_override(text: str) -> Tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(cfg: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+def apply_overrides(cfg: Dict[str, Any], overrides: Sequence[str], schema: Optional[Schema] = None) -> Dict[str, Any]:
     """Apply ``key.sub=value`` overrides strictly; returns ``cfg`` (modified in place)."""
     for text in overrides:
         key, value = parse_override(text)
-        spec = _key(key, f"override {text!r}")
-        _set(cfg, key, _coerce(key, spec, value, f"override {text!r}"))
+        set_values(cfg, {key: value}, f"override {text!r}", schema)
     return cfg
 
 
-def validate(cfg: Dict[str, Any]) -> Dict[str, Any]:
+def validate(cfg: Dict[str, Any], schema: Optional[Schema] = None) -> Dict[str, Any]:
     """Whole-config checks: every key present and well typed, and values that must agree with each other."""
-    flat = flatten(cfg)
+    schema = _schema(schema)
+    flat = flatten(cfg, schema=schema)
     for key in flat:
-        _coerce(key, _key(key), flat[key])
-    missing = [k for k in _FLAT_SCHEMA if k not in flat]
+        _coerce(key, _key(key, schema=schema), flat[key])
+    missing = [k for k in schema.flat if k not in flat]
     if missing:
         raise ConfigError(f"configuration lacks keys {missing}")
+    if schema.check is not None:
+        schema.check(cfg)
+    return cfg
+
+
+def _check_train(cfg: Dict[str, Any]) -> None:
+    """The training schema's checks of values that must agree."""
+    flat = flatten(cfg)
     for section in TASKS:
         s = cfg[section]
         for name in ("batch_size", "epochs"):
@@ -415,17 +525,19 @@ def validate(cfg: Dict[str, Any]) -> Dict[str, Any]:
         raise ConfigError(f"run.max_seconds: expected a positive number or null, got {flat['run.max_seconds']}")
     if flat["data.num_workers"] < 0:
         raise ConfigError(f"data.num_workers: expected >= 0, got {flat['data.num_workers']}")
-    return cfg
 
 
-def load_config(path: Optional[Union[str, os.PathLike]] = None, overrides: Sequence[str] = ()) -> Dict[str, Any]:
-    """Defaults, then the YAML file (and its ``base`` chain), then ``key=value`` overrides; validated."""
-    cfg = defaults()
+def load_config(path: Optional[Union[str, os.PathLike]] = None, overrides: Sequence[str] = (),
+                schema: Optional[Schema] = None, values: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Defaults, then the YAML file (and its ``base`` chain), then ``values`` (``{"key.sub": value}``, e.g. from
+    command-line options), then ``key=value`` overrides; validated. ``schema``: default the training schema."""
+    cfg = defaults(schema)
     if path is not None:
         for file, data in _read_yaml(resolve_config_path(path)):
-            _merge(cfg, data, str(file))
-    apply_overrides(cfg, overrides)
-    return validate(cfg)
+            _merge(cfg, data, str(file), schema)
+    set_values(cfg, dict(values or {}), "command line", schema)
+    apply_overrides(cfg, overrides, schema)
+    return validate(cfg, schema)
 
 
 def _scalar_yaml(value: Any) -> str:
@@ -433,26 +545,30 @@ def _scalar_yaml(value: Any) -> str:
     return text[:-4].rstrip() if text.endswith("\n...") else text
 
 
-def dump_config(cfg: Dict[str, Any], comments: bool = True) -> str:
-    """The configuration as YAML (one key per line); with ``comments``, each key's note (symbol and source)."""
+def dump_config(cfg: Dict[str, Any], comments: bool = True, schema: Optional[Schema] = None) -> str:
+    """The configuration as YAML (one key per line); with ``comments``, each key's note (source, symbol)."""
+    flat = _schema(schema).flat
     lines: List[str] = []
 
     def emit(node: Dict[str, Any], prefix: str, indent: int) -> None:
         for k, v in node.items():
             key = f"{prefix}{k}"
             pad = "  " * indent
-            if isinstance(v, dict):
+            if isinstance(v, dict) and key not in flat:
                 lines.append(f"{pad}{k}:")
                 emit(v, key + ".", indent + 1)
                 continue
-            line = f"{pad}{k}: {_scalar_yaml(v)}"
-            if comments and key in _FLAT_SCHEMA:
-                line += f"  # {_FLAT_SCHEMA[key].doc}"
+            block = isinstance(v, dict) and v
+            line = f"{pad}{k}:" + ("" if block else f" {_scalar_yaml(v)}")
+            if comments and key in flat:
+                line += f"  # {describe(key, schema)}"
             lines.append(line)
+            if block:
+                sub = yaml.safe_dump(v, default_flow_style=None, sort_keys=False, width=1000).rstrip("\n")
+                lines.extend(f"{pad}  {s}" for s in sub.split("\n"))
 
     emit(cfg, "", 0)
-    text = "\n".join(lines) + "\n"
-    return text
+    return "\n".join(lines) + "\n"
 
 
 def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
@@ -473,3 +589,239 @@ def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             out.append((key, a.get(key, "<absent>"), b.get(key, "<absent>")))
     return out
+
+
+TRAIN_SCHEMA = Schema("train", SCHEMA, _check_train)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Evaluation: ``grepq eval`` (EVAL_SCHEMA) and ``grepq reproduce`` (REPRODUCE_SCHEMA) share their sections.
+
+from .eval import metrics as _metrics  # noqa: E402  (constants only: the values the protocols default to)
+from .eval import protocols as _protocols  # noqa: E402
+
+#: Zero-shot scoring components (grepq.api.COMPONENTS).
+_COMPONENTS = ("low", "high")
+
+EVAL_WEIGHTS: Dict[str, Key] = {
+    "ll": Key(None, str, "low-level model weights: the official low_level_model_weights.tar or a grepq checkpoint",
+              nullable=True, source="grepq"),
+    "hl": Key(None, str, "high-level weights: the official high_level_model_weights.pth or a grepq checkpoint "
+                         "('stock-clip': CLIP's own image encoder)", nullable=True, source="grepq"),
+    "clip": Key(None, str, "CLIP weights: RN50.pt, a state-dict file or a model name (null: $GREPQ_CLIP_WEIGHTS, "
+                           "else RN50; paper: CLIP RN50)", nullable=True, source="paper"),
+    "pristine": Key(None, str, "pristine patches of Eq. 5: the official .hdf5 file or a folder of pristine images "
+                               "(SPEC §4)", nullable=True, source="paper"),
+    "save_pristine": Key(None, str, "with a pristine folder: also write the selected patches to this .hdf5",
+                         nullable=True, source="grepq"),
+}
+
+EVAL_SCORING: Dict[str, Key] = {
+    "device": Key("cpu", str, "cpu, cuda or cuda:N (where to run; changes no result beyond float rounding)",
+                  source="grepq"),
+    "pos_embedding": Key("drop", str, "CLIP attention-pool positional embedding at test time: 'drop' (official "
+                                      "evaluation), 'interpolate' or 'keep' (SPEC §4)",
+                         ("drop", "interpolate", "keep"), source="official"),
+    "components": Key(list(_COMPONENTS), list, "scores to compute: low (Q_L, Eq. 6), high (Q_H, Eq. 2); GRepQ_Z "
+                                                "= Q_H + Q_L needs both (paper Eq. 7)", _COMPONENTS, source="paper",
+                      items=str),
+    "chunk_size": Key(64, int, "LL patches per forward pass (memory; not results)", source="grepq"),
+    "batch_size": Key(None, int, "consecutive images of one size per forward pass (null: 1 on CPU, 8 on CUDA; "
+                                 "scores equal to float32 rounding)", nullable=True, source="grepq"),
+    "max_batch_pixels": Key(4_000_000, int, "pixel budget of one batch", source="grepq"),
+    "decode_workers": Key(0, int, "threads decoding the next images while the models run", source="grepq"),
+    "amp": Key("off", str, "mixed precision: 'off' = float32, the reference (SPEC §4; the official code runs CLIP in "
+                           "fp16 on CUDA); 'bf16'/'fp16' change scores by rounding", ("off", "bf16", "fp16"),
+               source="grepq"),
+    "channels_last": Key(False, bool, "channels_last memory format (same scores to rounding)", source="grepq"),
+    "small_image": Key("upsample", str, "images giving fewer than two 96x96 patches: 'upsample' to 144 px short "
+                                        "side or 'error' (the paper does not say)", ("upsample", "error"),
+                       source="grepq"),
+    "official_clive_resize": Key(True, bool, "resize CLIVE's 1024.JPG and 1113.JPG to 500x500 as the official "
+                                             "loader does (SPEC §8)", source="official"),
+}
+
+EVAL_PROTOCOL: Dict[str, Key] = {
+    "regressor": Key("ridge", str, "ridge (official README: 'an SVR (ridge regression)') or svr (paper §4.2: a "
+                                   "linear SVR; preset eval_table1_paper_svr_oracle)", _protocols.REGRESSORS,
+                     source="official"),
+    "alphas": Key(list(_protocols.OFFICIAL_ALPHAS), list, "regularisation grid (official README: 0.1, 1, 10, 100)",
+                  source="official", items=float),
+    "alpha_selection": Key("cv", str, "'cv' on the training labels (grepq: the paper does not say on what alpha "
+                                      "was tuned), 'oracle' = best on the test part (labelled † in tables), "
+                                      "'fixed' = one alpha", _protocols.ALPHA_SELECTIONS, source="grepq"),
+    "cv_folds": Key(_protocols.DEFAULT_CV_FOLDS, int, "K of the K-fold alpha selection", source="grepq"),
+    "n_train": Key(list(_protocols.PAPER_LABEL_COUNTS), list, "labels of Table 1 (paper §4.2: 50, 100, 200)",
+                   source="paper", items=int),
+    "splits": Key(_protocols.PAPER_N_SPLITS, int, "random splits, median reported (paper §4.2: 10)",
+                  source="paper"),
+    "train_fraction": Key(_protocols.PAPER_TRAIN_FRACTION, _NUM, "training part of a split (paper §4.2: 80 %; "
+                                                                  "by reference scene for synthetic datasets)",
+                          source="paper"),
+    "seed": Key(0, int, "seed of the splits (split s draws from [seed, s])", source="grepq"),
+    "feature_sets": Key(None, list, "hl+ll, hl, ll (null: all three for data-efficient, hl+ll for cross-dataset; "
+                                    "paper: GRepQ_D = [HL | LL], §3.4)", ("hl+ll", "hl", "ll"), nullable=True,
+                        source="paper", items=str),
+    "variant": Key(None, str, "label stored with the result, e.g. the LL model's pair weight (Table 4)",
+                   nullable=True, source="grepq"),
+    "plcc_fit": Key("none", str, "PLCC of the regression protocols: 'none' (raw Pearson; the paper gives PLCC "
+                                 "only in its supplement), 'cubic' (official zero-shot code), 'logistic4' (VQEG)",
+                    _metrics.PLCC_FITS, source="grepq"),
+}
+
+EVAL_OUTPUT: Dict[str, Key] = {
+    "out": Key("results", str, "folder of result files (rendered by grepq tables)", source="grepq"),
+    "cache": Key(".grepq_cache", str, "feature cache folder (null or 'none': no cache)", nullable=True,
+                 source="grepq"),
+    "cache_every": Key(None, int, "write the feature cache every N images (null: 50)", nullable=True, source="grepq"),
+    "plots": Key(True, bool, "scatter, embedding and SRCC-vs-labels plots", source="grepq"),
+    "progress": Key(True, bool, "tqdm progress bars", source="grepq"),
+}
+
+EVAL_DATA: Dict[str, Key] = {
+    "dataset": Key(None, str, "dataset name (clive, koniq10k, live, csiq, pipal, flive, spaq, tid2013, kadid10k, "
+                              "agiqa3k, csv)", nullable=True, source="grepq"),
+    "root": Key(None, str, "the dataset's folder as its owners distribute it", nullable=True, source="grepq"),
+    "options": Key({}, dict, "loader options, e.g. {include_training: true} (CLIVE)", source="grepq"),
+    "source": Key(None, str, "cross-dataset: the dataset the regressor is fit on", nullable=True, source="grepq"),
+    "source_root": Key(None, str, "cross-dataset: its folder", nullable=True, source="grepq"),
+    "source_options": Key({}, dict, "loader options of the source", source="grepq"),
+    "limit": Key(None, int, "use only the first N images of each dataset (quick runs)", nullable=True,
+                 source="grepq"),
+}
+
+
+def _key_value_list(items: Any) -> Dict[str, Any]:
+    """Old ``dataset_option: [k=v, ...]`` -> ``{k: v}`` (values parsed as YAML)."""
+    out = {}
+    for item in ([items] if isinstance(items, str) else list(items)):
+        if not isinstance(item, str) or "=" not in item:
+            raise ConfigError(f"expected KEY=VALUE loader options, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+#: ``grepq eval`` option name (argparse dest; the keys of eval YAML files before grepq 0.2) -> configuration key
+#: and a converter of the option's value. The command maps its options with it; old YAML keys are renamed by it.
+EVAL_OPTIONS: Dict[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {
+    **{o: (f"data.{o}", None) for o in ("dataset", "root", "source", "source_root", "limit")},
+    "dataset_option": ("data.options", _key_value_list), "source_option": ("data.source_options", _key_value_list),
+    **{o: (f"protocol.{o}", None) for o in ("regressor", "alphas", "alpha_selection", "n_train", "splits", "seed",
+                                            "feature_sets", "variant", "plcc_fit", "cv_folds")},
+    **{o: (f"output.{o}", None) for o in ("out", "cache_every")},
+    "cache": ("output.cache", lambda v: None if str(v).lower() == "none" else v),
+    "no_plots": ("output.plots", lambda v: not v),
+    "no_official_clive_resize": ("scoring.official_clive_resize", lambda v: not v),
+    **{f"{o}_weights": (f"weights.{o}", None) for o in ("ll", "hl", "clip")},
+    **{o: (f"weights.{o}", None) for o in ("pristine", "save_pristine")},
+    **{o: (f"scoring.{o}", None) for o in ("device", "pos_embedding", "components", "chunk_size", "batch_size",
+                                           "max_batch_pixels", "decode_workers", "amp", "channels_last",
+                                           "small_image")},
+}
+
+
+def _check_positive(cfg: Dict[str, Any], keys: Sequence[str]) -> None:
+    flat = flatten(cfg)
+    for key in keys:
+        if flat.get(key) is not None and flat[key] < 1:
+            raise ConfigError(f"{key}: expected a positive integer, got {flat[key]}")
+
+
+def _check_eval_common(cfg: Dict[str, Any]) -> None:
+    _check_positive(cfg, ("scoring.chunk_size", "scoring.batch_size", "scoring.max_batch_pixels",
+                          "protocol.splits", "protocol.cv_folds", "output.cache_every"))
+    p = cfg["protocol"]
+    if not 0 < p["train_fraction"] < 1:
+        raise ConfigError(f"protocol.train_fraction: expected a fraction in (0, 1), got {p['train_fraction']}")
+    if not p["n_train"] or min(p["n_train"]) < 2:
+        raise ConfigError(f"protocol.n_train: expected label counts >= 2, got {p['n_train']}")
+    if not p["alphas"] or min(p["alphas"]) <= 0:
+        raise ConfigError(f"protocol.alphas: expected positive values, got {p['alphas']}")
+    if not cfg["scoring"]["components"]:
+        raise ConfigError("scoring.components: expected low, high or both")
+    if cfg["scoring"]["decode_workers"] < 0:
+        raise ConfigError(f"scoring.decode_workers: expected >= 0, got {cfg['scoring']['decode_workers']}")
+
+
+def _check_eval(cfg: Dict[str, Any]) -> None:
+    _check_eval_common(cfg)
+    _check_positive(cfg, ("data.limit",))
+
+
+EVAL_SCHEMA = Schema("eval", {"weights": EVAL_WEIGHTS, "scoring": EVAL_SCORING, "data": EVAL_DATA,
+                              "protocol": EVAL_PROTOCOL, "output": EVAL_OUTPUT},
+                     _check_eval, renamed=EVAL_OPTIONS)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ``grepq reproduce``: the paper's tables from one file of weights and dataset folders.
+
+from .data.datasets import DatasetError as _DatasetError, canonical_name as _loader_name  # noqa: E402
+from .eval import paper_numbers as _paper  # noqa: E402
+
+#: What a dataset entry of ``datasets`` may hold.
+DATASET_ENTRY_KEYS = ("root", "loader", "options", "limit")
+
+REPRODUCE_TABLES: Dict[str, Key] = {
+    "run": Key([1, 2, 3, 4], list, "tables to produce: 1 = data-efficient and 2 = zero-shot on every dataset given, "
+                                   "3 = cross-dataset pairs (tables.cross_pairs), 4 = LL-only by pair weight "
+                                   "(weights.ll_variants)", (1, 2, 3, 4), source="paper", items=int),
+    "cross_pairs": Key([[_loader_name(s), _loader_name(t)] for s, t in _paper.TABLE3_SRCC], list,
+                       "Table 3's (train, test) pairs of dataset names (paper Table 3)", source="paper"),
+    "table4_dataset": Key(_loader_name(_paper.TABLE4_DATASET), str, "Table 4's dataset (paper: KonIQ-10k)",
+                          source="paper"),
+}
+
+REPRODUCE_SCHEMA_TREE: Dict[str, Any] = {
+    "weights": dict(EVAL_WEIGHTS, ll_variants=Key(
+        {}, dict, "Table 4: LL weights per pair weight s of Eq. 1, {none|ssim|ms_ssim|gmsd|lpips|fsim: path}; "
+                  "each scored with LL features only (paper Table 4)", source="paper")),
+    "datasets": Key({}, dict, "name -> {root: folder, loader: (default the name), options: {...}, limit: N}; "
+                              "a paper dataset without a root is skipped and listed as skipped", source="grepq"),
+    "tables": REPRODUCE_TABLES,
+    "scoring": EVAL_SCORING,
+    "protocol": EVAL_PROTOCOL,
+    "output": dict(EVAL_OUTPUT, out=Key("reproduce", str, "folder of the results, tables, report.md and "
+                                                         "run_info.json", source="grepq")),
+}
+
+
+def _check_dataset_entry(name: str, entry: Any) -> None:
+    where = f"datasets.{name}"
+    if entry is None:
+        return
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping with {list(DATASET_ENTRY_KEYS)}, got {entry!r}")
+    unknown = sorted(set(entry) - set(DATASET_ENTRY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {list(DATASET_ENTRY_KEYS)}"
+                          f"{_suggest(unknown[0], DATASET_ENTRY_KEYS)}")
+    try:
+        _loader_name(entry.get("loader") or name)
+    except _DatasetError as exc:
+        raise ConfigError(f"{where}: {exc} (set 'loader:' for a dataset of another name)") from None
+    for key, types in (("root", str), ("loader", str), ("options", dict), ("limit", int)):
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise ConfigError(f"{where}.{key}: expected {types.__name__}, got {value!r}")
+    if entry.get("limit") is not None and entry["limit"] < 1:
+        raise ConfigError(f"{where}.limit: expected a positive integer, got {entry['limit']}")
+
+
+def _check_reproduce(cfg: Dict[str, Any]) -> None:
+    _check_eval_common(cfg)
+    for name, entry in cfg["datasets"].items():
+        _check_dataset_entry(str(name), entry)
+    for pair in cfg["tables"]["cross_pairs"]:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+            raise ConfigError(f"tables.cross_pairs: expected [train, test] pairs of dataset names, got {pair!r}")
+    for measure, path in cfg["weights"]["ll_variants"].items():
+        if _paper.canonical_similarity(str(measure)) not in _paper.SIMILARITY_MEASURES:
+            raise ConfigError(f"weights.ll_variants: unknown pair weight {measure!r}; expected one of "
+                              f"{list(_paper.SIMILARITY_MEASURES)}")
+        if not isinstance(path, str):
+            raise ConfigError(f"weights.ll_variants.{measure}: expected a weights file, got {path!r}")
+
+
+REPRODUCE_SCHEMA = Schema("reproduce", REPRODUCE_SCHEMA_TREE, _check_reproduce)
