@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from conftest import photo
@@ -83,16 +84,33 @@ def test_eval_protocols_and_tables(setup, tmp_path, capsys):
 
 def test_eval_config_file_and_errors(setup, tmp_path, capsys):
     cfg = tmp_path / "eval.yaml"
-    cfg.write_text("dataset: csv\nn_train: [8]\nsplits: 2\nfeature_sets: ll\n")
+    cfg.write_text("data:\n  dataset: csv\nprotocol:\n  n_train: [8]\n  splits: 2\n  feature_sets: [ll]\n")
     args = [a for a in common(setup, tmp_path / "r") if a not in ("--dataset", "csv")]
     assert main(["eval", "data-efficient", "--config", str(cfg), *args]) == 0
     assert json.load(open(tmp_path / "r" / "data_efficient_csv_ridge_cv.json"))["medians"][0]["n_train"] == 8
-    # the command line wins over the file
+    # the command line wins over the file, --set over both
     assert main(["eval", "data-efficient", "--config", str(cfg), *args, "--n-train", "16"]) == 0
     assert json.load(open(tmp_path / "r" / "data_efficient_csv_ridge_cv.json"))["medians"][0]["n_train"] == 16
-    cfg.write_text("dataset: csv\nn_trian: [8]\n")
+    capsys.readouterr()
+    assert main(["eval", "data-efficient", "--config", str(cfg), *args, "--n-train", "16", "--set",
+                 "protocol.n_train=[12]", "--set", "protocol.plcc_fit=cubic", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["protocol"]["n_train"] == [12] and printed["protocol"]["plcc_fit"] == "cubic"
+    assert printed["data"]["options"] == {"ref_column": "scene"} and printed["protocol"]["splits"] == 2
+    # an eval YAML of the old flat option names still runs, each old key named with its new one
+    old = tmp_path / "old.yaml"
+    old.write_text("dataset: csv\nn_train: [8]\nsplits: 2\nfeature_sets: ll\ndataset_option: [ref_column=scene]\n")
+    args_old = [a for a in args if a not in ("--dataset-option", "ref_column=scene")]
+    assert main(["eval", "data-efficient", "--config", str(old), *args_old, "--print-config"]) == 0
+    out = capsys.readouterr()
+    assert yaml.safe_load(out.out) == printed | {"protocol": dict(printed["protocol"], n_train=[8], plcc_fit="none")}
+    assert "'n_train' is deprecated" in out.err and "use 'protocol.n_train'" in out.err
+    assert "'dataset_option' is deprecated" in out.err
+    cfg.write_text("data:\n  dataset: csv\nprotocol:\n  n_trian: [8]\n")
     assert main(["eval", "data-efficient", "--config", str(cfg), *args]) == 2
-    assert "did you mean 'n_train'" in capsys.readouterr().err
+    assert "did you mean 'protocol.n_train'" in capsys.readouterr().err
+    assert main(["eval", "data-efficient", *args, "--set", "protocol.splits=0"]) == 2
+    assert "protocol.splits: expected a positive integer" in capsys.readouterr().err
     assert main(["eval", "zeroshot", "--dataset", "nosuch", "--root", str(tmp_path), "--components", "low",
                  "--ll-weights", str(setup / "ll.pt"), "--pristine", str(setup / "pristine.hdf5")]) == 2
     assert "valid names" in capsys.readouterr().err
