@@ -395,8 +395,31 @@ def set_values(cfg: Dict[str, Any], values: Mapping[str, Any], where: str = "com
     schema = _schema(schema)
     for key, value in values.items():
         key, value = _resolve(key, value, where, schema)
+        key, value = _into_mapping(cfg, key, value, schema)
         _set(cfg, key, _coerce(key, _key(key, where, schema), value, where))
     return cfg
+
+
+def _into_mapping(cfg: Dict[str, Any], key: str, value: Any, schema: Schema) -> Tuple[str, Any]:
+    """``datasets.clive.root=/x`` where ``datasets`` is a mapping-valued key: that key, with the entry set."""
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        leaf = ".".join(parts[:i])
+        if leaf in schema.flat and schema.flat[leaf].type is dict:
+            node = cfg
+            for p in parts[:i]:
+                node = node[p]
+            whole = copy.deepcopy(node) if isinstance(node, dict) else {}
+            inner = whole
+            for p in parts[i:-1]:
+                if inner.get(p) is None:
+                    inner[p] = {}
+                if not isinstance(inner[p], dict):
+                    raise ConfigError(f"{key}: {p!r} holds {inner[p]!r}, not a mapping")
+                inner = inner[p]
+            inner[parts[-1]] = value
+            return leaf, whole
+    return key, value
 
 
 def _merge(cfg: Dict[str, Any], update: Dict[str, Any], where: str, schema: Optional[Schema] = None) -> None:

@@ -165,9 +165,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"results written to {cfg['output']['out']}", file=sys.stderr)
     return 0
 
-
-def main(argv=None) -> int:
-    """Stand-alone entry point (``scripts/evaluate.py PROTOCOL ...``): the same as ``grepq eval``."""
-    parser = argparse.ArgumentParser(prog="evaluate.py")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)]))

@@ -1,0 +1,441 @@
+"""The paper's tables from one configuration (``grepq reproduce``): plan, run (resumable), report.
+
+The configuration (:data:`grepq.config.REPRODUCE_SCHEMA`) gives the weights, a root per dataset and the tables:
+
+* Table 2 (zero-shot) and Table 1 (data-efficient, ``protocol.n_train`` labels) on every dataset given;
+* Table 3 (cross-dataset) on ``tables.cross_pairs`` (default: the paper's six pairs) whose two datasets are given;
+* Table 4 (LL features only, ``tables.table4_dataset``) once per ``weights.ll_variants`` entry.
+
+A dataset without a root, a paper dataset absent from the file, a pair or a Table-4 run that misses a dataset:
+each is listed as skipped, with the reason, in the plan (``--dry-run``), on stderr and in ``report.md``.
+
+**Shared and resumable work.** Features are extracted once per (weights, dataset) through the feature cache
+(:func:`grepq.eval.runner.dataset_features`, resumable part files) and every table reads them from there. Each step
+writes ``<out>/steps/<step>.json`` *after* its result files and plots: a step is done when that file exists and its
+``key`` equals the step's key now (a hash of the step, the dataset entry and image count, the scoring and protocol
+settings, and the size and modification time of each weights file), so a killed run restarts at the first step
+not done, and a changed setting redoes the steps it concerns. A step killed half-way is done again from its start
+(features: from the last cache part file).
+
+Outputs in ``<out>``: the result JSON/CSV files and plots of :mod:`grepq.eval.runner`, ``tables.md``
+(:func:`grepq.eval.tables.render_all`: measured beside the paper), ``srcc_vs_labels.png``, ``report.md`` (tables,
+skipped items, settings that differ from the paper, plots, timings) and ``run_info.json`` (versions, weights
+fingerprints, dataset counts, timings, the configuration).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from tqdm import tqdm
+
+from .. import __version__
+from ..config import REPRODUCE_SCHEMA, flatten
+from ..data.datasets import DatasetError, IQADataset, canonical_name, load_dataset
+from . import paper_numbers as paper
+from .from_config import (cross_dataset_options, data_efficient_options, default_feature_sets, feature_options,
+                          scorer_from_config)
+
+__all__ = ["Step", "Plan", "make_plan", "describe_plan", "run_reproduce", "STEPS_DIR", "RESULT_SETTINGS"]
+
+#: Folder (inside the output folder) of the step records that make a run resumable.
+STEPS_DIR = "steps"
+#: Settings that change results; those not from the paper, or changed from the paper's value, are listed in the report.
+RESULT_SETTINGS = ("scoring.pos_embedding", "scoring.amp", "scoring.small_image", "scoring.official_clive_resize",
+                   "scoring.components") + tuple(f"protocol.{k}" for k in REPRODUCE_SCHEMA.tree["protocol"])
+MAIN = "main"
+
+
+@dataclass
+class Step:
+    """One unit of work. ``kind``: features | zeroshot | data_efficient | cross_dataset; ``datasets``: entry names
+    (source first); ``weights``: "main" or a Table-4 pair weight; ``table``: the table it feeds (0: features)."""
+
+    id: str
+    kind: str
+    datasets: Tuple[str, ...]
+    table: int = 0
+    weights: str = MAIN
+    images: int = 0
+
+    @property
+    def record_name(self) -> str:
+        return self.id.replace("->", "_to_").replace("/", "__").replace("@", "_at_") + ".json"
+
+
+@dataclass
+class Plan:
+    """Datasets loaded (entry name -> dataset), steps in order, and what is skipped: (item, reason)."""
+
+    cfg: Dict[str, Any]
+    datasets: Dict[str, IQADataset]
+    steps: List[Step]
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg["output"]["out"])
+
+
+def _loader(name: str, entry: Dict[str, Any]) -> str:
+    return canonical_name(entry.get("loader") or name)
+
+
+def table_name(name: str, entry: Dict[str, Any]) -> str:
+    """The name a dataset entry has in the tables: the paper's name for a known loader ("KonIQ"), else the entry's."""
+    loader = _loader(name, entry)
+    return paper.canonical_dataset(name if loader == "csv" else loader)
+
+
+def _load_entry(name: str, entry: Dict[str, Any]) -> IQADataset:
+    options = dict(entry.get("options") or {})
+    # the CSV loader's display name: the entry's, so that two CSV datasets do not share the name "csv" in result
+    # files (given apart: load_dataset's own first parameter is called name)
+    display = options.pop("name", name) if _loader(name, entry) == "csv" else None
+    try:
+        ds = load_dataset(_loader(name, entry), entry["root"], limit=entry.get("limit"), **options)
+    except DatasetError as exc:
+        raise DatasetError(f"datasets.{name} (root {entry['root']}): {exc}") from None
+    return ds if display is None else dataclasses.replace(ds, name=str(display))
+
+
+def _resolve(ref: str, names: Dict[str, str]) -> Optional[str]:
+    """A dataset named in tables.* -> the entry name: the entry itself, else the entry with the same table name."""
+    if ref in names:
+        return ref
+    want = paper.canonical_dataset(ref)
+    return next((n for n, t in names.items() if t == want), None)
+
+
+def _load_datasets(cfg: Dict[str, Any], skipped: List[Tuple[str, str]]) -> Dict[str, IQADataset]:
+    loaded: Dict[str, IQADataset] = {}
+    for name, entry in cfg["datasets"].items():
+        entry = entry or {}
+        if not entry.get("root"):
+            skipped.append((f"dataset {name}", "no root given"))
+            continue
+        loaded[name] = _load_entry(name, entry)
+    tables = sorted({1, 2} & set(cfg["tables"]["run"]))
+    given = {table_name(n, cfg["datasets"][n] or {}) for n in cfg["datasets"]}
+    for ds in paper.TABLE2_SRCC if tables else ():
+        if ds not in given:
+            skipped.append((f"dataset {ds}", f"not in the configuration (the paper's Tables 1 and 2 report it)"))
+    return loaded
+
+
+def _table_steps(cfg: Dict[str, Any], loaded: Dict[str, IQADataset], skipped: List[Tuple[str, str]]) -> List[Step]:
+    tables, names = cfg["tables"]["run"], {n: table_name(n, cfg["datasets"][n] or {}) for n in loaded}
+    steps = []
+    for n in loaded:
+        if 2 in tables:
+            steps.append(Step(f"table2/{n}", "zeroshot", (n,), 2))
+        if 1 in tables:
+            steps.append(Step(f"table1/{n}", "data_efficient", (n,), 1))
+    if 3 in tables:
+        for src, tgt in cfg["tables"]["cross_pairs"]:
+            pair = (_resolve(src, names), _resolve(tgt, names))
+            if None in pair:
+                missing = [r for r, p in zip((src, tgt), pair) if p is None]
+                skipped.append((f"Table 3 {src} -> {tgt}", f"{' and '.join(missing)} not given"))
+                continue
+            steps.append(Step(f"table3/{pair[0]}->{pair[1]}", "cross_dataset", pair, 3))
+    if 4 in tables:
+        steps += _table4_steps(cfg, names, skipped)
+    return steps
+
+
+def _table4_steps(cfg: Dict[str, Any], names: Dict[str, str], skipped: List[Tuple[str, str]]) -> List[Step]:
+    variants, ds = cfg["weights"]["ll_variants"], cfg["tables"]["table4_dataset"]
+    if not variants:
+        skipped.append(("Table 4", "no LL variants listed (weights.ll_variants)"))
+        return []
+    entry = _resolve(ds, names)
+    if entry is None:
+        skipped.append(("Table 4", f"its dataset {ds} is not given"))
+        return []
+    return [Step(f"table4/{m}", "data_efficient", (entry,), 4, weights=m) for m in variants]
+
+
+def make_plan(cfg: Dict[str, Any]) -> Plan:
+    """Load every dataset given (a wrong root raises the loader's :class:`DatasetError`, naming the entry) and list
+    the steps: one features step per (weights, dataset) used, then the table steps; nothing is computed."""
+    skipped: List[Tuple[str, str]] = []
+    loaded = _load_datasets(cfg, skipped)
+    table_steps = _table_steps(cfg, loaded, skipped)
+    features, seen = [], set()
+    for s in table_steps:
+        for n in s.datasets:
+            if (s.weights, n) not in seen:
+                seen.add((s.weights, n))
+                suffix = "" if s.weights == MAIN else f"@{s.weights}"
+                features.append(Step(f"features/{n}{suffix}", "features", (n,), 0, s.weights, len(loaded[n])))
+    for s in table_steps:
+        s.images = sum(len(loaded[n]) for n in s.datasets)
+    plan = Plan(cfg, loaded, features + table_steps, skipped)
+    missing = [f"weights.{k}: {p or 'not given'}" for k, p in weight_files(plan).items()
+               if (p is None and k != "clip") or (p is not None and not _is_file_or_name(p))]
+    if missing:
+        raise FileNotFoundError(f"weights not found: {'; '.join(missing)} (relative paths: from the current folder)")
+    return plan
+
+
+def weight_files(plan: Plan) -> Dict[str, Optional[str]]:
+    """The weights files the plan's steps read (key -> path)."""
+    w, used = plan.cfg["weights"], {s.weights for s in plan.steps}
+    out: Dict[str, Optional[str]] = {}
+    if MAIN in used:
+        comps = plan.cfg["scoring"]["components"]
+        out.update({k: w[k] for k in ("ll", "pristine") if "low" in comps})
+        out.update({k: w[k] for k in ("hl", "clip") if "high" in comps})
+    if used - {MAIN}:
+        out["pristine"] = w["pristine"]
+    out.update({f"ll_variants.{m}": w["ll_variants"][m] for m in sorted(used - {MAIN})})
+    return out
+
+
+def _is_file_or_name(path: str) -> bool:
+    """An existing file or folder, or a name without a file suffix (a CLIP model name such as "RN50")."""
+    return os.path.exists(path) or (not Path(path).suffix and os.sep not in path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Step records (resumability)
+
+
+def _file_stamp(path: Optional[str]) -> Optional[List[Any]]:
+    if path is None or not os.path.exists(path):
+        return None if path is None else [path]  # a model name (e.g. "RN50") or a missing file
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+
+
+def step_key(plan: Plan, step: Step) -> str:
+    """Hash of everything a step's result depends on that the configuration says (see the module doc)."""
+    cfg, w = plan.cfg, plan.cfg["weights"]
+    weights = {k: _file_stamp(w[k]) for k in ("hl", "clip", "pristine")}
+    weights["ll"] = _file_stamp(w["ll"] if step.weights == MAIN else w["ll_variants"][step.weights])
+    doc = {"step": step.id, "kind": step.kind, "weights": weights,
+           "scoring": {k: v for k, v in flatten(cfg).items() if k.startswith("scoring.") and k in RESULT_SETTINGS},
+           "protocol": cfg["protocol"] if step.kind != "features" else None,
+           "datasets": [[cfg["datasets"][n], len(plan.datasets[n])] for n in step.datasets]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _record_path(plan: Plan, step: Step) -> Path:
+    return plan.out / STEPS_DIR / step.record_name
+
+
+def step_done(plan: Plan, step: Step) -> Optional[Dict[str, Any]]:
+    """The step's record if it is done with the current settings, else None."""
+    path = _record_path(plan, step)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("key") == step_key(plan, step) else None
+
+
+def _write_record(plan: Plan, step: Step, seconds: float) -> None:
+    path = _record_path(plan, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"step": step.id, "key": step_key(plan, step), "seconds": round(seconds, 3),
+                               "images": step.images, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Plan text (--dry-run)
+
+
+def describe_plan(plan: Plan) -> str:
+    """Datasets with the image counts their loaders read, every step with its status, and what is skipped."""
+    lines = [f"grepq reproduce: output folder {plan.out}", "", "datasets (images read, from the loaders):"]
+    for name, ds in plan.datasets.items():
+        lines.append(f"  {name:<14} {len(ds):>7} images  {ds.name} ({ds.polarity}"
+                     f"{', split by scene' if ds.is_synthetic else ''})  {ds.root}")
+    todo = [s for s in plan.steps if step_done(plan, s) is None]
+    lines += ["", f"steps ({len(plan.steps)}; {len(todo)} to run, {len(plan.steps) - len(todo)} done before):"]
+    for i, s in enumerate(plan.steps, 1):
+        status = "to run" if s in todo else "done"
+        what = f"{s.images} images" if s.kind == "features" else f"Table {s.table}"
+        lines.append(f"  {i:>3}. {s.id:<34} {what:<14} {status}")
+    lines += ["", "weights:"] + [f"  {k:<14} {p}" for k, p in weight_files(plan).items()]
+    if plan.cfg["output"]["cache"] is None:
+        lines.append("  (output.cache is null: features are extracted again by every step that needs them)")
+    lines += ["", f"skipped ({len(plan.skipped)}):"] + [f"  {item}: {why}" for item, why in plan.skipped]
+    if not plan.skipped:
+        lines.append("  nothing")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def _feature_sets(cfg: Dict[str, Any], protocol: str, components) -> List[str]:
+    return list(cfg["protocol"]["feature_sets"] or default_feature_sets(protocol, components))
+
+
+def _run_step(plan: Plan, step: Step, scorer) -> None:
+    from . import runner
+    cfg, out, feats = plan.cfg, plan.out, feature_options(plan.cfg)
+    ds = [plan.datasets[n] for n in step.datasets]
+    plots = cfg["output"]["plots"]
+    if step.kind == "features":
+        runner.dataset_features(scorer, ds[0], **feats)
+    elif step.kind == "zeroshot":
+        runner.run_zero_shot(scorer, ds[0], out, plots=plots, **feats)
+    elif step.kind == "cross_dataset":
+        runner.run_cross_dataset(scorer, ds[0], ds[1], out, **feats, **cross_dataset_options(cfg),
+                                 feature_sets=_feature_sets(cfg, "cross-dataset", scorer.components))
+    else:
+        fsets = ["ll"] if step.table == 4 else _feature_sets(cfg, "data-efficient", scorer.components)
+        runner.run_data_efficient(scorer, ds[0], out, plots=plots, feature_sets=fsets,
+                                  variant=None if step.table != 4 else step.weights, **feats,
+                                  **data_efficient_options(cfg))
+
+
+class _Scorers:
+    """The main scorer and one LL-only scorer per Table-4 variant, built when first needed."""
+
+    def __init__(self, cfg: Dict[str, Any]):
+        self.cfg, self.built = cfg, {}
+
+    def get(self, weights: str):
+        if weights not in self.built:
+            if weights == MAIN:
+                self.built[weights] = scorer_from_config(self.cfg)
+            else:
+                self.built[weights] = scorer_from_config(self.cfg, self.cfg["weights"]["ll_variants"][weights],
+                                                         components=["low"])
+        return self.built[weights]
+
+    def fingerprints(self) -> Dict[str, Any]:
+        return {k: s.fingerprints() for k, s in self.built.items()}
+
+
+def _run_steps(plan: Plan, scorers: _Scorers) -> Dict[str, Dict[str, Any]]:
+    """Every step not done, in order, with one progress bar weighted by images (ETA); returns the timings."""
+    cost = {s.id: (s.images if s.kind == "features" else 1) for s in plan.steps}
+    timings: Dict[str, Dict[str, Any]] = {}
+    bar = tqdm(total=sum(cost.values()), desc="reproduce", unit="img", file=sys.stderr,
+               disable=not plan.cfg["output"]["progress"],
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+    try:
+        for i, step in enumerate(plan.steps, 1):
+            record = step_done(plan, step)
+            if record is not None:
+                timings[step.id] = {"status": "done before", "seconds": record.get("seconds")}
+                bar.update(cost[step.id])
+                continue
+            bar.set_postfix_str(f"step {i}/{len(plan.steps)} {step.id}")
+            t0 = time.perf_counter()
+            _run_step(plan, step, scorers.get(step.weights))
+            seconds = time.perf_counter() - t0
+            _write_record(plan, step, seconds)
+            timings[step.id] = {"status": "ran", "seconds": round(seconds, 3)}
+            bar.update(cost[step.id])
+            tqdm.write(f"grepq reproduce: {step.id} done in {seconds:.1f} s", file=sys.stderr)
+    finally:
+        bar.close()
+    return timings
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Report
+
+
+def settings_differing_from_paper(cfg: Dict[str, Any]) -> List[str]:
+    """Result-changing settings (:data:`RESULT_SETTINGS`) that are not the paper's: a paper key set to another value,
+    or a key whose value comes from the official code or grepq (the paper silent or different), with its note."""
+    flat, defaults = flatten(cfg, schema=REPRODUCE_SCHEMA), REPRODUCE_SCHEMA.flat
+    out = []
+    for key in RESULT_SETTINGS:
+        spec, value = defaults[key], flat[key]
+        if spec.source == "paper" and value != spec.default:
+            out.append(f"`{key}` = `{value}`: changed from the paper's `{spec.default}` ({spec.doc})")
+        elif spec.source != "paper" and value is not None:
+            out.append(f"`{key}` = `{value}` [{spec.source}]: {spec.doc}")
+    return out
+
+
+def run_info(plan: Plan, scorers: _Scorers, timings: Dict[str, Any], seconds: float) -> Dict[str, Any]:
+    """Versions, weights fingerprints, dataset counts, skipped items, timings and the configuration."""
+    import numpy
+    import scipy
+    import sklearn
+    import torch
+    return {
+        "grepq": __version__, "python": platform.python_version(), "platform": platform.platform(),
+        "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
+        "sklearn": sklearn.__version__, "cuda": torch.version.cuda,
+        "fingerprints": scorers.fingerprints(),
+        "datasets": {n: {"name": d.name, "root": str(d.root), "images": len(d), "polarity": d.polarity,
+                         "split_by_scene": d.is_synthetic} for n, d in plan.datasets.items()},
+        "skipped": [{"item": i, "reason": r} for i, r in plan.skipped],
+        "steps": timings, "seconds_total": round(seconds, 3),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": plan.cfg,
+    }
+
+
+def render_report(plan: Plan, tables_text: str, info: Dict[str, Any]) -> str:
+    """report.md: skipped items, settings that differ from the paper, the tables, plots, timings."""
+    lines = ["# GRepQ: the paper's tables reproduced", "",
+             f"grepq {info['grepq']}, torch {info['torch']}, finished {info['finished']}; weights fingerprints and "
+             "versions in `run_info.json`.", "", "## Datasets", "", "| entry | dataset | images | root |", "|---|---|---|---|"]
+    lines += [f"| {n} | {d['name']} | {d['images']} | `{d['root']}` |" for n, d in info["datasets"].items()]
+    lines += ["", f"## Skipped ({len(plan.skipped)})", ""]
+    lines += [f"- {i}: {r}" for i, r in plan.skipped] or ["Nothing was skipped."]
+    lines += ["", "## Settings that differ from the paper", ""]
+    lines += [f"- {s}" for s in settings_differing_from_paper(plan.cfg)] or ["None."]
+    lines += [""] + [("#" + t if t.startswith("#") else t) for t in tables_text.split("\n")] + ["## Plots", ""]
+    lines += [f"- [{p.name}]({p.name})" for p in sorted(plan.out.glob("*.png"))] or ["No plots."]
+    lines += ["", "## Timings", "", "| step | status | seconds |", "|---|---|---|"]
+    lines += [f"| {k} | {v['status']} | {v['seconds']} |" for k, v in info["steps"].items()]
+    lines += ["", f"Total: {info['seconds_total']} s.", ""]
+    return "\n".join(lines)
+
+
+def run_reproduce(cfg: Dict[str, Any], dry_run: bool = False, log=None) -> Dict[str, Any]:
+    """Plan, then (unless ``dry_run``) run every step not done and write the report.
+
+    Returns:
+        {"plan": Plan, "plan_text": str} for a dry run; plus "tables": Markdown, "report": path of report.md,
+        "run_info": the run_info.json dict otherwise.
+    """
+    log = log or (lambda text: print(text, file=sys.stderr))
+    plan = make_plan(cfg)
+    text = describe_plan(plan)
+    log(text)
+    if dry_run:
+        return {"plan": plan, "plan_text": text}
+    from .plots import plot_srcc_vs_labels
+    from .tables import load_rows, render_all
+    t0 = time.perf_counter()
+    plan.out.mkdir(parents=True, exist_ok=True)
+    scorers = _Scorers(cfg)
+    timings = _run_steps(plan, scorers)
+    for weights in dict.fromkeys(s.weights for s in plan.steps):
+        scorers.get(weights)  # fingerprints of every weights used, also when their steps were done before
+    tables_text = render_all(plan.out)
+    de_rows = [r for r in load_rows(plan.out)[0] if r.get("protocol") == "data_efficient"]
+    if de_rows and cfg["output"]["plots"]:
+        plot_srcc_vs_labels(de_rows, str(plan.out / "srcc_vs_labels.png"))
+    info = run_info(plan, scorers, timings, time.perf_counter() - t0)
+    (plan.out / "run_info.json").write_text(json.dumps(info, indent=1, default=str) + "\n", encoding="utf-8")
+    report = plan.out / "report.md"
+    report.write_text(render_report(plan, tables_text, info), encoding="utf-8")
+    for item, why in plan.skipped:
+        log(f"grepq reproduce: skipped {item}: {why}")
+    return {"plan": plan, "plan_text": text, "tables": tables_text, "report": report, "run_info": info}

@@ -1,0 +1,210 @@
+"""``grepq reproduce`` on two toy CSV datasets with random small weights: tables, resuming, skipping, dry run."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from conftest import photo
+from grepq.api import GRepQ
+from grepq.cli import main
+from grepq.config import REPRODUCE_SCHEMA, load_config
+from grepq.eval import runner
+from grepq.eval.pristine import write_pristine_hdf5
+from grepq.eval.reproduce import make_plan, run_reproduce
+from grepq.models.low_level import save_low_level
+
+N_IMAGES = 12  # per toy dataset: 96 x 144 crops (two LL patches each) at 6 noise levels of 2 photographs
+
+
+def _toy_dataset(folder, names, seed):
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    rows = []
+    for name in names:
+        ref = photo(name, (96, 144)).astype(np.float32) / 255
+        for level in range(N_IMAGES // len(names)):
+            img = np.clip(ref + rng.normal(0, 0.02 + 0.05 * level, ref.shape), 0, 1)
+            Image.fromarray((img * 255).round().astype(np.uint8)).save(folder / f"{name}_{level}.png")
+            rows.append({"image": f"{name}_{level}.png", "mos": 5 - 0.7 * level + rng.normal(0, 0.1)})
+    with open(folder / "scores.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "mos"])
+        w.writeheader()
+        w.writerows(rows)
+    return folder / "scores.csv"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on the shared 2-core test machine (load ~10) two threads made these tiny forward passes
+    7x slower (3 s vs 0.44 s per 96x144 image, measured); results do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory, ll_model, small_clip, pristine_patches):
+    d = tmp_path_factory.mktemp("repro")
+    save_low_level(ll_model, d / "ll.pt")
+    torch.save(small_clip.visual.state_dict(), d / "hl.pth")
+    torch.save(small_clip.state_dict(), d / "clip.pt")
+    write_pristine_hdf5(pristine_patches[:24], d / "pristine.hdf5")
+    cfg = {
+        "weights": {"ll": str(d / "ll.pt"), "hl": str(d / "hl.pth"), "clip": str(d / "clip.pt"),
+                    "pristine": str(d / "pristine.hdf5")},
+        "datasets": {"toya": {"loader": "csv", "root": str(_toy_dataset(d / "a", ("astronaut", "coffee"), 0))},
+                     "toyb": {"loader": "csv", "root": str(_toy_dataset(d / "b", ("chelsea", "rocket"), 1))},
+                     "clive": {"root": None}},
+        "tables": {"run": [1, 2, 3], "cross_pairs": [["toya", "toyb"], ["toyb", "toya"], ["flive", "toya"]]},
+        # test-sized protocol (the defaults are the paper's 50/100/200 labels and 10 splits)
+        "protocol": {"n_train": [4, 8], "splits": 2, "train_fraction": 0.7},
+        "output": {"cache_every": 4, "progress": False},
+    }
+    (d / "repro.yaml").write_text(yaml.safe_dump(cfg))
+    return d
+
+
+@pytest.fixture(scope="module")
+def fresh(toy):
+    """An uninterrupted run with its own cache (the other tests reuse its features)."""
+    return run_reproduce(_cfg(toy, "fresh"))
+
+
+def _cfg(toy, name, **more):
+    overrides = [f"output.out={toy / name / 'out'}", f"output.cache={toy / name / 'cache'}"]
+    overrides += [f"{k}={v}" for k, v in more.items()]
+    return load_config(toy / "repro.yaml", overrides, schema=REPRODUCE_SCHEMA)
+
+
+def _results(out):
+    """Every result JSON (timings removed) and the zero-shot score files of an output folder."""
+    docs = {}
+    for p in sorted(out.glob("*.json")):
+        doc = json.loads(p.read_text())
+        if "protocol" in doc:
+            for r in doc["rows"]:
+                r.pop("seconds", None)
+            docs[p.name] = doc
+    docs.update({p.name: p.read_text() for p in sorted(out.glob("*_scores.csv"))})
+    return docs
+
+
+class _Stop(BaseException):
+    """Stands for a kill (not an Exception: nothing may catch it)."""
+
+
+def test_killed_run_restarts_where_it_stopped_with_the_same_results(toy, fresh, monkeypatch):
+    cfg = _cfg(toy, "killed")
+    # 1. killed during feature extraction, after 6 images (cache parts of 4 images are written)
+    real_iter = GRepQ.iter_computed
+
+    def dying_iter(self, *a, **k):
+        for i, item in enumerate(real_iter(self, *a, **k)):
+            if i == 6:
+                raise _Stop
+            yield item
+
+    monkeypatch.setattr(GRepQ, "iter_computed", dying_iter)
+    with pytest.raises(_Stop):
+        run_reproduce(cfg)
+    monkeypatch.setattr(GRepQ, "iter_computed", real_iter)
+    assert len(list((toy / "killed" / "cache").rglob("part-*.npz"))) == 1  # 4 images kept
+    # 2. killed at the first cross-dataset step (features, Tables 1 and 2 done)
+    calls = {"run_zero_shot": 0, "run_data_efficient": 0, "run_cross_dataset": 0, "images computed": 0}
+
+    reals = {name: getattr(runner, name) for name in ("run_zero_shot", "run_data_efficient", "run_cross_dataset")}
+
+    def spy(name, die=False):
+        real = reals[name]
+
+        def wrapped(*a, **k):
+            calls[name] += 1
+            if die:
+                raise _Stop
+            return real(*a, **k)
+        return wrapped
+
+    def counting_iter(self, *a, **k):
+        for item in real_iter(self, *a, **k):
+            calls["images computed"] += 1
+            yield item
+
+    monkeypatch.setattr(GRepQ, "iter_computed", counting_iter)
+    for name in ("run_zero_shot", "run_data_efficient", "run_cross_dataset"):
+        monkeypatch.setattr(runner, name, spy(name, die=name == "run_cross_dataset"))
+    with pytest.raises(_Stop):
+        run_reproduce(cfg)
+    assert calls == {"run_zero_shot": 2, "run_data_efficient": 2, "run_cross_dataset": 1,
+                     "images computed": 2 * N_IMAGES - 4}  # the 4 images of the cache part were not computed again
+    # 3. the restart runs only what is left: the two Table 3 steps, every feature from the cache
+    for name in ("run_zero_shot", "run_data_efficient", "run_cross_dataset"):
+        monkeypatch.setattr(runner, name, spy(name))
+    calls.update({k: 0 for k in calls})
+    restarted = run_reproduce(cfg)
+    assert calls == {"run_zero_shot": 0, "run_data_efficient": 0, "run_cross_dataset": 2, "images computed": 0}
+    steps = restarted["run_info"]["steps"]
+    assert steps["features/toya"]["status"] == "done before" and steps["table3/toyb->toya"]["status"] == "ran"
+    monkeypatch.undo()
+    # an uninterrupted run with its own cache gives the same results, bit for bit
+    killed_out, fresh_out = toy / "killed" / "out", toy / "fresh" / "out"
+    assert _results(killed_out) == _results(fresh_out) and len(_results(fresh_out)) == 2 + 2 + 2 + 2
+    strip = lambda text: text.split("\n", 3)[3]  # the header names the folder
+    assert strip(restarted["tables"]) == strip(fresh["tables"])
+
+
+def test_two_dataset_run_writes_tables_report_and_run_info(toy, fresh, capsys):
+    out = toy / "cli" / "out"  # features from the fresh run's cache
+    args = ["reproduce", "--config", str(toy / "repro.yaml"), "--out", str(out),
+            "--set", f"output.cache={toy / 'fresh' / 'cache'}"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    tables = (out / "tables.md").read_text()
+    assert captured.out.strip() == tables.strip()
+    for t in ("Table 1", "Table 2", "Table 3"):
+        assert t in tables
+    assert "| toya → toyb | HL+LL |" in tables and "| CLIVE | GRepQ_Z | — | 0.740 |" in tables
+    assert "| hl+ll | toya | 4 |" not in tables and "| HL+LL | toya | 4 |" in tables
+    report = (out / "report.md").read_text()
+    assert "dataset clive: no root given" in report and "Table 3 flive -> toya: flive not given" in report
+    assert "dataset PIPAL: not in the configuration" in report
+    assert "`protocol.alpha_selection` = `cv` [grepq]" in report
+    assert "`protocol.splits` = `2`: changed from the paper's `10`" in report
+    assert "[srcc_vs_labels.png](srcc_vs_labels.png)" in report and (out / "srcc_vs_labels.png").stat().st_size > 1000
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["datasets"]["toya"]["images"] == N_IMAGES and set(info["fingerprints"]["main"]) >= {"ll", "hl"}
+    assert info["fingerprints"]["main"]["ll"] == GRepQ(ll_weights=str(toy / "ll.pt"), pristine=str(
+        toy / "pristine.hdf5"), components=["low"], progress=False).fingerprints()["ll"]
+    assert all(s["status"] == "ran" and s["seconds"] >= 0 for s in info["steps"].values())
+    assert "skipped dataset clive: no root given" in captured.err
+    # a second run does nothing again and says so
+    assert main(args) == 0
+    info = json.loads((out / "run_info.json").read_text())
+    assert {s["status"] for s in info["steps"].values()} == {"done before"}
+    # a changed protocol setting redoes the table steps, not the features
+    plan = make_plan(_cfg(toy, "fresh", **{"output.out": out, "protocol.seed": 1}))
+    from grepq.eval.reproduce import step_done
+    assert [s.id for s in plan.steps if step_done(plan, s) is None] == [s.id for s in plan.steps if s.table]
+
+
+def test_dry_run_lists_steps_and_counts_and_fails_fast_on_a_wrong_root(toy, tmp_path, capsys):
+    out = tmp_path / "dry"
+    base = ["reproduce", "--config", str(toy / "repro.yaml"), "--out", str(out), "--dry-run"]
+    assert main(base) == 0
+    err = capsys.readouterr().err
+    assert f"toya                {N_IMAGES} images" in err
+    assert "features/toyb" in err and "table3/toya->toyb" in err and "to run" in err
+    assert "dataset clive: no root given" in err and "Table 3 flive -> toya: flive not given" in err
+    assert not out.exists()  # nothing computed, nothing written
+    bad = toy / "no_such_folder" / "scores.csv"
+    assert main(base + ["--set", f"datasets.toyb.root={bad}"]) == 2
+    err = capsys.readouterr().err
+    assert f"datasets.toyb (root {bad})" in err and "which is not a folder" in err  # the loader's message
+    assert main(base + ["--set", "weights.ll=missing_ll.pt"]) == 2
+    assert "weights.ll: missing_ll.pt" in capsys.readouterr().err
+    assert main(base + ["--set", "datasets.toyb.rot=x"]) == 2
+    assert "did you mean 'root'" in capsys.readouterr().err
