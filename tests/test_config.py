@@ -109,3 +109,61 @@ def test_lr_schedules_match_the_official_ones():
     assert lr_factor(25, 150, warm, "constant", 0) == 1.0 and lr_factor(26, 150, warm, "constant", 0) == 1.0
     assert lr_factor(150, 150, 0, "cosine", 0.0) == pytest.approx(0.0, abs=1e-12)
     assert math.isclose(lr_factor(75, 150, 0, "cosine", 0.0), 0.5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Evaluation and reproduction: the same machinery, other schemas
+
+
+def test_eval_keys_name_their_source_and_default_to_the_paper():
+    from grepq.api import COMPONENTS
+    from grepq.config import EVAL_SCHEMA, REPRODUCE_SCHEMA, SOURCES, TRAIN_SCHEMA
+    from grepq.eval import protocols as P
+    for schema in (EVAL_SCHEMA, REPRODUCE_SCHEMA):
+        for key, spec in schema.flat.items():
+            assert spec.source in SOURCES and len(spec.doc) > 15, key
+        text = dump_config(load_config(schema=schema), schema=schema)
+        assert yaml.safe_load(text) == load_config(schema=schema)  # round-trips, comments included
+        assert "# [paper]" in text and "# [official]" in text and "# [grepq]" in text
+    c = load_config(schema=EVAL_SCHEMA)["protocol"]
+    assert (c["n_train"], c["splits"], c["train_fraction"]) == (list(P.PAPER_LABEL_COUNTS), P.PAPER_N_SPLITS, 0.8)
+    assert c["alphas"] == list(P.OFFICIAL_ALPHAS) and c["alpha_selection"] == "cv"
+    assert EVAL_SCHEMA.flat["scoring.components"].choices == COMPONENTS
+    assert load_config() == load_config(schema=TRAIN_SCHEMA) == load_config(schema=None)
+
+
+def test_old_flat_eval_keys_load_with_a_deprecation_warning(tmp_path):
+    from grepq.config import EVAL_SCHEMA
+    (tmp_path / "old.yaml").write_text("n_train: [8, 16]\nfeature_sets: hl+ll,ll\ndataset-option: [ref_column=scene]\n"
+                                       "no_plots: true\ncache: none\n")
+    (tmp_path / "new.yaml").write_text("protocol: {n_train: [8, 16], feature_sets: [hl+ll, ll]}\n"
+                                       "data: {options: {ref_column: scene}}\noutput: {plots: false, cache: null}\n")
+    with pytest.warns(DeprecationWarning, match=r"'n_train' is deprecated .* use 'protocol\.n_train'"):
+        old = load_config(tmp_path / "old.yaml", schema=EVAL_SCHEMA)
+    assert old == load_config(tmp_path / "new.yaml", schema=EVAL_SCHEMA)
+
+
+def test_eval_values_lists_and_mappings_are_checked():
+    from grepq.config import EVAL_SCHEMA, REPRODUCE_SCHEMA
+    c = load_config(None, ["protocol.n_train=8,16", "protocol.alphas=1,10"], schema=EVAL_SCHEMA,
+                    values={"scoring.components": "low"})
+    assert c["protocol"]["n_train"] == [8, 16] and c["protocol"]["alphas"] == [1.0, 10.0]
+    assert c["scoring"]["components"] == ["low"]
+    with pytest.raises(ConfigError, match=r"protocol\.n_train.*list of int.*'eight'"):
+        load_config(None, ["protocol.n_train=8,eight"], schema=EVAL_SCHEMA)
+    with pytest.raises(ConfigError, match=r"protocol\.feature_sets .*expected items in .*'hl\+ll'.*got 'hlll'"):
+        load_config(None, ["protocol.feature_sets=[hlll]"], schema=EVAL_SCHEMA)
+    with pytest.raises(ConfigError, match=r"protocol\.train_fraction: expected a fraction"):
+        load_config(None, ["protocol.train_fraction=1.5"], schema=EVAL_SCHEMA)
+    r = load_config(None, ["datasets.clive.root=/d/clive", "datasets.mine.loader=csv",
+                           "datasets.mine.options.ref_column=scene", "weights.ll_variants.ms_ssim=a.pt"],
+                    schema=REPRODUCE_SCHEMA)
+    assert r["datasets"] == {"clive": {"root": "/d/clive"}, "mine": {"loader": "csv", "options": {"ref_column": "scene"}}}
+    assert r["weights"]["ll_variants"] == {"ms_ssim": "a.pt"}
+    assert yaml.safe_load(dump_config(r, schema=REPRODUCE_SCHEMA)) == r
+    with pytest.raises(ConfigError, match=r"datasets\.mine: unknown dataset 'mine'.*set 'loader:'"):
+        load_config(None, ["datasets.mine.root=/x"], schema=REPRODUCE_SCHEMA)
+    with pytest.raises(ConfigError, match=r"ll_variants: unknown pair weight 'psnr'"):
+        load_config(None, ["weights.ll_variants.psnr=a.pt"], schema=REPRODUCE_SCHEMA)
+    with pytest.raises(ConfigError, match=r"tables\.cross_pairs: expected \[train, test\] pairs"):
+        load_config(None, ["tables.cross_pairs=[[clive]]"], schema=REPRODUCE_SCHEMA)
