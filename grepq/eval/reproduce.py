@@ -326,12 +326,13 @@ class _Scorers:
 
 
 def _run_steps(plan: Plan, scorers: _Scorers) -> Dict[str, Dict[str, Any]]:
-    """Every step not done, in order, with one progress bar weighted by images (ETA); returns the timings."""
+    """Every step not done, in order; returns the timings. One progress bar counts images to extract plus one per
+    table step, so its ETA follows the feature extraction, which dominates the run."""
     cost = {s.id: (s.images if s.kind == "features" else 1) for s in plan.steps}
     timings: Dict[str, Dict[str, Any]] = {}
     bar = tqdm(total=sum(cost.values()), desc="reproduce", unit="img", file=sys.stderr,
                disable=not plan.cfg["output"]["progress"],
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     try:
         for i, step in enumerate(plan.steps, 1):
             record = step_done(plan, step)
@@ -397,7 +398,9 @@ def render_report(plan: Plan, tables_text: str, info: Dict[str, Any]) -> str:
     lines += [f"| {n} | {d['name']} | {d['images']} | `{d['root']}` |" for n, d in info["datasets"].items()]
     lines += ["", f"## Skipped ({len(plan.skipped)})", ""]
     lines += [f"- {i}: {r}" for i, r in plan.skipped] or ["Nothing was skipped."]
-    lines += ["", "## Settings that differ from the paper", ""]
+    lines += ["", "## Settings that differ from the paper", "",
+              "Paper settings changed here, and settings the paper does not give (or gives otherwise) whose value "
+              "is the official code's or grepq's choice; each with its note:", ""]
     lines += [f"- {s}" for s in settings_differing_from_paper(plan.cfg)] or ["None."]
     lines += [""] + [("#" + t if t.startswith("#") else t) for t in tables_text.split("\n")] + ["## Plots", ""]
     lines += [f"- [{p.name}]({p.name})" for p in sorted(plan.out.glob("*.png"))] or ["No plots."]
