@@ -208,3 +208,22 @@ def test_dry_run_lists_steps_and_counts_and_fails_fast_on_a_wrong_root(toy, tmp_
     assert "weights.ll: missing_ll.pt" in capsys.readouterr().err
     assert main(base + ["--set", "datasets.toyb.rot=x"]) == 2
     assert "did you mean 'root'" in capsys.readouterr().err
+
+
+def test_table4_runs_each_listed_ll_variant_with_ll_features_only(toy, tmp_path):
+    from conftest import make_ll
+    save_low_level(make_ll(seed=1), tmp_path / "ll_ssim.pt")
+    cfg = load_config(toy / "repro.yaml", [
+        f"output.out={tmp_path / 'out'}", f"output.cache={tmp_path / 'cache'}", "tables.run=[4]",
+        f"datasets.koniq={{loader: csv, root: {toy / 'a' / 'scores.csv'}}}",  # a CSV dataset standing for KonIQ
+        f"weights.ll_variants.ssim={tmp_path / 'll_ssim.pt'}", f"weights.ll_variants.fsim={toy / 'll.pt'}"],
+        schema=REPRODUCE_SCHEMA)
+    result = run_reproduce(cfg)
+    assert [s.id for s in result["plan"].steps] == ["features/koniq@ssim", "features/koniq@fsim", "table4/ssim",
+                                                    "table4/fsim"]
+    cells = [line.split(" | ") for line in result["tables"].split("**Table 4")[1].split("\n") if line.startswith("| ")]
+    measured = {(c[0][2:], int(c[1])) for c in cells if c[1].isdigit() and c[2] != "—"}
+    assert measured == {("SSIM", 4), ("SSIM", 8), ("FSIM", 4), ("FSIM", 8)}  # label counts outside the paper's too
+    fp = result["run_info"]["fingerprints"]
+    assert set(fp) == {"ssim", "fsim"} and fp["ssim"]["ll"] != fp["fsim"]["ll"] and fp["ssim"]["hl"] is None
+

@@ -355,12 +355,10 @@ def table4(rows) -> str:
             found = [k for k in groups if k[0] == sim and k[1] == n]
             if not found:
                 lines.append([sim, n, MISSING, _fmt(paper), MISSING, MISSING, MISSING, MISSING, MISSING, MISSING])
-            for k in found:
-                g = groups[k]
-                oracle = k[3] == "oracle"
-                lines.append([sim, n, _mark(_fmt(g["srcc"]), oracle), _fmt(paper), _diff(g["srcc"], paper),
-                              _mark(_fmt(g["plcc"]), oracle), k[4] or MISSING, k[2] or MISSING,
-                              _selection_label(k[3]), g["n_splits"]])
+            lines.extend(_table4_line(k, groups[k], paper) for k in found)
+    # measured rows the paper has no entry for (another label count or measure): shown, never dropped
+    extra = [k for k in groups if P.paper_srcc(4, k[0], k[1]) is None]
+    lines.extend(_table4_line(k, groups[k], None) for k in sorted(extra, key=lambda k: tuple(map(str, k))))
     caption = [
         f"**Table 4 — LL model only, data-efficient on {P.TABLE4_DATASET}, by the similarity measure s of "
         "Eq. 1** (None = InfoNCE). Median over splits; Δ = ours − paper.",
@@ -368,6 +366,13 @@ def table4(rows) -> str:
         "α selection: `cv` = cross-validation on the training labels, `fixed` = one α, " + _ORACLE_NOTE,
     ]
     return "\n".join(caption) + "\n\n" + _md_table(header, lines) + "\n"
+
+
+def _table4_line(k, g, paper) -> List[Any]:
+    sim, n, reg, sel, fit = k
+    oracle = sel == "oracle"
+    return [sim, n, _mark(_fmt(g["srcc"]), oracle), _fmt(paper), _diff(g["srcc"], paper),
+            _mark(_fmt(g["plcc"]), oracle), fit or MISSING, reg or MISSING, _selection_label(sel), g["n_splits"]]
 
 
 # ---------------------------------------------------------------------------------------------------------
