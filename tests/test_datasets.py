@@ -484,3 +484,14 @@ def test_one_alias_table_for_loaders_and_tables():
         expected = DISPLAY_NAMES[ALIASES.get(name, name)]
         assert display_name(name) == expected == canonical_dataset(name.upper())
     assert canonical_dataset("KADID-10k") == "KADID-10k" and canonical_dataset("my_photos") == "my_photos"
+
+
+def test_load_dataset_passes_a_name_option_to_the_csv_loader(tmp_path):
+    """The CSV loader's ``name`` option reaches it through load_dataset (was a TypeError: a clash with the
+    dataset-name argument)."""
+    from PIL import Image
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i, i, i)).save(tmp_path / f"im{i}.png")
+    (tmp_path / "scores.csv").write_text("image,mos\n" + "".join(f"im{i}.png,{i}\n" for i in range(3)))
+    ds = load_dataset("csv", tmp_path / "scores.csv", name="mine")
+    assert ds.name == "mine" and len(ds) == 3

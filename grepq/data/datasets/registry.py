@@ -73,12 +73,14 @@ def canonical_name(name: str) -> str:
     return key
 
 
-def load_dataset(name: str, root: PathLike, *, limit: Optional[int] = None, **options: object) -> IQADataset:
-    """Load dataset ``name`` from ``root`` with the loader's keyword ``options``; ``limit`` keeps the first N images.
+def load_dataset(dataset: str, root: PathLike, /, *, limit: Optional[int] = None, **options: object) -> IQADataset:
+    """Load the dataset named ``dataset`` from ``root`` with the loader's keyword ``options``; ``limit`` keeps the
+    first N images. ``dataset`` and ``root`` are positional-only, so a loader option may be called ``name`` (the CSV
+    loader's).
 
     The count check applies to the whole score file; ``limit`` is applied after it.
     """
-    key = canonical_name(name)
+    key = canonical_name(dataset)
     loader = DATASETS[key]
     allowed = [p for p in inspect.signature(loader).parameters if p != "root"]
     unknown = sorted(set(options) - set(allowed))
