@@ -60,7 +60,8 @@ def synthetic(n: int, n_refs: Optional[int], seed: int) -> Tuple[np.ndarray, np.
 
 def run(quick: bool = False, n_splits: int = 10) -> Dict[str, object]:
     """Time ``data_efficient`` on the five datasets; returns seconds per dataset and in total, and the median SRCCs."""
-    from grepq.eval.protocols import PAPER_LABEL_COUNTS, data_efficient
+    from grepq.eval.protocols import data_efficient
+    from grepq.eval.splits import PAPER_LABEL_COUNTS
 
     data = [(name, *synthetic(n, refs, seed=i)) for i, (name, n, refs) in enumerate(DATASETS)]
     per: Dict[str, float] = {}

@@ -11,6 +11,8 @@ from sklearn.svm import SVR
 
 from grepq.eval import metrics as M
 from grepq.eval import protocols as PR
+from grepq.eval import regression as RG
+from grepq.eval import splits as SP
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0)
 
@@ -65,12 +67,12 @@ def test_svr_refuses_large_training_sets():
 
 def test_gram_cv_equals_feature_space_cv():
     X, y = planted(n=100, p=150, seed=5)  # n < P, the data-efficient regime
-    folds = PR._folds(100, 5, np.random.default_rng(0), None)
+    folds = SP.make_folds(100, 5, np.random.default_rng(0), None)
     alphas = np.asarray(ALPHAS)
     Xc = X - X.mean(axis=0)
     for reg in ("ridge", "svr"):
-        direct = PR._cv_scores(reg, X, y, alphas, folds, "mse", False, PR.SVR_EPSILON)
-        gram = PR._cv_scores_gram(reg, Xc @ Xc.T, y, alphas, folds, "mse", PR.SVR_EPSILON)
+        direct = RG._cv_scores(reg, X, y, alphas, folds, "mse", False, PR.SVR_EPSILON)
+        gram = RG._cv_scores_gram(reg, Xc @ Xc.T, y, alphas, folds, "mse", PR.SVR_EPSILON)
         np.testing.assert_allclose(gram, direct, rtol=1e-6 if reg == "svr" else 1e-9)
 
 
@@ -100,7 +102,7 @@ def test_scene_splits_keep_each_scene_on_one_side():
 
 def test_cv_folds_by_scene_do_not_share_scenes():
     groups = np.repeat(np.arange(12), 5)
-    folds = PR._folds(groups.size, 5, np.random.default_rng(0), groups)
+    folds = SP.make_folds(groups.size, 5, np.random.default_rng(0), groups)
     assert len(folds) == 5
     seen = [set(groups[f]) for f in folds]
     for i in range(5):
@@ -232,10 +234,10 @@ def test_cross_dataset_handles_polarity():
 def test_cross_dataset_large_source_cv_matches_feature_space_cv():
     Xs, ys = planted(n=300, p=12, seed=10, noise=1.0)  # n > P: primal path with per-fold sums
     Xt, yt = planted(n=80, p=12, seed=10, noise=1.0)
-    folds = PR._folds(300, 5, np.random.default_rng([0, 0]), None)
+    folds = SP.make_folds(300, 5, np.random.default_rng([0, 0]), None)
     alphas = np.asarray((0.1, 10.0, 1000.0, 30000.0))
-    _, fast = PR._ridge_path_and_cv_large(Xs, ys, alphas, folds, "mse", False)
-    direct = PR._cv_scores("ridge", Xs, ys, alphas, folds, "mse", False, PR.SVR_EPSILON)
+    _, fast = RG._ridge_path_and_cv_large(Xs, ys, alphas, folds, "mse", False)
+    direct = RG._cv_scores("ridge", Xs, ys, alphas, folds, "mse", False, PR.SVR_EPSILON)
     np.testing.assert_allclose(fast, direct, rtol=1e-8)
     row = PR.cross_dataset(Xs, ys, Xt, yt, alphas=alphas).rows[0]
     assert row["alpha"] == float(alphas[int(np.flatnonzero(direct == direct.max())[-1])])
