@@ -67,6 +67,11 @@ def add_parser(sub) -> None:
     p.add_argument("--merge-shards", action="store_true",
                    help="write --output from the finished parts OUTPUT.shard-*-of-N.jsonl, rows in input order, "
                         "then delete the parts (no PATH or weights needed)")
+    p.add_argument("--regressor", metavar="FILE", help="a regressor file of 'grepq fit': adds q_pred (on its labels' "
+                                                       "scale; polarity in the CSV's first line / the JSON)")
+    p.add_argument("--allow-weight-mismatch", action="store_true",
+                   help="with --regressor: predict even if the weights differ from the ones it was fit on (warns)")
+    p.add_argument("--cache", default="none", help="with --regressor: feature cache folder (default none)")
     p.set_defaults(func=run)
 
 
@@ -107,6 +112,9 @@ def write_rows(rows: List[dict], output: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "regressor", None):
+        from ..regressor import run_score_with_regressor
+        return run_score_with_regressor(args, scorer_from_args)
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
         print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
         return 2

@@ -1,0 +1,446 @@
+"""GRepQ_D you can keep: a linear quality predictor fit on your own labels, saved to a small JSON file.
+
+``grepq fit`` fits ridge (default) or linear SVR on frozen GRepQ features of labelled images (alpha chosen by
+cross-validation exactly as the data-efficient protocol does: :func:`grepq.eval.regression.fit_select`) and
+writes a :class:`Regressor` file; ``grepq score --regressor FILE`` and :meth:`Regressor.predict` apply it.
+
+The file (``REGRESSOR_SCHEMA`` = "grepq-regressor", version 1) is plain JSON, read with ``json`` only (loading
+never executes code)::
+
+    {"schema": "grepq-regressor", "schema_version": 1, "grepq_version": "0.1.0", "created": ISO time,
+     "regressor": "ridge" | "svr", "alpha": chosen alpha, "settings": {RegressionSettings: alphas (grid),
+         alpha_selection, cv_folds, cv_criterion, standardize, svr_epsilon, plcc_fit, seed},
+     "feature_set": "hl+ll" | "hl" | "ll", "feature_dims": {"hl": E, "ll": 128} (the parts in order),
+     "coef": [P floats], "intercept": float      -- q_pred = features . coef + intercept,
+     "standardization": {"standardize": bool, "mean": [P], "scale": [P]} (folded into coef already),
+     "labels": {"polarity": "mos" | "dmos", "n": int, "min", "max", "mean", "oriented_from": null | "dmos"},
+     "cv": {"srcc", "plcc", "folds", "criterion", "scores": [A]} or null,
+     "source": {"kind": "dataset" | "csv" | "arrays" | "cross_dataset", ...},
+     "fingerprints": {"ll", "hl", "clip_text", "pristine"} (grepq.GRepQ.fingerprints()),
+     "feature_settings": {"pos_embedding", "amp", "components"},
+     "checksum": SHA-256 of the canonical JSON of every other field}
+
+``q_pred`` is on the labels' scale and direction: higher is better when ``labels.polarity`` is "mos", lower is
+better for "dmos" (a cross-dataset source regressor is trained on labels turned "higher = better" first:
+``oriented_from`` says so). Features made with other weights than the file's fingerprints are refused
+(:meth:`Regressor.check_scorer`); only the fingerprints the feature set depends on are compared (``hl`` for HL
+features, ``ll`` for LL features; ``pristine`` and ``clip_text`` change the zero-shot scores, not the features).
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import __version__
+
+__all__ = ["Regressor", "RegressorFileError", "WeightMismatchError", "REGRESSOR_SCHEMA", "REGRESSOR_VERSION",
+           "FEATURE_SETS", "fit_regressor", "feature_matrix", "predict_images"]
+
+log = logging.getLogger(__name__)
+
+REGRESSOR_SCHEMA = "grepq-regressor"
+REGRESSOR_VERSION = 1
+#: Feature sets of Table 1 and the parts they concatenate, in order ([HL | LL], SPEC section 5).
+FEATURE_SETS = {"hl+ll": ("hl", "ll"), "hl": ("hl",), "ll": ("ll",)}
+#: Scorer settings that change the features (HL: the positional-embedding mode; both: mixed precision).
+_FEATURE_SETTING_KEYS = ("pos_embedding", "amp")
+#: LL feature size (the LL model's head output, SPEC section 2).
+LL_DIM = 128
+#: Fewer labelled images per CV fold than this triggers a warning in ``fit_regressor``.
+MIN_FOLD_SIZE = 10
+
+
+class RegressorFileError(ValueError):
+    """A regressor file that cannot be used (corrupt, edited, wrong schema or version); names the file."""
+
+
+class WeightMismatchError(ValueError):
+    """Features would come from other weights than the regressor was fit on."""
+
+
+def _checksum(body: Dict[str, Any]) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Regressor:
+    """A fitted linear quality predictor: ``q_pred = features (M, P) @ coef (P,) + intercept``.
+
+    ``info`` holds everything else of the file (module doc): settings, labels, source, fingerprints, cv, ...
+    """
+
+    coef: np.ndarray
+    intercept: float
+    feature_set: str
+    feature_dims: Dict[str, int]
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def polarity(self) -> str:
+        """"mos" (q_pred higher = better) or "dmos" (lower = better)."""
+        return self.info.get("labels", {}).get("polarity", "mos")
+
+    @property
+    def fingerprints(self) -> Dict[str, Optional[str]]:
+        return dict(self.info.get("fingerprints") or {})
+
+    def predict(self, features) -> np.ndarray:
+        """q_pred (M,) for features (M, P) of this regressor's feature set (or a :class:`FeatureSet`)."""
+        if hasattr(features, "hl") and hasattr(features, "ll"):
+            features = feature_matrix(features, self.feature_set)
+        X = np.asarray(features, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
+            raise ValueError(f"features: expected shape (M, {self.coef.shape[0]}) ({self.feature_set} features "
+                             f"{self.feature_dims}), got {tuple(X.shape)}")
+        return X @ self.coef + self.intercept
+
+    def describe(self) -> str:
+        """One line: kind, alpha, feature set, labels and polarity."""
+        lab = self.info.get("labels", {})
+        better = "higher" if self.polarity == "mos" else "lower"
+        return (f"{self.info.get('regressor')} alpha={self.info.get('alpha')} on {self.feature_set} features, "
+                f"{lab.get('n')} labels in [{lab.get('min')}, {lab.get('max')}] ({self.polarity}: {better} is better)")
+
+    # ---------------------------------------------------------------------------------------------- weights
+    def check_scorer(self, scorer, allow_mismatch: bool = False) -> None:
+        """Refuse (:class:`WeightMismatchError`) a scorer whose weights or feature settings differ from the ones
+        the regressor was fit on, with both fingerprints in the message; ``allow_mismatch`` warns instead."""
+        problems = _mismatches(self, scorer.fingerprints(), _feature_settings(scorer))
+        if not problems:
+            return
+        msg = ("the regressor was fit on features of other weights/settings than this scorer's: "
+               + "; ".join(problems))
+        if not allow_mismatch:
+            raise WeightMismatchError(msg + " (pass --allow-weight-mismatch / allow_mismatch=True to predict anyway)")
+        warnings.warn(msg + "; predicting anyway (allow_mismatch)", stacklevel=2)
+
+    # ----------------------------------------------------------------------------------------------- files
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON document (module doc), checksum included."""
+        body = dict(self.info)
+        body.update({"schema": REGRESSOR_SCHEMA, "schema_version": REGRESSOR_VERSION,
+                     "feature_set": self.feature_set, "feature_dims": dict(self.feature_dims),
+                     "coef": [float(c) for c in self.coef], "intercept": float(self.intercept)})
+        body = _json_ready(body)
+        body["checksum"] = _checksum(body)
+        return body
+
+    def save(self, path) -> str:
+        """Write the regressor file (atomically); returns the path."""
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=1, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Regressor":
+        """Read a regressor file (JSON only; never executes code). Corrupt, edited or foreign files raise a
+        :class:`RegressorFileError` naming the file."""
+        path = os.fspath(path)
+        try:
+            with open(path, "r", encoding="utf-8") as fh:
+                doc = json.load(fh, parse_constant=_reject_constant)
+        except FileNotFoundError:
+            raise RegressorFileError(f"{path}: no such regressor file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+            raise RegressorFileError(f"{path}: expected a grepq regressor file (JSON), got unreadable "
+                                     f"content ({exc})") from None
+        return cls.from_dict(doc, origin=path)
+
+    @classmethod
+    def from_dict(cls, doc: Any, origin: str = "<dict>") -> "Regressor":
+        """Validate a regressor document (schema, version, checksum, shapes) and build the regressor."""
+        def bad(what: str) -> RegressorFileError:
+            return RegressorFileError(f"{origin}: {what}")
+        if not isinstance(doc, dict) or doc.get("schema") != REGRESSOR_SCHEMA:
+            raise bad(f"expected a JSON object with schema {REGRESSOR_SCHEMA!r} (written by grepq fit)")
+        if doc.get("schema_version") != REGRESSOR_VERSION:
+            raise bad(f"expected schema_version {REGRESSOR_VERSION}, got {doc.get('schema_version')!r} "
+                      f"(written by grepq {doc.get('grepq_version')}; this is grepq {__version__})")
+        body = {k: v for k, v in doc.items() if k != "checksum"}
+        if doc.get("checksum") != _checksum(body):
+            raise bad("checksum mismatch: the file is corrupt or was edited after grepq wrote it "
+                      "(re-run grepq fit to make a new one)")
+        return cls._from_body(body, bad)
+
+    @classmethod
+    def _from_body(cls, body: Dict[str, Any], bad) -> "Regressor":
+        fset = body.get("feature_set")
+        if fset not in FEATURE_SETS:
+            raise bad(f"expected feature_set in {list(FEATURE_SETS)}, got {fset!r}")
+        dims = body.get("feature_dims")
+        if not isinstance(dims, dict) or any(not isinstance(dims.get(k), int) for k in FEATURE_SETS[fset]):
+            raise bad(f"expected feature_dims with integer sizes of {FEATURE_SETS[fset]}, got {dims!r}")
+        coef = np.asarray(body.get("coef"), dtype=np.float64)
+        if coef.ndim != 1 or coef.size != sum(dims[k] for k in FEATURE_SETS[fset]) or not np.all(np.isfinite(coef)):
+            raise bad(f"expected {sum(dims[k] for k in FEATURE_SETS[fset])} finite coefficients, got shape {coef.shape}")
+        intercept = body.get("intercept")
+        if not isinstance(intercept, (int, float)) or not math.isfinite(intercept):
+            raise bad(f"expected a finite intercept, got {intercept!r}")
+        if body.get("labels", {}).get("polarity") not in ("mos", "dmos"):
+            raise bad("expected labels.polarity 'mos' or 'dmos'")
+        info = {k: v for k, v in body.items()
+                if k not in ("coef", "intercept", "feature_set", "feature_dims", "schema", "schema_version")}
+        return cls(coef=coef, intercept=float(intercept), feature_set=fset,
+                   feature_dims={k: int(dims[k]) for k in FEATURE_SETS[fset]}, info=info)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"non-finite number {name}")
+
+
+def _json_ready(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_ready(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _feature_settings(scorer) -> Dict[str, Any]:
+    out = {"components": list(getattr(scorer, "components", []))}
+    hl = getattr(scorer, "hl", None)
+    out["pos_embedding"] = getattr(hl, "pos_embedding", None) if hl is not None else None
+    out["amp"] = getattr(scorer, "amp", "off")
+    return out
+
+
+def _mismatches(reg: Regressor, fps: Dict[str, Optional[str]], settings: Dict[str, Any]) -> List[str]:
+    problems = []
+    for part in FEATURE_SETS[reg.feature_set]:
+        mine, theirs = reg.fingerprints.get(part), fps.get(part)
+        if mine != theirs:
+            problems.append(f"{part} weights: regressor {mine}, scorer {theirs}")
+    saved = reg.info.get("feature_settings") or {}
+    for key in _FEATURE_SETTING_KEYS:
+        if key == "pos_embedding" and "hl" not in FEATURE_SETS[reg.feature_set]:
+            continue
+        if key in saved and saved[key] != settings.get(key):
+            problems.append(f"{key}: regressor {saved[key]!r}, scorer {settings.get(key)!r}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------------------------
+
+
+def feature_matrix(fs, feature_set: str = "hl+ll") -> np.ndarray:
+    """(N, P) float64 regression features of a :class:`grepq.eval.features.FeatureSet`: [HL | LL] columns of
+    ``feature_set`` (the protocols' ``runner`` matrix, column for column)."""
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"feature set: expected one of {list(FEATURE_SETS)}, got {feature_set!r}")
+    return fs.matrix(feature_set).astype(np.float64)
+
+
+def _label_info(y: np.ndarray, polarity: str, oriented_from: Optional[str] = None) -> Dict[str, Any]:
+    return {"polarity": polarity, "n": int(y.size), "min": float(y.min()), "max": float(y.max()),
+            "mean": float(y.mean()), "oriented_from": oriented_from}
+
+
+def _cv_estimate(X, y, settings, folds, alpha: float) -> Dict[str, float]:
+    """SRCC and PLCC of the pooled out-of-fold predictions of the chosen alpha (optimistic: alpha was chosen
+    on the same folds)."""
+    from dataclasses import replace
+
+    from .eval import metrics as M
+    from .eval.regression import fit_select
+
+    fixed = replace(settings, alphas=(alpha,), alpha_selection="fixed")
+    oof = np.empty(y.size)
+    for va in folds:
+        tr = np.setdiff1d(np.arange(y.size), va, assume_unique=True)
+        path, _ = fit_select(X[tr], y[tr], fixed)
+        oof[va] = path.predict(X[va])[0]
+    return {"srcc": M.srcc(oof, y), "plcc": M.plcc(oof, y, "none")}
+
+
+def fit_regressor(X, y, settings=None, *, feature_set: str = "hl+ll", feature_dims: Optional[Dict[str, int]] = None,
+                  polarity: str = "mos", folds: Optional[Sequence[np.ndarray]] = None, refs=None,
+                  source: Optional[Dict[str, Any]] = None, fingerprints: Optional[Dict[str, Any]] = None,
+                  feature_settings: Optional[Dict[str, Any]] = None) -> Regressor:
+    """Fit a :class:`Regressor` on features X (n, P) and labels y (n,), alpha by ``settings.alpha_selection``
+    ("cv": on ``folds``, default :func:`grepq.eval.splits.labelled_folds` of split 0, by scene with ``refs``;
+    "fixed": the one alpha; "oracle" is refused: it needs test labels).
+
+    Same code as the data-efficient protocol (:func:`grepq.eval.regression.fit_select`), so on the labelled
+    images of split 0 it chooses the protocol's alpha and predicts what the protocol's regressor predicts.
+    """
+    from .eval.regression import RegressionSettings, as_linear_path, choose_alpha, fit_select
+    from .eval.splits import labelled_folds, scene_codes
+
+    settings = settings or RegressionSettings()
+    if settings.alpha_selection == "oracle":
+        raise ValueError("alpha_selection 'oracle' needs test labels; a regressor file uses 'cv' or 'fixed'")
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    n = y.size
+    if settings.alpha_selection == "cv" and folds is None:
+        groups = scene_codes(refs, n) if refs is not None else None
+        folds = labelled_folds(n, settings.cv_folds, settings.seed, 0, groups)
+    if folds is not None and settings.alpha_selection == "cv" and n // len(folds) < MIN_FOLD_SIZE:
+        warnings.warn(f"only {n} labelled images for {len(folds)} cross-validation folds (about {n // len(folds)} "
+                      f"per fold, fewer than {MIN_FOLD_SIZE}): the alpha choice and the CV estimate are noisy; "
+                      f"label more images or pass fewer folds", stacklevel=2)
+    path, cv = fit_select(X, y, settings, folds if settings.alpha_selection == "cv" else None)
+    best = choose_alpha(settings, cv)
+    lin = as_linear_path(path)
+    alpha = settings.alphas[best]
+    dims = feature_dims or _default_dims(feature_set, X.shape[1])
+    scale = (X.std(axis=0) if settings.standardize else np.ones(X.shape[1]))
+    cv_info = None
+    if settings.alpha_selection == "cv":
+        cv_info = dict(_cv_estimate(X, y, settings, folds, alpha), folds=len(folds), criterion=settings.cv_criterion,
+                       scores=[float(s) for s in cv])
+    info = {"grepq_version": __version__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "regressor": settings.regressor, "alpha": alpha, "settings": settings.to_dict(),
+            "standardization": {"standardize": settings.standardize, "mean": X.mean(axis=0),
+                                "scale": np.where(scale > 0, scale, 1.0)},
+            "labels": _label_info(y, polarity), "cv": cv_info, "source": source or {"kind": "arrays"},
+            "fingerprints": fingerprints or {}, "feature_settings": feature_settings or {}}
+    return Regressor(coef=lin.coef[best].copy(), intercept=float(lin.intercept[best]), feature_set=feature_set,
+                     feature_dims=dims, info=info)
+
+
+def _default_dims(feature_set: str, p: int) -> Dict[str, int]:
+    # [HL | LL] with the LL model's 128-d head output (SPEC section 2) when both parts are present
+    parts = FEATURE_SETS[feature_set]
+    return {parts[0]: p} if len(parts) == 1 else {"hl": p - LL_DIM, "ll": LL_DIM}
+
+
+def _dims(fs, feature_set: str) -> Dict[str, int]:
+    return {part: int(getattr(fs, part).shape[1]) for part in FEATURE_SETS[feature_set]}
+
+
+def fit_on_dataset(scorer, dataset, settings=None, *, feature_set: str = "hl+ll", cache_dir=None,
+                   progress: bool = True, source: Optional[Dict[str, Any]] = None) -> Regressor:
+    """Extract (cached) features of every image of an :class:`grepq.data.datasets.IQADataset` with ``scorer`` and
+    fit a :class:`Regressor` on its scores (folds by scene for synthetic datasets)."""
+    from .eval.runner import dataset_features
+
+    fs = dataset_features(scorer, dataset, cache_dir, progress=progress)
+    return fit_regressor(feature_matrix(fs, feature_set), dataset.scores, settings, feature_set=feature_set,
+                         feature_dims=_dims(fs, feature_set), polarity=dataset.polarity, refs=dataset.refs,
+                         source=source or {"kind": "dataset", "name": dataset.name, "root": str(dataset.root)},
+                         fingerprints=scorer.fingerprints(), feature_settings=_feature_settings(scorer))
+
+
+def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=None, allow_mismatch: bool = False,
+                   progress: bool = True) -> Tuple[List[dict], List[Tuple[str, str]]]:
+    """Score image files/folders with ``scorer`` and predict ``q_pred`` with ``regressor``.
+
+    Returns (rows, failed): rows are dicts image, q_low, q_high, q_total, q_pred (in input order; folders
+    expanded, sorted); failed lists (path, reason) of images that could not be read or scored and of inputs
+    that do not exist. Weights are checked first (:meth:`Regressor.check_scorer`).
+    """
+    from .eval.features import extract_features
+    from .io import expand_inputs
+
+    regressor.check_scorer(scorer, allow_mismatch)
+    images, skipped = expand_inputs(list(paths))
+    failed = [(p, why) for p, why in skipped if why == "no such file or folder"]
+    for p, why in skipped:
+        if why != "no such file or folder":
+            log.warning("skipped %s: %s", p, why)
+    fs = extract_features(scorer, images, cache_dir=cache_dir, name="score", progress=progress, on_error="record")
+    q_pred = regressor.predict(feature_matrix(fs, regressor.feature_set))
+    bad = {p for p, _ in fs.failed}
+    failed.extend(fs.failed)
+    rows = []
+    for i, p in enumerate(fs.names):
+        if p in bad:
+            continue
+        q_low = None if fs.q_low is None else float(fs.q_low[i])
+        q_high = None if fs.q_high is None else float(fs.q_high[i])
+        q_total = None if q_low is None or q_high is None else q_low + q_high
+        rows.append({"image": p, "q_low": q_low, "q_high": q_high, "q_total": q_total, "q_pred": float(q_pred[i])})
+    return rows, failed
+
+
+def _write_pred_rows(rows: List[dict], output: Optional[str], regressor: Regressor, reg_path: str) -> None:
+    import csv
+    import sys
+
+    fields = ["image", "q_low", "q_high", "q_total", "q_pred"]
+    better = "higher" if regressor.polarity == "mos" else "lower"
+    meta = {"file": str(reg_path), "polarity": regressor.polarity, "higher_is_better": regressor.polarity == "mos",
+            "labels": regressor.info.get("labels"), "feature_set": regressor.feature_set,
+            "regressor": regressor.info.get("regressor"), "alpha": regressor.info.get("alpha")}
+    if output is not None and Path(output).suffix.lower() == ".json":
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(json.dumps({"q_pred": _json_ready(meta), "rows": rows}, indent=1) + "\n")
+        return
+    comment = (f"# q_pred: {regressor.info.get('regressor')} regressor {reg_path} on {regressor.feature_set} features; "
+               f"labels' scale ({regressor.polarity}, {better} is better)\n")
+    fh = sys.stdout if output is None else open(output, "w", newline="")
+    try:
+        fh.write(comment)
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    finally:
+        if output is not None:
+            fh.close()
+
+
+def run_score_with_regressor(args, scorer_from_args) -> int:
+    """``grepq score ... --regressor FILE``: zero-shot scores plus q_pred; exit 2 on a bad file or refused weights,
+    1 if an image failed."""
+    import sys
+
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
+        return 2
+    if getattr(args, "shard", None) is not None or getattr(args, "merge_shards", False):
+        print("grepq score: --regressor does not combine with --shard/--merge-shards (score the shards, then "
+              "run --regressor on the images in one process)", file=sys.stderr)
+        return 2
+    if not args.paths:
+        print("grepq score: give at least one image file or folder (PATH)", file=sys.stderr)
+        return 2
+    try:
+        reg = Regressor.load(args.regressor)
+        scorer = scorer_from_args(args)
+        cache = None if str(args.cache).lower() == "none" else Path(args.cache)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            rows, failed = predict_images(scorer, reg, args.paths, cache_dir=cache,
+                                          allow_mismatch=args.allow_weight_mismatch)
+        for w in caught:
+            print(f"grepq score: warning: {w.message}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, RuntimeError, TypeError, OSError) as exc:
+        print(f"grepq score: {exc}", file=sys.stderr)
+        return 2
+    _write_pred_rows(rows, args.output, reg, args.regressor)
+    for p, why in failed:
+        print(f"grepq score: failed: {p}: {why}", file=sys.stderr)
+    if not rows and not failed:
+        print("grepq score: no images found", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
