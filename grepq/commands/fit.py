@@ -46,15 +46,15 @@ def add_parser(sub) -> None:
 
 def load_labels(args: argparse.Namespace):
     """The labelled images of ``--csv`` or ``--dataset/--root`` as an IQADataset."""
-    from ..data.datasets import load_dataset
+    from ..data.datasets import load_csv, load_dataset
     from .eval import _dataset_options
 
     if bool(args.csv) == bool(args.dataset):
         raise ValueError("give either --csv FILE or --dataset NAME --root DIR")
     if args.csv:
-        return load_dataset("csv", args.csv, limit=args.limit, image_column=args.image_column,
-                            score_column=args.score_column, polarity=args.polarity, ref_column=args.ref_column,
-                            name=Path(args.csv).stem)
+        data = load_csv(args.csv, image_column=args.image_column, score_column=args.score_column,
+                        polarity=args.polarity, ref_column=args.ref_column, name=Path(args.csv).stem)
+        return data if args.limit is None else data.head(args.limit)
     if not args.root:
         raise ValueError("--dataset needs --root (the dataset's folder)")
     return load_dataset(args.dataset, args.root, limit=args.limit, **_dataset_options(args.dataset_option))
