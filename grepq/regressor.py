@@ -44,7 +44,7 @@ import numpy as np
 from . import __version__
 
 __all__ = ["Regressor", "RegressorFileError", "WeightMismatchError", "REGRESSOR_SCHEMA", "REGRESSOR_VERSION",
-           "FEATURE_SETS", "fit_regressor", "feature_matrix", "predict_images"]
+           "FEATURE_SETS", "fit_regressor", "build_regressor", "feature_matrix", "predict_images"]
 
 log = logging.getLogger(__name__)
 
@@ -310,22 +310,29 @@ def fit_regressor(X, y, settings=None, *, feature_set: str = "hl+ll", feature_di
                       f"label more images or pass fewer folds", stacklevel=2)
     path, cv = fit_select(X, y, settings, folds if settings.alpha_selection == "cv" else None)
     best = choose_alpha(settings, cv)
-    lin = as_linear_path(path)
+    return build_regressor(as_linear_path(path), best, cv, folds, settings, X, y, feature_set=feature_set,
+                           feature_dims=feature_dims, labels=_label_info(y, polarity), source=source,
+                           fingerprints=fingerprints, feature_settings=feature_settings)
+
+
+def build_regressor(path, best: int, cv, folds, settings, X, y, *, feature_set: str, feature_dims=None,
+                    labels: Dict[str, Any], source=None, fingerprints=None, feature_settings=None) -> Regressor:
+    """A :class:`Regressor` from alpha ``best`` of a fitted :class:`grepq.eval.regression.LinearPath` (A models) on
+    training features X (n, P) and labels y (n,) (used for the standardisation record and the CV estimate)."""
     alpha = settings.alphas[best]
-    dims = feature_dims or _default_dims(feature_set, X.shape[1])
     scale = (X.std(axis=0) if settings.standardize else np.ones(X.shape[1]))
     cv_info = None
-    if settings.alpha_selection == "cv":
+    if cv is not None:
         cv_info = dict(_cv_estimate(X, y, settings, folds, alpha), folds=len(folds), criterion=settings.cv_criterion,
                        scores=[float(s) for s in cv])
     info = {"grepq_version": __version__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "regressor": settings.regressor, "alpha": alpha, "settings": settings.to_dict(),
             "standardization": {"standardize": settings.standardize, "mean": X.mean(axis=0),
                                 "scale": np.where(scale > 0, scale, 1.0)},
-            "labels": _label_info(y, polarity), "cv": cv_info, "source": source or {"kind": "arrays"},
+            "labels": labels, "cv": cv_info, "source": source or {"kind": "arrays"},
             "fingerprints": fingerprints or {}, "feature_settings": feature_settings or {}}
-    return Regressor(coef=lin.coef[best].copy(), intercept=float(lin.intercept[best]), feature_set=feature_set,
-                     feature_dims=dims, info=info)
+    return Regressor(coef=path.coef[best].copy(), intercept=float(path.intercept[best]), feature_set=feature_set,
+                     feature_dims=feature_dims or _default_dims(feature_set, X.shape[1]), info=info)
 
 
 def _default_dims(feature_set: str, p: int) -> Dict[str, int]:

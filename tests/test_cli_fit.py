@@ -73,7 +73,7 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
     # a user's CSV of the labelled images of that split, in its order
     _write_csv(d / "train.csv", [rows[i] for i in lab])
     reg_file = tmp_path / "reg.json"
-    cache = ["--cache", str(tmp_path / "c")]
+    cache = ["--cache", str(d / "cache")]
     assert main(["fit", "--csv", str(d / "train.csv"), "-o", str(reg_file), *cache, *wargs(weights)]) == 0
     out = capsys.readouterr().out
     test_paths = [str(d / rows[i][0]) for i in test]
@@ -83,9 +83,9 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
     # the protocol on the same features (read back from the cache fit and score filled: same scorer, same code)
     scorer = scorer_from_args(build_parser().parse_args(["score", *wargs(weights), "x"]))
     X = np.zeros((N_IMAGES, 64 + 128))
-    X[lab] = feature_matrix(extract_features(scorer, [str(d / rows[i][0]) for i in lab], tmp_path / "c",
-                                             name="train", progress=False))
-    X[test] = feature_matrix(extract_features(scorer, test_paths, tmp_path / "c", name="score", progress=False))
+    X[lab] = feature_matrix(extract_features(scorer, [str(d / rows[i][0]) for i in lab], d / "cache",
+                                             name="csv", progress=False))
+    X[test] = feature_matrix(extract_features(scorer, test_paths, d / "cache", name="score", progress=False))
     res = PR.data_efficient(X, y, n_train_list=(N_LABELS,), n_splits=1)
     assert "CV estimate" in out and f"alpha = {res.rows[0]['alpha']:g}" in out
     reg = Regressor.load(reg_file)
@@ -115,6 +115,28 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
     assert reg.fingerprints["ll"] in err and "ll weights" in err
     assert main(["score", test_paths[0], "--regressor", str(reg_file), "--allow-weight-mismatch", *other]) == 0
     assert "warning" in capsys.readouterr().err
+
+
+def test_cross_dataset_saves_and_reuses_its_regressor(weights, labelled, tmp_path):
+    from grepq.data.datasets import load_csv
+    from grepq.eval import runner
+
+    d, rows = labelled
+    lab = PR.split_indices(N_IMAGES, 0)[0][:N_LABELS]
+    _write_csv(d / "train.csv", [rows[i] for i in lab])  # the same file (and feature cache) as the test above
+    data = load_csv(d / "train.csv")
+    scorer = scorer_from_args(build_parser().parse_args(["score", *wargs(weights), "x"]))
+    fitted = runner.run_cross_dataset(scorer, data, data, tmp_path / "out", d / "cache", progress=False,
+                                      save_regressor=tmp_path / "src.json").rows[0]
+    reg = Regressor.load(tmp_path / "src.json")
+    assert reg.info["alpha"] == fitted["alpha"] and reg.info["source"]["kind"] == "cross_dataset"
+    assert reg.info["labels"]["n"] == N_LABELS
+    # testing the saved regressor (the path of grepq score --regressor) gives the same correlations
+    again = runner.run_cross_dataset(scorer, None, data, tmp_path / "out", d / "cache", progress=False,
+                                     regressor_file=tmp_path / "src.json").rows[0]
+    assert again["regressor_file"] == str(tmp_path / "src.json")
+    for k in ("srcc", "plcc", "krcc"):
+        assert again[k] == pytest.approx(fitted[k], abs=1e-10)
 
 
 @pytest.mark.parametrize("problem,expect", [

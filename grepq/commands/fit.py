@@ -53,7 +53,7 @@ def load_labels(args: argparse.Namespace):
         raise ValueError("give either --csv FILE or --dataset NAME --root DIR")
     if args.csv:
         data = load_csv(args.csv, image_column=args.image_column, score_column=args.score_column,
-                        polarity=args.polarity, ref_column=args.ref_column, name=Path(args.csv).stem)
+                        polarity=args.polarity, ref_column=args.ref_column)
         return data if args.limit is None else data.head(args.limit)
     if not args.root:
         raise ValueError("--dataset needs --root (the dataset's folder)")

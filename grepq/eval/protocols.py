@@ -57,6 +57,7 @@ __all__ = [
     "split_indices",
     "data_efficient",
     "cross_dataset",
+    "cross_dataset_with_regressor",
     "zero_shot_correlations",
     "ProtocolResult",
     "load_result",
@@ -286,8 +287,9 @@ def cross_dataset(
         seed: seed of the CV folds. source, dataset: names stored in the result.
         blas_threads: limit BLAS threads during the run (None: leave the process setting alone; the
             P x P scatter matrices here profit from threads on an idle machine).
-        fitted: optional dict; receives ``{feature set: (LinearPath of every alpha, CV scores or None, index of the chosen alpha)}``
-            (how ``grepq eval cross-dataset --save-regressor`` gets the source regressor).
+        fitted: optional dict; receives ``{feature set: {"path": LinearPath of every alpha, "cv": CV scores or
+            None, "best": index of the chosen alpha, "folds", "settings"}}`` (how ``grepq eval cross-dataset
+            --save-regressor`` gets the source regressor).
 
     Returns:
         :class:`ProtocolResult` (protocol "cross_dataset"); rows: source, dataset, feature_set, regressor,
@@ -344,7 +346,8 @@ def _cross_dataset_row(Xs_f, ys, Xt_f, yt, settings: RegressionSettings, folds, 
     preds = path.predict(Xt_f)
     best = choose_alpha(settings, cv, preds, yt)
     if fitted is not None:
-        fitted[head["feature_set"]] = (as_linear_path(path), cv, best)
+        fitted[head["feature_set"]] = {"path": as_linear_path(path), "cv": cv, "best": best, "folds": folds,
+                                       "settings": settings}
     row = dict(head)
     row.update({"regressor": settings.regressor, "alpha": settings.alphas[best],
                 "alpha_selection": settings.alpha_selection})
@@ -354,6 +357,38 @@ def _cross_dataset_row(Xs_f, ys, Xt_f, yt, settings: RegressionSettings, folds, 
     if settings.alpha_selection == "cv":
         row["cv_criterion"] = settings.cv_criterion
     return row
+
+
+def cross_dataset_with_regressor(regressor, test_features, test_scores, *, test_polarity: str = "mos",
+                                 plcc_fit: str = "none", dataset: Optional[str] = None,
+                                 regressor_file: Optional[str] = None) -> ProtocolResult:
+    """Table 3 with a saved source regressor (:class:`grepq.regressor.Regressor`, e.g. from ``grepq fit`` or
+    ``grepq eval cross-dataset --save-regressor``): predict the target (N_t, P) features and correlate with the
+    target's labels, both oriented "higher = better" (the regressor's labels polarity says which way it points).
+
+    Returns:
+        :class:`ProtocolResult` (protocol "cross_dataset") with one row, keys as :func:`cross_dataset`'s plus
+        ``regressor_file``.
+    """
+    Xt = _check_features(test_features, "test_features")
+    yt = M.orient(_check_scores(test_scores, Xt.shape[0], "test_scores"), test_polarity)
+    if plcc_fit not in M.PLCC_FITS:
+        raise ValueError(f"plcc_fit: expected one of {M.PLCC_FITS}, got {plcc_fit!r}")
+    q = M.orient(regressor.predict(Xt), regressor.polarity)
+    info = regressor.info
+    src = info.get("source") or {}
+    source = src.get("source") or src.get("name") or src.get("path")
+    labels = info.get("labels") or {}
+    row = {"protocol": "cross_dataset", "source": source, "dataset": dataset, "feature_set": regressor.feature_set,
+           "regressor": info.get("regressor"), "alpha": info.get("alpha"),
+           "alpha_selection": (info.get("settings") or {}).get("alpha_selection")}
+    row.update(_test_metrics(q, yt, plcc_fit))
+    row.update({"plcc_fit": plcc_fit, "n_train": labels.get("n"), "n_test": int(Xt.shape[0]),
+                "train_polarity": labels.get("oriented_from") or labels.get("polarity"),
+                "test_polarity": "mos" if M.polarity_sign(test_polarity) > 0 else "dmos",
+                "standardize": (info.get("settings") or {}).get("standardize"), "regressor_file": regressor_file})
+    settings = dict(info.get("settings") or {}, regressor_file=regressor_file, fingerprints=regressor.fingerprints)
+    return ProtocolResult(protocol="cross_dataset", dataset=dataset, source=source, rows=[row], settings=settings)
 
 
 # ---------------------------------------------------------------------------------------------------------

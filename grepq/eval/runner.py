@@ -135,21 +135,70 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Op
     return result
 
 
-def run_cross_dataset(scorer, source: IQADataset, target: IQADataset, out_dir: Path, cache_dir: Optional[Path] = None,
-                      official_clive_resize: bool = True, progress: bool = True, cache_every: Optional[int] = None,
-                      feature_sets: Sequence[str] = ("hl+ll",), **protocol_options) -> P.ProtocolResult:
-    """Table 3: one regressor fit on the whole source dataset, tested on the whole target."""
+def run_cross_dataset(scorer, source: Optional[IQADataset], target: IQADataset, out_dir: Path,
+                      cache_dir: Optional[Path] = None, official_clive_resize: bool = True, progress: bool = True,
+                      cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll",),
+                      save_regressor: Optional[Path] = None, regressor_file: Optional[Path] = None,
+                      allow_weight_mismatch: bool = False, **protocol_options) -> P.ProtocolResult:
+    """Table 3: one regressor fit on the whole source dataset, tested on the whole target.
+
+    ``save_regressor``: also write the source regressor as a :class:`grepq.regressor.Regressor` file (one feature
+    set). ``regressor_file``: test a saved regressor instead of fitting one (``source`` is then not used), the
+    same code path as ``grepq score --regressor``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if regressor_file is not None:
+        result = _cross_with_regressor_file(scorer, target, Path(regressor_file), cache_dir, official_clive_resize,
+                                            progress, cache_every, allow_weight_mismatch,
+                                            protocol_options.get("plcc_fit", "none"))
+    else:
+        result = _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progress, cache_every,
+                            feature_sets, save_regressor, protocol_options)
+    stem = out_dir / f"cross_{_slug(result.source or 'regressor')}_to_{_slug(result.dataset)}"
+    result.save_json(str(stem) + ".json")
+    result.save_csv(str(stem) + ".csv")
+    return result
+
+
+def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progress, cache_every, feature_sets,
+               save_regressor, protocol_options) -> P.ProtocolResult:
+    from ..regressor import _feature_settings, _label_info, build_regressor, feature_matrix
+    from .metrics import orient
+
+    if save_regressor is not None and len(feature_sets) != 1:
+        raise ValueError(f"--save-regressor saves one regressor: expected one feature set, got {list(feature_sets)}")
     fs_src = dataset_features(scorer, source, cache_dir, official_clive_resize, progress, cache_every)
     fs_tgt = dataset_features(scorer, target, cache_dir, official_clive_resize, progress, cache_every)
     slices = feature_slices(fs_src)
     src_name, tgt_name = canonical_dataset(source.name), canonical_dataset(target.name)
+    fitted: Dict[str, dict] = {}
     result = P.cross_dataset(_matrix(fs_src), source.scores, _matrix(fs_tgt), target.scores,
                              train_polarity=source.polarity, test_polarity=target.polarity, train_refs=source.refs,
                              feature_sets={f: slices[f] for f in feature_sets}, source=src_name, dataset=tgt_name,
-                             **protocol_options)
-    stem = out_dir / f"cross_{_slug(src_name)}_to_{_slug(tgt_name)}"
-    result.save_json(str(stem) + ".json")
-    result.save_csv(str(stem) + ".csv")
+                             fitted=fitted, **protocol_options)
+    if save_regressor is not None:
+        fset = feature_sets[0]
+        fit = fitted[fset]
+        X = feature_matrix(fs_src, fset)
+        y = orient(source.scores, source.polarity)
+        labels = dict(_label_info(y, "mos"), oriented_from=source.polarity if source.polarity != "mos" else None)
+        reg = build_regressor(fit["path"], fit["best"], fit["cv"], fit["folds"], fit["settings"], X, y,
+                              feature_set=fset, feature_dims={k: getattr(fs_src, k).shape[1] for k in fset.split("+")},
+                              labels=labels, source={"kind": "cross_dataset", "source": src_name,
+                                                     "root": str(source.root)},
+                              fingerprints=scorer.fingerprints(), feature_settings=_feature_settings(scorer))
+        reg.save(save_regressor)
     return result
+
+
+def _cross_with_regressor_file(scorer, target, path: Path, cache_dir, official_clive_resize, progress, cache_every,
+                               allow_weight_mismatch: bool, plcc_fit: str) -> P.ProtocolResult:
+    from ..regressor import Regressor, feature_matrix
+
+    reg = Regressor.load(path)
+    reg.check_scorer(scorer, allow_weight_mismatch)
+    fs_tgt = dataset_features(scorer, target, cache_dir, official_clive_resize, progress, cache_every)
+    return P.cross_dataset_with_regressor(reg, feature_matrix(fs_tgt, reg.feature_set), target.scores,
+                                          test_polarity=target.polarity, plcc_fit=plcc_fit,
+                                          dataset=canonical_dataset(target.name), regressor_file=str(path))
