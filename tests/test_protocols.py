@@ -59,10 +59,22 @@ def test_svr_path_equals_sklearn_linear_svr_with_c_mapping():
         np.testing.assert_allclose(path.predict(Xt)[i], ref_pred, atol=1e-2 * y.std())
 
 
-def test_svr_refuses_large_training_sets():
-    X = np.zeros((PR.SVR_MAX_TRAIN + 1, 2))
-    with pytest.raises(ValueError, match="at most"):
-        PR.fit_svr_path(X, np.arange(X.shape[0], dtype=float))
+def test_svr_refuses_large_training_sets_everywhere_saying_how_to_proceed():
+    n = PR.SVR_MAX_TRAIN + 1
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(n, 3)), rng.normal(size=n)
+    how = "at most 2000 .*got 2001.*regressor 'ridge'.*subset"
+    with pytest.raises(ValueError, match=how):
+        PR.fit_svr_path(X, y)
+    with pytest.raises(ValueError, match=how):
+        RG.fit_select(X, y, RG.RegressionSettings(regressor="svr"), None)
+    with pytest.raises(ValueError, match="at most 2000 source images, got 2001.*regressor 'ridge'"):
+        PR.cross_dataset(X, y, X[:10], y[:10], regressor="svr")
+    big = np.concatenate([X, X[:600]])
+    with pytest.raises(ValueError, match="label count.*got 2001"):
+        PR.data_efficient(big, np.concatenate([y, y[:600]]), n_train_list=(n,), n_splits=1, regressor="svr")
+    # ridge takes any size (primal solve)
+    assert PR.cross_dataset(X, y, X[:10], y[:10]).rows[0]["n_train"] == n
 
 
 def test_gram_cv_equals_feature_space_cv():

@@ -31,7 +31,8 @@ from grepq.eval import metrics as M
 from grepq.eval.regression import (  # noqa: F401  (re-exported: the public names of this module since 0.1)
     ALPHA_SELECTIONS, CV_CRITERIA, DEFAULT_CV_FOLDS, OFFICIAL_ALPHAS, REGRESSORS, SVR_CACHE_MB, SVR_EPSILON,
     SVR_MAX_TRAIN, SVR_TOL, FeatureSpec, LabelledGram, LinearPath, RegressionSettings, _blas_threads,
-    _check_features, _check_scores, _resolve_feature_sets, _test_metrics, as_linear_path, choose_alpha, fit_ridge_path,
+    _check_features, _check_scores, _resolve_feature_sets, _test_metrics, as_linear_path, check_svr_size,
+    choose_alpha, fit_ridge_path,
     fit_select, fit_svr_path, gram_fit)
 from grepq.eval.results import (  # noqa: F401
     PROTOCOLS, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ProtocolResult, load_result, median_rows)
@@ -160,8 +161,8 @@ def data_efficient(
     rows: List[Dict[str, Any]] = []
     kept: Dict[int, Dict[str, Any]] = {}
     with _blas_threads(blas_threads):
-        if regressor == "svr" and max(n_list) > SVR_MAX_TRAIN:
-            raise ValueError(f"regressor 'svr': expected label counts <= {SVR_MAX_TRAIN}, got {max(n_list)}")
+        if settings.regressor == "svr":
+            check_svr_size(max(n_list), "labelled images (label count)")
         for s in tqdm(range(plan.n_splits), desc=f"data-efficient {dataset or ''}".strip(), disable=not progress):
             rows.extend(_data_efficient_split(X, y, s, settings, plan, kept))
     return ProtocolResult(protocol="data_efficient", dataset=dataset, rows=rows,
@@ -306,11 +307,8 @@ def cross_dataset(
     settings = RegressionSettings(regressor=regressor, alphas=alphas, alpha_selection=alpha_selection,
                                   cv_folds=cv_folds, cv_criterion=cv_criterion, standardize=standardize,
                                   plcc_fit=plcc_fit, svr_epsilon=svr_epsilon, seed=seed)
-    if regressor == "svr" and Xs.shape[0] > SVR_MAX_TRAIN:
-        raise ValueError(
-            f"regressor 'svr': expected at most {SVR_MAX_TRAIN} source images (exact kernel solver), got "
-            f"{Xs.shape[0]}; use regressor='ridge'"
-        )
+    if settings.regressor == "svr":
+        check_svr_size(Xs.shape[0], "source images")
     fsets = _resolve_feature_sets(feature_sets, Xs.shape[1])
     codes = scene_codes(train_refs, Xs.shape[0]) if train_refs is not None else None
     folds = None

@@ -16,7 +16,12 @@ in every result and regressor file):
   ``sum(loss) + 1/(2C) ||w||^2``; to put alpha where ridge has it, ``C = 1 / (2 alpha)``. The SVR is fitted
   to training labels standardised to zero mean and unit variance (predictions mapped back), so epsilon
   (``SVR_EPSILON`` = 0.1, sklearn's default) and C mean the same on a 1-5 MOS and a 0-100 MOS. The exact
-  solver needs the n x n kernel: at most ``SVR_MAX_TRAIN`` training samples (use ridge beyond).
+  solver needs the n x n kernel: at most ``SVR_MAX_TRAIN`` training samples; beyond, every entry point
+  (``fit_svr_path``, ``fit_select``, both protocols, ``grepq fit``) raises the error of
+  :func:`check_svr_size`, which says how to proceed (ridge, or the SVR on a subset). Not silently capped,
+  not replaced: liblinear's ``LinearSVR`` penalises the intercept and differed from libsvm's exact solution
+  by 1e-4 to 0.6 in predictions on standardised labels (400 x 30 features, intercept_scaling 1 to 1e4), so
+  it would be another regressor, not the paper's.
 * **Feature standardisation.** Off by default (``standardize=False``): the official README regresses the
   concatenated features with plain ridge and the alpha grid {0.1, 1, 10, 100} was tuned for them. With
   ``standardize=True`` every column is scaled to unit variance using the statistics of the training
@@ -292,14 +297,21 @@ def fit_svr_path(
     y = _check_scores(y, X.shape[0], "labels")
     alphas = _check_alphas(alphas)
     n = X.shape[0]
-    if n > SVR_MAX_TRAIN:
-        raise ValueError(
-            f"regressor 'svr': expected at most {SVR_MAX_TRAIN} training samples (the exact solver holds "
-            f"the n x n kernel), got {n}; use regressor='ridge' (the official README's regressor)"
-        )
+    check_svr_size(n)
     if n < 2:
         raise ValueError(f"svr: expected at least 2 training samples, got {n}")
     return _fit_dual_path(X, y, alphas, "svr", standardize, epsilon)
+
+
+def check_svr_size(n: int, what: str = "training samples") -> None:
+    """The documented limit of the exact SVR: a ValueError saying how to proceed when n > ``SVR_MAX_TRAIN``."""
+    if n > SVR_MAX_TRAIN:
+        raise ValueError(
+            f"regressor 'svr': expected at most {SVR_MAX_TRAIN} {what}, got {n}. The paper's linear SVR is solved "
+            f"exactly by libsvm on the n x n linear kernel (memory n^2 x 8 bytes: 800 MB at 10,000; solve time "
+            f"growing faster than n^2). To proceed: use regressor 'ridge' (--regressor ridge; the official "
+            f"README's regressor, solved in the primal for any n), or fit the SVR on a random subset of at most "
+            f"{SVR_MAX_TRAIN} images (e.g. a CSV of them: grepq fit --csv ... --regressor svr)")
 
 
 def _fit_path(regressor, X, y, alphas, standardize, svr_epsilon) -> LinearPath:
@@ -535,6 +547,8 @@ def fit_select(X, y, settings: RegressionSettings, folds: Optional[List[np.ndarr
     if n < 2:
         raise ValueError(f"{settings.regressor}: expected at least 2 training samples, got {n}")
     alphas = settings.alpha_array
+    if settings.regressor == "svr":
+        check_svr_size(n)
     if settings.regressor == "ridge" and n > p:
         return _ridge_path_and_cv_large(X, y, alphas, folds, settings.cv_criterion, settings.standardize)
     if not settings.standardize:
