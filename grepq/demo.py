@@ -161,11 +161,12 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
     pristine, _ = select_pristine_patches(photos, progress=False)
 
     paths, quality, scenes = _build_heldout(out, seed)
-    scores, few = {}, {}
+    scores, few, ll_feats = {}, {}, {}
     for label, model in (("trained", trained), ("untrained", untrained)):
         scorer = GRepQ(ll_weights=model, components=["low"], pristine=pristine, device=device, progress=False)
         fs = extract_features(scorer, paths, progress=False)
         scores[label] = fs.q_low
+        ll_feats[label] = fs.ll
         res = data_efficient(fs.ll.astype(np.float64), quality, refs=scenes, n_train_list=FEW_SHOT_LABELS,
                              n_splits=10, seed=seed, feature_sets={"ll": slice(0, fs.ll.shape[1])}, dataset="demo")
         few[label] = {int(r["n_train"]): float(r["srcc"]) for r in res.medians}
@@ -187,7 +188,41 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
 
     demo = DemoResult(out, srcc["trained"], srcc["untrained"], few, seconds, result.step, hl_srcc, hl_msg)
     demo.report = _write_report(out, demo, quality, scores, len(paths))
+    _own_predictor_demo(demo, ll_feats["trained"], quality, scenes, seed)
     return demo
+
+
+#: Held-out photographs whose images are "labelled" in the own-predictor step (the others are predicted).
+OWN_PREDICTOR_LABELLED_PHOTOS = 2
+
+
+def _own_predictor_demo(demo: DemoResult, ll: np.ndarray, quality: np.ndarray, scenes, seed: int) -> None:
+    """README's "your own quality predictor": label the images of two held-out photographs, ``grepq fit`` a
+    regressor on the trained LL features (saved to ``my_predictor.json`` and loaded back), predict the images
+    of the other photographs and report their SRCC (a note in the result and a section of the report)."""
+    import warnings
+
+    from .eval import metrics
+    from .eval.splits import split_indices
+    from .regressor import Regressor, fit_regressor
+
+    n_scenes = len(set(scenes))
+    train, test = split_indices(len(quality), 0, seed=seed, train_fraction=OWN_PREDICTOR_LABELLED_PHOTOS / n_scenes,
+                                refs=scenes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # few labels per fold: expected at this toy scale
+        reg = fit_regressor(ll[train].astype(np.float64), quality[train], feature_set="ll", refs=np.asarray(scenes)[train],
+                            source={"kind": "demo", "labelled_photos": OWN_PREDICTOR_LABELLED_PHOTOS})
+    path = reg.save(demo.out_dir / "my_predictor.json")
+    q_pred = Regressor.load(path).predict(ll[test].astype(np.float64))
+    srcc = metrics.srcc(q_pred, quality[test])
+    note = (f"own predictor (grepq fit): ridge on the trained LL features of {train.size} labelled images of "
+            f"{OWN_PREDICTOR_LABELLED_PHOTOS} photographs (alpha {reg.info['alpha']:g}), SRCC {srcc:.3f} on the "
+            f"{test.size} images of the other photographs; saved to {path}")
+    demo.notes.append(note)
+    if demo.report is not None:
+        with open(demo.report, "a") as fh:
+            fh.write(f"\n## Your own predictor from a few labels\n\n{note}.\n")
 
 
 def _write_report(out: Path, d: DemoResult, quality: np.ndarray, scores: Dict[str, np.ndarray], n: int) -> Path:
