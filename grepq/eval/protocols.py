@@ -273,9 +273,8 @@ def cross_dataset(
 
     Both label sets are oriented "higher = better" first (DMOS negated, :func:`grepq.eval.metrics.orient`):
     a regressor trained on LIVE's DMOS then predicts quality, and is correlated with CSIQ's negated DMOS or
-    a MOS dataset's MOS, so a good model gets positive correlations whatever the two polarities. Scale
-    differences between the two label sets do not matter: SRCC, KRCC and Pearson are invariant to an
-    increasing affine map.
+    a MOS dataset's MOS, so a good model gets positive correlations whatever the two polarities (SRCC, KRCC
+    and Pearson are invariant to an increasing affine map: label scales do not matter).
 
     Args:
         train_features: (N_s, P) source features. train_scores: (N_s,) source labels.

@@ -137,7 +137,7 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Op
 
 def run_cross_dataset(scorer, source: Optional[IQADataset], target: IQADataset, out_dir: Path,
                       cache_dir: Optional[Path] = None, official_clive_resize: bool = True, progress: bool = True,
-                      cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll",),
+                      cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll",), *,
                       save_regressor: Optional[Path] = None, regressor_file: Optional[Path] = None,
                       allow_weight_mismatch: bool = False, **protocol_options) -> P.ProtocolResult:
     """Table 3: one regressor fit on the whole source dataset, tested on the whole target.
