@@ -34,8 +34,8 @@ def add_parser(sub) -> None:
                    help="features of Table 1 (default hl+ll = [HL | LL], 1152-d)")
     p.add_argument("--regressor", choices=("ridge", "svr"), default="ridge", help="ridge (official README, default) or "
                                                                                     "svr (paper's linear SVR)")
-    p.add_argument("--alphas", default="0.1,1,10,100", help="alpha grid (official README: 0.1,1,10,100)")
-    p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation choosing alpha (default 5)")
+    p.add_argument("--alphas", help="alpha grid, comma-separated (default: the official README's 0.1,1,10,100)")
+    p.add_argument("--cv-folds", type=int, help="folds of the cross-validation choosing alpha (default 5)")
     p.add_argument("--cv-criterion", choices=("mse", "srcc"), default="mse", help="CV criterion (default mse)")
     p.add_argument("--standardize", action="store_true", help="unit-variance feature columns (default off, as official)")
     p.add_argument("--seed", type=int, default=0, help="seed of the CV folds (default 0: split 0 of the protocol)")
@@ -66,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from ..regressor import fit_on_dataset
 
     try:
-        settings = RegressionSettings(regressor=args.regressor, alphas=[float(a) for a in args.alphas.split(",")],
-                                      cv_folds=args.cv_folds, cv_criterion=args.cv_criterion,
-                                      standardize=args.standardize, seed=args.seed)
+        given = {"alphas": None if args.alphas is None else [float(a) for a in args.alphas.split(",")],
+                 "cv_folds": args.cv_folds}
+        settings = RegressionSettings(regressor=args.regressor, cv_criterion=args.cv_criterion,
+                                      standardize=args.standardize, seed=args.seed,
+                                      **{k: v for k, v in given.items() if v is not None})
         dataset = load_labels(args)
         scorer = scorer_from_args(args)
         cache = None if str(args.cache).lower() == "none" else Path(args.cache)
