@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
 def load_labels(args: argparse.Namespace):
     """The labelled images of ``--csv`` or ``--dataset/--root`` as an IQADataset."""
     from ..data.datasets import load_csv, load_dataset
-    from .eval import _dataset_options
+    from ..config import _key_value_list as _dataset_options
 
     if bool(args.csv) == bool(args.dataset):
         raise ValueError("give either --csv FILE or --dataset NAME --root DIR")
@@ -57,7 +57,7 @@ def load_labels(args: argparse.Namespace):
         return data if args.limit is None else data.head(args.limit)
     if not args.root:
         raise ValueError("--dataset needs --root (the dataset's folder)")
-    return load_dataset(args.dataset, args.root, limit=args.limit, **_dataset_options(args.dataset_option))
+    return load_dataset(args.dataset, args.root, limit=args.limit, **_dataset_options(args.dataset_option or []))
 
 
 def run(args: argparse.Namespace) -> int:
