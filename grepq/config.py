@@ -687,6 +687,12 @@ EVAL_PROTOCOL: Dict[str, Key] = {
                         source="paper", items=str),
     "variant": Key(None, str, "label stored with the result, e.g. the LL model's pair weight (Table 4)",
                    nullable=True, source="grepq"),
+    "regressor_file": Key(None, str, "cross-dataset: test this saved regressor (grepq fit, or --save-regressor of "
+                                     "an earlier run) instead of fitting one on the source; the same code path as "
+                                     "grepq score --regressor", nullable=True, source="grepq"),
+    "allow_weight_mismatch": Key(False, bool, "cross-dataset with regressor_file: warn instead of refusing when the "
+                                              "weights differ from the ones the regressor was fit on",
+                                 source="grepq"),
     "plcc_fit": Key("none", str, "PLCC of the regression protocols: 'none' (raw Pearson; the paper gives PLCC "
                                  "only in its supplement), 'cubic' (official zero-shot code), 'logistic4' (VQEG)",
                     _metrics.PLCC_FITS, source="grepq"),
@@ -698,6 +704,9 @@ EVAL_OUTPUT: Dict[str, Key] = {
                  source="grepq"),
     "cache_every": Key(None, int, "write the feature cache every N images (null: 50)", nullable=True, source="grepq"),
     "plots": Key(True, bool, "scatter, embedding and SRCC-vs-labels plots", source="grepq"),
+    "save_regressor": Key(None, str, "cross-dataset: also write the regressor fit on the source to this file "
+                                     "(grepq.regressor.Regressor JSON; one feature set)", nullable=True,
+                          source="grepq"),
     "progress": Key(True, bool, "tqdm progress bars", source="grepq"),
 }
 
@@ -731,7 +740,9 @@ EVAL_OPTIONS: Dict[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {
     **{o: (f"data.{o}", None) for o in ("dataset", "root", "source", "source_root", "limit")},
     "dataset_option": ("data.options", _key_value_list), "source_option": ("data.source_options", _key_value_list),
     **{o: (f"protocol.{o}", None) for o in ("regressor", "alphas", "alpha_selection", "n_train", "splits", "seed",
-                                            "feature_sets", "variant", "plcc_fit", "cv_folds")},
+                                            "feature_sets", "variant", "plcc_fit", "cv_folds", "regressor_file",
+                                            "allow_weight_mismatch")},
+    "save_regressor": ("output.save_regressor", None),
     **{o: (f"output.{o}", None) for o in ("out", "cache_every")},
     "cache": ("output.cache", lambda v: None if str(v).lower() == "none" else v),
     "no_plots": ("output.plots", lambda v: not v),
@@ -804,8 +815,9 @@ REPRODUCE_SCHEMA_TREE: Dict[str, Any] = {
                               "a paper dataset without a root is skipped and listed as skipped", source="grepq"),
     "tables": REPRODUCE_TABLES,
     "scoring": EVAL_SCORING,
-    "protocol": EVAL_PROTOCOL,
-    "output": dict(EVAL_OUTPUT, out=Key("reproduce", str, "folder of the results, tables, report.md and "
+    # a saved regressor is grepq eval's (one cross-dataset pair), not reproduce's: every pair fits its own
+    "protocol": {k: v for k, v in EVAL_PROTOCOL.items() if k not in ("regressor_file", "allow_weight_mismatch")},
+    "output": dict({k: v for k, v in EVAL_OUTPUT.items() if k != "save_regressor"}, out=Key("reproduce", str, "folder of the results, tables, report.md and "
                                                          "run_info.json", source="grepq")),
 }
 

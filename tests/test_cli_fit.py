@@ -118,22 +118,24 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
 
 
 def test_cross_dataset_saves_and_reuses_its_regressor(weights, labelled, tmp_path):
-    from grepq.data.datasets import load_csv
-    from grepq.eval import runner
+    """grepq eval cross-dataset --save-regressor, then --regressor-file: the saved source regressor tested on the
+    target gives the fitted run's correlations (the same code path as grepq score --regressor)."""
+    from grepq.eval.protocols import load_result
 
     d, rows = labelled
     lab = PR.split_indices(N_IMAGES, 0)[0][:N_LABELS]
     _write_csv(d / "train.csv", [rows[i] for i in lab])  # the same file (and feature cache) as the test above
-    data = load_csv(d / "train.csv")
-    scorer = scorer_from_args(build_parser().parse_args(["score", *wargs(weights), "x"]))
-    fitted = runner.run_cross_dataset(scorer, data, data, tmp_path / "out", d / "cache", progress=False,
-                                      save_regressor=tmp_path / "src.json").rows[0]
+    common = ["--dataset", "csv", "--root", str(d / "train.csv"), "--cache", str(d / "cache"), "--no-plots",
+              *wargs(weights)]
+    assert main(["eval", "cross-dataset", "--source", "csv", "--source-root", str(d / "train.csv"),
+                 "--save-regressor", str(tmp_path / "src.json"), "--out", str(tmp_path / "fit"), *common]) == 0
+    fitted = load_result(next((tmp_path / "fit").glob("cross_*.json"))).rows[0]
     reg = Regressor.load(tmp_path / "src.json")
     assert reg.info["alpha"] == fitted["alpha"] and reg.info["source"]["kind"] == "cross_dataset"
     assert reg.info["labels"]["n"] == N_LABELS
-    # testing the saved regressor (the path of grepq score --regressor) gives the same correlations
-    again = runner.run_cross_dataset(scorer, None, data, tmp_path / "out", d / "cache", progress=False,
-                                     regressor_file=tmp_path / "src.json").rows[0]
+    assert main(["eval", "cross-dataset", "--regressor-file", str(tmp_path / "src.json"),
+                 "--out", str(tmp_path / "reuse"), *common]) == 0
+    again = load_result(next((tmp_path / "reuse").glob("cross_*.json"))).rows[0]
     assert again["regressor_file"] == str(tmp_path / "src.json")
     for k in ("srcc", "plcc", "krcc"):
         assert again[k] == pytest.approx(fitted[k], abs=1e-10)

@@ -53,6 +53,14 @@ def add_parser(sub) -> None:
     p.add_argument("--variant", help="label stored with the result, e.g. the LL model's similarity measure (Table 4)")
     p.add_argument("--plcc-fit", choices=("none", "cubic", "logistic4"),
                    help="PLCC of the regression protocols (protocol.plcc_fit; default none = raw Pearson)")
+    p.add_argument("--save-regressor", metavar="FILE",
+                   help="cross-dataset: also save the regressor fit on the source (output.save_regressor; a "
+                        "grepq regressor file, as written by grepq fit)")
+    p.add_argument("--regressor-file", metavar="FILE",
+                   help="cross-dataset: test this saved regressor (grepq fit or --save-regressor) on --dataset "
+                        "instead of fitting one on a source (protocol.regressor_file)")
+    p.add_argument("--allow-weight-mismatch", action="store_true", default=None,
+                   help="with --regressor-file: warn instead of refusing weights other than the regressor's")
     p.add_argument("--no-official-clive-resize", action="store_true", default=None,
                    help="do not resize CLIVE's 1024.JPG and 1113.JPG to 500x500 as the official loader does")
     p.add_argument("--no-plots", action="store_true", default=None)

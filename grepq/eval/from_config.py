@@ -71,11 +71,12 @@ def eval_datasets(protocol: str, cfg: Dict[str, Any]):
     d = cfg["data"]
     if not d["dataset"] or not d["root"]:
         raise ValueError("data.dataset and data.root are required (--dataset and --root, or in --config)")
-    if protocol == "cross-dataset" and not (d["source"] and d["source_root"]):
+    from_file = protocol == "cross-dataset" and cfg["protocol"]["regressor_file"]
+    if protocol == "cross-dataset" and not from_file and not (d["source"] and d["source_root"]):
         raise ValueError("cross-dataset needs data.source and data.source_root (--source, --source-root): the "
                          "dataset the regressor is fit on")
     target = load_dataset(d["dataset"], d["root"], limit=d["limit"], **d["options"])
-    if protocol != "cross-dataset":
+    if protocol != "cross-dataset" or from_file:
         return target, None
     return target, load_dataset(d["source"], d["source_root"], limit=d["limit"], **d["source_options"])
 
@@ -96,4 +97,6 @@ def run_eval(protocol: str, cfg: Dict[str, Any], scorer=None, target=None, sourc
         return runner.run_data_efficient(scorer, target, Path(out["out"]), plots=out["plots"], feature_sets=fsets,
                                          variant=p["variant"], **common, **data_efficient_options(cfg))
     return runner.run_cross_dataset(scorer, source, target, Path(out["out"]), feature_sets=fsets, **common,
-                                    **cross_dataset_options(cfg))
+                                    **cross_dataset_options(cfg), save_regressor=out["save_regressor"],
+                                    regressor_file=p["regressor_file"],
+                                    allow_weight_mismatch=p["allow_weight_mismatch"])
