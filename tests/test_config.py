@@ -118,7 +118,7 @@ def test_lr_schedules_match_the_official_ones():
 def test_eval_keys_name_their_source_and_default_to_the_paper():
     from grepq.api import COMPONENTS
     from grepq.config import EVAL_SCHEMA, REPRODUCE_SCHEMA, SOURCES, TRAIN_SCHEMA
-    from grepq.eval import protocols as P
+    from grepq.eval import protocols
     for schema in (EVAL_SCHEMA, REPRODUCE_SCHEMA):
         for key, spec in schema.flat.items():
             assert spec.source in SOURCES and len(spec.doc) > 15, key
@@ -126,8 +126,8 @@ def test_eval_keys_name_their_source_and_default_to_the_paper():
         assert yaml.safe_load(text) == load_config(schema=schema)  # round-trips, comments included
         assert "# [paper]" in text and "# [official]" in text and "# [grepq]" in text
     c = load_config(schema=EVAL_SCHEMA)["protocol"]
-    assert (c["n_train"], c["splits"], c["train_fraction"]) == (list(P.PAPER_LABEL_COUNTS), P.PAPER_N_SPLITS, 0.8)
-    assert c["alphas"] == list(P.OFFICIAL_ALPHAS) and c["alpha_selection"] == "cv"
+    assert (c["n_train"], c["splits"], c["train_fraction"]) == (list(protocols.PAPER_LABEL_COUNTS), protocols.PAPER_N_SPLITS, 0.8)
+    assert c["alphas"] == list(protocols.OFFICIAL_ALPHAS) and c["alpha_selection"] == "cv"
     assert EVAL_SCHEMA.flat["scoring.components"].choices == COMPONENTS
     assert load_config() == load_config(schema=TRAIN_SCHEMA) == load_config(schema=None)
 

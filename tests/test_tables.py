@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from grepq.eval import paper_numbers as P
+from grepq.eval import paper_numbers
 from grepq.eval import plots
 from grepq.eval import protocols as PR
 from grepq.eval import tables as T
@@ -35,17 +35,17 @@ def _cells(line: str):
 # ---------------------------------------------------------------- paper numbers
 
 def test_paper_numbers_match_spec_section_9():
-    assert P.TABLE1_SRCC["hl+ll"]["CLIVE"] == {50: 0.760, 100: 0.791, 200: 0.822}
-    assert P.TABLE1_SRCC["hl+ll"]["PIPAL"][200] == 0.548
-    assert P.TABLE1_SRCC["ll"]["KonIQ"] == P.TABLE4_SRCC["FSIM"]  # the paper's FSIM row is Table 1's LL row
-    assert P.TABLE2_SRCC == {"CLIVE": 0.740, "KonIQ": 0.768, "CSIQ": 0.693, "LIVE": 0.741, "PIPAL": 0.436}
-    assert P.TABLE3_SRCC[("CSIQ", "LIVE")] == 0.893 and len(P.TABLE3_SRCC) == 6
-    assert P.TABLE4_SRCC["None"][50] == 0.381 and P.TABLE4_SRCC["MS-SSIM"][200] == 0.575
-    assert P.TABLE1_PLCC == {} and P.TABLE2_PLCC == {}  # PLCC only in the supplementary
-    assert P.paper_srcc(1, "all", "koniq-10k", 100) == 0.836
-    assert P.paper_srcc(3, "flive", "KonIQ10k") == 0.815
-    assert P.paper_srcc(4, "ms_ssim", 50) == 0.527
-    assert P.paper_srcc(2, "SPAQ") is None
+    assert paper_numbers.TABLE1_SRCC["hl+ll"]["CLIVE"] == {50: 0.760, 100: 0.791, 200: 0.822}
+    assert paper_numbers.TABLE1_SRCC["hl+ll"]["PIPAL"][200] == 0.548
+    assert paper_numbers.TABLE1_SRCC["ll"]["KonIQ"] == paper_numbers.TABLE4_SRCC["FSIM"]  # the paper's FSIM row is Table 1's LL row
+    assert paper_numbers.TABLE2_SRCC == {"CLIVE": 0.740, "KonIQ": 0.768, "CSIQ": 0.693, "LIVE": 0.741, "PIPAL": 0.436}
+    assert paper_numbers.TABLE3_SRCC[("CSIQ", "LIVE")] == 0.893 and len(paper_numbers.TABLE3_SRCC) == 6
+    assert paper_numbers.TABLE4_SRCC["None"][50] == 0.381 and paper_numbers.TABLE4_SRCC["MS-SSIM"][200] == 0.575
+    assert paper_numbers.TABLE1_PLCC == {} and paper_numbers.TABLE2_PLCC == {}  # PLCC only in the supplementary
+    assert paper_numbers.paper_srcc(1, "all", "koniq-10k", 100) == 0.836
+    assert paper_numbers.paper_srcc(3, "flive", "KonIQ10k") == 0.815
+    assert paper_numbers.paper_srcc(4, "ms_ssim", 50) == 0.527
+    assert paper_numbers.paper_srcc(2, "SPAQ") is None
 
 
 # ---------------------------------------------------------------- tables

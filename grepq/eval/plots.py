@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from grepq.eval import metrics as M
-from grepq.eval import paper_numbers as P
+from grepq.eval import paper_numbers
 
 __all__ = ["plot_srcc_vs_labels", "plot_scatter", "plot_embedding", "EMBEDDING_METHODS"]
 
@@ -78,7 +78,7 @@ def plot_srcc_vs_labels(rows, path, *, title: Optional[str] = None, show_paper: 
     for r in rows:
         if "n_train" not in r or "srcc" not in r:
             raise ValueError(f"plot_srcc_vs_labels: expected keys n_train and srcc in every row, got {sorted(r)}")
-        key = (P.canonical_dataset(r.get("dataset")) or "?", P.canonical_feature_set(r.get("feature_set", "all")),
+        key = (paper_numbers.canonical_dataset(r.get("dataset")) or "?", paper_numbers.canonical_feature_set(r.get("feature_set", "all")),
                r.get("alpha_selection"))
         groups.setdefault(key, {}).setdefault(int(r["n_train"]), []).append(r["srcc"])
     fig, ax = _new_figure()
@@ -92,7 +92,7 @@ def plot_srcc_vs_labels(rows, path, *, title: Optional[str] = None, show_paper: 
         med = [M.median_or_nan(by_n[n]) for n in ns]
         label = ds + (f" {fs.upper()}" if multi_fs else "") + (" (oracle α)" if sel == "oracle" else "")
         ax.plot(ns, med, marker="o", color=colour, linestyle=linestyles.get(fs, "-"), label=label)
-        paper = P.TABLE1_SRCC.get(fs, {}).get(ds)
+        paper = paper_numbers.TABLE1_SRCC.get(fs, {}).get(ds)
         if show_paper and paper:
             pn = sorted(paper)
             ax.plot(pn, [paper[n] for n in pn], linestyle="--", marker="s", markerfacecolor="none",

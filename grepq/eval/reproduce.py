@@ -127,7 +127,7 @@ def _load_datasets(cfg: Dict[str, Any], skipped: List[Tuple[str, str]]) -> Dict[
     given = {table_name(n, cfg["datasets"][n] or {}) for n in cfg["datasets"]}
     for ds in paper.TABLE2_SRCC if tables else ():
         if ds not in given:
-            skipped.append((f"dataset {ds}", f"not in the configuration (the paper's Tables 1 and 2 report it)"))
+            skipped.append((f"dataset {ds}", "not in the configuration (the paper's Tables 1 and 2 report it)"))
     return loaded
 
 

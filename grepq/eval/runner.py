@@ -13,7 +13,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from ..data.datasets import IQADataset
-from . import protocols as P
+from . import protocols
 from .features import FeatureSet, extract_features
 from .paper_numbers import canonical_dataset
 
@@ -69,14 +69,14 @@ def _write_scores_csv(path: Path, dataset: IQADataset, fs: FeatureSet) -> None:
 
 def run_zero_shot(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Optional[Path] = None,
                   official_clive_resize: bool = True, plots: bool = True, progress: bool = True,
-                  cache_every: Optional[int] = None) -> P.ProtocolResult:
+                  cache_every: Optional[int] = None) -> protocols.ProtocolResult:
     """Table 2: Q_L, Q_H and GRepQ_Z per image, SRCC/KRCC/PLCC per predictor against the dataset's scores."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fs = dataset_features(scorer, dataset, cache_dir, official_clive_resize, progress, cache_every)
     preds = {k: v for k, v in (("GRepQ_Z", fs.q_total), ("Q_H", fs.q_high), ("Q_L", fs.q_low)) if v is not None}
     name = canonical_dataset(dataset.name)
-    result = P.zero_shot_correlations(preds, dataset.scores, dataset.polarity, dataset=name)
+    result = protocols.zero_shot_correlations(preds, dataset.scores, dataset.polarity, dataset=name)
     stem = out_dir / f"zeroshot_{_slug(name)}"
     result.save_json(str(stem) + ".json")
     result.save_csv(str(stem) + ".csv")
@@ -111,7 +111,7 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Op
                        official_clive_resize: bool = True, plots: bool = True, progress: bool = True,
                        cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll", "hl", "ll"),
                        variant: Optional[str] = None,
-                       **protocol_options) -> P.ProtocolResult:
+                       **protocol_options) -> protocols.ProtocolResult:
     """Table 1 (and Table 4 with ``variant`` = the LL model's similarity measure): regression from few labels."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Op
     if missing:
         raise ValueError(f"feature sets {missing} need components that were not computed (have {list(slices)})")
     name = canonical_dataset(dataset.name)
-    result = P.data_efficient(_matrix(fs), dataset.scores, refs=dataset.refs,
+    result = protocols.data_efficient(_matrix(fs), dataset.scores, refs=dataset.refs,
                               feature_sets={f: slices[f] for f in feature_sets}, dataset=name, variant=variant,
                               progress=progress, **protocol_options)
     s = result.settings
@@ -139,7 +139,7 @@ def run_cross_dataset(scorer, source: Optional[IQADataset], target: IQADataset, 
                       cache_dir: Optional[Path] = None, official_clive_resize: bool = True, progress: bool = True,
                       cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll",), *,
                       save_regressor: Optional[Path] = None, regressor_file: Optional[Path] = None,
-                      allow_weight_mismatch: bool = False, **protocol_options) -> P.ProtocolResult:
+                      allow_weight_mismatch: bool = False, **protocol_options) -> protocols.ProtocolResult:
     """Table 3: one regressor fit on the whole source dataset, tested on the whole target.
 
     ``save_regressor``: also write the source regressor as a :class:`grepq.regressor.Regressor` file (one feature
@@ -162,7 +162,7 @@ def run_cross_dataset(scorer, source: Optional[IQADataset], target: IQADataset, 
 
 
 def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progress, cache_every, feature_sets,
-               save_regressor, protocol_options) -> P.ProtocolResult:
+               save_regressor, protocol_options) -> protocols.ProtocolResult:
     from ..regressor import _feature_settings, _label_info, build_regressor, feature_matrix
     from .metrics import orient
 
@@ -173,7 +173,7 @@ def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progres
     slices = feature_slices(fs_src)
     src_name, tgt_name = canonical_dataset(source.name), canonical_dataset(target.name)
     fitted: Dict[str, dict] = {}
-    result = P.cross_dataset(_matrix(fs_src), source.scores, _matrix(fs_tgt), target.scores,
+    result = protocols.cross_dataset(_matrix(fs_src), source.scores, _matrix(fs_tgt), target.scores,
                              train_polarity=source.polarity, test_polarity=target.polarity, train_refs=source.refs,
                              feature_sets={f: slices[f] for f in feature_sets}, source=src_name, dataset=tgt_name,
                              fitted=fitted, **protocol_options)
@@ -193,12 +193,12 @@ def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progres
 
 
 def _cross_with_regressor_file(scorer, target, path: Path, cache_dir, official_clive_resize, progress, cache_every,
-                               allow_weight_mismatch: bool, plcc_fit: str) -> P.ProtocolResult:
+                               allow_weight_mismatch: bool, plcc_fit: str) -> protocols.ProtocolResult:
     from ..regressor import Regressor, feature_matrix
 
     reg = Regressor.load(path)
     reg.check_scorer(scorer, allow_weight_mismatch)
     fs_tgt = dataset_features(scorer, target, cache_dir, official_clive_resize, progress, cache_every)
-    return P.cross_dataset_with_regressor(reg, feature_matrix(fs_tgt, reg.feature_set), target.scores,
+    return protocols.cross_dataset_with_regressor(reg, feature_matrix(fs_tgt, reg.feature_set), target.scores,
                                           test_polarity=target.polarity, plcc_fit=plcc_fit,
                                           dataset=canonical_dataset(target.name), regressor_file=str(path))

@@ -28,7 +28,7 @@ import os
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from grepq.eval import paper_numbers as P
+from grepq.eval import paper_numbers
 from grepq.eval.metrics import median_or_nan
 from grepq.eval.protocols import ProtocolResult
 
@@ -149,7 +149,7 @@ def _median_groups(rows: List[Dict[str, Any]], key_fn) -> "OrderedDict[tuple, Di
 # Table 1
 # ---------------------------------------------------------------------------------------------------------
 
-_TABLE4_ONLY = {s for s in P.SIMILARITY_MEASURES if s != "FSIM"}
+_TABLE4_ONLY = {s for s in paper_numbers.SIMILARITY_MEASURES if s != "FSIM"}
 
 
 def table1(rows) -> str:
@@ -164,10 +164,10 @@ def table1(rows) -> str:
         PLCC fit, variant); every paper entry appears, "—" where not measured.
     """
     rows = [r for r in _of_protocol(_as_rows(rows), "data_efficient")
-            if P.canonical_similarity(r.get("variant")) not in _TABLE4_ONLY or r.get("variant") is None]
+            if paper_numbers.canonical_similarity(r.get("variant")) not in _TABLE4_ONLY or r.get("variant") is None]
 
     def key(r):
-        return (P.canonical_feature_set(r.get("feature_set", "all")), P.canonical_dataset(r.get("dataset")),
+        return (paper_numbers.canonical_feature_set(r.get("feature_set", "all")), paper_numbers.canonical_dataset(r.get("dataset")),
                 int(r["n_train"]), r.get("regressor"), r.get("alpha_selection"), r.get("plcc_fit"),
                 r.get("variant"))
 
@@ -178,7 +178,7 @@ def table1(rows) -> str:
     used = set()
     fs_order = ["hl+ll", "hl", "ll"]
     for fs in fs_order:
-        for ds, by_n in P.TABLE1_SRCC[fs].items():
+        for ds, by_n in paper_numbers.TABLE1_SRCC[fs].items():
             for n, paper in by_n.items():
                 found = [k for k in groups if k[0] == fs and k[1] == ds and k[2] == n]
                 if not found:
@@ -189,7 +189,7 @@ def table1(rows) -> str:
                     lines.append(_table1_line(k, groups[k], paper))
     extra = sorted((k for k in groups if k not in used), key=lambda k: tuple(str(x) for x in k))
     for k in extra:
-        lines.append(_table1_line(k, groups[k], P.paper_srcc(1, k[0], k[1], k[2])))
+        lines.append(_table1_line(k, groups[k], paper_numbers.paper_srcc(1, k[0], k[1], k[2])))
     caption = [
         "**Table 1 — data-efficient GRepQ_D**: median over splits of SRCC on the test part, "
         "train on 50/100/200 labels. Δ = ours − paper.",
@@ -231,8 +231,8 @@ def table2(rows) -> str:
               "PLCC (logistic)", "images"]
     lines = []
     used = set()
-    for ds, paper in P.TABLE2_SRCC.items():
-        found = [i for i, r in enumerate(rows) if P.canonical_dataset(r.get("dataset")) == ds
+    for ds, paper in paper_numbers.TABLE2_SRCC.items():
+        found = [i for i, r in enumerate(rows) if paper_numbers.canonical_dataset(r.get("dataset")) == ds
                  and r.get("predictor", "GRepQ_Z") == "GRepQ_Z"]
         if not found:
             lines.append([ds, "GRepQ_Z", MISSING, _fmt(paper), MISSING, MISSING, MISSING, MISSING, MISSING])
@@ -240,10 +240,10 @@ def table2(rows) -> str:
             used.add(i)
             lines.append(_table2_line(rows[i], paper))
     rest = [i for i in range(len(rows)) if i not in used]
-    rest.sort(key=lambda i: (str(P.canonical_dataset(rows[i].get("dataset"))), str(rows[i].get("predictor"))))
+    rest.sort(key=lambda i: (str(paper_numbers.canonical_dataset(rows[i].get("dataset"))), str(rows[i].get("predictor"))))
     for i in rest:
         r = rows[i]
-        paper = P.paper_srcc(2, r.get("dataset")) if r.get("predictor", "GRepQ_Z") == "GRepQ_Z" else None
+        paper = paper_numbers.paper_srcc(2, r.get("dataset")) if r.get("predictor", "GRepQ_Z") == "GRepQ_Z" else None
         lines.append(_table2_line(r, paper))
     caption = [
         "**Table 2 — zero-shot GRepQ_Z = Q_H + Q_L** on whole datasets. Δ = ours − paper; correlations are "
@@ -255,7 +255,7 @@ def table2(rows) -> str:
 
 
 def _table2_line(r: Mapping[str, Any], paper: Optional[float]) -> List[Any]:
-    return [P.canonical_dataset(r.get("dataset")) or MISSING, r.get("predictor", "GRepQ_Z"), _fmt(r.get("srcc")),
+    return [paper_numbers.canonical_dataset(r.get("dataset")) or MISSING, r.get("predictor", "GRepQ_Z"), _fmt(r.get("srcc")),
             _fmt(paper), _diff(r.get("srcc"), paper), _fmt(r.get("krcc")), _fmt(r.get("plcc_cubic")),
             _fmt(r.get("plcc_logistic")), r.get("n", MISSING)]
 
@@ -278,15 +278,15 @@ def table3(rows) -> str:
     rows = _of_protocol(_as_rows(rows), "cross_dataset")
 
     def pair(r) -> Tuple[Optional[str], Optional[str]]:
-        return P.canonical_dataset(r.get("source")), P.canonical_dataset(r.get("dataset"))
+        return paper_numbers.canonical_dataset(r.get("source")), paper_numbers.canonical_dataset(r.get("dataset"))
 
     header = ["train → test", "features", "SRCC (ours)", "SRCC (paper)", "Δ SRCC", "PLCC (ours)", "PLCC fit",
               "regressor", "α", "α selection"]
     lines = []
     used = set()
-    for (src, tgt), paper in P.TABLE3_SRCC.items():
+    for (src, tgt), paper in paper_numbers.TABLE3_SRCC.items():
         found = [i for i, r in enumerate(rows) if pair(r) == (src, tgt)
-                 and P.canonical_feature_set(r.get("feature_set", "all")) == "hl+ll"]
+                 and paper_numbers.canonical_feature_set(r.get("feature_set", "all")) == "hl+ll"]
         if not found:
             lines.append([f"{src} → {tgt}", "HL+LL", MISSING, _fmt(paper), MISSING, MISSING, MISSING, MISSING,
                           MISSING, MISSING])
@@ -296,8 +296,8 @@ def table3(rows) -> str:
     rest = sorted((i for i in range(len(rows)) if i not in used), key=lambda i: tuple(map(str, pair(rows[i]))))
     for i in rest:
         r = rows[i]
-        fs = P.canonical_feature_set(r.get("feature_set", "all"))
-        lines.append(_table3_line(r, P.paper_srcc(3, *pair(r)) if fs == "hl+ll" else None))
+        fs = paper_numbers.canonical_feature_set(r.get("feature_set", "all"))
+        lines.append(_table3_line(r, paper_numbers.paper_srcc(3, *pair(r)) if fs == "hl+ll" else None))
     caption = [
         "**Table 3 — cross-dataset GRepQ_C**: one regressor fit on the whole training dataset, tested on the "
         "whole test dataset; labels oriented higher = better on both sides. Δ = ours − paper.",
@@ -309,9 +309,9 @@ def table3(rows) -> str:
 
 def _table3_line(r: Mapping[str, Any], paper: Optional[float]) -> List[Any]:
     oracle = r.get("alpha_selection") == "oracle"
-    src = P.canonical_dataset(r.get("source")) or MISSING
-    tgt = P.canonical_dataset(r.get("dataset")) or MISSING
-    fs = _fs_label(P.canonical_feature_set(r.get("feature_set", "all")), None)
+    src = paper_numbers.canonical_dataset(r.get("source")) or MISSING
+    tgt = paper_numbers.canonical_dataset(r.get("dataset")) or MISSING
+    fs = _fs_label(paper_numbers.canonical_feature_set(r.get("feature_set", "all")), None)
     alpha = r.get("alpha")
     return [f"{src} → {tgt}", fs, _mark(_fmt(r.get("srcc")), oracle), _fmt(paper), _diff(r.get("srcc"), paper),
             _mark(_fmt(r.get("plcc")), oracle), r.get("plcc_fit") or MISSING, r.get("regressor") or MISSING,
@@ -334,33 +334,33 @@ def table4(rows) -> str:
         Markdown; every paper entry appears, "—" where not measured.
     """
     rows = [r for r in _of_protocol(_as_rows(rows), "data_efficient")
-            if P.canonical_dataset(r.get("dataset")) == P.TABLE4_DATASET
-            and P.canonical_feature_set(r.get("feature_set", "all")) == "ll"]
-    labelled = [r for r in rows if P.canonical_similarity(r.get("variant")) in P.SIMILARITY_MEASURES
+            if paper_numbers.canonical_dataset(r.get("dataset")) == paper_numbers.TABLE4_DATASET
+            and paper_numbers.canonical_feature_set(r.get("feature_set", "all")) == "ll"]
+    labelled = [r for r in rows if paper_numbers.canonical_similarity(r.get("variant")) in paper_numbers.SIMILARITY_MEASURES
                 and r.get("variant") is not None]
-    has_fsim = any(P.canonical_similarity(r.get("variant")) == "FSIM" for r in labelled)
+    has_fsim = any(paper_numbers.canonical_similarity(r.get("variant")) == "FSIM" for r in labelled)
     if not has_fsim:
         labelled += [dict(r, variant="fsim") for r in rows if r.get("variant") is None]
 
     def key(r):
-        return (P.canonical_similarity(r.get("variant")), int(r["n_train"]), r.get("regressor"),
+        return (paper_numbers.canonical_similarity(r.get("variant")), int(r["n_train"]), r.get("regressor"),
                 r.get("alpha_selection"), r.get("plcc_fit"))
 
     groups = _median_groups(labelled, key)
     header = ["similarity", "labels", "SRCC (ours)", "SRCC (paper)", "Δ SRCC", "PLCC (ours)", "PLCC fit",
               "regressor", "α selection", "splits"]
     lines = []
-    for sim, by_n in P.TABLE4_SRCC.items():
+    for sim, by_n in paper_numbers.TABLE4_SRCC.items():
         for n, paper in by_n.items():
             found = [k for k in groups if k[0] == sim and k[1] == n]
             if not found:
                 lines.append([sim, n, MISSING, _fmt(paper), MISSING, MISSING, MISSING, MISSING, MISSING, MISSING])
             lines.extend(_table4_line(k, groups[k], paper) for k in found)
     # measured rows the paper has no entry for (another label count or measure): shown, never dropped
-    extra = [k for k in groups if P.paper_srcc(4, k[0], k[1]) is None]
+    extra = [k for k in groups if paper_numbers.paper_srcc(4, k[0], k[1]) is None]
     lines.extend(_table4_line(k, groups[k], None) for k in sorted(extra, key=lambda k: tuple(map(str, k))))
     caption = [
-        f"**Table 4 — LL model only, data-efficient on {P.TABLE4_DATASET}, by the similarity measure s of "
+        f"**Table 4 — LL model only, data-efficient on {paper_numbers.TABLE4_DATASET}, by the similarity measure s of "
         "Eq. 1** (None = InfoNCE). Median over splits; Δ = ours − paper.",
         _plcc_caption(labelled) + " " + _PAPER_PLCC_NOTE,
         "α selection: `cv` = cross-validation on the training labels, `fixed` = one α, " + _ORACLE_NOTE,
