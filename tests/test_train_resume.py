@@ -19,6 +19,15 @@ from test_train_ll import make_training_set, tiny_ll_overrides
 RUN = ["ll.epochs=3", "run.checkpoint_every=4", "run.deterministic=true", "data.num_workers=0"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two threads per process ran these steps several times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return make_training_set(tmp_path_factory.mktemp("resumedata"), n=8, size=(56, 64))
@@ -112,3 +121,23 @@ def test_a_run_from_before_a_key_existed_resumes_with_that_keys_default(clip_fil
     with pytest.raises(ConfigError, match=r"run.amp: 'off' in the run, 'bf16' now"):
         train(load_config("hl_tiny_cpu", base + ["run.amp=bf16", "run.max_steps=2"]))
     assert train(load_config("hl_tiny_cpu", base + ["run.max_steps=2"])).step == 2
+
+
+def test_a_single_process_run_with_bn_train_resumes_under_the_presets_bn_global(data, tmp_path):
+    """Runs made when the presets said ``bn: train`` resume under ``bn: global`` (the same computation with one
+    process) and end bit-identical to an uninterrupted run; a run of several processes with 'train' normalised
+    per process, which 'global' does not: that one is refused, naming the key."""
+    assert load_config("ll_paper")["ll"]["bn"] == "global"
+    base = tiny_ll_overrides(data, tmp_path / "old", "ll.epochs=1", "run.deterministic=true")
+    train(load_config("ll_tiny_cpu", base + ["ll.bn=train", "run.max_steps=2"]))
+    result = train(load_config("ll_tiny_cpu", base))  # the preset's bn: global now
+    assert result.finished
+    full = train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "new", "ll.epochs=1",
+                                                              "run.deterministic=true")))
+    a, b = weights(tmp_path / "old"), weights(tmp_path / "new")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ckpt = torch.load(tmp_path / "old" / "checkpoint.pth", weights_only=True)
+    ckpt["config"]["ll"]["bn"], ckpt["world_size"] = "train", 2
+    torch.save(ckpt, tmp_path / "old" / "checkpoint.pth")
+    with pytest.raises(ConfigError, match=r"ll\.bn: 'train' in the run, 'global' now"):
+        train(load_config("ll_tiny_cpu", base))

@@ -177,7 +177,7 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
     # -- run directory and resuming -----------------------------------------------------------------------
     ckpt_path = run_dir / CHECKPOINT_FILE
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
-    check_run_dir(run_dir, cfg, ckpt)  # every process checks, so all of them stop on a mismatch
+    check_run_dir(run_dir, cfg, ckpt, world)  # every process checks, so all of them stop on a mismatch
     if ckpt is not None:
         if ckpt["world_size"] != world:
             raise ConfigError(f"{ckpt_path}: the run used {ckpt['world_size']} processes, now {world}; resume it with "
