@@ -30,7 +30,7 @@ from ..utils import atomic_torch_save
 
 __all__ = ["TrainState", "CHECKPOINT_FILE", "CONFIG_FILE", "RUN_INFO_FILE", "LOG_FILE", "save_checkpoint",
            "load_checkpoint", "rng_state", "set_rng_state", "git_revision", "check_run_dir", "write_run_files",
-           "update_run_info", "atomic_write_text"]
+           "update_run_info", "atomic_write_text", "remove_stale_temporaries"]
 
 CHECKPOINT_FILE = "checkpoint.pth"
 CONFIG_FILE = "config.yaml"
@@ -128,6 +128,16 @@ def _saved_world_size(run_dir: Path, checkpoint: Optional[Dict[str, Any]]) -> Op
         return json.loads((run_dir / RUN_INFO_FILE).read_text(encoding="utf-8")).get("world_size")
     except (OSError, ValueError):
         return None
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files a killed run left in ``run_dir`` (``.<file>.tmp<pid>`` of the atomic writes,
+    ``log.jsonl.tmp``); they were never renamed, so nothing depends on them. Call it before the run writes."""
+    if not run_dir.is_dir():
+        return
+    for stale in [*run_dir.glob(".*.tmp[0-9]*"), run_dir / (LOG_FILE + ".tmp")]:
+        if stale.is_file():
+            stale.unlink()
 
 
 def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[str, Any]] = None,
