@@ -9,6 +9,8 @@ statistics, the official multi-GPU behaviour) is shown to differ. HL groups are 
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 
@@ -22,6 +24,7 @@ from grepq.train.batchnorm import CrossProcessBatchNorm, convert_cross_process_b
 from grepq.train.distributed import DistInfo, all_reduce_mean, gather_with_grad
 from grepq.train.tasks import HLTask, LLTask
 from test_train_ll import make_training_set, tiny_ll_overrides
+from test_train_resume import KILL_AFTER_STEP, assert_same_run
 
 WORLD = 2
 # the presets' BatchNorm mode, read from the presets themselves
@@ -199,7 +202,7 @@ def test_two_gloo_processes_match_one_process(clip_files, data, tmp_path):
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
 def test_torchrun_two_processes_train_like_one(clip_files, data, tmp_path):
-    args = ["--config", "hl_tiny_cpu", "--data", str(data), f"hl.clip={clip_files['state_dict']}", "hl.bn=frozen",
+    args = ["--config", "hl_tiny_cpu", "--data", str(data), f"hl.clip={clip_files['state_dict']}", f"hl.bn={HL_BN}",
             "run.deterministic=true"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     one = subprocess.run([sys.executable, "-m", "grepq", "train", *args, "--run-dir", str(tmp_path / "one")],
@@ -217,4 +220,57 @@ def test_torchrun_two_processes_train_like_one(clip_files, data, tmp_path):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5) and b["lr"] == a["lr"]
     w1 = torch.load(tmp_path / "one" / "hl_weights.pt", weights_only=True)["state_dict"]
     w2 = torch.load(tmp_path / "two" / "hl_weights.pt", weights_only=True)["state_dict"]
-    assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
+    # Adam moves each weight by about lr * sign(gradient) per step: a weight whose gradient is at rounding level
+    # (attnpool.k_proj.bias has gradient 0: the softmax ignores a shift of every key) may move either way; every
+    # BatchNorm running statistic and all but a few weights agree to float32 rounding
+    lr, steps = 1e-4, len(s1)
+    assert load_config("hl_tiny_cpu")["hl"]["lr"] == lr
+    diff = torch.cat([(w1[k] - w2[k]).abs().flatten() for k in w1 if w1[k].is_floating_point()])
+    assert float(diff.max()) <= 2.01 * steps * lr
+    assert int((diff > 1e-5).sum()) <= 1e-3 * diff.numel(), int((diff > 1e-5).sum())
+    for k in w1:
+        if "running_" in k:
+            assert _relative(w2[k], w1[k]) < 1e-5, k
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch_two(args, code=None):
+    """Two training processes as torchrun starts them (RANK, WORLD_SIZE, MASTER_ADDR/PORT); their exit codes."""
+    port = _free_port()
+    cmd = [sys.executable, "-c", code] if code else [sys.executable, "-m", "grepq"]
+    procs = [subprocess.Popen(cmd + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(WORLD),
+                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1"))
+             for r in range(WORLD)]
+    try:
+        return [p.wait(timeout=600) for p in procs], [p.stderr.read() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
+def test_two_process_run_killed_mid_epoch_resumes_exactly(data, tmp_path):
+    """A 2-process gloo LL run (the preset's bn: global) killed by SIGKILL on both processes two steps past its last
+    checkpoint, across an epoch boundary, then restarted: the same weights, optimiser state and log as the
+    uninterrupted 2-process run."""
+    def args(run_dir):  # 8 folders, global batch 4 -> 2 steps per epoch, 6 steps; checkpoints at 3 and 6
+        return ["train", "--config", "ll_tiny_cpu", *tiny_ll_overrides(data, run_dir), "ll.batch_size=4",
+                "ll.epochs=3", "run.checkpoint_every=3", "run.log_every=1", "run.deterministic=true"]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    codes, errs = _launch_two(args(full))
+    assert codes == [0, 0], errs
+    codes, errs = _launch_two(args(killed), KILL_AFTER_STEP.replace("STEP", "5"))
+    assert codes == [-signal.SIGKILL] * WORLD, errs
+    ckpt = torch.load(killed / "checkpoint.pth", weights_only=True)
+    assert ckpt["state"]["step"] == 3 and ckpt["state"]["epoch"] == 1 and ckpt["world_size"] == WORLD
+    codes, errs = _launch_two(args(killed))
+    assert codes == [0, 0], errs
+    assert_same_run(full, killed)
+    info = json.loads((killed / "run_info.json").read_text())
+    assert info["world_size"] == WORLD and info["resumed_from_step"] == 3 and info["final_step"] == 6
