@@ -55,7 +55,7 @@ def test_unknown_and_mistyped_keys_are_errors_with_a_suggestion(tmp_path):
         load_config(tmp_path / "typo.yaml")
     with pytest.raises(ConfigError, match=r"ll\.batch_size.*expected int, got str"):
         load_config(None, ["ll.batch_size=eight"])
-    with pytest.raises(ConfigError, match=r"hl\.bn.*expected one of \['train', 'sync', 'frozen'\]"):
+    with pytest.raises(ConfigError, match=r"hl\.bn.*expected one of \['global', 'train', 'sync', 'frozen'\]"):
         load_config(None, ["hl.bn=synced"])
     with pytest.raises(ConfigError, match=r"'run' .*is a section"):
         load_config(None, ["run=3"])
