@@ -90,7 +90,7 @@ class Key:
 
 
 _NUM = (int, float)
-_BN_MODES = ("train", "sync", "frozen")
+_BN_MODES = ("global", "train", "sync", "frozen")
 _SCHEDULES = ("cosine", "constant")
 
 # Every paper constant is a key here, with its symbol and source.
@@ -166,9 +166,12 @@ SCHEMA: Dict[str, Any] = {
                                        "CosineAnnealingLR over all iterations) or 'constant'", _SCHEDULES),
         "eta_min": Key(1e-6, _NUM, "cosine floor (official eta_min 1e-6; the paper gives none)"),
         "warmup_epochs": Key(0.0, _NUM, "linear warm-up from 0 over this many epochs (none in paper or official)"),
-        "bn": Key("train", str, "BatchNorm: 'train' (batch statistics per process, as official), 'sync' "
-                                "(SyncBatchNorm, CUDA only), 'frozen' (eval-mode BN, running statistics fixed)",
-                  _BN_MODES),
+        "bn": Key("global", str, "BatchNorm: 'global' = batch statistics of the whole global batch, what one "
+                                 "process computes (the paper's and official single-GPU run; several processes: "
+                                 "SyncBatchNorm on CUDA, grepq's CrossProcessBatchNorm on the CPU), 'train' = "
+                                 "statistics of each process's part (the official code on several GPUs; the same "
+                                 "as 'global' with one process), 'sync' (SyncBatchNorm, CUDA only), 'frozen' "
+                                 "(eval-mode BN, running statistics fixed)", _BN_MODES),
         "drop_last": Key(False, bool, "drop the last incomplete batch of an epoch (official: False)"),
     },
     "hl": {
@@ -209,9 +212,12 @@ SCHEMA: Dict[str, Any] = {
         "eta_min": Key(0.0, _NUM, "cosine floor (only with schedule: cosine)"),
         "warmup_epochs": Key(0.0, _NUM, "linear warm-up from 0 over this many epochs (official: 2.5; the "
                                         "official factor is step / warm-up steps, 0 at the first step)"),
-        "bn": Key("train", str, "BatchNorm of CLIP's ResNet: 'train' (official: train mode, batch statistics "
-                                "per process), 'sync' (SyncBatchNorm over processes, CUDA only), 'frozen' "
-                                "(eval-mode BN, running statistics fixed)", _BN_MODES),
+        "bn": Key("global", str, "BatchNorm of CLIP's ResNet (the official fine-tuning runs it in train mode): "
+                                 "'global' = batch statistics of the whole global batch, what one process computes "
+                                 "(several processes: SyncBatchNorm on CUDA, grepq's CrossProcessBatchNorm on the "
+                                 "CPU), 'train' = statistics of each process's part (the same as 'global' with one "
+                                 "process), 'sync' (SyncBatchNorm, CUDA only), 'frozen' (eval-mode BN, running "
+                                 "statistics fixed)", _BN_MODES),
     },
 }
 

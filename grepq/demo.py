@@ -19,6 +19,7 @@ This is a demonstration of the pipeline at toy scale, not a reproduction of the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,16 @@ class DemoResult:
     hl_message: str = ""
     report: Optional[Path] = None
     notes: List[str] = field(default_factory=list)
+
+
+def check_gain(d: DemoResult) -> Optional[str]:
+    """``grepq demo --check``: None when the trained LL model's zero-shot SRCC (Q_L against MS-SSIM on the held-out
+    images) is higher than the untrained network's, else the reason, naming both numbers (NaN counts as a failure)."""
+    if math.isfinite(d.srcc_trained) and math.isfinite(d.srcc_untrained) and d.srcc_trained > d.srcc_untrained:
+        return None
+    return (f"the trained low-level model does not beat the untrained one on the held-out set: zero-shot Q_L SRCC "
+            f"with MS-SSIM {d.srcc_trained:.3f} (trained) vs {d.srcc_untrained:.3f} (untrained), {d.train_steps} "
+            f"training steps")
 
 
 def skimage_photo_dir() -> Path:

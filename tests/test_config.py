@@ -55,7 +55,7 @@ def test_unknown_and_mistyped_keys_are_errors_with_a_suggestion(tmp_path):
         load_config(tmp_path / "typo.yaml")
     with pytest.raises(ConfigError, match=r"ll\.batch_size.*expected int, got str"):
         load_config(None, ["ll.batch_size=eight"])
-    with pytest.raises(ConfigError, match=r"hl\.bn.*expected one of \['train', 'sync', 'frozen'\]"):
+    with pytest.raises(ConfigError, match=r"hl\.bn.*expected one of \['global', 'train', 'sync', 'frozen'\]"):
         load_config(None, ["hl.bn=synced"])
     with pytest.raises(ConfigError, match=r"'run' .*is a section"):
         load_config(None, ["run=3"])
@@ -167,3 +167,15 @@ def test_eval_values_lists_and_mappings_are_checked():
         load_config(None, ["weights.ll_variants.psnr=a.pt"], schema=REPRODUCE_SCHEMA)
     with pytest.raises(ConfigError, match=r"tables\.cross_pairs: expected \[train, test\] pairs"):
         load_config(None, ["tables.cross_pairs=[[clive]]"], schema=REPRODUCE_SCHEMA)
+def test_bn_global_is_the_presets_mode_and_train_stays_accepted():
+    """bn: global (single-process statistics on any number of processes) is the default and every paper/official
+    preset's mode; 'train', 'sync' and 'frozen' remain valid; the CPU try-out preset for HL keeps BN frozen."""
+    assert load_config()["ll"]["bn"] == load_config()["hl"]["bn"] == "global"
+    for preset in ("ll_paper", "ll_official", "hl_paper", "hl_official", "hl_authors"):
+        task = load_config(preset)["task"]
+        assert load_config(preset)[task]["bn"] == "global", preset
+    for mode in ("train", "sync", "frozen"):
+        assert load_config("hl_paper", [f"hl.bn={mode}"])["hl"]["bn"] == mode
+    with pytest.raises(ConfigError, match="hl.bn"):
+        load_config("hl_paper", ["hl.bn=per_gpu"])
+    assert load_config("hl_tiny_cpu")["hl"]["bn"] == "frozen"

@@ -25,3 +25,21 @@ def test_demo_end_to_end_small_budget(tmp_path, capsys, monkeypatch):
     assert len(list((out / "heldout").glob("*.png"))) == 40
     assert not (set(p.name.split("_")[0] for p in (out / "heldout").glob("*.png")) &
                 set(p.name for p in (out / "train_set").iterdir()))
+
+
+def test_demo_check_fails_when_training_did_not_help(tmp_path, capsys, monkeypatch):
+    """``grepq demo --check`` exits 1 naming both numbers when the trained model does not beat the untrained one
+    (equal, worse or NaN) and 0 when it does; without --check the exit status is 0 either way."""
+    import grepq.demo as demo
+    results = {}
+
+    def fake_run_demo(out, **kw):
+        return demo.DemoResult(tmp_path, results["trained"], results["untrained"], {"trained": {}, "untrained": {}},
+                               1.0, 3, report=tmp_path / "report.md")
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    for trained, untrained, code in ((0.61, 0.40, 0), (0.40, 0.40, 1), (0.35, 0.40, 1), (float("nan"), 0.4, 1)):
+        results.update(trained=trained, untrained=untrained)
+        assert main(["demo", "--out", str(tmp_path), "--check"]) == code, (trained, untrained)
+        err = capsys.readouterr().err
+        assert ("FAILED" in err and f"{untrained:.3f} (untrained)" in err) == (code == 1)
+        assert main(["demo", "--out", str(tmp_path)]) == 0

@@ -18,12 +18,16 @@ missing pristine file (grepq score)                    here: test_missing_pristi
 config typo (grepq eval --config)                      tests/test_cli_eval.py::test_eval_config_file_and_errors
 SIGKILL during feature extraction (grepq eval)         here: test_sigkill_during_feature_extraction_then_resume
   (a lost part file and a stray temp file, in-process) tests/test_features.py::test_cache_is_reused_and_resumes
+  (killed while a cache part is half written)          here: test_sigkill_while_writing_a_feature_part_then_resume
 SIGKILL during prepare                                 tests/test_prepare.py::test_sigkill_mid_run_then_resume_equals_uninterrupted
-SIGKILL during training, a run directory of another    the training tests (tests/test_train_resume.py and the
-  config                                               other test_train* files)
+  (killed while an image file is half written)         here: test_sigkill_while_prepare_writes_an_image_then_resume
+SIGKILL during training (mid-epoch, while writing      tests/test_train_resume.py (one process) and
+  checkpoint.pth, two processes), another config       tests/test_distributed.py (two processes)
 =====================================================  ==========================================================
 """
 import csv
+import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -214,3 +218,85 @@ def test_sigkill_during_feature_extraction_then_resume(weights, tmp_path):
     for a, b in zip(clean, resumed):
         for k in ("q_low", "q_high", "q_total"):
             assert float(b[k]) == pytest.approx(float(a[k]), abs=1e-7), (a["image"], k)
+
+
+#: ``python -c`` driver: the grepq CLI, killed by SIGKILL in the middle of writing a file: the COUNT-th call of
+#: FUNC (a dotted name: numpy.savez, PIL.Image.Image.save) whose first argument is a path under PREFIX writes the
+#: file, cuts it to half its size and kills the process before the caller can go on (rename it, mark it done).
+KILL_MID_WRITE = """
+import importlib, os, signal, sys
+owner_name, attr = "FUNC".rsplit(".", 1)
+try:
+    owner = importlib.import_module(owner_name)
+except ImportError:
+    module, cls = owner_name.rsplit(".", 1)
+    owner = getattr(importlib.import_module(module), cls)
+real, calls = getattr(owner, attr), []
+def half_written(*args, **kwargs):
+    target = args[1] if isinstance(owner, type) else args[0]
+    out = real(*args, **kwargs)
+    if isinstance(target, (str, os.PathLike)) and str(target).startswith("PREFIX"):
+        calls.append(target)
+        if len(calls) == COUNT:
+            path = str(target) if os.path.exists(str(target)) else str(target) + ".npz"
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return out
+setattr(owner, attr, half_written)
+from grepq.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_killed_mid_write(args, func: str, prefix: Path, count: int):
+    code = KILL_MID_WRITE.replace("FUNC", func).replace("PREFIX", str(prefix)).replace("COUNT", str(count))
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def test_sigkill_while_writing_a_feature_part_then_resume(weights, tmp_path):
+    """grepq eval killed while its second cache part (np.savez of grepq/eval/features.py) is half written: the
+    rerun computes exactly the images not in a complete part, and scores like the uninterrupted run."""
+    n = 8
+    scores = make_dataset(tmp_path / "ds", n)
+    assert main(eval_args(weights, scores, tmp_path / "cache_clean", tmp_path / "out_clean")) == 0
+    cache = tmp_path / "cache"
+    run_killed_mid_write(eval_args(weights, scores, cache, tmp_path / "out"), "numpy.savez", cache, 2)
+    at_kill = part_indices(cache)
+    assert len(at_kill) == 1 and len(next(iter(at_kill.values()))) == CACHE_EVERY  # the first part only
+    assert len(list(cache.rglob(".tmp-*"))) == 1  # the half-written second part, never renamed
+    assert main(eval_args(weights, scores, cache, tmp_path / "out")) == 0
+    after = part_indices(cache)
+    assert sorted(i for v in after.values() for i in v) == list(range(n))  # nothing lost, nothing twice
+    assert not list(cache.rglob(".tmp-*"))
+    clean = list(csv.DictReader(open(tmp_path / "out_clean" / "zeroshot_csv_scores.csv")))
+    resumed = list(csv.DictReader(open(tmp_path / "out" / "zeroshot_csv_scores.csv")))
+    assert [r["image"] for r in resumed] == [r["image"] for r in clean]
+    for a, b in zip(clean, resumed):
+        for k in ("q_low", "q_high", "q_total"):
+            assert float(b[k]) == pytest.approx(float(a[k]), abs=1e-7), (a["image"], k)
+
+
+def _tree(root: Path):
+    """{file path relative to root: SHA-1 of its bytes} of the item folders (the run reports aside)."""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.parent != root}
+
+
+def test_sigkill_while_prepare_writes_an_image_then_resume(tmp_path):
+    """grepq prepare killed while the 7th image file (the second item's) is half written: the item is not counted
+    as done, and the rerun's output is byte-identical to an uninterrupted run's. Options that exist since the first
+    release: explicit --types/--levels/--seed, one worker."""
+    inputs = tmp_path / "in"
+    save_photos(inputs, size=(120, 130))
+    opts = ["--types", "jpeg,white_noise", "--levels", "1,5", "--seed", "3", "--workers", "1", "--no-progress"]
+    assert main(["prepare", str(inputs), "--out", str(tmp_path / "clean"), *opts]) == 0
+    out = tmp_path / "killed"
+    run_killed_mid_write(["prepare", inputs, "--out", out, *opts], "PIL.Image.Image.save", out, 7)
+    complete = [d for d in out.iterdir() if d.is_dir() and (d / "versions.json").is_file()]
+    assert len(complete) == 1  # 5 images per item: the first item is complete, the second was being written
+    assert main(["prepare", str(inputs), "--out", str(out), *opts]) == 0
+    clean, resumed = _tree(tmp_path / "clean"), _tree(out)
+    assert len(clean) == 4 * 7 and resumed == clean  # 4 items x (REF + 4 versions + fsim.npy + versions.json)

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 from grepq.eval import metrics as M
 
@@ -158,3 +158,45 @@ def test_polarity_flips_dmos_to_positive_correlations():
     with pytest.raises(ValueError, match="polarity"):
         M.orient(dmos, "sideways")
     assert M.DATASET_POLARITY["LIVE"] == "dmos" and M.DATASET_POLARITY["KonIQ"] == "mos"
+
+
+def _logistic(x, b1, b2, b3, b4):
+    """The VQEG 4-parameter logistic, written here independently of grepq."""
+    return (b1 - b2) / (1.0 + np.exp(-(x - b3) / b4)) + b2
+
+
+def test_logistic_fit_recovers_known_parameters():
+    """400 scores on a known logistic (asymptotes 4.6 and 1.3, centre 0.55, scale 0.09) plus noise of std 0.02:
+    the fitted parameters are the generating ones within a few noise-levels (measured: within 3e-3)."""
+    fit_logistic4_params = M.fit_logistic4_params
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0, 1, 400)
+    true = np.array([4.6, 1.3, 0.55, 0.09])
+    y = _logistic(x, *true) + rng.normal(0, 0.02, x.size)
+    fitted = fit_logistic4_params(x, y)
+    assert np.abs(fitted - true) == pytest.approx(0, abs=0.01)
+    assert abs(fitted[2] - true[2]) < 1e-3 and abs(fitted[3] - true[3]) < 1e-3
+    # a decreasing relation (DMOS-like): the asymptotes swap, the same curve is found
+    back = fit_logistic4_params(-x, y)
+    assert back[0] == pytest.approx(1.3, abs=0.01) and back[1] == pytest.approx(4.6, abs=0.01)
+
+
+def test_logistic_plcc_equals_an_independent_least_squares_fit():
+    """A fixed vector of 12 scores: grepq's logistic PLCC equals the Pearson correlation after an unbounded
+    Levenberg-Marquardt fit of the same curve written here with scipy.optimize.least_squares on the raw scores,
+    and both equal the numbers written below (computed once with that independent fit)."""
+    pred = np.array([0.12, 0.35, 0.41, 0.18, 0.77, 0.52, 0.93, 0.66, 0.29, 0.85, 0.47, 0.08])
+    mos = np.array([1.4, 2.1, 2.9, 1.6, 4.2, 3.0, 4.5, 3.9, 2.6, 4.4, 2.7, 1.2])
+    sol = optimize.least_squares(lambda b: _logistic(pred, *b) - mos, x0=[mos.max(), mos.min(), np.median(pred), 0.1],
+                                 method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=100000)
+    independent = np.corrcoef(_logistic(pred, *sol.x), mos)[0, 1]
+    assert independent == pytest.approx(0.9835790490168312, abs=1e-12)
+    assert M.plcc(pred, mos, "logistic4") == pytest.approx(independent, abs=1e-9)
+    assert M.fit_logistic4_params(pred, mos) == pytest.approx([5.89439345, -1.3824571, 0.31285237, 0.40479551],
+                                                             abs=1e-5)
+    # the raw and the cubic (official) PLCC against numpy directly, and the numbers
+    assert M.plcc(pred, mos, "none") == pytest.approx(np.corrcoef(pred, mos)[0, 1], abs=1e-14)
+    assert M.plcc(pred, mos, "none") == pytest.approx(0.9814706926673055, abs=1e-12)
+    cubic = np.corrcoef(np.polyval(np.polyfit(pred, mos, 3), pred), mos)[0, 1]
+    assert M.plcc(pred, mos, "cubic") == pytest.approx(cubic, abs=1e-14)
+    assert cubic == pytest.approx(0.983808432626586, abs=1e-12)

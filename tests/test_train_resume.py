@@ -1,5 +1,11 @@
-"""Exact resume: a run killed with SIGKILL and resumed ends with the same bits as an uninterrupted run; a run
-directory of another configuration or other data is refused with the differing keys named."""
+"""Exact resume: a run killed with SIGKILL and resumed ends with the same bits as an uninterrupted run (weights,
+optimiser state, log.jsonl) wherever the kill lands — at a random instant after a first checkpoint, in the middle of
+an epoch between two checkpoints, or while checkpoint.pth is being written (the two-process case is in
+tests/test_distributed.py); a run directory of another configuration or other data is refused with the differing
+keys named.
+
+The precise kills run the training in a subprocess whose driver (``KILL_AFTER_STEP`` / ``KILL_IN_CHECKPOINT_WRITE``)
+wraps one function and sends SIGKILL to its own process at the chosen instant: no hook in grepq itself."""
 import json
 import os
 import signal
@@ -17,6 +23,15 @@ from test_train_ll import make_training_set, tiny_ll_overrides
 
 # 8 folders, batch 2 -> 4 steps per epoch, 3 epochs = 12 steps; a checkpoint every 4 steps.
 RUN = ["ll.epochs=3", "run.checkpoint_every=4", "run.deterministic=true", "data.num_workers=0"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two threads per process ran these steps several times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +74,109 @@ def test_sigkill_then_resume_is_bit_identical(data, tmp_path):
     info = json.loads((killed / "run_info.json").read_text())
     assert info["resumed_from_step"] == stopped_at and info["finished"] and info["final_step"] == 12
     assert info["world_size"] == 1 and info["git_revision"]
+
+
+#: ``python -c`` driver: the grepq CLI, killed by SIGKILL right after log.jsonl received the line of step STEP.
+KILL_AFTER_STEP = """
+import os, signal, sys
+from grepq.train import logging as L
+write = L.RunLogger.write
+def killing_write(self, record):
+    write(self, record)
+    if record.get("type") == "step" and record.get("step") == STEP:
+        os.kill(os.getpid(), signal.SIGKILL)
+L.RunLogger.write = killing_write
+from grepq.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+#: ``python -c`` driver: killed while writing checkpoint.pth for the COUNT-th time: half of the temporary file is
+#: on disk (grepq.utils.atomic_torch_save writes it, then renames it), the rename has not happened.
+KILL_IN_CHECKPOINT_WRITE = """
+import os, signal, sys
+replace, calls = os.replace, []
+def killing_replace(src, dst, *a, **k):
+    if os.path.basename(str(dst)) == "checkpoint.pth":
+        calls.append(dst)
+        if len(calls) == COUNT:
+            with open(src, "r+b") as f:
+                f.truncate(os.path.getsize(src) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return replace(src, dst, *a, **k)
+os.replace = killing_replace
+from grepq.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+# 8 folders, batch 2 -> 4 steps per epoch, 2 epochs = 8 steps; a checkpoint every 3 steps (3, 6 and the end), so
+# checkpoints fall inside epochs, and a log line every step.
+PRECISE = ["ll.epochs=2", "run.checkpoint_every=3", "run.log_every=1", "run.deterministic=true"]
+
+
+def run_killed(driver: str, data, run_dir, **marks):
+    code = driver
+    for k, v in marks.items():
+        code = code.replace(k, str(v))
+    args = ["train", "--config", "ll_tiny_cpu", *tiny_ll_overrides(data, run_dir), *PRECISE]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def assert_same_run(a, b):
+    """Two run directories hold the same final weights, checkpoint (model, optimiser, schedule, position) and log."""
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ca, cb = load_checkpoint(a / "checkpoint.pth"), load_checkpoint(b / "checkpoint.pth")
+    assert ca["state"] == cb["state"] and ca["scheduler"] == cb["scheduler"]
+    oa, ob = ca["optimizer"], cb["optimizer"]
+    assert oa["param_groups"] == ob["param_groups"] and oa["state"].keys() == ob["state"].keys()
+    for i in oa["state"]:
+        assert all(torch.equal(torch.as_tensor(oa["state"][i][k]), torch.as_tensor(ob["state"][i][k]))
+                   for k in oa["state"][i])
+    la, lb = log_without_times(a), log_without_times(b)
+    assert la == lb
+    steps = [r["step"] for r in lb if r["type"] == "step"]
+    assert steps == list(range(1, len(steps) + 1))  # no line missing, none twice
+    assert not list(b.glob(".*.tmp*"))  # no temporary file left behind
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
+    finally:
+        torch.set_num_threads(n)
+    return run_dir
+
+
+def test_killed_mid_epoch_between_checkpoints_resumes_exactly(data, uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    run_killed(KILL_AFTER_STEP, data, run_dir, STEP=5)  # step 5 = epoch 1, batch 1; last checkpoint: step 3
+    ckpt = load_checkpoint(run_dir / "checkpoint.pth")
+    assert ckpt["state"]["step"] == 3 and ckpt["state"]["epoch"] == 0 and ckpt["state"]["batch_in_epoch"] == 3
+    logged = [r for r in map(json.loads, open(run_dir / "log.jsonl"))]
+    assert [r.get("step") for r in logged if r["type"] == "step"] == [1, 2, 3, 4, 5]  # 4 and 5 are past it
+    assert any(r["type"] == "epoch" and r["epoch"] == 0 for r in logged)
+    result = train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
+    assert result.finished and result.step == 8
+    assert_same_run(uninterrupted, run_dir)
+    assert json.loads((run_dir / "run_info.json").read_text())["resumed_from_step"] == 3
+
+
+def test_killed_while_writing_the_checkpoint_resumes_exactly(data, uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    run_killed(KILL_IN_CHECKPOINT_WRITE, data, run_dir, COUNT=2)  # the checkpoint of step 6, half written
+    assert load_checkpoint(run_dir / "checkpoint.pth")["state"]["step"] == 3  # the previous one, intact
+    (tmp,) = run_dir.glob(".checkpoint.pth.tmp*")  # the half-written file, never renamed
+    with pytest.raises(Exception):
+        torch.load(tmp, weights_only=True)
+    result = train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
+    assert result.finished and result.step == 8
+    assert_same_run(uninterrupted, run_dir)
 
 
 def test_hl_stop_and_resume_matches_an_uninterrupted_run(clip_files, data, tmp_path):
@@ -112,3 +230,23 @@ def test_a_run_from_before_a_key_existed_resumes_with_that_keys_default(clip_fil
     with pytest.raises(ConfigError, match=r"run.amp: 'off' in the run, 'bf16' now"):
         train(load_config("hl_tiny_cpu", base + ["run.amp=bf16", "run.max_steps=2"]))
     assert train(load_config("hl_tiny_cpu", base + ["run.max_steps=2"])).step == 2
+
+
+def test_a_single_process_run_with_bn_train_resumes_under_the_presets_bn_global(data, tmp_path):
+    """Runs made when the presets said ``bn: train`` resume under ``bn: global`` (the same computation with one
+    process) and end bit-identical to an uninterrupted run; a run of several processes with 'train' normalised
+    per process, which 'global' does not: that one is refused, naming the key."""
+    assert load_config("ll_paper")["ll"]["bn"] == "global"
+    base = tiny_ll_overrides(data, tmp_path / "old", "ll.epochs=1", "run.deterministic=true")
+    train(load_config("ll_tiny_cpu", base + ["ll.bn=train", "run.max_steps=2"]))
+    result = train(load_config("ll_tiny_cpu", base))  # the preset's bn: global now
+    assert result.finished
+    full = train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "new", "ll.epochs=1",
+                                                              "run.deterministic=true")))
+    a, b = weights(tmp_path / "old"), weights(tmp_path / "new")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ckpt = torch.load(tmp_path / "old" / "checkpoint.pth", weights_only=True)
+    ckpt["config"]["ll"]["bn"], ckpt["world_size"] = "train", 2
+    torch.save(ckpt, tmp_path / "old" / "checkpoint.pth")
+    with pytest.raises(ConfigError, match=r"ll\.bn: 'train' in the run, 'global' now"):
+        train(load_config("ll_tiny_cpu", base))

@@ -16,11 +16,14 @@ def add_parser(sub) -> None:
     p.add_argument("--clip-weights", help="CLIP RN50 weights to include the high-level model (default: "
                                           "$GREPQ_CLIP_WEIGHTS or ~/.cache/clip/RN50.pt if present)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--check", action="store_true",
+                   help="exit with status 1 unless the trained model's zero-shot SRCC on the held-out images beats "
+                        "the untrained one's (for CI and scripts)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..demo import check_gain, run_demo
     if args.minutes <= 0:
         print("grepq demo: --minutes must be positive", file=sys.stderr)
         return 2
@@ -34,4 +37,10 @@ def run(args: argparse.Namespace) -> int:
               f"{d.few_shot['untrained'][k]:.3f}")
     print(d.hl_message)
     print(f"report: {d.report}")
+    if args.check:
+        failure = check_gain(d)
+        if failure:
+            print(f"grepq demo --check: FAILED: {failure}", file=sys.stderr)
+            return 1
+        print("grepq demo --check: passed (the trained model beats the untrained one on the held-out set)")
     return 0

@@ -51,6 +51,7 @@ __all__ = [
     "plcc",
     "fit_cubic",
     "fit_logistic4",
+    "fit_logistic4_params",
     "correlations",
     "orient",
     "polarity_sign",
@@ -207,30 +208,23 @@ def _logistic4(x, b1, b2, b3, b4):
     return (b1 - b2) / (1.0 + np.exp(z)) + b2
 
 
-def fit_logistic4(pred, mos, *, maxfev: int = LOGISTIC_MAXFEV) -> np.ndarray:
-    """Fit the VQEG 4-parameter logistic score -> MOS and return the fitted values.
+def _fit_logistic4_standardised(pred, mos, maxfev: int):
+    """The VQEG 4-parameter logistic fitted on standardised ``pred``: (params (4,), z (N,), mean, std of pred).
 
     ``pred`` is standardised internally (zero mean, unit std) for conditioning; this does not change the
-    family of curves. Initial guess: asymptotes at max/min of ``mos`` (swapped when pred and mos are
-    negatively correlated, so that decreasing relations start on the right branch), centre 0, scale 1.
-    The fit is bounded (trust-region-reflective): asymptotes within ``LOGISTIC_ASYMPTOTE_MARGIN`` MOS ranges
-    of the data, centre within +-``LOGISTIC_CENTRE_BOUND`` std of pred, scale in ``LOGISTIC_SCALE_BOUNDS``
-    std. Without bounds a convex, unsaturated relation (e.g. exponential) sends an asymptote to infinity
-    and the fit never converges; with them it converges to a curve indistinguishable on the data.
-
-    Args:
-        pred: (N,) scores. mos: (N,) subjective scores. maxfev: curve_fit evaluation budget.
-
-    Returns:
-        (N,) fitted values.
-
-    Raises:
-        FitError: curve_fit did not converge within ``maxfev`` or gave non-finite parameters.
+    family of curves (the centre and scale are mapped back). Initial guess: asymptotes at max/min of ``mos``
+    (swapped when pred and mos are negatively correlated, so that decreasing relations start on the right
+    branch), centre 0, scale 1. The fit is bounded (trust-region-reflective): asymptotes within
+    ``LOGISTIC_ASYMPTOTE_MARGIN`` MOS ranges of the data, centre within +-``LOGISTIC_CENTRE_BOUND`` std of pred,
+    scale in ``LOGISTIC_SCALE_BOUNDS`` std. Without bounds a convex, unsaturated relation (e.g. exponential)
+    sends an asymptote to infinity and the fit never converges; with them it converges to a curve
+    indistinguishable on the data.
     """
     p, m = check_pair(pred, mos, MIN_SAMPLES["logistic4"])
     if _is_constant(p) or _is_constant(m):
         raise FitError(f"logistic4 fit: expected non-constant pred and mos (N={p.size})")
-    z = (p - p.mean()) / p.std()
+    mu, sd = p.mean(), p.std()
+    z = (p - mu) / sd
     hi, lo = float(m.max()), float(m.min())
     margin = LOGISTIC_ASYMPTOTE_MARGIN * (hi - lo)
     lower = [lo - margin, lo - margin, -LOGISTIC_CENTRE_BOUND, LOGISTIC_SCALE_BOUNDS[0]]
@@ -248,6 +242,29 @@ def fit_logistic4(pred, mos, *, maxfev: int = LOGISTIC_MAXFEV) -> np.ndarray:
         raise FitError(f"logistic4 fit did not converge on N={p.size} samples: {exc}") from exc
     if not np.all(np.isfinite(params)):
         raise FitError(f"logistic4 fit gave non-finite parameters {params.tolist()}")
+    return params, z, mu, sd
+
+
+def fit_logistic4_params(pred, mos, *, maxfev: int = LOGISTIC_MAXFEV) -> np.ndarray:
+    """The parameters (4,) of :func:`fit_logistic4` in the units of ``pred``: ``[b1, b2, b3, b4]`` of
+    f(x) = (b1 - b2) / (1 + exp(-(x - b3) / b4)) + b2 (b1, b2 asymptotes, b3 centre, b4 > 0 scale)."""
+    (b1, b2, c, s), _, mu, sd = _fit_logistic4_standardised(pred, mos, maxfev)
+    return np.array([b1, b2, mu + sd * c, sd * s])
+
+
+def fit_logistic4(pred, mos, *, maxfev: int = LOGISTIC_MAXFEV) -> np.ndarray:
+    """Fit the VQEG 4-parameter logistic score -> MOS (details: :func:`_fit_logistic4_standardised`).
+
+    Args:
+        pred: (N,) scores. mos: (N,) subjective scores. maxfev: curve_fit evaluation budget.
+
+    Returns:
+        (N,) fitted values.
+
+    Raises:
+        FitError: curve_fit did not converge within ``maxfev`` or gave non-finite parameters or values.
+    """
+    params, z, _, _ = _fit_logistic4_standardised(pred, mos, maxfev)
     fitted = _logistic4(z, *params)
     if not np.all(np.isfinite(fitted)):
         raise FitError("logistic4 fit gave non-finite fitted values")

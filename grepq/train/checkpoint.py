@@ -30,7 +30,7 @@ from ..utils import atomic_torch_save
 
 __all__ = ["TrainState", "CHECKPOINT_FILE", "CONFIG_FILE", "RUN_INFO_FILE", "LOG_FILE", "save_checkpoint",
            "load_checkpoint", "rng_state", "set_rng_state", "git_revision", "check_run_dir", "write_run_files",
-           "update_run_info", "atomic_write_text"]
+           "update_run_info", "atomic_write_text", "remove_stale_temporaries"]
 
 CHECKPOINT_FILE = "checkpoint.pth"
 CONFIG_FILE = "config.yaml"
@@ -111,11 +111,42 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[str, Any]] = None) -> None:
+#: BatchNorm modes that compute the same thing when the run has one process (``bn: global`` became the presets'
+#: mode after runs were made with ``bn: train``; such single-process runs resume under either name).
+SAME_BN_WITH_ONE_PROCESS = frozenset({"global", "train"})
+
+
+def _equivalent(key: str, saved: Any, now: Any, world_size: Optional[int], saved_world: Optional[int]) -> bool:
+    return (key.endswith(".bn") and {saved, now} <= SAME_BN_WITH_ONE_PROCESS
+            and world_size == 1 and saved_world in (None, 1))
+
+
+def _saved_world_size(run_dir: Path, checkpoint: Optional[Dict[str, Any]]) -> Optional[int]:
+    if checkpoint is not None:
+        return checkpoint.get("world_size")
+    try:
+        return json.loads((run_dir / RUN_INFO_FILE).read_text(encoding="utf-8")).get("world_size")
+    except (OSError, ValueError):
+        return None
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files a killed run left in ``run_dir`` (``.<file>.tmp<pid>`` of the atomic writes,
+    ``log.jsonl.tmp``); they were never renamed, so nothing depends on them. Call it before the run writes."""
+    if not run_dir.is_dir():
+        return
+    for stale in [*run_dir.glob(".*.tmp[0-9]*"), run_dir / (LOG_FILE + ".tmp")]:
+        if stale.is_file():
+            stale.unlink()
+
+
+def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[str, Any]] = None,
+                  world_size: Optional[int] = None) -> None:
     """An existing run directory must hold a run of the same configuration (keys allowed to differ aside).
 
-    The checkpoint's configuration is authoritative when there is one, else ``config.yaml``.
-    Raises :class:`ConfigError` naming every differing key with both values.
+    The checkpoint's configuration is authoritative when there is one, else ``config.yaml``. With ``world_size``
+    1 (this run's number of processes) and a run of one process, ``bn`` 'train' and 'global' count as equal (the
+    same computation). Raises :class:`ConfigError` naming every differing key with both values.
     """
     saved = None
     source = ""
@@ -129,7 +160,8 @@ def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[
         source = str(run_dir / CONFIG_FILE)
     if not isinstance(saved, dict):
         return
-    diffs = config_differences(saved, cfg)
+    saved_world = _saved_world_size(run_dir, checkpoint)
+    diffs = [d for d in config_differences(saved, cfg) if not _equivalent(*d, world_size, saved_world)]
     if diffs:
         listing = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in diffs)
         raise ConfigError(

@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import ConfigError
-from .checkpoint import (CHECKPOINT_FILE, LOG_FILE, TrainState, check_run_dir, load_checkpoint, rng_state, run_info,
-                         save_checkpoint, set_rng_state, update_run_info, write_run_files)
+from .checkpoint import (CHECKPOINT_FILE, LOG_FILE, TrainState, check_run_dir, load_checkpoint, remove_stale_temporaries,
+                         rng_state, run_info, save_checkpoint, set_rng_state, update_run_info, write_run_files)
 from ..data.layout import data_fingerprint
 from ..data.training_set import EpochSampler
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -177,7 +177,7 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
     # -- run directory and resuming -----------------------------------------------------------------------
     ckpt_path = run_dir / CHECKPOINT_FILE
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
-    check_run_dir(run_dir, cfg, ckpt)  # every process checks, so all of them stop on a mismatch
+    check_run_dir(run_dir, cfg, ckpt, world)  # every process checks, so all of them stop on a mismatch
     if ckpt is not None:
         if ckpt["world_size"] != world:
             raise ConfigError(f"{ckpt_path}: the run used {ckpt['world_size']} processes, now {world}; resume it with "
@@ -196,6 +196,7 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
             print(f"grepq train: resuming {run_dir} from step {state.step} of {total_steps} (epoch {state.epoch})",
                   file=sys.stderr)
     if info.is_main:
+        remove_stale_temporaries(run_dir)
         meta = run_info(cfg, world, str(info.device), info.backend)
         meta.update(steps_per_epoch=steps_per_epoch, total_steps=total_steps, images=len(dataset),
                     resumed_from_step=state.step if ckpt is not None else None, finished=False)

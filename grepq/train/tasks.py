@@ -10,6 +10,9 @@ loss of the whole global batch computed in one process:
   pseudo-labels, detached) and the head outputs (with their gradients) of all processes and computes the same
   global loss; the gathered gradient is summed over processes (:func:`gather_with_grad`), which DDP's average
   turns back into the single-process gradient. Nothing to scale.
+* BatchNorm (``bn``): 'global' (the presets) normalises with the statistics of the whole global batch, as one
+  process does (``batchnorm.py``); 'train' with the statistics of each process's part, so the loss then depends on
+  the number of processes (as in the official code on several GPUs).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ..models.high_level import HighLevelModel, load_clip, save_high_level
 from ..models.low_level import LowLevelModel, save_low_level
 from ..utils import autocast_context, check_amp
 from ..data.training_set import HLTrainingDataset, LLTrainingDataset
+from .batchnorm import convert_global_batchnorm
 from .distributed import DistInfo, gather_no_grad, gather_with_grad
 
 __all__ = ["Task", "LLTask", "HLTask", "build_task", "TASK_CLASSES"]
@@ -49,8 +53,10 @@ class Task:
         if self.section["bn"] == "sync":
             if self.device.type != "cuda":
                 raise ValueError(f"{self.name}.bn: 'sync' (SyncBatchNorm) needs CUDA devices, got {self.device}; "
-                                 f"use 'train' or 'frozen' on the CPU")
+                                 f"use 'global' (the same statistics on the CPU), 'train' or 'frozen'")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        elif self.section["bn"] == "global":  # the single-process statistics however the batch is split
+            self.model = convert_global_batchnorm(self.model, self.device, self.info.world_size)
         self.amp = check_amp(self.device, cfg["run"].get("amp", "off"))
         self.channels_last = bool(cfg["run"].get("channels_last", False))
         self.model.to(self.device)
@@ -103,7 +109,8 @@ class Task:
         return cls(self.trainable_parameters(), lr=s["lr"], betas=tuple(s["betas"]), weight_decay=s["weight_decay"])
 
     def train_mode(self) -> None:
-        """model.train(); with ``bn: frozen`` the BatchNorm layers stay in eval mode (running statistics fixed)."""
+        """model.train(); with ``bn: frozen`` the BatchNorm layers stay in eval mode (running statistics fixed).
+        ``global``, ``train`` and ``sync`` all use batch statistics; they differ only in which batch (module note)."""
         self.model.train()
         if self.section["bn"] == "frozen":
             for m in self.model.modules():
