@@ -3,8 +3,8 @@
 One sample = one image folder of 9 versions (reference + 8 distortions), the whole ``LLTrainingDataset.__getitem__``:
 decode the 9 files, the FSIM matrix, two aligned fragment samplings (7x7 x 32 px -> 224) and the flips.
 
-* stored:   ``ll.similarity: stored`` — the (9, 9) matrix ``fsim.npy`` written once by ``grepq prepare``;
-* official: ``ll.similarity: compute`` — one ``piq.fsim(data_range=1.0)`` per pair (36 calls) in float64 in every
+* stored:   ``ll.fsim_source: stored`` — the (9, 9) matrix ``fsim.npy`` written once by ``grepq prepare``;
+* official: ``ll.fsim_source: compute`` — one ``piq.fsim(data_range=1.0)`` per pair (36 calls) in float64 in every
   ``__getitem__``, as the official ``FrameLoaderLLModel`` does (the same folders without ``fsim.npy``).
 
 Photos: the first ``--images`` BSDS500 images (481 x 321) from /work/shared/data/bsds500 if present, otherwise
@@ -132,8 +132,8 @@ def main() -> None:
         tmp = Path(tmp)
         stored = build_folders(images, tmp)
         official = official_copy(stored, tmp)
-        fast = LLTrainingDataset(stored, versions="all", similarity="stored")
-        slow = LLTrainingDataset(official, versions="all", similarity="compute")
+        fast = LLTrainingDataset(stored, versions="all", fsim_source="stored")
+        slow = LLTrainingDataset(official, versions="all", fsim_source="compute")
         sample = fast[(0, 0)]
         d = sample["anchor"].shape[0]
         h, w = images[0][1].shape[:2]

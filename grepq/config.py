@@ -137,7 +137,8 @@ SCHEMA: Dict[str, Any] = {
         "versions": Key("distorted", str, "the D versions of an image folder: 'distorted' = the distortions only "
                                           "(paper §4: '8 distorted versions each', D = 8) or 'all' = every image "
                                           "file, reference included (official loader: 9)", ("distorted", "all")),
-        "similarity": Key("auto", str, "FSIM s of Eq. 1: 'stored' = the folder's fsim.npy, 'compute' = "
+        "fsim_source": Key("auto", str, "where FSIM s of Eq. 1 comes from (was ll.similarity): 'stored' = the "
+                                        "folder's fsim.npy, 'compute' = "
                                        "piq.fsim per pair in the loader, float64 (official, slow), 'auto' = "
                                        "stored when the folder has fsim.npy; used only with pair_weight 'fsim'",
                           ("auto", "stored", "compute")),
@@ -197,7 +198,8 @@ SCHEMA: Dict[str, Any] = {
                                   "(SPEC §3)", ("paper", "official")),
         "temperature": Key(0.1, _NUM, "τ2 of Eq. 3 (paper §4: 0.1; official loss default 0.5)"),
         "crop": Key(224, int, "centre-crop side (paper §4, official crop_size 224); no resize before it"),
-        "small_image": Key("pad", str, "images under crop x crop: 'pad' = torchvision CenterCrop zero-pads the "
+        "small_crop": Key("pad", str, "images under crop x crop (was hl.small_image): 'pad' = torchvision "
+                                      "CenterCrop zero-pads the "
                                        "normalised tensor (official), 'resize' = short side resized to crop "
                                        "first (bicubic, antialiased)", ("pad", "resize")),
         "batch_size": Key(128, int, "N images per step over all processes (paper §4, official 128); groups "
@@ -607,7 +609,9 @@ def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
     A key the saved configuration lacks (written by a grepq version before the key existed) counts as that version's
     behaviour, the key's default: e.g. ``run.amp`` is "off" in runs made before mixed precision was an option.
     """
-    a = dict(flatten(defaults()), **flatten(saved))
+    renamed = TRAIN_SCHEMA.renamed
+    saved_flat = {renamed[k][0] if k in renamed else k: v for k, v in flatten(saved).items()}  # old key names
+    a = dict(flatten(defaults()), **saved_flat)
     b = flatten(current)
     task = current.get("task")
     other = [t for t in TASKS if t != task]
@@ -620,7 +624,14 @@ def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
     return out
 
 
-TRAIN_SCHEMA = Schema("train", SCHEMA, _check_train)
+#: Training keys renamed in grepq 0.2 (old name -> new name, no value change); the old names load with a
+#: DeprecationWarning until the next release, and runs saved with them resume.
+TRAIN_RENAMED: Dict[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {
+    "ll.similarity": ("ll.fsim_source", None),  # where FSIM comes from; the measure is ll.pair_weight
+    "hl.small_image": ("hl.small_crop", None),  # pad|resize before the crop; scoring's small_image is upsample|error
+}
+
+TRAIN_SCHEMA = Schema("train", SCHEMA, _check_train, renamed=TRAIN_RENAMED)
 
 
 # --------------------------------------------------------------------------------------------------------------

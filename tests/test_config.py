@@ -179,3 +179,22 @@ def test_bn_global_is_the_presets_mode_and_train_stays_accepted():
     with pytest.raises(ConfigError, match="hl.bn"):
         load_config("hl_paper", ["hl.bn=per_gpu"])
     assert load_config("hl_tiny_cpu")["hl"]["bn"] == "frozen"
+
+
+def test_renamed_training_keys_still_load_and_old_runs_compare_equal(tmp_path):
+    """ll.similarity -> ll.fsim_source and hl.small_image -> hl.small_crop (grepq 0.2): the old names load with a
+    DeprecationWarning, and a run saved with them counts as the same configuration on resume."""
+    import warnings as _w
+
+    from grepq.config import config_differences, load_config
+    old = tmp_path / "old.yaml"
+    old.write_text("task: ll\nll:\n  similarity: stored\nhl:\n  small_image: resize\n")
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        cfg = load_config(old)
+    assert cfg["ll"]["fsim_source"] == "stored" and cfg["hl"]["small_crop"] == "resize"
+    assert {str(w.message).split("'")[1] for w in caught if w.category is DeprecationWarning} >= {
+        "ll.similarity", "hl.small_image"}
+    saved = {"task": "ll", "ll": {"similarity": "stored"}, "hl": {"small_image": "resize"}}
+    assert config_differences(saved, cfg) == []
+    assert config_differences(dict(saved, ll={"similarity": "compute"}), cfg) == [("ll.fsim_source", "compute", "stored")]

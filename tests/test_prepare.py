@@ -302,7 +302,7 @@ def test_kadis_naming_is_the_official_layout_and_grepq_reads_it(photos, tmp_path
     for kadis_file, grepq_file in by_kadis.items():  # ... and the same pixels
         assert np.array_equal(imread(folder / kadis_file), imread(reference_run[0] / "astronaut" / grepq_file))
     assert (out / ".grepq" / "astronaut.bmp" / FSIM_FILE).is_file()
-    ds = LLTrainingDataset(out, versions="all", similarity="stored")
+    ds = LLTrainingDataset(out, versions="all", fsim_source="stored")
     assert [p.name for p in ds.folders] == ["astronaut.bmp", "chelsea.bmp", "coffee.bmp"]
     _, sim = ds.load(0)
     assert sim.shape == (9, 9) and torch.equal(sim, torch.from_numpy(np.load(out / ".grepq/astronaut.bmp/fsim.npy")))

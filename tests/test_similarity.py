@@ -54,7 +54,7 @@ def test_bad_inputs():
 def test_loader_gives_the_measure_of_the_selected_versions(tmp_path):
     data = make_training_set(tmp_path / "d", n=2, size=(72, 88))
     for measure in ("ssim", "gmsd"):
-        ds = LLTrainingDataset(data, measure=measure, similarity="stored", grid=2, patch=16)  # stored: FSIM only
+        ds = LLTrainingDataset(data, measure=measure, fsim_source="stored", grid=2, patch=16)  # stored: FSIM only
         stack, sim = ds.load(1)
         assert sim.shape == (4, 4) and torch.equal(sim, similarity_matrix(stack, measure))
         assert not torch.allclose(sim, torch.from_numpy(np.load(ds.folders[1] / "fsim.npy"))[1:, 1:].double())

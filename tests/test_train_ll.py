@@ -152,14 +152,14 @@ def test_versions_and_stored_fsim(data):
 
 def test_official_layout_computes_fsim_with_piq(tmp_path):
     root = make_training_set(tmp_path / "official", n=1, size=(48, 56), layout="official")
-    ds = LLTrainingDataset(root, versions="all", similarity="auto")
+    ds = LLTrainingDataset(root, versions="all", fsim_source="auto")
     s = ds[(0, 0)]["similarity"]
     assert s.shape == (5, 5) and torch.allclose(s, s.t()) and torch.all(s.diagonal() == 1)
     files = sorted((root / "img00").glob("*.png"))
     x = [torch.from_numpy(np.array(Image.open(f))).permute(2, 0, 1)[None].double() / 255 for f in files[:2]]
     assert float(s[1, 0]) == pytest.approx(float(piq.fsim(x[1], x[0], data_range=1.0)), abs=1e-6)
     with pytest.raises(DataError, match="no fsim.npy"):
-        LLTrainingDataset(root, similarity="stored")[(0, 0)]
+        LLTrainingDataset(root, fsim_source="stored")[(0, 0)]
 
 
 def test_bad_folders_are_clear_errors(tmp_path):

@@ -9,13 +9,14 @@
 Layouts read (``data.root``): grepq's prepared folders (``grepq prepare``, with ``fsim.npy`` and
 ``versions.json`` in the folder or in the ``.grepq`` sidecar of the official naming), or the official layout:
 a folder of versions and nothing else. FSIM is then computed in the loader with one ``piq.fsim(data_range=1.0)``
-per pair in float64, as the official loader does (slow: ``similarity: compute``).
+per pair in float64, as the official loader does (slow: ``ll.fsim_source: compute``).
 
 Shapes: a version stack is (D, 3, H, W) float32 in [0, 1]; fragments are (D, 3, S, S), S = grid * patch.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -59,6 +60,15 @@ def _read_stack(folder: Path, names: Sequence[str]) -> torch.Tensor:
     return torch.stack(imgs)
 
 
+
+def _renamed_argument(old: str, old_value, new: str, new_value):
+    """The value of a keyword argument renamed in grepq 0.2: the old name still works, with a DeprecationWarning."""
+    if old_value is None:
+        return new_value
+    warnings.warn(f"the {old}= argument is deprecated and will be removed in the next release; use {new}=",
+                  DeprecationWarning, stacklevel=3)
+    return old_value
+
 class LLTrainingDataset(Dataset):
     """Low-level training samples: one image folder -> its D versions as two fragment views and their FSIM.
 
@@ -68,24 +78,25 @@ class LLTrainingDataset(Dataset):
     Args:
         root: folder of image folders. limit: first N folders only.
         versions: "distorted" (the files without ``_REF``: paper D = 8) or "all" (every image file: official 9).
-        similarity: where FSIM comes from: "stored" (``fsim.npy``), "compute" (piq per pair, official) or "auto"
-            (used only when ``measure`` is "fsim").
+        fsim_source: where FSIM comes from: "stored" (``fsim.npy``), "compute" (piq per pair, official) or "auto"
+            (used only when ``measure`` is "fsim"). ``similarity=`` is its old name (deprecated).
         measure: the pair weight: "fsim" (paper), "ssim", "ms_ssim", "gmsd" (Table 4; computed from the decoded
             versions, :mod:`grepq.data.similarity`) or "none" (all zeros: InfoNCE, Table 4's "None" row).
         grid, patch, flip_p: fragment sampler parameters. seed: the run's seed.
     """
 
-    def __init__(self, root, limit: Optional[int] = None, versions: str = "distorted", similarity: str = "auto",
+    def __init__(self, root, limit: Optional[int] = None, versions: str = "distorted", fsim_source: str = "auto",
                  grid: int = FRAGMENT_GRID, patch: int = FRAGMENT_PATCH, flip_p: float = FLIP_P, seed: int = 0,
-                 measure: str = "fsim"):
+                 measure: str = "fsim", *, similarity: Optional[str] = None):
+        fsim_source = _renamed_argument("similarity", similarity, "fsim_source", fsim_source)
         if versions not in ("distorted", "all"):
             raise ValueError(f"versions must be 'distorted' or 'all', got {versions!r}")
-        if similarity not in ("auto", "stored", "compute"):
-            raise ValueError(f"similarity must be 'auto', 'stored' or 'compute', got {similarity!r}")
+        if fsim_source not in ("auto", "stored", "compute"):
+            raise ValueError(f"fsim_source must be 'auto', 'stored' or 'compute', got {fsim_source!r}")
         if measure not in PAIR_MEASURES:
             raise ValueError(f"measure must be one of {PAIR_MEASURES}, got {measure!r}")
         self.folders = list_image_folders(root, limit)
-        self.versions, self.similarity, self.measure = versions, similarity, measure
+        self.versions, self.fsim_source, self.measure = versions, fsim_source, measure
         self.grid, self.patch, self.flip_p, self.seed = grid, patch, float(flip_p), int(seed)
 
     def __len__(self) -> int:
@@ -115,10 +126,10 @@ class LLTrainingDataset(Dataset):
             except ValueError as exc:
                 raise DataError(f"{folder}: {exc}") from None
         stored = stored_fsim_path(folder).is_file()
-        if self.similarity == "stored" and not stored:
-            raise DataError(f"{folder}: no {FSIM_FILE} (looked for {stored_fsim_path(folder)}; ll.similarity: "
-                            f"stored); run grepq prepare, or use similarity 'compute' / 'auto'")
-        if self.similarity == "compute" or (self.similarity == "auto" and not stored):
+        if self.fsim_source == "stored" and not stored:
+            raise DataError(f"{folder}: no {FSIM_FILE} (looked for {stored_fsim_path(folder)}; ll.fsim_source: "
+                            f"stored); run grepq prepare, or use fsim_source 'compute' / 'auto'")
+        if self.fsim_source == "compute" or (self.fsim_source == "auto" and not stored):
             sim = fsim_matrix_piq(stack)
         else:
             full = read_similarity(folder, len(names))
@@ -134,18 +145,21 @@ class LLTrainingDataset(Dataset):
                 "similarity": sim.to(torch.float32), "index": index, "name": self.folders[index].name}
 
 
-def hl_preprocess(img: torch.Tensor, crop: int = 224, small_image: str = "pad") -> torch.Tensor:
+def hl_preprocess(img: torch.Tensor, crop: int = 224, small_crop: str = "pad", *,
+                  small_image: Optional[str] = None) -> torch.Tensor:
     """HL training input (official order): ToTensor → CLIP Normalize → CenterCrop ``crop`` (no resize).
 
     img: (3, H, W) in [0, 1] -> (3, crop, crop). An image smaller than ``crop``: "pad" = torchvision's
     CenterCrop zero-pads the *normalised* tensor (so the border is the CLIP mean colour; official), "resize" =
-    the short side is first resized to ``crop`` (bicubic, antialiased, clamped to [0, 1]).
+    the short side is first resized to ``crop`` (bicubic, antialiased, clamped to [0, 1]) (``small_crop``;
+    ``small_image=`` is its old name, deprecated).
     """
     from torchvision.transforms import functional as TF
 
-    if small_image not in ("pad", "resize"):
-        raise ValueError(f"small_image must be 'pad' or 'resize', got {small_image!r}")
-    if small_image == "resize" and min(img.shape[-2:]) < crop:
+    small_crop = _renamed_argument("small_image", small_image, "small_crop", small_crop)
+    if small_crop not in ("pad", "resize"):
+        raise ValueError(f"small_crop must be 'pad' or 'resize', got {small_crop!r}")
+    if small_crop == "resize" and min(img.shape[-2:]) < crop:
         img = TF.resize(img, crop, interpolation=TF.InterpolationMode.BICUBIC, antialias=True).clamp_(0, 1)
     mean = torch.tensor(CLIP_MEAN, dtype=img.dtype).view(3, 1, 1)
     std = torch.tensor(CLIP_STD, dtype=img.dtype).view(3, 1, 1)
@@ -158,9 +172,11 @@ class HLTrainingDataset(Dataset):
     ``dataset[index]`` -> ``{"image": (3, crop, crop), "index": int, "name": str}``. No randomness.
     """
 
-    def __init__(self, root, limit: Optional[int] = None, crop: int = 224, small_image: str = "pad"):
+    def __init__(self, root, limit: Optional[int] = None, crop: int = 224, small_crop: str = "pad", *,
+                 small_image: Optional[str] = None):
         self.folders = list_image_folders(root, limit)
-        self.crop, self.small_image = crop, small_image
+        self.crop = crop
+        self.small_crop = _renamed_argument("small_image", small_image, "small_crop", small_crop)
 
     def __len__(self) -> int:
         return len(self.folders)
@@ -179,7 +195,7 @@ class HLTrainingDataset(Dataset):
             img = read_image(self.reference(index))
         except ImageReadError as exc:
             raise DataError(str(exc)) from None
-        return {"image": hl_preprocess(img, self.crop, self.small_image), "index": index,
+        return {"image": hl_preprocess(img, self.crop, self.small_crop), "index": index,
                 "name": self.folders[index].name}
 
 

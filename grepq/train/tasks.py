@@ -160,7 +160,7 @@ class LLTask(Task):
 
     def build_dataset(self, root, limit: Optional[int] = None) -> LLTrainingDataset:
         s = self.section
-        return LLTrainingDataset(root, limit=limit, versions=s["versions"], similarity=s["similarity"],
+        return LLTrainingDataset(root, limit=limit, versions=s["versions"], fsim_source=s["fsim_source"],
                                  measure=s["pair_weight"],
                                  grid=s["grid"], patch=s["patch"], flip_p=s["flip_p"], seed=self.cfg["seed"])
 
@@ -223,7 +223,7 @@ class HLTask(Task):
         return model
 
     def build_dataset(self, root, limit: Optional[int] = None) -> HLTrainingDataset:
-        return HLTrainingDataset(root, limit=limit, crop=self.section["crop"], small_image=self.section["small_image"])
+        return HLTrainingDataset(root, limit=limit, crop=self.section["crop"], small_crop=self.section["small_crop"])
 
     def group_size(self, n: int) -> int:
         """M for a global batch of n images: hl.group_size, else round(n / k) (paper §3.3)."""
