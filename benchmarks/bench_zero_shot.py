@@ -150,7 +150,7 @@ def make_test_folder(folder: Path, n: int, side: int = TEST_SIDE) -> List[Path]:
 
 def make_pristine(path: Path, n_patches: int, seed: int = 0) -> None:
     """``n_patches`` random 96x96 crops of photographs (BSDS500 train + val), official HDF5 format."""
-    from grepq.eval.pristine import write_pristine_hdf5
+    from grepq.scoring.pristine import write_pristine_hdf5
 
     imgs = photos("train", 200) + photos("val", 100)
     rng = np.random.default_rng(seed)
@@ -407,7 +407,7 @@ def plain_worker(work: Path, images: Path, components: str, out: Path) -> None:
 
 def run_floor(paths: Dict[str, Path], components: str = "low,high", chunk: int = 64) -> float:
     """Seconds of the forward passes alone (LL over all patches, HL on whole images), inputs in memory."""
-    from grepq.eval import zero_shot as zs
+    from grepq.scoring import zero_shot as zs
     from grepq.io import read_image
     from grepq.models.high_level import HighLevelModel, load_clip, load_hl_visual_weights, normalize
     from grepq.models.low_level import load_low_level

@@ -148,7 +148,7 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
     from .api import GRepQ
     from .eval import metrics
     from .eval.features import extract_features
-    from .eval.pristine import select_pristine_patches
+    from .scoring.pristine import select_pristine_patches
     from .eval.protocols import data_efficient
     from .models.low_level import LowLevelModel, load_low_level
 

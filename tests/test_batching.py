@@ -11,7 +11,7 @@ from conftest import photo
 from grepq import GRepQ
 from grepq.batching import batch_limit, prefetch_map, same_size_batches
 from grepq.eval import features as fx
-from grepq.eval import zero_shot as zs
+from grepq.scoring import zero_shot as zs
 from grepq.models import high_level as hlm
 from grepq.models.high_level import HighLevelModel
 

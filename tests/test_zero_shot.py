@@ -18,8 +18,8 @@ from PIL import Image
 
 from conftest import photo
 from grepq import GRepQ
-from grepq.eval import pristine as pr
-from grepq.eval import zero_shot as zs
+from grepq.scoring import pristine as pr
+from grepq.scoring import zero_shot as zs
 from grepq.models.high_level import CLIP_MEAN, CLIP_STD, HighLevelModel, text_embeddings
 from grepq.models.low_level import official_state_dict
 
