@@ -31,8 +31,8 @@ def mixed_dir(tmp_path_factory):
 
 
 def _scorer(small_clip, ll_model, pristine, **kw):
-    return GRepQ(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)), pristine=pristine,
-                 progress=False, **kw)
+    return GRepQ.from_files(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)), pristine=pristine,
+                            progress=False, **kw)
 
 
 def test_same_size_batches_groups_consecutive_and_keeps_order():
