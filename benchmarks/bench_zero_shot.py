@@ -91,7 +91,9 @@ def wait_for_idle(max_wait: float = 600.0, quiet: Optional[float] = None) -> flo
     makes it infinite), so that timings are not shared with them; returns the busy cores seen last. On Linux only
     (elsewhere returns at once)."""
     quiet = IDLE_CORES if quiet is None else quiet
-    if not os.path.exists("/proc/stat") or quiet == float("inf"):
+    if os.path.exists("/proc/stat") and quiet == float("inf"):
+        return busy_cores()  # --no-wait: measured and reported, not waited for
+    if not os.path.exists("/proc/stat"):
         return 0.0
     t = time.monotonic()
     busy = busy_cores()
