@@ -3,29 +3,33 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from .batching import prefetch_map, same_size_batches
-from .eval import zero_shot as zs
-from .eval.pristine import load_pristine
 from .fingerprint import tensors_fingerprint
 from .io import ImageReadError, expand_inputs, read_image
-from .models.high_level import DEFAULT_PROMPTS, HighLevelModel, load_clip, load_hl_visual_weights
+from .models import high_level as hlm
+from .models.high_level import DEFAULT_PROMPTS, K2, HighLevelModel
 from .models.low_level import LowLevelModel, load_low_level
+from .scoring import zero_shot as zs
+from .scoring.cache import ConstantsCache
+from .scoring.pristine import load_pristine, read_pristine_hdf5
+from .scoring.settings import COMPONENTS, ScoringSettings  # noqa: F401  (COMPONENTS: grepq 0.1 exported it here)
 from .utils import autocast_context, check_amp
 
-__all__ = ["GRepQ", "ScoreRow", "resolve_device", "STOCK_CLIP"]
+__all__ = ["GRepQ", "ScoreRow", "ScoringSettings", "resolve_device", "STOCK_CLIP"]
 
 log = logging.getLogger("grepq")
 
 #: ``hl_weights`` value that scores with CLIP's own image encoder (no GRepQ fine-tuning), chosen explicitly.
 STOCK_CLIP = "stock-clip"
-COMPONENTS = ("low", "high")
 
 
 def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
@@ -51,118 +55,105 @@ class ScoreRow:
 
 
 class GRepQ:
-    """Zero-shot GRepQ scorer.
+    """Zero-shot GRepQ scorer, built from models and settings: ``GRepQ(ll, hl, pristine, settings)``.
+
+    For weight files use :meth:`from_files`. (The keyword form of grepq 0.1, ``GRepQ(ll_weights=..., hl_weights=...,
+    clip_weights=..., pristine=..., device=...)``, still works for one release: it calls :meth:`from_files` and
+    warns with a DeprecationWarning.)
 
     Args:
-        ll_weights: low-level weights (the official ``.tar``, a grepq checkpoint) or a :class:`LowLevelModel`.
-        hl_weights: high-level weights (the official ``high_level_model_weights.pth``, a grepq checkpoint), a
-            :class:`HighLevelModel`, or ``"stock-clip"`` to score with CLIP's untouched image encoder.
-        clip_weights: CLIP weights for the text encoder and architecture: a model name, ``RN50.pt`` or a state dict
-            file (default: ``$GREPQ_CLIP_WEIGHTS``, else "RN50" from CLIP's cache).
-        pristine: pristine patches: the official HDF5 file, a folder of pristine images, or a (N, 3, R, R) tensor.
-        device: "cpu", "cuda", "cuda:N".
-        pos_embedding: "drop" (official), "interpolate" or "keep" (SPEC §4).
-        prompts: the (good, bad) prompts of Eq. 2.
-        components: which of ("low", "high") to compute; q_total needs both.
-        k1, k2: Eq. 6 and Eq. 2 constants (0.01 and 10, paper and official code).
-        patch_size, patch_stride, cov_eps: R = 96, stride 48, covariance stabiliser 0.001 (official code).
-        chunk_size: LL patches per forward pass (memory bound; results do not depend on it beyond float32 rounding).
-        batch_size: consecutive images of one size scored in one forward pass (default 1 on the CPU, where batching
-            gains nothing measurable, 8 on CUDA); at most ``max_batch_pixels`` pixels per batch. Scores do not
-            depend on it beyond float32 rounding (tested: 1e-5).
-        decode_workers: threads decoding the next images while the models run (0: decode in the caller's thread).
-        amp: "off" (float32, the reference and default), "bf16" or "fp16": the models run under ``torch.autocast``
-            (faster on recent GPUs; scores differ from float32 by the lower precision's rounding). The NIQE statistics
-            and Eq. 2 / Eq. 6 are computed in float32 from the features.
-        channels_last: keep the models (and whole-image batches) in channels_last memory format (faster convolutions
-            on recent GPUs; the same scores up to float32 rounding).
-        small_image: "upsample" or "error" for images giving fewer than two patches (:func:`ensure_min_size`).
-        save_pristine: when ``pristine`` is a folder, also write the selected patches to this HDF5 file.
+        ll: the low-level model (:class:`LowLevelModel`), needed for the "low" component; moved to the device.
+        hl: the high-level model (:class:`HighLevelModel`, with its prompt embeddings), needed for "high".
+        pristine: the pristine patches (N, 3, R, R) float32 in [0, 1] of Eq. 5, or a function returning them (read
+            only if needed: with the pristine statistics cached, never).
+        settings: :class:`ScoringSettings` (default: its defaults).
+        cache: a :class:`grepq.scoring.cache.ConstantsCache` keeping the pristine statistics across processes, or
+            None (computed once per scorer).
+        fingerprints: known content fingerprints ``{"ll": ..., "pristine": ...}`` of the models' weights and the
+            pristine patches (:func:`grepq.fingerprint.tensors_fingerprint` of the same tensors; what
+            :meth:`fingerprints` returns); missing ones are computed from the tensors when needed.
     """
 
-    def __init__(
-        self,
-        ll_weights=None,
-        hl_weights=None,
-        clip_weights=None,
-        pristine=None,
-        device: Union[str, torch.device] = "cpu",
-        pos_embedding: str = "drop",
-        prompts: Tuple[str, str] = DEFAULT_PROMPTS,
-        components: Sequence[str] = COMPONENTS,
-        k1: float = zs.K1,
-        k2: float = 10.0,
-        patch_size: int = zs.PATCH_SIZE,
-        patch_stride: int = zs.PATCH_STRIDE,
-        cov_eps: float = zs.COV_EPS,
-        chunk_size: int = 64,
-        batch_size: Optional[int] = None,
-        max_batch_pixels: int = 4_000_000,
-        decode_workers: int = 0,
-        amp: str = "off",
-        channels_last: bool = False,
-        small_image: str = "upsample",
-        save_pristine: Optional[Union[str, Path]] = None,
-        progress: bool = True,
-    ):
-        bad = [c for c in components if c not in COMPONENTS]
-        if bad or not components:
-            raise ValueError(f"components must be a non-empty subset of {COMPONENTS}, got {list(components)}")
-        if small_image not in zs.SMALL_IMAGE_MODES:
-            raise ValueError(f"small_image must be one of {zs.SMALL_IMAGE_MODES}, got {small_image!r}")
-        self.device = resolve_device(device)
-        self.components = tuple(c for c in COMPONENTS if c in components)
-        self.k1, self.patch_size, self.patch_stride, self.cov_eps = k1, patch_size, patch_stride, cov_eps
-        self.chunk_size, self.small_image, self.progress = chunk_size, small_image, progress
-        if batch_size is None:
-            batch_size = 8 if self.device.type == "cuda" else 1
-        if batch_size < 1 or max_batch_pixels < 1 or decode_workers < 0 or chunk_size < 1:
-            raise ValueError("batch_size, max_batch_pixels and chunk_size must be positive and decode_workers >= 0, got "
-                             f"{batch_size}, {max_batch_pixels}, {chunk_size} and {decode_workers}")
-        self.batch_size, self.max_batch_pixels, self.decode_workers = int(batch_size), int(max_batch_pixels), int(decode_workers)
-        check_amp(self.device, amp)
-        self.amp, self.channels_last = amp, bool(channels_last)
-        self._memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+    def __init__(self, ll: Optional[LowLevelModel] = None, hl: Optional[HighLevelModel] = None,
+                 pristine: Union[torch.Tensor, Callable[[], torch.Tensor], None] = None,
+                 settings: Optional[ScoringSettings] = None, *, cache: Optional[ConstantsCache] = None,
+                 fingerprints: Optional[Dict[str, str]] = None, **legacy):
+        if legacy or not isinstance(ll, (LowLevelModel, type(None))) or not isinstance(hl, (HighLevelModel, type(None))):
+            self.__dict__.update(_from_legacy_arguments(ll, hl, pristine, settings, legacy).__dict__)
+            return
+        settings = ScoringSettings() if settings is None else settings
+        for f in fields(settings):  # the settings as attributes (scorer.chunk_size, ...), as grepq 0.1 had them
+            setattr(self, f.name, getattr(settings, f.name))
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.batch_size = settings.batch_size or (8 if self.device.type == "cuda" else 1)
+        check_amp(self.device, settings.amp)
+        self._memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+        self.cache = cache
+        self._fingerprints = dict(fingerprints or {})
+        self._pristine_stats: Optional[zs.GaussianStats] = None
+        self._pristine = pristine
         self.ll: Optional[LowLevelModel] = None
         self.hl: Optional[HighLevelModel] = None
-        self._pristine_stats: Optional[zs.GaussianStats] = None
         if "low" in self.components:
-            if ll_weights is None:
+            if ll is None:
                 raise ValueError("the low-level score needs low-level weights (--ll-weights), or leave out the 'low' component")
             if pristine is None:
                 raise ValueError("the low-level score needs pristine patches (--pristine FILE.hdf5 or a folder of pristine images)")
-            if isinstance(ll_weights, LowLevelModel):
-                self.ll = ll_weights
-            else:
-                self.ll, report = load_low_level(ll_weights)
-                log.info("low-level weights: %s", report)
-            self.ll = self.ll.to(self.device, memory_format=self._memory_format).eval()
-            if isinstance(pristine, torch.Tensor):
-                self._pristine_patches = pristine
-            else:
-                self._pristine_patches = load_pristine(pristine, save_to=save_pristine, progress=progress, patch_size=patch_size)
+            self.ll = ll.to(self.device, memory_format=self._memory_format).eval()
         if "high" in self.components:
-            if hl_weights is None:
+            if hl is None:
                 raise ValueError(
                     f"the high-level score needs high-level weights (--hl-weights FILE), or hl_weights='{STOCK_CLIP}' "
-                    "to score with CLIP's own image encoder, or leave out the 'high' component"
-                )
-            if isinstance(hl_weights, HighLevelModel):
-                self.hl = hl_weights
-                self.hl.pos_embedding = pos_embedding
-            else:
-                clip_model = load_clip(clip_weights)
-                self.hl = HighLevelModel(clip_model, prompts=prompts, pos_embedding=pos_embedding, k2=k2)
-                if hl_weights != STOCK_CLIP:
-                    self.hl.load_visual(load_hl_visual_weights(hl_weights), source=str(hl_weights))
-                del clip_model
-            self.hl = self.hl.to(self.device, memory_format=self._memory_format).eval()
+                    "to score with CLIP's own image encoder, or leave out the 'high' component")
+            self.hl = hl.to(self.device, memory_format=self._memory_format).eval()
+
+    @classmethod
+    def from_files(cls, ll_weights=None, hl_weights=None, clip_weights=None, pristine=None, *,
+                   pos_embedding: str = "drop", prompts: Tuple[str, str] = DEFAULT_PROMPTS, k2: float = K2,
+                   save_pristine: Optional[Union[str, Path]] = None,
+                   cache: Union[bool, str, Path, ConstantsCache, None] = True, **settings) -> "GRepQ":
+        """A scorer from weight files (or already built models) and settings keywords.
+
+        Args:
+            ll_weights: low-level weights (the official ``.tar``, a grepq checkpoint) or a :class:`LowLevelModel`.
+            hl_weights: high-level weights (the official ``high_level_model_weights.pth``, a grepq checkpoint), a
+                :class:`HighLevelModel` (its ``pos_embedding`` is set to ``pos_embedding``), or ``"stock-clip"`` to
+                score with CLIP's untouched image encoder.
+            clip_weights: CLIP weights for the prompt embeddings (and, with "stock-clip", the image encoder): a model
+                name, ``RN50.pt`` or a state dict file (default: ``$GREPQ_CLIP_WEIGHTS``, else "RN50" from CLIP's
+                cache). With the prompt embeddings cached, only its size and date are read.
+            pristine: pristine patches: the official HDF5 file, a folder of pristine images, or a (N, 3, R, R) tensor.
+            pos_embedding: "drop" (official), "interpolate" or "keep" (SPEC §4).
+            prompts, k2: the (good, bad) prompts and k2 of Eq. 2 (paper: "a good photo." / "a bad photo.", 10).
+            save_pristine: when ``pristine`` is a folder, also write the selected patches to this HDF5 file.
+            cache: True (default) keeps the pristine statistics and the prompt embeddings in the user's cache folder
+                (:func:`grepq.scoring.cache.default_cache_dir`), a folder or a ConstantsCache to keep them there,
+                False or None to compute them in every process. Scores are the same bits either way.
+            **settings: :class:`ScoringSettings` fields (device, components, chunk_size, amp, ...).
+        """
+        settings = ScoringSettings(**settings)
+        store = _as_cache(cache)
+        fps: Dict[str, str] = {}
+        ll = hl = pristine_source = None  # a missing one the components need: GRepQ() says which
+        if "low" in settings.components and ll_weights is not None:
+            ll = _low_level(ll_weights, store, fps)
+        if "low" in settings.components and pristine is not None:
+            pristine_source = _pristine_source(pristine, store, fps, save_pristine, settings)
+        if "high" in settings.components and hl_weights is not None:
+            hl = _high_level(hl_weights, clip_weights, store, prompts, pos_embedding, k2)
+        return cls(ll, hl, pristine_source, settings, cache=store, fingerprints=fps)
 
     # ------------------------------------------------------------------------------------------------------
     @property
     def pristine_patches(self) -> Optional[torch.Tensor]:
-        """The pristine patches (N, 3, R, R) in [0, 1] of Eq. 5, or None when the scorer has no low-level part."""
-        return getattr(self, "_pristine_patches", None)
+        """The pristine patches (N, 3, R, R) in [0, 1] of Eq. 5, or None when the scorer has no low-level part.
+        Read on first use when the scorer was given a function for them."""
+        if self.ll is None:
+            return None
+        if callable(self._pristine):
+            self._pristine = self._pristine()
+        return self._pristine
 
     def fingerprints(self) -> dict:
         """Content fingerprints (:func:`grepq.fingerprint.tensors_fingerprint`) of what the scores and features
@@ -171,25 +162,51 @@ class GRepQ:
         (the pristine patches). A component the scorer was built without has None."""
         fp = {"ll": None, "hl": None, "clip_text": None, "pristine": None}
         if self.ll is not None:
-            fp["ll"] = tensors_fingerprint(self.ll.state_dict())
-            fp["pristine"] = tensors_fingerprint({"pristine": self.pristine_patches})
+            fp["ll"] = self._fingerprint("ll", lambda: self.ll.state_dict())
+            fp["pristine"] = self._fingerprint("pristine", lambda: {"pristine": self.pristine_patches})
         if self.hl is not None:
             fp["hl"] = tensors_fingerprint({k: v for k, v in self.hl.state_dict().items()
                                             if k.startswith("visual.")})
             fp["clip_text"] = tensors_fingerprint({"text_features": self.hl.text_features})
         return fp
 
+    def _fingerprint(self, name: str, tensors: Callable[[], dict]) -> str:
+        if name not in self._fingerprints:
+            self._fingerprints[name] = tensors_fingerprint(tensors())
+        return self._fingerprints[name]
+
     @property
     def pristine_stats(self) -> zs.GaussianStats:
-        """Mean and covariance of the LL features of the pristine patches, computed once per scorer."""
+        """μ_p (1, C) and Σ_p (C, C) of Eq. 5: the MVG fit of the LL features of the pristine patches, computed once
+        per scorer, or once per machine with a cache (:mod:`grepq.scoring.cache`; the same bits either way)."""
         if self._pristine_stats is None:
-            feats = []
-            with torch.no_grad(), autocast_context(self.device, self.amp):
-                for sl in range(0, self._pristine_patches.shape[0], self.chunk_size):
-                    chunk = self._pristine_patches[sl:sl + self.chunk_size].to(self.device, torch.float32)
-                    feats.append(self.ll(chunk).float())
-            self._pristine_stats = zs.fit_gaussian(torch.cat(feats))
+            if self.cache is None:
+                self._pristine_stats = self._fit_pristine()
+            else:
+                arrays = self.cache.get_or_compute("pristine-stats", self._pristine_stats_key(), self._pristine_arrays)
+                self._pristine_stats = zs.GaussianStats(torch.from_numpy(arrays["mean"]).to(self.device),
+                                                        torch.from_numpy(arrays["cov"]).to(self.device),
+                                                        int(arrays["count"]))
         return self._pristine_stats
+
+    def _fit_pristine(self) -> zs.GaussianStats:
+        feats = []
+        patches = self.pristine_patches
+        with torch.no_grad(), autocast_context(self.device, self.amp):
+            for sl in range(0, patches.shape[0], self.chunk_size):
+                chunk = patches[sl:sl + self.chunk_size].to(self.device, torch.float32)
+                feats.append(self.ll(chunk).float())
+        return zs.fit_gaussian(torch.cat(feats))
+
+    def _pristine_arrays(self) -> Dict[str, np.ndarray]:
+        stats = self._fit_pristine()
+        return {"mean": stats.mean.cpu().numpy(), "cov": stats.cov.cpu().numpy(), "count": np.asarray(stats.count)}
+
+    def _pristine_stats_key(self) -> dict:
+        """What μ_p and Σ_p depend on (see :mod:`grepq.scoring.cache` for why the rounding-only ones are in it)."""
+        fp = self.fingerprints()
+        return {"ll": fp["ll"], "pristine": fp["pristine"], "amp": self.amp, "device": self.device.type,
+                "chunk_size": self.chunk_size, "channels_last": bool(self.channels_last), "torch": torch.__version__}
 
     def ll_patch_features(self, img: torch.Tensor) -> torch.Tensor:
         """LL features (N, 128) of all R x R patches (stride R/2) of an image (3, H, W) in [0, 1]."""
@@ -371,3 +388,100 @@ def _row(name: str, res: dict) -> ScoreRow:
     if row.q_low is not None and row.q_high is not None:
         row.q_total = row.q_high + row.q_low
     return row
+
+
+# ---------------------------------------------------------------------------------------------------- from_files
+#: The keywords of grepq 0.1's ``GRepQ(...)`` that are not :class:`ScoringSettings` fields (they go to from_files).
+_FILE_KEYWORDS = ("ll_weights", "hl_weights", "clip_weights", "pristine", "pos_embedding", "prompts", "k2",
+                  "save_pristine", "cache")
+
+
+def _from_legacy_arguments(ll, hl, pristine, settings, legacy: dict) -> GRepQ:
+    """grepq 0.1's keyword form ``GRepQ(ll_weights=..., hl_weights=..., clip_weights=..., pristine=..., **options)``:
+    :meth:`GRepQ.from_files` (with a DeprecationWarning)."""
+    warnings.warn("GRepQ(ll_weights=..., hl_weights=..., ...) is deprecated and will be removed in the next release: "
+                  "use GRepQ.from_files(...) for files, or GRepQ(ll, hl, pristine, ScoringSettings(...)) for models",
+                  DeprecationWarning, stacklevel=3)
+    if settings is not None:
+        raise TypeError("GRepQ(ll, hl, pristine, settings) takes built models; for files use GRepQ.from_files(...)")
+    positional = {"ll_weights": ll, "hl_weights": hl, "pristine": pristine}  # (0.1's keywords, same meaning)
+    kwargs = {k: v for k, v in positional.items() if v is not None}
+    clash = sorted(set(kwargs) & set(legacy))
+    if clash:
+        raise TypeError(f"GRepQ() got multiple values for {clash}")
+    kwargs.update(legacy)
+    unknown = sorted(set(kwargs) - set(_FILE_KEYWORDS) - {f.name for f in fields(ScoringSettings)})
+    if unknown:
+        raise TypeError(f"GRepQ() got unexpected keyword arguments {unknown}")
+    return GRepQ.from_files(**kwargs)
+
+
+def _as_cache(cache) -> Optional[ConstantsCache]:
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        return ConstantsCache()
+    return cache if isinstance(cache, ConstantsCache) else ConstantsCache(cache)
+
+
+def _low_level(source, store: Optional[ConstantsCache], fps: Dict[str, str]) -> LowLevelModel:
+    """The LL model of ``source`` (a model or a weights file); the file's content fingerprint goes into ``fps``."""
+    if isinstance(source, LowLevelModel):
+        return source
+    model, report = load_low_level(source)
+    log.info("low-level weights: %s", report)
+    if store is not None:
+        fps["ll"] = store.file_fingerprint(source, "ll", lambda: tensors_fingerprint(model.state_dict()))
+    return model
+
+
+def _pristine_source(source, store: Optional[ConstantsCache], fps: Dict[str, str], save_to,
+                     settings: ScoringSettings) -> Union[torch.Tensor, Callable[[], torch.Tensor]]:
+    """Pristine patches (a tensor), or for an HDF5 file with a cache a function reading them on first use (with
+    the statistics cached, the file is then never read: its fingerprint is remembered by size and date)."""
+    if isinstance(source, torch.Tensor):
+        return source
+    path = Path(source)
+    if path.is_dir() or store is None:
+        return load_pristine(path, save_to=save_to, progress=settings.progress, patch_size=settings.patch_size)
+    if not path.is_file():
+        raise FileNotFoundError(f"pristine patch file not found: {path}")
+    read = _once(lambda: read_pristine_hdf5(path))
+    fps["pristine"] = store.file_fingerprint(path, "pristine", lambda: tensors_fingerprint({"pristine": read()}))
+    return read
+
+
+def _once(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    done: List[torch.Tensor] = []
+    return lambda: done[0] if done else (done.append(fn()) or done[0])
+
+
+def _high_level(source, clip_weights, store: Optional[ConstantsCache], prompts, pos_embedding: str,
+                k2: float) -> HighLevelModel:
+    """The HL model: CLIP's image encoder from the HL weights (or CLIP's own with "stock-clip") and the prompt
+    embeddings, cached when ``store`` is given; the text transformer is built only to compute them."""
+    if isinstance(source, HighLevelModel):
+        source.pos_embedding = pos_embedding
+        return source
+    clip_path = hlm.resolve_clip_file(clip_weights)
+    clip_sd = _once(lambda: hlm.clip_state_dict(clip_path))
+    text = _prompt_embeddings(clip_path, clip_sd, prompts, store)
+    if source == STOCK_CLIP:
+        visual = hlm.build_visual(clip_sd(), source=str(clip_path))
+    else:
+        weights = hlm.load_hl_visual_weights(source)
+        hlm.check_hl_keys(weights, str(source))
+        visual = hlm.build_visual(weights, source=str(source))
+    return HighLevelModel(prompts=prompts, pos_embedding=pos_embedding, k2=k2, visual=visual, text_features=text)
+
+
+def _prompt_embeddings(clip_path: Path, clip_sd: Callable[[], dict], prompts, store: Optional[ConstantsCache]) -> torch.Tensor:
+    """The (2, E) float32 prompt embeddings by CLIP's text encoder, from the cache when it holds them."""
+    def compute() -> Dict[str, np.ndarray]:
+        return {"text_features": hlm.text_embeddings(hlm.build_clip(clip_sd()), prompts).numpy()}
+
+    if store is None:
+        return torch.from_numpy(compute()["text_features"])
+    fp = store.file_fingerprint(clip_path, "clip-text", lambda: hlm.clip_text_fingerprint(clip_sd()))
+    parts = {"clip_text": fp, "prompts": list(prompts), "torch": torch.__version__}
+    return torch.from_numpy(store.get_or_compute("prompt-embeddings", parts, compute)["text_features"])

@@ -159,7 +159,7 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
     from .api import GRepQ
     from .eval import metrics
     from .eval.features import extract_features
-    from .eval.pristine import select_pristine_patches
+    from .scoring.pristine import select_pristine_patches
     from .eval.protocols import data_efficient
     from .models.low_level import LowLevelModel, load_low_level
 
@@ -174,7 +174,7 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
     paths, quality, scenes = _build_heldout(out, seed)
     scores, few, ll_feats = {}, {}, {}
     for label, model in (("trained", trained), ("untrained", untrained)):
-        scorer = GRepQ(ll_weights=model, components=["low"], pristine=pristine, device=device, progress=False)
+        scorer = GRepQ.from_files(ll_weights=model, components=["low"], pristine=pristine, device=device, progress=False)
         fs = extract_features(scorer, paths, progress=False)
         scores[label] = fs.q_low
         ll_feats[label] = fs.ll
@@ -190,7 +190,7 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
                   "(OpenAI's file), or set GREPQ_CLIP_WEIGHTS, or put RN50.pt in ~/.cache/clip/.")
     else:
         try:
-            hl = GRepQ(hl_weights="stock-clip", clip_weights=source, components=["high"], device=device, progress=False)
+            hl = GRepQ.from_files(hl_weights="stock-clip", clip_weights=source, components=["high"], device=device, progress=False)
             q_high = np.array([r.q_high for r in hl.score(paths)])
             hl_srcc = metrics.srcc(q_high, quality)
             hl_msg = f"high-level model (CLIP {source}, zero-shot prompts): SRCC {hl_srcc:.3f}"

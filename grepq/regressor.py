@@ -434,7 +434,7 @@ def run_score_with_regressor(args, scorer_from_args) -> int:
     try:
         reg = Regressor.load(args.regressor)
         scorer = scorer_from_args(args)
-        cache = None if str(args.cache).lower() == "none" else Path(args.cache)
+        cache = None if str(args.feature_cache).lower() == "none" else Path(args.feature_cache)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             rows, failed = predict_images(scorer, reg, args.paths, cache_dir=cache,

@@ -9,7 +9,7 @@ from typing import Any, Union
 
 import torch
 
-__all__ = ["atomic_torch_save", "AMP_DTYPES", "autocast_context", "check_amp"]
+__all__ = ["atomic_torch_save", "AMP_DTYPES", "autocast_context", "check_amp", "load_weights"]
 
 #: Mixed-precision settings (``run.amp``, ``grepq score --amp``) and the autocast dtype of each; "off" is float32,
 #: the reference.
@@ -48,3 +48,16 @@ def check_amp(device: Union[str, torch.device], amp: str) -> str:
         warnings.warn("amp 'fp16' on the CPU is much slower than float32 (about 25x for ResNet convolutions); "
                       "use 'bf16' or 'off' there", UserWarning, stacklevel=3)
     return amp
+
+
+def load_weights(path: Union[str, os.PathLike]) -> Any:
+    """``torch.load`` of a weights file on the CPU without executing code (``weights_only=True``), memory-mapped
+    where the format allows (files written by ``torch.save`` since torch 1.6): tensors are read from the page cache
+    when used instead of copied up front. Older (non-zip) files are read whole. Errors propagate as torch raises
+    them."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+    return torch.load(path, map_location="cpu", weights_only=True)

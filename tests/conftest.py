@@ -105,3 +105,13 @@ def pristine_patches():
         p = img.unfold(1, 96, 96).unfold(2, 96, 96).permute(1, 2, 0, 3, 4).reshape(-1, 3, 96, 96)
         out.append(p[::3])
     return torch.cat(out).contiguous()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_grepq_cache(tmp_path_factory):
+    """Scorers keep their constants in a cache folder (grepq.scoring.cache): a temporary one for the test session,
+    never the user's ~/.cache/grepq (subprocesses inherit it through the environment)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GREPQ_CACHE_DIR", str(tmp_path_factory.mktemp("grepq_cache")))
+    yield
+    mp.undo()

@@ -106,8 +106,8 @@ def test_scoring_channels_last_equal_bf16_close_and_cached_apart(small_clip, ll_
     paths = sorted(photo_dir.glob("*.png"))
 
     def scorer(**kw):
-        return GRepQ(ll_weights=copy.deepcopy(ll_model), hl_weights=HighLevelModel(copy.deepcopy(small_clip)),
-                     pristine=pristine_patches, progress=False, **kw)
+        return GRepQ.from_files(ll_weights=copy.deepcopy(ll_model), hl_weights=HighLevelModel(copy.deepcopy(small_clip)),
+                                pristine=pristine_patches, progress=False, **kw)
 
     ref = scorer().score(paths)
     cl = scorer(channels_last=True).score(paths)

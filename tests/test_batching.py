@@ -11,7 +11,7 @@ from conftest import photo
 from grepq import GRepQ
 from grepq.batching import batch_limit, prefetch_map, same_size_batches
 from grepq.eval import features as fx
-from grepq.eval import zero_shot as zs
+from grepq.scoring import zero_shot as zs
 from grepq.models import high_level as hlm
 from grepq.models.high_level import HighLevelModel
 
@@ -31,8 +31,8 @@ def mixed_dir(tmp_path_factory):
 
 
 def _scorer(small_clip, ll_model, pristine, **kw):
-    return GRepQ(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)), pristine=pristine,
-                 progress=False, **kw)
+    return GRepQ.from_files(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)), pristine=pristine,
+                            progress=False, **kw)
 
 
 def test_same_size_batches_groups_consecutive_and_keeps_order():

@@ -74,10 +74,11 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
     _write_csv(d / "train.csv", [rows[i] for i in lab])
     reg_file = tmp_path / "reg.json"
     cache = ["--cache", str(d / "cache")]
+    score_cache = ["--feature-cache", str(d / "cache")]
     assert main(["fit", "--csv", str(d / "train.csv"), "-o", str(reg_file), *cache, *wargs(weights)]) == 0
     out = capsys.readouterr().out
     test_paths = [str(d / rows[i][0]) for i in test]
-    assert main(["score", *test_paths, "--regressor", str(reg_file), "-o", str(tmp_path / "p.csv"), *cache,
+    assert main(["score", *test_paths, "--regressor", str(reg_file), "-o", str(tmp_path / "p.csv"), *score_cache,
                  *wargs(weights)]) == 0
 
     # the protocol on the same features (read back from the cache fit and score filled: same scorer, same code)
@@ -101,7 +102,7 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
     assert M.srcc(q, y[test]) == pytest.approx(res.rows[0]["srcc"], abs=1e-12)
     assert M.plcc(q, y[test], "none") == pytest.approx(res.rows[0]["plcc"], abs=1e-6)
 
-    assert main(["score", *test_paths, "--regressor", str(reg_file), "-o", str(tmp_path / "p.json"), *cache,
+    assert main(["score", *test_paths, "--regressor", str(reg_file), "-o", str(tmp_path / "p.json"), *score_cache,
                  *wargs(weights)]) == 0
     doc = json.load(open(tmp_path / "p.json"))
     assert doc["q_pred"]["polarity"] == "mos" and doc["q_pred"]["higher_is_better"] is True

@@ -10,7 +10,7 @@ import torch
 
 from conftest import make_clip
 from grepq.cli import main
-from grepq.eval.pristine import write_pristine_hdf5
+from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.low_level import save_low_level
 
 

@@ -41,7 +41,7 @@ from PIL import Image
 
 from conftest import photo
 from grepq.cli import main
-from grepq.eval.pristine import write_pristine_hdf5
+from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.low_level import save_low_level
 
 #: Images of the feature-extraction kill test, and the cache interval it uses.

@@ -26,10 +26,10 @@ def test_scorer_fingerprints_same_weights_same_print_any_format(tmp_path, small_
     official = save_low_level(ll, tmp_path / "ll.tar", fmt="official")
     ours = save_low_level(ll, tmp_path / "ll.pt", fmt="grepq")
     hl = HighLevelModel(small_clip)
-    fa = GRepQ(ll_weights=official, hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
-    fb = GRepQ(ll_weights=ours, hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
+    fa = GRepQ.from_files(ll_weights=official, hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
+    fb = GRepQ.from_files(ll_weights=ours, hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
     assert fa == fb and all(isinstance(v, str) and len(v) == 16 for v in fa.values())
-    fc = GRepQ(ll_weights=make_ll(1), hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
+    fc = GRepQ.from_files(ll_weights=make_ll(1), hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
     assert fc["ll"] != fa["ll"] and fc["hl"] == fa["hl"] and fc["pristine"] == fa["pristine"]
-    fd = GRepQ(ll_weights=ll, pristine=pristine_patches[:-1], components=("low",), progress=False).fingerprints()
+    fd = GRepQ.from_files(ll_weights=ll, pristine=pristine_patches[:-1], components=("low",), progress=False).fingerprints()
     assert fd["pristine"] != fa["pristine"] and fd["hl"] is None and fd["clip_text"] is None

@@ -204,3 +204,14 @@ def test_group_size_presets():
     assert group_size_from_divisor(128, 8) == 16   # paper: k = 8
     assert group_size_from_divisor(128, 32) == 4   # official config: N / 32
     assert group_size_from_divisor(128, 16) == 8   # authors' issue answer: M = 8
+
+
+def test_eq2_is_one_function(small_clip, monkeypatch):
+    """The pseudo_quality tested above is the function HighLevelModel (zero-shot Q_H, HL pseudo-labels) runs."""
+    from grepq.models import high_level as hlm
+    assert pseudo_quality is hlm.pseudo_quality
+    hl = hlm.HighLevelModel(small_clip)
+    calls = []
+    monkeypatch.setattr(hlm, "pseudo_quality", lambda g, b, k2: calls.append(k2) or torch.zeros_like(g))
+    hl.quality_from_embedding(torch.randn(3, hl.embed_dim))
+    assert calls == [10.0]

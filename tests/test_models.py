@@ -1,15 +1,14 @@
 """Model construction and weight formats (SPEC §2-3, §7): the official 246-key LL file, CLIP archives and state
 dicts in fp32 and fp16, the official HL file (a CLIP ``visual`` state dict), strict loading."""
 import copy
-import warnings
 
 import pytest
 import torch
 
-from conftest import RN50_ARGS, make_clip, make_ll
+from conftest import RN50_ARGS, make_clip
 from grepq.models.high_level import (HighLevelModel, build_clip, encode_image, load_clip, load_hl_visual_weights,
                                      text_embeddings)
-from grepq.models.low_level import LowLevelModel, load_low_level, official_state_dict, save_low_level
+from grepq.models.low_level import load_low_level, official_state_dict, save_low_level
 
 
 def official_ll_file(model, path):

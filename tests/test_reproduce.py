@@ -13,7 +13,7 @@ from grepq.api import GRepQ
 from grepq.cli import main
 from grepq.config import REPRODUCE_SCHEMA, load_config
 from grepq.eval import runner
-from grepq.eval.pristine import write_pristine_hdf5
+from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.eval.reproduce import make_plan, run_reproduce
 from grepq.models.low_level import save_low_level
 

@@ -16,7 +16,7 @@ from grepq import GRepQ
 from grepq import scale
 from grepq.cli import main
 from grepq.eval import features as fx
-from grepq.eval.pristine import write_pristine_hdf5
+from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.high_level import HighLevelModel
 from grepq.models.low_level import save_low_level
 

@@ -15,7 +15,7 @@ from PIL import Image
 from grepq.cli import main
 from grepq.commands.export import export_run
 from grepq.config import load_config
-from grepq.eval.pristine import write_pristine_hdf5
+from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.high_level import CLIP_MEAN, CLIP_STD, load_hl_visual_weights
 from grepq.models.low_level import load_low_level
 from grepq.data.layout import DataError

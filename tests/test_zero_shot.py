@@ -9,6 +9,7 @@ positional-embedding line removed, ``F.cosine_similarity`` against the prompt em
 file formats.
 """
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -18,9 +19,10 @@ from PIL import Image
 
 from conftest import photo
 from grepq import GRepQ
-from grepq.eval import pristine as pr
-from grepq.eval import zero_shot as zs
-from grepq.models.high_level import CLIP_MEAN, CLIP_STD, HighLevelModel, text_embeddings
+from grepq.api import ScoringSettings
+from grepq.scoring import pristine as pr
+from grepq.scoring import zero_shot as zs
+from grepq.models.high_level import CLIP_MEAN, CLIP_STD
 from grepq.models.low_level import official_state_dict
 
 TOL_SCORE = 1e-5
@@ -92,8 +94,8 @@ def weights(tmp_path_factory, ll_model, small_clip):
 
 @pytest.fixture(scope="module")
 def scorer(weights, pristine_patches):
-    return GRepQ(ll_weights=weights / "low_level_model_weights.tar", hl_weights=weights / "high_level_model_weights.pth",
-                 clip_weights=weights / "clip_state_dict.pt", pristine=pristine_patches, progress=False)
+    return GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", hl_weights=weights / "high_level_model_weights.pth",
+                            clip_weights=weights / "clip_state_dict.pt", pristine=pristine_patches, progress=False)
 
 
 def test_scores_and_features_match_official_pipeline(scorer, weights, photo_dir, ll_model, small_clip, pristine_patches):
@@ -150,19 +152,19 @@ def test_pos_embedding_modes_change_q_high(weights, pristine_patches):
     img = torch.from_numpy(photo("coffee")).permute(2, 0, 1).float() / 255
     out = {}
     for mode in ("drop", "interpolate", "keep"):
-        s = GRepQ(hl_weights=weights / "high_level_model_weights.pth", clip_weights=weights / "clip_state_dict.pt",
-                  components=["high"], pos_embedding=mode, progress=False)
+        s = GRepQ.from_files(hl_weights=weights / "high_level_model_weights.pth", clip_weights=weights / "clip_state_dict.pt",
+                             components=["high"], pos_embedding=mode, progress=False)
         out[mode] = s.score_image(img).q_high
     assert len({round(v, 7) for v in out.values()}) == 3
 
 
 def test_missing_weights_are_errors(weights, pristine_patches):
     with pytest.raises(ValueError, match="--hl-weights"):
-        GRepQ(ll_weights=weights / "low_level_model_weights.tar", pristine=pristine_patches)
+        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", pristine=pristine_patches)
     with pytest.raises(ValueError, match="pristine"):
-        GRepQ(ll_weights=weights / "low_level_model_weights.tar", components=["low"])
+        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"])
     with pytest.raises(FileNotFoundError, match="missing.hdf5"):
-        GRepQ(ll_weights=weights / "low_level_model_weights.tar", components=["low"], pristine=weights / "missing.hdf5")
+        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"], pristine=weights / "missing.hdf5")
 
 
 # ----------------------------------------------------------------------------- pristine selection and HDF5
@@ -216,3 +218,33 @@ def test_pristine_hdf5_validation(tmp_path):
     (tmp_path / "text.hdf5").write_text("hello")
     with pytest.raises(ValueError, match="text.hdf5"):
         pr.read_pristine_hdf5(tmp_path / "text.hdf5")
+
+
+# ---------------------------------------------------------------------------------------- GRepQ's constructors
+def test_models_and_settings_constructor_and_deprecated_keywords(weights, ll_model, pristine_patches):
+    image = torch.from_numpy(photo("coffee", (200, 260))).permute(2, 0, 1).float() / 255
+    settings = ScoringSettings(components=("low",), chunk_size=16, progress=False)
+    direct = GRepQ(ll_model, None, pristine_patches, settings)
+    with pytest.warns(DeprecationWarning, match="from_files"):
+        legacy = GRepQ(ll_weights=weights / "low_level_model_weights.tar", components=["low"],
+                       pristine=pristine_patches, chunk_size=16, progress=False, cache=False)
+    assert direct.score_image(image).q_low == legacy.score_image(image).q_low
+    assert direct.fingerprints()["ll"] == legacy.fingerprints()["ll"]
+    with pytest.raises(ValueError, match="components"):
+        ScoringSettings(components=("middle",))
+    with pytest.raises(ValueError, match="chunk_size"):
+        ScoringSettings(chunk_size=0)
+    with pytest.raises(ValueError, match="amp"):
+        GRepQ(ll_model, None, pristine_patches, ScoringSettings(components=("low",), amp="fp8"))
+
+
+def test_old_module_paths_warn_and_are_the_new_modules():
+    import importlib
+    import sys
+    from grepq.scoring import zero_shot
+    for old, new in (("grepq.eval.zero_shot", zero_shot), ("grepq.eval.pristine", pr)):
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mod = importlib.import_module(old)
+        assert mod is new and any(issubclass(w.category, DeprecationWarning) for w in caught)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..eval import pristine as pr
+from ..scoring import settings as pr  # torch-free constants: the parser does not import torch
 
 
 def add_parser(sub) -> None:
@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..scoring import pristine as pr
     out = args.output or pr.default_hdf5_name(args.patch_size, args.sharpness, args.colorfulness)
     try:
         patches, skipped = pr.select_pristine_patches(args.folder, args.patch_size, args.sharpness, args.colorfulness)

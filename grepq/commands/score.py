@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import List
 
-from ..models.high_level import POS_EMBEDDING_MODES
+from ..models import POS_EMBEDDING_MODES
 
 FIELDS = ("image", "q_low", "q_high", "q_total")
 
@@ -45,9 +45,12 @@ def add_weight_options(p: argparse.ArgumentParser) -> None:
 def scorer_from_args(args: argparse.Namespace):
     from ..api import GRepQ
     components = [c.strip() for c in args.components.split(",") if c.strip()]
-    return GRepQ(
+    # --cache-dir / --no-cache are grepq score's; grepq eval (sharing this function) uses the default cache folder
+    no_cache, cache_dir = getattr(args, "no_cache", False), getattr(args, "cache_dir", None)
+    return GRepQ.from_files(
         ll_weights=args.ll_weights, hl_weights=args.hl_weights, clip_weights=args.clip_weights,
         pristine=args.pristine, save_pristine=args.save_pristine, device=args.device,
+        cache=False if no_cache else (cache_dir or True),
         pos_embedding=args.pos_embedding, components=components, chunk_size=args.chunk_size,
         batch_size=args.batch_size, max_batch_pixels=args.max_batch_pixels, decode_workers=args.decode_workers,
         amp=args.amp, channels_last=args.channels_last,
@@ -71,7 +74,15 @@ def add_parser(sub) -> None:
                                                        "scale; polarity in the CSV's first line / the JSON)")
     p.add_argument("--allow-weight-mismatch", action="store_true",
                    help="with --regressor: predict even if the weights differ from the ones it was fit on (warns)")
-    p.add_argument("--cache", default="none", help="with --regressor: feature cache folder (default none)")
+    p.add_argument("--feature-cache", default="none", metavar="DIR",
+                   help="with --regressor: keep the images' features in this feature cache (as grepq eval's "
+                        "--cache; default none)")
+    p.add_argument("--cache-dir", default=None,
+                   help="where the pristine statistics and prompt embeddings are kept between runs (default: "
+                        "$GREPQ_CACHE_DIR, else $XDG_CACHE_HOME/grepq, else ~/.cache/grepq)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compute the pristine statistics and prompt embeddings afresh, reading and writing no cache "
+                        "(same scores)")
     p.set_defaults(func=run)
 
 

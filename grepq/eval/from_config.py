@@ -22,7 +22,7 @@ def scorer_from_config(cfg: Dict[str, Any], ll_weights: Optional[str] = None,
     replace the configured ones (Table 4's LL variants are scored with LL weights of their own, LL only)."""
     from ..api import GRepQ
     w, s = cfg["weights"], cfg["scoring"]
-    return GRepQ(
+    return GRepQ.from_files(
         ll_weights=ll_weights or w["ll"], hl_weights=w["hl"], clip_weights=w["clip"], pristine=w["pristine"],
         save_pristine=w["save_pristine"], device=s["device"], pos_embedding=s["pos_embedding"],
         components=list(components or s["components"]), chunk_size=s["chunk_size"], batch_size=s["batch_size"],

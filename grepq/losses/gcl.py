@@ -9,21 +9,11 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
+from ..models.high_level import pseudo_quality  # Eq. 2, written once (re-exported here: the pseudo-labels)
+
 __all__ = ["gcl", "GCL_VARIANTS", "pseudo_quality", "pseudo_label_groups", "group_size_from_divisor"]
 
 GCL_VARIANTS = ("paper", "official")
-
-
-def pseudo_quality(cos_good: torch.Tensor, cos_bad: torch.Tensor, k2: float = 10.0) -> torch.Tensor:
-    """Paper Eq. 2: Q_H = 1 / (1 + exp(k2 (cos(z, z_bad) − cos(z, z_good)))).
-
-    Args:
-        cos_good, cos_bad: (N,) cosine similarities of image embeddings with the "good" / "bad" prompt embeddings.
-        k2: the paper's k2 (10 in the paper and the official code).
-    Returns:
-        (N,) scores in (0, 1), higher is better.
-    """
-    return torch.sigmoid(k2 * (cos_good - cos_bad))
 
 
 def group_size_from_divisor(batch_size: int, divisor: int) -> int:

@@ -21,7 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..utils import atomic_torch_save
+from ..fingerprint import tensors_fingerprint
+from ..utils import atomic_torch_save, load_weights
+from . import POS_EMBEDDING_MODES
 
 with warnings.catch_warnings():  # clip imports pkg_resources, which warns about its own deprecation
     warnings.simplefilter("ignore")
@@ -30,13 +32,17 @@ with warnings.catch_warnings():  # clip imports pkg_resources, which warns about
 
 __all__ = [
     "POS_EMBEDDING_MODES", "DEFAULT_PROMPTS", "CLIP_MEAN", "CLIP_STD",
-    "load_clip", "build_clip", "attention_pool", "encode_image", "text_embeddings",
-    "HighLevelModel", "load_hl_visual_weights", "save_high_level", "normalize",
+    "load_clip", "build_clip", "build_visual", "resolve_clip_file", "clip_state_dict", "clip_text_fingerprint",
+    "attention_pool", "encode_image", "text_embeddings",
+    "HighLevelModel", "load_hl_visual_weights", "check_hl_keys", "save_high_level", "normalize", "pseudo_quality", "K2",
 ]
 
-POS_EMBEDDING_MODES = ("drop", "interpolate", "keep")
+# POS_EMBEDDING_MODES ("drop", "interpolate", "keep") is defined in grepq/models/__init__.py (no torch there, so the
+# command-line parsers read it cheaply)
 #: Antonym prompts of Eq. 2 (paper §3.3; the official code's "A good photo."/"A bad photo." tokenise the same).
 DEFAULT_PROMPTS = ("a good photo.", "a bad photo.")
+#: k2 of Eq. 2 (paper §3.3 and the official code: 10).
+K2 = 10.0
 #: CLIP's input normalisation (OpenAI CLIP preprocessing; the official GRepQ code uses the same numbers).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -58,25 +64,51 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 def clip_architecture(state_dict: Dict[str, torch.Tensor]) -> Dict[str, object]:
     """The constructor arguments of ``clip.model.CLIP`` that a full CLIP state dict was made with (from its shapes)."""
     sd = state_dict
+    vision = _vision_architecture(sd)
+    width = sd["ln_final.weight"].shape[0]
+    return dict(embed_dim=sd["text_projection"].shape[1], context_length=sd["positional_embedding"].shape[0],
+                vocab_size=sd["token_embedding.weight"].shape[0], transformer_width=width,
+                transformer_heads=width // 64, transformer_layers=_count(sd, "transformer.resblocks."), **vision)
 
-    def count(prefix: str) -> int:
-        return len({k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)})
 
+def _count(sd: Dict[str, torch.Tensor], prefix: str) -> int:
+    return len({k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)})
+
+
+def _vision_architecture(sd: Dict[str, torch.Tensor]) -> Dict[str, object]:
+    """The ``vision_*`` and ``image_resolution`` arguments of ``clip.model.CLIP`` from the ``visual.*`` shapes."""
     if "visual.proj" in sd:  # ViT image encoder
         width = sd["visual.conv1.weight"].shape[0]
         patch = sd["visual.conv1.weight"].shape[-1]
         grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
-        vision = dict(vision_layers=count("visual.transformer.resblocks."), vision_width=width,
-                      vision_patch_size=patch, image_resolution=patch * grid)
-    else:  # ModifiedResNet
-        grid = round((sd["visual.attnpool.positional_embedding"].shape[0] - 1) ** 0.5)
-        vision = dict(vision_layers=tuple(count(f"visual.layer{b}.") for b in (1, 2, 3, 4)),
-                      vision_width=sd["visual.layer1.0.conv1.weight"].shape[0], vision_patch_size=None,
-                      image_resolution=grid * 32)
-    width = sd["ln_final.weight"].shape[0]
-    return dict(embed_dim=sd["text_projection"].shape[1], context_length=sd["positional_embedding"].shape[0],
-                vocab_size=sd["token_embedding.weight"].shape[0], transformer_width=width,
-                transformer_heads=width // 64, transformer_layers=count("transformer.resblocks."), **vision)
+        return dict(vision_layers=_count(sd, "visual.transformer.resblocks."), vision_width=width,
+                    vision_patch_size=patch, image_resolution=patch * grid)
+    grid = round((sd["visual.attnpool.positional_embedding"].shape[0] - 1) ** 0.5)  # ModifiedResNet
+    return dict(vision_layers=tuple(_count(sd, f"visual.layer{b}.") for b in (1, 2, 3, 4)),
+                vision_width=sd["visual.layer1.0.conv1.weight"].shape[0], vision_patch_size=None,
+                image_resolution=grid * 32)
+
+
+def build_visual(state_dict: Dict[str, torch.Tensor], source: str = "<state dict>") -> nn.Module:
+    """CLIP's ResNet image encoder (``clip.model.ModifiedResNet``) alone, float32, from the ``visual.*`` tensors of
+    ``state_dict`` (other keys are ignored: the text transformer is neither built nor read). Made on the meta device
+    and given the tensors (float32 ones as they are, not copied: pass tensors you own, e.g. just read from a file).
+    Strict: every tensor of the encoder must be there."""
+    vis = {k[len("visual."):]: (v.float() if v.is_floating_point() else v)
+           for k, v in state_dict.items() if k.startswith("visual.")}
+    if "attnpool.positional_embedding" not in vis or "attnpool.c_proj.weight" not in vis:
+        raise ValueError(f"{source}: not the weights of a CLIP ResNet image encoder (no visual.attnpool.*)")
+    arch = _vision_architecture(state_dict)
+    width = arch["vision_width"]
+    with torch.device("meta"):
+        visual = clip_model_lib.ModifiedResNet(
+            layers=arch["vision_layers"], output_dim=vis["attnpool.c_proj.weight"].shape[0], heads=width * 32 // 64,
+            input_resolution=arch["image_resolution"], width=width)
+    res = visual.load_state_dict(vis, strict=False, assign=True)
+    if res.missing_keys or res.unexpected_keys:
+        raise ValueError(f"{source}: does not match the CLIP image encoder: missing {res.missing_keys[:6]}, "
+                         f"unexpected {res.unexpected_keys[:6]} (is it the image encoder of a CLIP ResNet, e.g. RN50?)")
+    return visual.eval()
 
 
 def build_clip(state_dict: Dict[str, torch.Tensor]) -> "clip_model_lib.CLIP":
@@ -107,8 +139,9 @@ def build_clip(state_dict: Dict[str, torch.Tensor]) -> "clip_model_lib.CLIP":
     return model.eval()
 
 
-def _state_dict_from_file(path: Path) -> Dict[str, torch.Tensor]:
-    """Read a CLIP checkpoint: a TorchScript archive (OpenAI's ``RN50.pt``) or a plain state dict file.
+def clip_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """Read a CLIP checkpoint: a TorchScript archive (OpenAI's ``RN50.pt``, read whole as TorchScript must be) or a
+    plain state dict file (memory-mapped: :func:`grepq.utils.load_weights`). Tensors come as stored (OpenAI: fp16).
 
     ``clip.load(path)`` reads the file twice from one handle, which fails for plain state dicts with current torch,
     so grepq opens the file itself.
@@ -120,7 +153,7 @@ def _state_dict_from_file(path: Path) -> Dict[str, torch.Tensor]:
     except RuntimeError:
         pass
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_weights(path)
     except Exception as exc:  # torch raises several types for unreadable files
         raise ValueError(f"{path}: neither a TorchScript CLIP archive nor a state dict ({type(exc).__name__}: {exc})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -130,19 +163,21 @@ def _state_dict_from_file(path: Path) -> Dict[str, torch.Tensor]:
     return obj
 
 
-def load_clip(source: Optional[Union[str, os.PathLike]] = None, download_root: Optional[str] = None) -> "clip_model_lib.CLIP":
-    """A float32 CLIP model on the CPU from a model name, a TorchScript archive or a plain state dict file.
+def clip_text_fingerprint(state_dict: Dict[str, torch.Tensor]) -> str:
+    """Content fingerprint of everything in a CLIP state dict but the image encoder (``visual.*``): what the prompt
+    embeddings depend on, besides the prompts. Part of their cache key (:mod:`grepq.scoring.cache`)."""
+    return tensors_fingerprint({k: v for k, v in state_dict.items() if not k.startswith("visual.")})
 
-    Args:
-        source: a path to ``RN50.pt`` (OpenAI's archive) or to a state dict; or a name of ``clip.available_models()``
-            (downloaded to ``download_root`` or CLIP's cache, ~/.cache/clip, when online; a cached file is used
-            offline). ``None`` reads the environment variable ``GREPQ_CLIP_WEIGHTS``, then falls back to "RN50".
-    """
+
+def resolve_clip_file(source: Optional[Union[str, os.PathLike]] = None, download_root: Optional[str] = None) -> Path:
+    """The CLIP weights file ``source`` names: a path, or a name of ``clip.available_models()`` (in
+    ``download_root`` or CLIP's cache, ~/.cache/clip; downloaded when online and missing). ``None`` reads the
+    environment variable ``GREPQ_CLIP_WEIGHTS``, then falls back to "RN50"."""
     if source is None:
         source = os.environ.get(CLIP_ENV) or "RN50"
     path = Path(str(source)).expanduser()
     if path.is_file():
-        return build_clip(_state_dict_from_file(path))
+        return path
     name = str(source)
     if name not in clip.available_models():
         raise FileNotFoundError(
@@ -158,7 +193,13 @@ def load_clip(source: Optional[Union[str, os.PathLike]] = None, download_root: O
                 f"CLIP weights {name!r} are not in {root} and could not be downloaded ({type(exc).__name__}: {exc}). "
                 f"Pass a local file (--clip-weights /path/to/RN50.pt) or set {CLIP_ENV}."
             ) from None
-    return build_clip(_state_dict_from_file(cached))
+    return cached
+
+
+def load_clip(source: Optional[Union[str, os.PathLike]] = None, download_root: Optional[str] = None) -> "clip_model_lib.CLIP":
+    """A float32 CLIP model on the CPU from a model name, a TorchScript archive or a plain state dict file
+    (:func:`resolve_clip_file` says how ``source`` is found)."""
+    return build_clip(clip_state_dict(resolve_clip_file(source, download_root)))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -261,6 +302,19 @@ def text_embeddings(clip_model: nn.Module, prompts: Sequence[str]) -> torch.Tens
     return clip_model.encode_text(tokens).float()
 
 
+def pseudo_quality(cos_good: torch.Tensor, cos_bad: torch.Tensor, k2: float = K2) -> torch.Tensor:
+    """Paper Eq. 2: Q_H = 1 / (1 + exp(k2 (cos(z, z_bad) − cos(z, z_good)))) — the zero-shot Q_H and the HL
+    training pseudo-label; the one implementation (:meth:`HighLevelModel.quality_from_embedding` calls it).
+
+    Args:
+        cos_good, cos_bad: (N,) cosine similarities of image embeddings with the "good" / "bad" prompt embeddings.
+        k2: the paper's k2 (10 in the paper and the official code).
+    Returns:
+        (N,) scores in (0, 1), higher is better.
+    """
+    return torch.sigmoid(k2 * (cos_good - cos_bad))
+
+
 def load_hl_visual_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     """Read HL weights: the official ``high_level_model_weights.pth`` (CLIP ``visual`` state dict, keys without
     the ``visual.`` prefix) or a grepq HL checkpoint; returns the ``visual`` state dict (and ``head`` keys under
@@ -269,7 +323,7 @@ def load_hl_visual_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"high-level weights not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_weights(path)
     except Exception as exc:  # torch raises several types for non-checkpoint files
         raise ValueError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     if isinstance(obj, dict) and obj.get("format") == "grepq-high-level":
@@ -283,6 +337,13 @@ def load_hl_visual_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     return {"visual." + k: v for k, v in obj.items()}
 
 
+def check_hl_keys(state_dict: Dict[str, torch.Tensor], source: str = "<state dict>") -> None:
+    """HL weights hold ``visual.*`` (and ``head.*``, ``text_features``) keys only; a ValueError names others."""
+    other = [k for k in state_dict if not k.startswith("visual.") and not k.startswith("head.") and k != "text_features"]
+    if other:
+        raise ValueError(f"{source}: unexpected keys for a CLIP image encoder: {other[:6]}")
+
+
 class HighLevelModel(nn.Module):
     """CLIP image encoder + projection head, with the prompt embeddings of the frozen text encoder as a buffer.
 
@@ -290,31 +351,41 @@ class HighLevelModel(nn.Module):
     ``quality(x)``: Eq. 2 pseudo-label / zero-shot Q_H, (N,).
 
     Args:
-        clip_model: a CLIP model (its ``visual`` is used and trained; its text encoder only to embed the prompts).
+        clip_model: a CLIP model (its ``visual`` is used and trained; its text encoder only to embed the prompts);
+            or None, with ``visual`` and ``text_features`` given instead (so no text encoder needs to exist).
         prompts: (good, bad) antonym prompts (paper §3.3).
         head_dim: the head's output size (paper: R^128).
         head_activation: "none" or "relu" after the head's Linear (the official training applies a ReLU).
         pos_embedding: attention-pool positional embedding mode (module docstring).
         k2: Eq. 2's k2 (paper and official: 10).
+        visual: CLIP's image encoder, when ``clip_model`` is None (e.g. :func:`build_visual`).
+        text_features: the (2, E) embeddings of ``prompts`` by CLIP's text encoder (:func:`text_embeddings`), when
+            ``clip_model`` is None (e.g. read from :mod:`grepq.scoring.cache`).
     """
 
     def __init__(
         self,
-        clip_model: nn.Module,
+        clip_model: Optional[nn.Module] = None,
         prompts: Tuple[str, str] = DEFAULT_PROMPTS,
         head_dim: int = 128,
         head_activation: str = "none",
         pos_embedding: str = "drop",
-        k2: float = 10.0,
+        k2: float = K2,
+        *,
+        visual: Optional[nn.Module] = None,
+        text_features: Optional[torch.Tensor] = None,
     ):
         super().__init__()
+        parts = (visual is not None, text_features is not None)
+        if parts != ((False, False) if clip_model is not None else (True, True)):
+            raise ValueError("HighLevelModel needs a CLIP model, or both visual and text_features (not both ways)")
         if len(prompts) != 2:
             raise ValueError(f"prompts must be a (good, bad) pair, got {prompts!r}")
         if pos_embedding not in POS_EMBEDDING_MODES:
             raise ValueError(f"pos_embedding must be one of {POS_EMBEDDING_MODES}, got {pos_embedding!r}")
         if head_activation not in ("none", "relu"):
             raise ValueError(f"head_activation must be 'none' or 'relu', got {head_activation!r}")
-        self.visual = clip_model.visual
+        self.visual = clip_model.visual if clip_model is not None else visual
         self.embed_dim = int(self.visual.output_dim)
         layers = [nn.Linear(self.embed_dim, head_dim)] + ([nn.ReLU()] if head_activation == "relu" else [])
         self.head = nn.Sequential(*layers)
@@ -323,7 +394,12 @@ class HighLevelModel(nn.Module):
         self.k2 = float(k2)
         self.head_dim = head_dim
         self.head_activation = head_activation
-        self.register_buffer("text_features", text_embeddings(clip_model, self.prompts).detach().clone())
+        if clip_model is not None:
+            text_features = text_embeddings(clip_model, self.prompts)
+        if tuple(text_features.shape) != (2, self.embed_dim):
+            raise ValueError(f"text_features must be (2, {self.embed_dim}), got {tuple(text_features.shape)} (are the "
+                             "image encoder and the text encoder parts of the same CLIP model?)")
+        self.register_buffer("text_features", text_features.detach().float().clone())
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """CLIP image embedding (N, E) of CLIP-normalised images (N, 3, H, W)."""
@@ -337,7 +413,7 @@ class HighLevelModel(nn.Module):
         """Eq. 2 on embeddings (N, E) -> (N,)."""
         t = self.text_features.to(e.dtype)
         cos = F.cosine_similarity(e[:, None, :], t[None, :, :], dim=-1)  # (N, 2): good, bad
-        return torch.sigmoid(self.k2 * (cos[:, 0] - cos[:, 1]))
+        return pseudo_quality(cos[:, 0], cos[:, 1], self.k2)
 
     def quality(self, x: torch.Tensor) -> torch.Tensor:
         return self.quality_from_embedding(self.embed(x))
@@ -348,10 +424,8 @@ class HighLevelModel(nn.Module):
 
     def load_visual(self, state_dict: Dict[str, torch.Tensor], source: str = "<state dict>", with_head: bool = False) -> None:
         """Load ``visual.*`` (and, if ``with_head``, ``head.*``) strictly: every tensor of the encoder must be there."""
+        check_hl_keys(state_dict, source)
         vis = {k[len("visual."):]: v for k, v in state_dict.items() if k.startswith("visual.")}
-        other = [k for k in state_dict if not k.startswith("visual.") and not k.startswith("head.") and k != "text_features"]
-        if other:
-            raise ValueError(f"{source}: unexpected keys for a CLIP image encoder: {other[:6]}")
         # strict in effect: any missing or unexpected key raises just below, with the file's name
         res = self.visual.load_state_dict({k: v.float() for k, v in vis.items()}, strict=False)
         if res.missing_keys or res.unexpected_keys:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from ..utils import atomic_torch_save
+from ..utils import atomic_torch_save, load_weights
 
 __all__ = ["LowLevelModel", "load_low_level", "LoadReport", "official_state_dict", "save_low_level"]
 
@@ -106,7 +106,7 @@ def _read_checkpoint(path: Union[str, Path]) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"low-level weights not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_weights(path)  # memory-mapped where the file format allows
     except Exception as exc:  # torch raises several types for non-checkpoint files
         raise ValueError(f"{path}: not a PyTorch checkpoint readable with weights_only=True ({type(exc).__name__}: {exc})") from None
 
@@ -143,9 +143,14 @@ def load_low_level(source: Union[str, Path, dict], map_location: Union[str, torc
         if w is None:
             raise ValueError(f"{name}: missing head.2.weight (expected an MLP head 512→512→ReLU→128)")
         arch = {"feat_dim": int(w.shape[0]), "hidden_dim": int(w.shape[1])}
-    model = LowLevelModel(**arch)
-    # strict in effect: any missing or unexpected key raises just below, with the file's name
-    result = model.load_state_dict(sd, strict=False)
+    with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+        model = LowLevelModel(**arch)
+    # strict in effect: any missing or unexpected key raises just below, with the file's name; float tensors become
+    # float32 (no copy when they are), assigned rather than copied
+    # (a state dict handed in is copied: the model never shares the caller's tensors)
+    own = isinstance(source, dict)
+    result = model.load_state_dict({k: (v.to(torch.float32, copy=own) if v.is_floating_point() else v.clone() if own else v)
+                                    for k, v in sd.items()}, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
             f"{name}: does not match the low-level model: missing {result.missing_keys[:6]}"

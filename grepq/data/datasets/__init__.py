@@ -48,4 +48,7 @@ __all__ = [
     "load_clive", "load_koniq10k", "load_live", "load_csiq", "load_pipal", "load_flive", "load_spaq",
     "load_tid2013", "load_kadid10k", "load_agiqa3k", "load_csv",
     "DATASETS", "ALIASES", "EXPECTED_COUNTS", "DISPLAY_NAMES", "canonical_name", "display_name", "load_dataset",
+    "POLARITIES", "PathLike", "CLIVE_TOTAL", "CLIVE_NUM_TRAINING", "CLIVE_COUNT", "KONIQ_COUNT", "LIVE_FOLDERS",
+    "LIVE_TOTAL", "LIVE_COUNT", "CSIQ_COUNT", "PIPAL_COUNT", "FLIVE_COUNT", "SPAQ_COUNT", "TID2013_COUNT",
+    "KADID_COUNT", "AGIQA3K_COUNT",
 ]

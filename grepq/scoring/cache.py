@@ -1,0 +1,183 @@
+"""On-disk cache of the scoring constants: computed once per machine, not once per process (issue 14).
+
+Two things every scorer computes the same way from the same inputs are kept here:
+
+- ``pristine-stats``: μ_p (1, C) and Σ_p (C, C) of Eq. 5, the MVG fit of the LL features of the pristine patches;
+- ``prompt-embeddings``: the (2, E) text embeddings of Eq. 2's prompts (with them cached, CLIP's text transformer
+  is not built at all).
+
+**Keys.** An entry's name is a hash of everything its values depend on, as content fingerprints
+(:func:`grepq.fingerprint.tensors_fingerprint`): for the pristine statistics the LL weights, the pristine patches,
+``amp``, the device type, ``chunk_size``, ``channels_last`` and the torch version; for the prompt embeddings the
+text-tower tensors of the CLIP file, the prompts and the torch version. ``chunk_size``, the device type,
+``channels_last`` and the torch version change the values only by float32 rounding, and are keyed anyway: a run with
+the cache then gives the same bits as a run without it (the project's rule for speed-ups), at the price of one
+recomputation when one of them changes.
+
+**File fingerprints.** Hashing a file's tensors costs about as much as what the cache saves (the CLIP text tower
+is ~250 MB in float32), so the content fingerprint of a file's tensors is remembered in ``files.json`` under the
+file's (absolute path, size, modification time in ns, inode, device): a file replaced or edited gets another
+entry and is hashed again. Only a file rewritten in place with the same size within the same nanosecond of mtime
+would be missed; ``--no-cache`` bypasses all of this.
+
+**Files.** ``<root>/<kind>-<key>.npz`` (numpy arrays, read with ``allow_pickle=False``: nothing in a cache file can
+execute code) with the key's readable parts and a SHA-256 checksum of the arrays; an entry that is unreadable,
+fails its checksum or was made for another key is reported, deleted and recomputed, never trusted. Writes are
+atomic (temporary file + rename), so concurrent processes at worst compute the same entry twice.
+
+**Where.** ``$GREPQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/grepq``, else ``~/.cache/grepq`` (``--cache-dir`` on the
+command line).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Callable, Dict, Mapping, Optional, Union
+
+import numpy as np
+
+__all__ = ["CACHE_ENV", "CACHE_FORMAT", "default_cache_dir", "ConstantsCache"]
+
+log = logging.getLogger("grepq")
+
+#: Environment variable naming the cache folder.
+CACHE_ENV = "GREPQ_CACHE_DIR"
+#: Bumped when what an entry holds changes, so older entries are not read.
+CACHE_FORMAT = 1
+_CHECKSUM, _KEY = "__checksum__", "__key__"
+_MEMO = "files.json"
+
+
+def default_cache_dir() -> Path:
+    """``$GREPQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/grepq``, else ``~/.cache/grepq``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "grepq"
+
+
+def _contiguous(a) -> np.ndarray:
+    """``a`` as a C-contiguous array of its own shape (np.ascontiguousarray would make a 0-d array 1-d)."""
+    a = np.asarray(a)
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
+def _checksum(key_text: str, arrays: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256(key_text.encode())
+    for name in sorted(arrays):
+        a = _contiguous(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class ConstantsCache:
+    """The scoring-constants cache in one folder (module docstring): ``load``/``save`` entries, memoise file
+    fingerprints. ``root=None`` uses :func:`default_cache_dir`."""
+
+    def __init__(self, root: Union[str, os.PathLike, None] = None):
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+
+    # ---------------------------------------------------------------------------------------------- entries
+    @staticmethod
+    def key_text(kind: str, parts: Mapping[str, object]) -> str:
+        """The canonical JSON of an entry's key: its kind, :data:`CACHE_FORMAT` and ``parts``."""
+        return json.dumps({"kind": kind, "format": CACHE_FORMAT, **parts}, sort_keys=True)
+
+    def path(self, kind: str, parts: Mapping[str, object]) -> Path:
+        """The file of an entry: ``<root>/<kind>-<first 24 hex digits of SHA-256(key)>.npz``."""
+        digest = hashlib.sha256(self.key_text(kind, parts).encode()).hexdigest()[:24]
+        return self.root / f"{kind}-{digest}.npz"
+
+    def load(self, kind: str, parts: Mapping[str, object]) -> Optional[Dict[str, np.ndarray]]:
+        """The arrays of an entry, or None when there is none or it cannot be trusted (then it is deleted)."""
+        path = self.path(kind, parts)
+        if not path.is_file():
+            return None
+        key = self.key_text(kind, parts)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            stored_key = str(arrays.pop(_KEY))
+            stored_sum = str(arrays.pop(_CHECKSUM))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            return self._reject(path, f"unreadable ({type(exc).__name__}: {exc})")
+        if stored_key != key:
+            return self._reject(path, "made for another key")
+        if stored_sum != _checksum(key, arrays):
+            return self._reject(path, "checksum mismatch (corrupt or edited)")
+        log.info("cache: using %s", path)
+        return arrays
+
+    def _reject(self, path: Path, why: str) -> None:
+        log.warning("cache entry %s is %s: recomputing it", path, why)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
+
+    def save(self, kind: str, parts: Mapping[str, object], arrays: Mapping[str, np.ndarray]) -> Optional[Path]:
+        """Write an entry atomically; a cache folder that cannot be written is a warning, not an error."""
+        path = self.path(kind, parts)
+        key = self.key_text(kind, parts)
+        payload = {k: _contiguous(v) for k, v in arrays.items()}
+        payload[_KEY] = np.asarray(key)
+        payload[_CHECKSUM] = np.asarray(_checksum(key, {k: v for k, v in payload.items() if k != _KEY}))
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.savez(f, **payload)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write the cache entry %s (%s); continuing without it", path, exc)
+            tmp.unlink(missing_ok=True)
+            return None
+        return path
+
+    def get_or_compute(self, kind: str, parts: Mapping[str, object],
+                       compute: Callable[[], Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+        """The entry's arrays, computed by ``compute()`` and saved when missing or untrusted."""
+        arrays = self.load(kind, parts)
+        if arrays is None:
+            arrays = compute()
+            self.save(kind, parts, arrays)
+        return arrays
+
+    # ---------------------------------------------------------------------------------------------- files
+    def file_fingerprint(self, path: Union[str, os.PathLike], what: str, compute: Callable[[], str]) -> str:
+        """The content fingerprint ``compute()`` gives for ``what`` in the file ``path``, remembered under the
+        file's (absolute path, size, mtime_ns, inode, device) in ``files.json``; computed again when any changed."""
+        st = os.stat(path)
+        ident = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+        name = f"{os.path.abspath(path)}|{what}"
+        memo = self._read_memo()
+        entry = memo.get(name)
+        if isinstance(entry, dict) and entry.get("stat") == ident and isinstance(entry.get("fingerprint"), str):
+            return entry["fingerprint"]
+        fp = compute()
+        memo = self._read_memo()  # another process may have written meanwhile
+        memo[name] = {"stat": ident, "fingerprint": fp}
+        self._write_memo(memo)
+        return fp
+
+    def _read_memo(self) -> dict:
+        try:
+            memo = json.loads((self.root / _MEMO).read_text())
+        except (OSError, ValueError):
+            return {}
+        return memo if isinstance(memo, dict) else {}
+
+    def _write_memo(self, memo: dict) -> None:
+        tmp = self.root / f".tmp-{os.getpid()}-{_MEMO}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
+            os.replace(tmp, self.root / _MEMO)
+        except OSError as exc:
+            log.warning("cannot write %s (%s); continuing without it", self.root / _MEMO, exc)

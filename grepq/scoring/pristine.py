@@ -1,0 +1,175 @@
+"""Pristine patches for the zero-shot low-level score (SPEC §4): selection, and the official HDF5 format.
+
+From each pristine image: non-overlapping R x R patches (R = 96; the remainder at the border is dropped); keep those
+whose sharpness exceeds ``sharpness`` x the sharpest patch of that image, then, of those, the ones whose
+colourfulness exceeds ``colorfulness`` x the most colourful of them. Sharpness is the sum over the patch of the
+local standard deviation of its grey image (Gaussian window 7x7, σ = 7/6, zero padding); colourfulness is
+sqrt(σ_rg² + σ_yb²) + sqrt(μ_rg² + μ_yb²) with rg = |R − G|, yb = |(R + G)/2 − B| (no 0.3 factor), as the
+official code computes them.
+
+HDF5 format (the official ``pristine_patches_096_0.75_0.80.hdf5``): dataset ``data``, float32, (N, 3, R, R) in [0, 1].
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence, Tuple, Union
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..io import ImageReadError, list_images, read_image
+from .settings import COLORFULNESS_THRESHOLD, PATCH_SIZE, SHARPNESS_THRESHOLD, default_hdf5_name
+
+__all__ = [
+    "PATCH_SIZE", "SHARPNESS_THRESHOLD", "COLORFULNESS_THRESHOLD",
+    "sharpness", "colorfulness", "select_patches", "select_pristine_patches",
+    "read_pristine_hdf5", "write_pristine_hdf5", "default_hdf5_name", "load_pristine",
+]
+
+# PATCH_SIZE, SHARPNESS_THRESHOLD (0.75), COLORFULNESS_THRESHOLD (0.80), default_hdf5_name: grepq.scoring.settings
+#: Sharpness window: 7x7 Gaussian, σ = 7/6 (official ``select_patches``).
+SHARPNESS_WINDOW = 7
+SHARPNESS_SIGMA = 7.0 / 6.0
+#: ITU-R 601 luma weights of torchvision's ``Grayscale`` (used by the official sharpness).
+GREY_WEIGHTS = (0.2989, 0.587, 0.114)
+
+
+def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2.0
+    g = coords ** 2
+    k = torch.exp(-(g[None, :] + g[:, None]) / (2 * sigma ** 2))
+    return (k / k.sum()).to(dtype=dtype, device=device).view(1, 1, size, size)
+
+
+def sharpness(patches: torch.Tensor) -> torch.Tensor:
+    """Sum of the local standard deviation of each patch's grey image. (N, 3, R, R) -> (N,)."""
+    w = torch.tensor(GREY_WEIGHTS, dtype=patches.dtype, device=patches.device).view(1, 3, 1, 1)
+    grey = (patches * w).sum(1, keepdim=True)
+    k = _gaussian_window(SHARPNESS_WINDOW, SHARPNESS_SIGMA, patches.dtype, patches.device)
+    mu = F.conv2d(grey, k, padding=SHARPNESS_WINDOW // 2)
+    ex2 = F.conv2d(grey ** 2, k, padding=SHARPNESS_WINDOW // 2)
+    return (ex2 - mu ** 2).abs().sqrt().sum(dim=(1, 2, 3))
+
+
+def colorfulness(patches: torch.Tensor) -> torch.Tensor:
+    """Hasler–Süsstrunk colourfulness without the 0.3 factor, std unbiased (torch.std). (N, 3, R, R) -> (N,)."""
+    r, g, b = patches[:, 0], patches[:, 1], patches[:, 2]
+    rg = (r - g).abs().flatten(1)
+    yb = (0.5 * (r + g) - b).abs().flatten(1)
+    std_root = torch.sqrt(rg.std(dim=1) ** 2 + yb.std(dim=1) ** 2)
+    mean_root = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
+    return std_root + mean_root
+
+
+def _grid_patches(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Non-overlapping patches in row-major order: (3, H, W) -> (N, 3, size, size); N = 0 if the image is smaller."""
+    if min(img.shape[-2:]) < size:
+        return img.new_zeros(0, 3, size, size)
+    p = img.unfold(1, size, size).unfold(2, size, size)            # (3, nh, nw, size, size)
+    return p.permute(1, 2, 0, 3, 4).reshape(-1, 3, size, size)
+
+
+def select_patches(img: torch.Tensor, patch_size: int = PATCH_SIZE, sharpness_threshold: float = SHARPNESS_THRESHOLD,
+                   colorfulness_threshold: float = COLORFULNESS_THRESHOLD) -> torch.Tensor:
+    """The selected pristine patches of one image (3, H, W) in [0, 1] -> (K, 3, R, R), row-major order.
+
+    (The official code shuffles each image's patches first; the statistics of Eq. 5-6 do not depend on order.)
+    """
+    patches = _grid_patches(img, patch_size)
+    if patches.shape[0] == 0:
+        return patches
+    s = sharpness(patches)
+    patches = patches[s > sharpness_threshold * s.max()]
+    if patches.shape[0] == 0:
+        return patches
+    c = colorfulness(patches)
+    return patches[c > colorfulness_threshold * c.max()]
+
+
+def select_pristine_patches(
+    images: Union[str, Path, Sequence[Union[str, Path]]],
+    patch_size: int = PATCH_SIZE,
+    sharpness_threshold: float = SHARPNESS_THRESHOLD,
+    colorfulness_threshold: float = COLORFULNESS_THRESHOLD,
+    progress: bool = True,
+) -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
+    """Select pristine patches from a folder (or list) of pristine images.
+
+    Returns ``(patches (N, 3, R, R) float32, skipped)``: ``skipped`` lists ``(path, reason)`` for images that could
+    not be read or gave no patch (smaller than R). Raises if no patch at all was selected.
+    """
+    if isinstance(images, (str, Path)):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"pristine image folder not found: {folder}")
+        paths = list_images(folder)
+        if not paths:
+            raise ValueError(f"{folder}: holds no image files to select pristine patches from")
+    else:
+        paths = [Path(p) for p in images]
+    chosen: List[torch.Tensor] = []
+    skipped: List[Tuple[str, str]] = []
+    for p in tqdm(paths, desc="pristine patches", disable=not progress):
+        try:
+            img = read_image(p)
+        except ImageReadError as exc:
+            skipped.append((str(p), exc.reason))
+            continue
+        sel = select_patches(img, patch_size, sharpness_threshold, colorfulness_threshold)
+        if sel.shape[0] == 0:
+            skipped.append((str(p), f"smaller than one {patch_size}x{patch_size} patch"))
+            continue
+        chosen.append(sel)
+    if not chosen:
+        raise ValueError(f"no pristine patch selected from {len(paths)} images (skipped: {skipped[:3]})")
+    return torch.cat(chosen), skipped
+
+
+def write_pristine_hdf5(patches: torch.Tensor, path: Union[str, Path]) -> Path:
+    """Write (N, 3, R, R) patches in the official format (dataset ``data``, float32). Atomic (temp file + rename)."""
+    path = Path(path)
+    if patches.dim() != 4 or patches.shape[1] != 3 or patches.shape[2] != patches.shape[3]:
+        raise ValueError(f"expected patches of shape (N, 3, R, R), got {tuple(patches.shape)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("data", data=patches.detach().cpu().numpy().astype(np.float32))
+    tmp.replace(path)
+    return path
+
+
+def read_pristine_hdf5(path: Union[str, Path]) -> torch.Tensor:
+    """Read pristine patches (N, 3, R, R) float32 from the official HDF5 format, checking what it holds."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pristine patch file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            if "data" not in f:
+                raise ValueError(f"{path}: no dataset 'data' (found {list(f.keys())}); expected the official pristine-patch format")
+            arr = np.asarray(f["data"][:], dtype=np.float32)
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if arr.ndim != 4 or arr.shape[1] != 3 or arr.shape[2] != arr.shape[3]:
+        raise ValueError(f"{path}: dataset 'data' must be (N, 3, R, R), got {arr.shape}")
+    if arr.shape[0] < 2:
+        raise ValueError(f"{path}: needs at least 2 patches for a covariance, got {arr.shape[0]}")
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        raise ValueError(f"{path}: patch values must be finite and in [0, 1], got [{arr.min()}, {arr.max()}]")
+    return torch.from_numpy(arr)
+
+
+def load_pristine(source: Union[str, Path], save_to: Union[str, Path, None] = None, progress: bool = True,
+                  patch_size: int = PATCH_SIZE, sharpness_threshold: float = SHARPNESS_THRESHOLD,
+                  colorfulness_threshold: float = COLORFULNESS_THRESHOLD) -> torch.Tensor:
+    """Pristine patches from an HDF5 file or a folder of pristine images (selected, then optionally saved)."""
+    source = Path(source)
+    if source.is_dir():
+        patches, _ = select_pristine_patches(source, patch_size, sharpness_threshold, colorfulness_threshold, progress)
+        if save_to is not None:
+            write_pristine_hdf5(patches, save_to)
+        return patches
+    return read_pristine_hdf5(source)
