@@ -25,7 +25,7 @@ import torch
 from grepq.data import fsim as fsim_module
 from grepq.data.distortions import distortion_stack
 from grepq.data.fsim import fsim_matrix
-from grepq.io import read_image
+from grepq.data.io import read_image
 
 BSDS = Path("/work/shared/data/bsds500")
 

@@ -153,7 +153,7 @@ def official_worker(work: Path, device: str, out: Path) -> dict:
 
 def decode_rate(work: Path) -> dict:
     """Seconds to decode the timed photographs in this process (one thread): what the CPU can feed."""
-    from grepq.io import read_image
+    from grepq.data.io import read_image
 
     files = _listed(work / "timed.txt")
     t = time.perf_counter()

@@ -32,7 +32,7 @@ BSDS = Path("/work/shared/data/bsds500")
 
 def photos(n: int):
     """Up to n (path or None, uint8 HxWx3 array) photographs."""
-    from grepq.io import read_image
+    from grepq.data.io import read_image
 
     if BSDS.is_dir():
         files = sorted(BSDS.glob("train/*.jpg")) or sorted(BSDS.glob("*/*.jpg"))

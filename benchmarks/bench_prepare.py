@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from grepq.data.prepare import prepare
-from grepq.io import list_images
+from grepq.data.io import list_images
 
 RECIPES = ("authors", "fixed")
 TARGET_RATIO = 2.0

@@ -429,7 +429,7 @@ def plain_worker(work: Path, images: Path, components: str, out: Path) -> None:
 def run_floor(paths: Dict[str, Path], components: str = "low,high", chunk: int = 64) -> float:
     """Seconds of the forward passes alone (LL over all patches, HL on whole images), inputs in memory."""
     from grepq.scoring import zero_shot as zs
-    from grepq.io import read_image
+    from grepq.data.io import read_image
     from grepq.models.high_level import HighLevelModel, load_clip, load_hl_visual_weights, normalize
     from grepq.models.low_level import load_low_level
 

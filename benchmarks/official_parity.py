@@ -204,7 +204,7 @@ def run_grepq(paths: Dict[str, Path], hdf5: Path) -> Dict[str, object]:
     """grepq's Python API on the same files (the official pristine HDF5)."""
     from grepq import GRepQ
     from grepq.eval.zero_shot import hl_embedding
-    from grepq.io import read_image
+    from grepq.data.io import read_image
     scorer = GRepQ(ll_weights=paths["ll"], hl_weights=paths["hl"], clip_weights=paths["clip"], pristine=hdf5,
                    device="cpu")
     out = {"scores": {}, "ll": {}, "hl": {}, "text": scorer.hl.text_features.detach().clone()}

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .batching import prefetch_map, same_size_batches
+from .scoring.batching import prefetch_map, same_size_batches
 from .fingerprint import tensors_fingerprint
-from .io import ImageReadError, expand_inputs, read_image
+from .data.io import ImageReadError, expand_inputs, read_image
 from .models import high_level as hlm
 from .models.high_level import DEFAULT_PROMPTS, K2, HighLevelModel
 from .models.low_level import LowLevelModel, load_low_level

@@ -80,7 +80,7 @@ def skimage_photo_dir() -> Path:
 
 def _load_photo(path: Path, side: int) -> np.ndarray:
     """A photograph as uint8 (H, W, 3), short side resized to ``side`` (Lanczos), grey repeated to RGB."""
-    from .io import read_image
+    from .data.io import read_image
     img = read_image(path)
     pil = Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     w, h = pil.size

@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import __version__
+from .eval.results import json_clean
 
 __all__ = ["Regressor", "RegressorFileError", "WeightMismatchError", "REGRESSOR_SCHEMA", "REGRESSOR_VERSION",
            "FEATURE_SETS", "fit_regressor", "build_regressor", "feature_matrix", "predict_images"]
@@ -132,7 +133,7 @@ class Regressor:
         body.update({"schema": REGRESSOR_SCHEMA, "schema_version": REGRESSOR_VERSION,
                      "feature_set": self.feature_set, "feature_dims": dict(self.feature_dims),
                      "coef": [float(c) for c in self.coef], "intercept": float(self.intercept)})
-        body = _json_ready(body)
+        body = json_clean(body)
         body["checksum"] = _checksum(body)
         return body
 
@@ -202,25 +203,6 @@ class Regressor:
 
 def _reject_constant(name: str):
     raise ValueError(f"non-finite number {name}")
-
-
-def _json_ready(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_ready(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _feature_settings(scorer) -> Dict[str, Any]:
@@ -367,7 +349,7 @@ def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=N
     that do not exist. Weights are checked first (:meth:`Regressor.check_scorer`).
     """
     from .eval.features import extract_features
-    from .io import expand_inputs
+    from .data.io import expand_inputs
 
     regressor.check_scorer(scorer, allow_mismatch)
     images, skipped = expand_inputs(list(paths))
@@ -401,7 +383,7 @@ def _write_pred_rows(rows: List[dict], output: Optional[str], regressor: Regress
             "regressor": regressor.info.get("regressor"), "alpha": regressor.info.get("alpha")}
     if output is not None and Path(output).suffix.lower() == ".json":
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps({"q_pred": _json_ready(meta), "rows": rows}, indent=1) + "\n")
+        Path(output).write_text(json.dumps({"q_pred": json_clean(meta), "rows": rows}, indent=1) + "\n")
         return
     comment = (f"# q_pred: {regressor.info.get('regressor')} regressor {reg_path} on {regressor.feature_set} features; "
                f"labels' scale ({regressor.polarity}, {better} is better)\n")

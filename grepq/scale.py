@@ -145,7 +145,7 @@ def start(shard: Optional[str], device: Optional[str]) -> ScaleOut:
 def score_items(inputs: Sequence[str], log_skipped: bool = True) -> List[str]:
     """The images ``grepq score INPUTS`` scores, in its order: folders expanded (sorted), and a path that does not
     exist kept in place (it becomes a failed row, as in :meth:`grepq.GRepQ.score`)."""
-    from .io import expand_inputs
+    from .data.io import expand_inputs
     items: List[str] = []
     for x in inputs:
         images, skipped = expand_inputs([x])

@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import photo
 from grepq import GRepQ
-from grepq.batching import batch_limit, prefetch_map, same_size_batches
+from grepq.scoring.batching import batch_limit, prefetch_map, same_size_batches
 from grepq.eval import features as fx
 from grepq.scoring import zero_shot as zs
 from grepq.models import high_level as hlm

@@ -16,7 +16,7 @@ from PIL import Image
 
 from grepq.data import datasets as D
 from grepq.data.datasets import DatasetError, IQADataset, load_dataset
-from grepq.io import read_image
+from grepq.data.io import read_image
 
 
 # ------------------------------------------------------------------------------------------------ helpers

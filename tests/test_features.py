@@ -23,7 +23,7 @@ def test_features_match_scorer_and_official_whole_image_forward(scorer, photo_di
     assert np.allclose(fs.q_low, [r.q_low for r in rows], atol=1e-7)
     assert np.allclose(fs.q_high, [r.q_high for r in rows], atol=1e-7)
     assert fs.hl.shape == (4, 64) and fs.ll.shape == (4, 128) and fs.matrix().shape == (4, 192)
-    from grepq.io import read_image
+    from grepq.data.io import read_image
     with torch.no_grad():
         whole = scorer.ll(read_image(paths[1])[None])[0].numpy()
     assert np.allclose(fs.ll[1], whole, atol=1e-6)

@@ -132,7 +132,7 @@ def readme_dir(tmp_path_factory, ll_model, small_clip, pristine_patches):
 
 
 def test_readme_python_example_runs_as_written(readme_dir, monkeypatch, one_thread):
-    (block,) = [b for b in blocks("python") if "GRepQ(" in b]
+    (block,) = [b for b in blocks("python") if "from grepq import GRepQ" in b]
     monkeypatch.chdir(readme_dir)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):

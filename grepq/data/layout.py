@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..io import IMAGE_EXTENSIONS
+from .io import IMAGE_EXTENSIONS
 
 __all__ = ["DataError", "REF_TAG", "FSIM_FILE", "VERSIONS_FILE", "PARTIAL_DIR", "SIDECAR_DIR", "OFFICIAL_LIST",
            "NAMINGS", "FSIM_DIAGONAL_TOL", "reference_file", "version_file", "item_folder_name", "meta_dir",

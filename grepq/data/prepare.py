@@ -89,7 +89,7 @@ from grepq.data.fsim import fsim_matrix
 from grepq.data.layout import (FSIM_FILE, NAMINGS, PARTIAL_DIR, SIDECAR_DIR, VERSIONS_FILE, item_folder_name,
                                meta_dir, reference_file, version_file, write_official_list)
 from grepq.data.recipes import Recipe, make_recipe
-from grepq.io import ImageReadError, expand_inputs, read_image
+from .io import ImageReadError, expand_inputs, read_image
 
 __all__ = ["prepare", "PrepareSummary", "item_seed", "check_item", "resolve_inputs", "main",
            "FSIM_FILE", "VERSIONS_FILE", "PARTIAL_DIR", "MIN_SIZE", "FRAGMENT_SIZE", "LOSSLESS_EXTS"]

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from ..io import ImageReadError, read_image
+from .io import ImageReadError, read_image
 from ..models.high_level import CLIP_MEAN, CLIP_STD
 from .fragments import FLIP_P, FRAGMENT_GRID, FRAGMENT_PATCH, fragment_views, sample_generator
 from .fsim import fsim_matrix_piq

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..fingerprint import digest_tensors as _digest_tensors
-from ..io import ImageReadError, read_image
+from ..data.io import ImageReadError, read_image
 from ..scale import Shard
 
 __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]

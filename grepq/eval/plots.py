@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from grepq.eval import metrics as M
 from grepq.eval import paper_numbers
+from grepq.eval.regression import check_features
 
 __all__ = ["plot_srcc_vs_labels", "plot_scatter", "plot_embedding", "EMBEDDING_METHODS"]
 
@@ -146,12 +147,7 @@ def plot_embedding(features, labels, path, *, method: str = "pca", seed: int = 0
     Returns:
         ``path``.
     """
-    X = np.asarray(features, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"features: expected a 2-D array (N, D), got shape {X.shape}")
-    bad = int(np.count_nonzero(~np.isfinite(X)))
-    if bad:
-        raise ValueError(f"features: expected finite values, got {bad} non-finite of {X.size}")
+    X = check_features(features)
     lab = np.asarray(labels)
     if lab.shape != (X.shape[0],):
         raise ValueError(f"labels: expected {X.shape[0]} labels (one per feature row), got shape {lab.shape}")

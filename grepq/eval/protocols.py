@@ -31,7 +31,7 @@ from grepq.eval import metrics as M
 from grepq.eval.regression import (  # noqa: F401  (re-exported: the public names of this module since 0.1)
     ALPHA_SELECTIONS, CV_CRITERIA, DEFAULT_CV_FOLDS, OFFICIAL_ALPHAS, REGRESSORS, SVR_CACHE_MB, SVR_EPSILON,
     SVR_MAX_TRAIN, SVR_TOL, FeatureSpec, LabelledGram, LinearPath, RegressionSettings, _blas_threads,
-    _check_features, _check_scores, _resolve_feature_sets, _test_metrics, as_linear_path, check_svr_size,
+    check_features, _check_scores, _resolve_feature_sets, _test_metrics, as_linear_path, check_svr_size,
     choose_alpha, fit_ridge_path,
     fit_select, fit_svr_path, gram_fit)
 from grepq.eval.results import (  # noqa: F401
@@ -143,7 +143,7 @@ def data_efficient(
         standardize, seed, variant, train_scenes/test_scenes with refs); ``.medians`` gives the median per
         n_train.
     """
-    X = _check_features(features)
+    X = check_features(features)
     N, P = X.shape
     y = _check_scores(scores, N)
     settings = RegressionSettings(regressor=regressor, alphas=alphas, alpha_selection=alpha_selection,
@@ -295,12 +295,10 @@ def cross_dataset(
         :class:`ProtocolResult` (protocol "cross_dataset"); rows: source, dataset, feature_set, regressor,
         alpha, alpha_selection, srcc, plcc, krcc, plcc_fit, n_train, n_test, train_polarity, test_polarity.
     """
-    Xs = _check_features(train_features, "train_features")
-    Xt = _check_features(test_features, "test_features")
+    Xs = check_features(train_features, "train_features")
+    Xt = check_features(test_features, "test_features")
     if Xs.shape[1] != Xt.shape[1]:
-        raise ValueError(
-            f"test_features: expected {Xs.shape[1]} columns like train_features, got {Xt.shape[1]}"
-        )
+        raise ValueError(f"test_features: expected {Xs.shape[1]} columns like train_features, got {Xt.shape[1]}")
     ys = M.orient(_check_scores(train_scores, Xs.shape[0], "train_scores"), train_polarity)
     yt = M.orient(_check_scores(test_scores, Xt.shape[0], "test_scores"), test_polarity)
     settings = RegressionSettings(regressor=regressor, alphas=alphas, alpha_selection=alpha_selection,
@@ -367,7 +365,7 @@ def cross_dataset_with_regressor(regressor, test_features, test_scores, *, test_
         :class:`ProtocolResult` (protocol "cross_dataset") with one row, keys as :func:`cross_dataset`'s plus
         ``regressor_file``.
     """
-    Xt = _check_features(test_features, "test_features")
+    Xt = check_features(test_features, "test_features")
     yt = M.orient(_check_scores(test_scores, Xt.shape[0], "test_scores"), test_polarity)
     if plcc_fit not in M.PLCC_FITS:
         raise ValueError(f"plcc_fit: expected one of {M.PLCC_FITS}, got {plcc_fit!r}")

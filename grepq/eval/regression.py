@@ -164,7 +164,9 @@ def _check_alphas(alphas) -> np.ndarray:
     return arr
 
 
-def _check_features(X, name: str = "features") -> np.ndarray:
+def check_features(X, name: str = "features") -> np.ndarray:
+    """``X`` as a finite float64 (N, P) array, or a ValueError naming ``name``, the shape or the count of
+    non-finite values."""
     arr = np.asarray(X, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (N, P), got shape {tuple(arr.shape)}")
@@ -265,7 +267,7 @@ def fit_ridge_path(X, y, alphas=OFFICIAL_ALPHAS, *, standardize: bool = False) -
     Returns:
         :class:`LinearPath` with coef (A, P) and intercept (A,).
     """
-    X = _check_features(X)
+    X = check_features(X)
     y = _check_scores(y, X.shape[0], "labels")
     alphas = _check_alphas(alphas)
     n, p = X.shape
@@ -293,7 +295,7 @@ def fit_svr_path(
     Returns:
         :class:`LinearPath` with coef (A, P) and intercept (A,) in the original units.
     """
-    X = _check_features(X)
+    X = check_features(X)
     y = _check_scores(y, X.shape[0], "labels")
     alphas = _check_alphas(alphas)
     n = X.shape[0]
@@ -541,7 +543,7 @@ def fit_select(X, y, settings: RegressionSettings, folds: Optional[List[np.ndarr
         :class:`GramPath`; ``as_linear_path(path)`` gives coef/intercept), and (A,) CV scores (larger = better)
         or None without folds.
     """
-    X = _check_features(X)
+    X = check_features(X)
     y = _check_scores(y, X.shape[0], "labels")
     n, p = X.shape
     if n < 2:

@@ -19,6 +19,7 @@ import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -68,7 +69,7 @@ def _hashable(v):
 
 
 def json_clean(obj):
-    """NaN/inf -> None, numpy scalars/arrays -> Python, slices -> "start:stop" strings."""
+    """NaN/inf -> None, numpy scalars/arrays -> Python, slices -> "start:stop" strings, paths -> strings."""
     if isinstance(obj, dict):
         return {str(k): json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -84,6 +85,8 @@ def json_clean(obj):
         return f if math.isfinite(f) else None
     if isinstance(obj, np.bool_):
         return bool(obj)
+    if isinstance(obj, PurePath):
+        return str(obj)
     return obj
 
 

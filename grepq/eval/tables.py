@@ -152,6 +152,16 @@ def _median_groups(rows: List[Dict[str, Any]], key_fn) -> "OrderedDict[tuple, Di
 _TABLE4_ONLY = {s for s in paper_numbers.SIMILARITY_MEASURES if s != "FSIM"}
 
 
+def _captioned(title: str, rows, cv_on: str, header: Sequence[str], lines) -> str:
+    """A regression table (1 or 3): its title, the PLCC and alpha-selection notes, then the Markdown table."""
+    caption = [
+        title,
+        _plcc_caption(rows) + " " + _PAPER_PLCC_NOTE,
+        f"α selection: `cv` = cross-validation on {cv_on}, `fixed` = one α, " + _ORACLE_NOTE,
+    ]
+    return "\n".join(caption) + "\n\n" + _md_table(header, lines) + "\n"
+
+
 def table1(rows) -> str:
     """Table 1: data-efficient SRCC (median over splits) of GRepQ_D beside the paper's.
 
@@ -190,13 +200,8 @@ def table1(rows) -> str:
     extra = sorted((k for k in groups if k not in used), key=lambda k: tuple(str(x) for x in k))
     for k in extra:
         lines.append(_table1_line(k, groups[k], paper_numbers.paper_srcc(1, k[0], k[1], k[2])))
-    caption = [
-        "**Table 1 — data-efficient GRepQ_D**: median over splits of SRCC on the test part, "
-        "train on 50/100/200 labels. Δ = ours − paper.",
-        _plcc_caption(rows) + " " + _PAPER_PLCC_NOTE,
-        "α selection: `cv` = cross-validation on the training labels, `fixed` = one α, " + _ORACLE_NOTE,
-    ]
-    return "\n".join(caption) + "\n\n" + _md_table(header, lines) + "\n"
+    return _captioned("**Table 1 — data-efficient GRepQ_D**: median over splits of SRCC on the test part, "
+                      "train on 50/100/200 labels. Δ = ours − paper.", rows, "the training labels", header, lines)
 
 
 def _fs_label(fs: str, variant: Optional[str]) -> str:
@@ -298,13 +303,9 @@ def table3(rows) -> str:
         r = rows[i]
         fs = paper_numbers.canonical_feature_set(r.get("feature_set", "all"))
         lines.append(_table3_line(r, paper_numbers.paper_srcc(3, *pair(r)) if fs == "hl+ll" else None))
-    caption = [
-        "**Table 3 — cross-dataset GRepQ_C**: one regressor fit on the whole training dataset, tested on the "
-        "whole test dataset; labels oriented higher = better on both sides. Δ = ours − paper.",
-        _plcc_caption(rows) + " " + _PAPER_PLCC_NOTE,
-        "α selection: `cv` = cross-validation on the training dataset, `fixed` = one α, " + _ORACLE_NOTE,
-    ]
-    return "\n".join(caption) + "\n\n" + _md_table(header, lines) + "\n"
+    return _captioned("**Table 3 — cross-dataset GRepQ_C**: one regressor fit on the whole training dataset, tested "
+                      "on the whole test dataset; labels oriented higher = better on both sides. Δ = ours − paper.",
+                      rows, "the training dataset", header, lines)
 
 
 def _table3_line(r: Mapping[str, Any], paper: Optional[float]) -> List[Any]:

@@ -50,6 +50,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_ENV = "GREPQ_CLIP_WEIGHTS"
 
 
+#: The ``format`` tag of grepq's HL weight files (and of the model part of training checkpoints).
+HIGH_LEVEL_FORMAT = "grepq-high-level"
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """CLIP normalisation of (..., 3, H, W) images in [0, 1]."""
     mean = torch.tensor(CLIP_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
@@ -326,9 +329,9 @@ def load_hl_visual_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
         obj = load_weights(path)
     except Exception as exc:  # torch raises several types for non-checkpoint files
         raise ValueError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    if isinstance(obj, dict) and obj.get("format") == "grepq-high-level":
+    if isinstance(obj, dict) and obj.get("format") == HIGH_LEVEL_FORMAT:
         return obj["state_dict"]
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and obj["model"].get("format") == "grepq-high-level":
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and obj["model"].get("format") == HIGH_LEVEL_FORMAT:
         return obj["model"]["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path}: expected a CLIP visual state dict or a grepq high-level checkpoint")
@@ -454,7 +457,7 @@ def save_high_level(model: HighLevelModel, path: Union[str, Path], fmt: str = "g
     if fmt == "grepq":
         sd = {"visual." + k: v for k, v in visual.items()}
         sd.update({"head." + k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()})
-        obj = {"format": "grepq-high-level", "arch": dict(model.arch(), embed_dim=model.embed_dim), "state_dict": sd}
+        obj = {"format": HIGH_LEVEL_FORMAT, "arch": dict(model.arch(), embed_dim=model.embed_dim), "state_dict": sd}
         if extra:
             obj.update(extra)
     elif fmt == "official":

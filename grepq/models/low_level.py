@@ -27,6 +27,9 @@ LL_FEATURE_DIM = 128
 _CHILD_INDEX = {"conv1": 0, "bn1": 1, "layer1": 4, "layer2": 5, "layer3": 6, "layer4": 7}
 
 
+#: The ``format`` tag of grepq's LL weight files (and of the model part of training checkpoints).
+LOW_LEVEL_FORMAT = "grepq-low-level"
+
 class LowLevelModel(nn.Module):
     """ResNet18 (no pretrained weights) + MLP head.
 
@@ -115,7 +118,7 @@ def load_low_level(source: Union[str, Path, dict], map_location: Union[str, torc
     """Build a :class:`LowLevelModel` from a checkpoint and load it strictly.
 
     Accepts: the official ``low_level_model_weights.tar`` (``{'model': {'state_dict': ...}, ...}``, 246 keys),
-    a grepq checkpoint (``{'format': 'grepq-low-level', 'arch': ..., 'state_dict': ...}`` or a grepq training
+    a grepq checkpoint (``{'format': 'grepq-low-level' (LOW_LEVEL_FORMAT), 'arch': ..., 'state_dict': ...}`` or a grepq training
     checkpoint holding ``'model'`` in that form), or a plain state dict in either layout.
     Every tensor the model uses must be present with its shape (strict); tensors the official file holds but the
     model does not use (``base_model`` duplicates and its ``fc``) are listed in the returned :class:`LoadReport`.
@@ -124,9 +127,9 @@ def load_low_level(source: Union[str, Path, dict], map_location: Union[str, torc
     ckpt = _read_checkpoint(source) if not isinstance(source, dict) else source
     arch: Dict[str, int] = {}
     fmt = "plain state dict"
-    if isinstance(ckpt, dict) and ckpt.get("format") == "grepq-low-level":
+    if isinstance(ckpt, dict) and ckpt.get("format") == LOW_LEVEL_FORMAT:
         sd, arch, fmt = ckpt["state_dict"], ckpt.get("arch", {}), "grepq low-level checkpoint"
-    elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and ckpt["model"].get("format") == "grepq-low-level":
+    elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and ckpt["model"].get("format") == LOW_LEVEL_FORMAT:
         sd, arch, fmt = ckpt["model"]["state_dict"], ckpt["model"].get("arch", {}), "grepq training checkpoint"
     elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and "state_dict" in ckpt["model"]:
         sd, fmt = ckpt["model"]["state_dict"], "official GRepQ low-level checkpoint"
@@ -187,7 +190,7 @@ def save_low_level(model: LowLevelModel, path: Union[str, Path], fmt: str = "gre
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "grepq":
-        obj = {"format": "grepq-low-level", "arch": model.arch(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+        obj = {"format": LOW_LEVEL_FORMAT, "arch": model.arch(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
         if extra:
             obj.update(extra)
     elif fmt == "official":

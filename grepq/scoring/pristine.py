@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..io import ImageReadError, list_images, read_image
+from ..data.io import ImageReadError, list_images, read_image
 from .settings import COLORFULNESS_THRESHOLD, PATCH_SIZE, SHARPNESS_THRESHOLD, default_hdf5_name
 
 __all__ = [

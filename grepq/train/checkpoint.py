@@ -37,6 +37,7 @@ CONFIG_FILE = "config.yaml"
 RUN_INFO_FILE = "run_info.json"
 LOG_FILE = "log.jsonl"
 CHECKPOINT_FORMAT = "grepq-train-checkpoint"
+CHECKPOINT_VERSION = 1
 
 
 @dataclass

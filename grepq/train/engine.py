@@ -27,8 +27,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import ConfigError
-from .checkpoint import (CHECKPOINT_FILE, LOG_FILE, TrainState, check_run_dir, load_checkpoint, remove_stale_temporaries,
-                         rng_state, run_info, save_checkpoint, set_rng_state, update_run_info, write_run_files)
+from .checkpoint import (CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, LOG_FILE, TrainState, check_run_dir,
+                         load_checkpoint, remove_stale_temporaries, rng_state, run_info, save_checkpoint,
+                         set_rng_state, update_run_info, write_run_files)
 from ..data.layout import data_fingerprint
 from ..data.training_set import EpochSampler
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -135,19 +136,22 @@ def train(cfg: Dict) -> TrainResult:
         cleanup()
 
 
-def _train(cfg: Dict, info: DistInfo) -> TrainResult:
-    if cfg["run"]["dir"] is None:
-        raise ConfigError("run.dir is not set: give the run directory (--run-dir DIR or run.dir=DIR)")
-    run_dir = Path(cfg["run"]["dir"]).expanduser()
-    s = cfg[cfg["task"]]
-    if cfg["run"]["deterministic"]:
-        _set_deterministic(info.device)
-    _seed_everything(cfg["seed"])
+@dataclass
+class _Data:
+    """The training data of one process: its loader, its sampler and the counts the schedule needs."""
 
-    # -- task, data, loader --------------------------------------------------------------------------------
-    task = build_task(cfg, info)
+    dataset: object
+    sampler: EpochSampler
+    loader: DataLoader
+    local_batch: int
+    steps_per_epoch: int
+    total_steps: int
+    fingerprint: Dict
+
+
+def _build_data(cfg: Dict, info: DistInfo, task: Task) -> _Data:
+    s = cfg[cfg["task"]]
     dataset = task.build_dataset(cfg["data"]["root"], cfg["data"]["limit"])
-    fingerprint = data_fingerprint(dataset.folders)
     world = info.world_size
     if s["batch_size"] % world:
         raise ConfigError(f"{cfg['task']}.batch_size {s['batch_size']} is not divisible by the {world} processes")
@@ -158,72 +162,87 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
     if steps_per_epoch == 0:
         raise ConfigError(f"{len(dataset)} image folders give no full batch of {s['batch_size']} "
                           f"({cfg['task']}.batch_size); use more data or a smaller batch")
-    total_steps = s["epochs"] * steps_per_epoch
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=cfg["data"]["num_workers"],
                         pin_memory=cfg["data"]["pin_memory"] and info.device.type == "cuda",
                         drop_last=task.drop_last)
+    return _Data(dataset, sampler, loader, local_batch, steps_per_epoch, s["epochs"] * steps_per_epoch,
+                 data_fingerprint(dataset.folders))
 
-    # -- optimiser and schedule ---------------------------------------------------------------------------
+
+@dataclass
+class _Optim:
+    """The optimiser, its learning-rate schedule and (fp16 only) the gradient scaler."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: Optional[torch.amp.GradScaler]
+
+
+def _build_optim(cfg: Dict, info: DistInfo, task: Task, data: _Data) -> _Optim:
+    s = cfg[cfg["task"]]
     optimizer = task.make_optimizer()
-    warmup_steps = int(s["warmup_epochs"] * steps_per_epoch)
+    warmup_steps = int(s["warmup_epochs"] * data.steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
-        lr_factor, total_steps=total_steps, warmup_steps=warmup_steps, schedule=s["schedule"],
+        lr_factor, total_steps=data.total_steps, warmup_steps=warmup_steps, schedule=s["schedule"],
         eta_ratio=s["eta_min"] / s["lr"]))
-    state = TrainState()
-    scaler = None
-    if cfg["run"]["amp"] == "fp16":
-        scaler = torch.amp.GradScaler(info.device.type)
+    scaler = torch.amp.GradScaler(info.device.type) if cfg["run"]["amp"] == "fp16" else None
+    return _Optim(optimizer, scheduler, scaler)
 
-    # -- run directory and resuming -----------------------------------------------------------------------
+
+def _resume(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim, run_dir: Path) -> Optional[TrainState]:
+    """Load ``checkpoint.pth`` of ``run_dir`` when there is one (after checking it is a run of this configuration,
+    data and number of processes); returns its state, or None for a new run."""
     ckpt_path = run_dir / CHECKPOINT_FILE
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
+    world = info.world_size
     check_run_dir(run_dir, cfg, ckpt, world)  # every process checks, so all of them stop on a mismatch
-    if ckpt is not None:
-        if ckpt["world_size"] != world:
-            raise ConfigError(f"{ckpt_path}: the run used {ckpt['world_size']} processes, now {world}; resume it with "
-                              f"the same number (the data order and batch split depend on it)")
-        if ckpt["data"] != fingerprint:
-            raise ConfigError(f"{ckpt_path}: the run trained on {ckpt['data']['count']} image folders with other "
-                              f"names than the {fingerprint['count']} under {cfg['data']['root']}")
-        task.load_weights_dict(ckpt["model"], str(ckpt_path))
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler") is not None:
-            scaler.load_state_dict(ckpt["scaler"])
-        state = TrainState(**ckpt["state"])
-        set_rng_state(ckpt["rng"])
-        if info.is_main:
-            print(f"grepq train: resuming {run_dir} from step {state.step} of {total_steps} (epoch {state.epoch})",
-                  file=sys.stderr)
+    if ckpt is None:
+        return None
+    if ckpt["world_size"] != world:
+        raise ConfigError(f"{ckpt_path}: the run used {ckpt['world_size']} processes, now {world}; resume it with "
+                          f"the same number (the data order and batch split depend on it)")
+    if ckpt["data"] != data.fingerprint:
+        raise ConfigError(f"{ckpt_path}: the run trained on {ckpt['data']['count']} image folders with other "
+                          f"names than the {data.fingerprint['count']} under {cfg['data']['root']}")
+    task.load_weights_dict(ckpt["model"], str(ckpt_path))
+    opt.optimizer.load_state_dict(ckpt["optimizer"])
+    opt.scheduler.load_state_dict(ckpt["scheduler"])
+    if opt.scaler is not None and ckpt.get("scaler") is not None:
+        opt.scaler.load_state_dict(ckpt["scaler"])
+    state = TrainState(**ckpt["state"])
+    set_rng_state(ckpt["rng"])
+    if info.is_main:
+        print(f"grepq train: resuming {run_dir} from step {state.step} of {data.total_steps} (epoch {state.epoch})",
+              file=sys.stderr)
+    return state
+
+
+def _prepare_run_dir(cfg: Dict, info: DistInfo, data: _Data, run_dir: Path, state: TrainState,
+                     resumed: bool) -> None:
+    """Rank 0 writes ``config.yaml`` / ``run_info.json`` and, on resume, cuts the log back to the checkpoint."""
     if info.is_main:
         remove_stale_temporaries(run_dir)
-        meta = run_info(cfg, world, str(info.device), info.backend)
-        meta.update(steps_per_epoch=steps_per_epoch, total_steps=total_steps, images=len(dataset),
-                    resumed_from_step=state.step if ckpt is not None else None, finished=False)
+        meta = run_info(cfg, info.world_size, str(info.device), info.backend)
+        meta.update(steps_per_epoch=data.steps_per_epoch, total_steps=data.total_steps, images=len(data.dataset),
+                    resumed_from_step=state.step if resumed else None, finished=False)
         write_run_files(run_dir, cfg, meta)
-        if ckpt is not None:
+        if resumed:
             truncate_log(run_dir / LOG_FILE, state.step, state.epoch)
     barrier()
-    if info.distributed:
-        task.wrap_ddp()
 
-    def save() -> None:
-        if info.is_main:
-            save_checkpoint(ckpt_path, {
-                "format": "grepq-train-checkpoint", "version": 1, "task": cfg["task"], "model": task.weights_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state.as_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None, "config": cfg, "world_size": world,
-                "data": fingerprint, "rng": rng_state()})
 
-    # -- loop -------------------------------------------------------------------------------------------------
+def _run_epochs(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim, state: TrainState,
+                run_dir: Path, save) -> None:
+    """The epoch loop, from ``state`` until the last epoch or a stop (run.max_steps, max_epochs, max_seconds)."""
+    s = cfg[cfg["task"]]
     stop_at = cfg["run"]["max_steps"]
     max_epochs = cfg["run"]["max_epochs"]
-    logger = RunLogger(run_dir, info.is_main, min(total_steps, stop_at or total_steps), state.step,
+    logger = RunLogger(run_dir, info.is_main, min(data.total_steps, stop_at or data.total_steps), state.step,
                        cfg["run"]["tensorboard"], cfg["run"]["progress"], desc=f"train {cfg['task']}")
     stopped = stop_at is not None and state.step >= stop_at
     deadline = time.time() + cfg["run"]["max_seconds"] if cfg["run"]["max_seconds"] is not None else None
     with warnings.catch_warnings():
-        if scaler is not None:
+        if opt.scaler is not None:
             # GradScaler skips the optimiser step whose gradients overflowed; the schedule still counts that step
             # (it is an iteration), which makes torch warn that the scheduler stepped before the optimiser.
             warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
@@ -231,13 +250,13 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
             while state.epoch < s["epochs"] and not stopped:
                 if max_epochs is not None and state.epoch >= max_epochs:
                     break
-                sampler.set_epoch(state.epoch)
-                sampler.set_start(state.batch_in_epoch * local_batch)
+                data.sampler.set_epoch(state.epoch)
+                data.sampler.set_start(state.batch_in_epoch * data.local_batch)
                 started = time.time()
-                stopped = train_one_epoch(task, loader, optimizer, scheduler, state, logger, info,
+                stopped = train_one_epoch(task, data.loader, opt.optimizer, opt.scheduler, state, logger, info,
                                           cfg["run"]["log_every"], cfg["run"]["checkpoint_every"], save, stop_at,
-                                          deadline, scaler)
-                if state.batch_in_epoch >= steps_per_epoch:  # the epoch is complete
+                                          deadline, opt.scaler)
+                if state.batch_in_epoch >= data.steps_per_epoch:  # the epoch is complete
                     logger.write({"type": "epoch", "epoch": state.epoch, "step": state.step,
                                   "loss": state.epoch_loss_sum / max(1, state.epoch_loss_count),
                                   "steps": state.epoch_loss_count, "seconds": round(time.time() - started, 3)})
@@ -246,9 +265,37 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
         finally:
             logger.close()
 
+
+def _train(cfg: Dict, info: DistInfo) -> TrainResult:
+    if cfg["run"]["dir"] is None:
+        raise ConfigError("run.dir is not set: give the run directory (--run-dir DIR or run.dir=DIR)")
+    run_dir = Path(cfg["run"]["dir"]).expanduser()
+    if cfg["run"]["deterministic"]:
+        _set_deterministic(info.device)
+    _seed_everything(cfg["seed"])
+    task = build_task(cfg, info)
+    data = _build_data(cfg, info, task)
+    opt = _build_optim(cfg, info, task, data)
+    resumed = _resume(cfg, info, task, data, opt, run_dir)
+    state = resumed if resumed is not None else TrainState()
+    _prepare_run_dir(cfg, info, data, run_dir, state, resumed is not None)
+    if info.distributed:
+        task.wrap_ddp()
+    ckpt_path = run_dir / CHECKPOINT_FILE
+
+    def save() -> None:
+        if info.is_main:
+            save_checkpoint(ckpt_path, {
+                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": cfg["task"],
+                "model": task.weights_dict(), "optimizer": opt.optimizer.state_dict(),
+                "scheduler": opt.scheduler.state_dict(), "state": state.as_dict(),
+                "scaler": opt.scaler.state_dict() if opt.scaler is not None else None, "config": cfg,
+                "world_size": info.world_size, "data": data.fingerprint, "rng": rng_state()})
+
+    _run_epochs(cfg, info, task, data, opt, state, run_dir, save)
     # -- the end: checkpoint and weights ----------------------------------------------------------------------
     save()
-    finished = state.step >= total_steps
+    finished = state.step >= data.total_steps
     weights = run_dir / task.weights_file
     if info.is_main:
         task.save_weights(weights, extra={"task": cfg["task"], "step": state.step, "finished": finished,
@@ -256,4 +303,4 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
         update_run_info(run_dir, finished=finished, final_step=state.step)
     barrier()
     last = state.epoch_loss_sum / state.epoch_loss_count if state.epoch_loss_count else float("nan")
-    return TrainResult(run_dir, state.step, total_steps, finished, weights, last)
+    return TrainResult(run_dir, state.step, data.total_steps, finished, weights, last)

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 
 from ..losses import gcl, group_size_from_divisor, pseudo_label_groups, qacl
-from ..models.high_level import HighLevelModel, load_clip, save_high_level
-from ..models.low_level import LowLevelModel, save_low_level
+from ..models.high_level import HIGH_LEVEL_FORMAT, HighLevelModel, load_clip, save_high_level
+from ..models.low_level import LOW_LEVEL_FORMAT, LowLevelModel, save_low_level
 from ..utils import autocast_context, check_amp
 from ..data.training_set import HLTrainingDataset, LLTrainingDataset
 from .batchnorm import convert_global_batchnorm
@@ -182,11 +182,11 @@ class LLTask(Task):
         return {"loss": loss, "loss_per_image": per_image}
 
     def weights_dict(self) -> Dict:
-        return {"format": "grepq-low-level", "arch": self.model.arch(),
+        return {"format": LOW_LEVEL_FORMAT, "arch": self.model.arch(),
                 "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
 
     def load_weights_dict(self, obj: Dict, source: str = "<checkpoint>") -> None:
-        if obj.get("format") != "grepq-low-level":
+        if obj.get("format") != LOW_LEVEL_FORMAT:
             raise ValueError(f"{source}: expected grepq low-level weights, got format {obj.get('format')!r}")
         self.model.load_state_dict(obj["state_dict"], strict=True)
 
@@ -252,11 +252,11 @@ class HLTask(Task):
     def weights_dict(self) -> Dict:
         sd = {"visual." + k: v.detach().cpu().clone() for k, v in self.model.visual.state_dict().items()}
         sd.update({"head." + k: v.detach().cpu().clone() for k, v in self.model.head.state_dict().items()})
-        return {"format": "grepq-high-level", "arch": dict(self.model.arch(), embed_dim=self.model.embed_dim),
+        return {"format": HIGH_LEVEL_FORMAT, "arch": dict(self.model.arch(), embed_dim=self.model.embed_dim),
                 "state_dict": sd}
 
     def load_weights_dict(self, obj: Dict, source: str = "<checkpoint>") -> None:
-        if obj.get("format") != "grepq-high-level":
+        if obj.get("format") != HIGH_LEVEL_FORMAT:
             raise ValueError(f"{source}: expected grepq high-level weights, got format {obj.get('format')!r}")
         self.model.load_visual(obj["state_dict"], source=source, with_head=True)
 

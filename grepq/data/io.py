@@ -1,0 +1,156 @@
+"""Reading images the way the official GRepQ pipeline reads an 8-bit RGB file, whatever the file holds.
+
+The official code does ``transforms.ToTensor()(Image.open(path))``: for an 8-bit RGB file that is
+``uint8 / 255`` in a (3, H, W) float tensor, and a one-channel file is repeated to three channels.
+grepq reads every other kind of file into the same (3, H, W) float32 tensor in [0, 1]:
+
+=============  =====================================================================================
+PIL mode       handling
+=============  =====================================================================================
+RGB            ``uint8 / 255`` (identical to the official ``ToTensor``)
+L, 1           grey repeated to R=G=B (identical to the official ``torch.cat([x] * 3)``)
+LA, RGBA, PA   the alpha channel is dropped (colour values kept as stored, no compositing)
+P              the palette is applied (the official code would read palette *indices* as grey)
+CMYK, YCbCr    converted to RGB by PIL
+I;16*, I       16-bit grey: ``value / 65535``, repeated to three channels
+F              32-bit float grey: values taken as they are, clipped to [0, 1]
+=============  =====================================================================================
+
+EXIF orientation is ignored, as in the official code (the pixels are used in stored order).
+Anything PIL cannot decode (a truncated or corrupt file, a non-image) raises :class:`ImageReadError`
+naming the file.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+PathLike = Union[str, os.PathLike]
+
+#: File endings treated as images when a folder is searched.
+IMAGE_EXTENSIONS = (
+    ".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".gif", ".jp2", ".j2k",
+)
+
+__all__ = ["ImageReadError", "IMAGE_EXTENSIONS", "read_image", "pil_to_tensor", "list_images", "expand_inputs"]
+
+
+class ImageReadError(OSError):
+    """An image file could not be read. ``path`` names the file, ``reason`` says why."""
+
+    def __init__(self, path: PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read image {self.path}: {reason}")
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """(H, W, 3) array of a PIL image of any mode: uint8 for 8-bit modes, float32 in [0, 1] otherwise."""
+    mode = img.mode
+    if mode == "RGB":
+        return np.asarray(img, dtype=np.uint8)
+    if mode in ("L", "1"):
+        grey = np.asarray(img.convert("L"), dtype=np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode.startswith("I;16") or mode == "I":
+        grey = np.asarray(img, dtype=np.float64)
+        if mode == "I" and grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise ValueError(f"32-bit integer image with values outside 0..65535 (min {grey.min()}, max {grey.max()})")
+        return np.repeat((grey / 65535.0).astype(np.float32)[:, :, None], 3, axis=2)
+    if mode == "F":
+        grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    # LA, RGBA, PA, P, CMYK, YCbCr, LAB, HSV, RGBX, ...
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _array_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 or float32 array -> contiguous float32 tensor (3, H, W); uint8 is divided by 255.
+
+    One pass converts and transposes into the output and the division is in place, so a large photograph needs
+    only its float32 copy besides the uint8 array. The values are those of ``uint8 / 255`` in float32 (as
+    torchvision's ``ToTensor``).
+    """
+    out = np.empty((arr.shape[2], arr.shape[0], arr.shape[1]), dtype=np.float32)
+    np.copyto(out, arr.transpose(2, 0, 1))
+    if arr.dtype == np.uint8:
+        out /= np.float32(255.0)
+    return torch.from_numpy(out)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert a PIL image of any mode to a float32 tensor of shape (3, H, W) in [0, 1] (table above)."""
+    return _array_to_tensor(_pil_to_array(img))
+
+
+def read_image(path: PathLike) -> torch.Tensor:
+    """Read an image file into a float32 tensor of shape (3, H, W) with values in [0, 1].
+
+    Raises :class:`ImageReadError` (naming ``path``) for a missing, truncated, corrupt or non-image file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            arr = _pil_to_array(img)
+    except ImageReadError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(path, f"{type(exc).__name__}: {exc}") from None
+    # the decoded PIL image is released before the float32 tensor is made (peak memory of large photographs)
+    return _array_to_tensor(arr)
+
+
+def list_images(folder: PathLike, recursive: bool = False) -> List[Path]:
+    """Image files (by :data:`IMAGE_EXTENSIONS`) in ``folder``, sorted by name.
+
+    Other files are left out; use :func:`expand_inputs` to get them reported.
+    """
+    folder = Path(folder)
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def expand_inputs(paths: Sequence[PathLike], recursive: bool = False) -> Tuple[List[Path], List[Tuple[str, str]]]:
+    """Expand a list of image files and folders into image files.
+
+    Returns ``(images, skipped)``: ``images`` in the order given (a folder's images sorted by name) and
+    ``skipped`` a list of ``(path, reason)`` for folder entries that are not images, empty folders and
+    paths that do not exist, so that nothing is dropped without a word.
+    """
+    images: List[Path] = []
+    skipped: List[Tuple[str, str]] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            entries = sorted(e for e in p.glob(pattern) if e.is_file())
+            found = [e for e in entries if e.suffix.lower() in IMAGE_EXTENSIONS]
+            for e in entries:
+                if e.suffix.lower() not in IMAGE_EXTENSIONS:
+                    skipped.append((str(e), "not an image file (by its extension)"))
+            if not found:
+                skipped.append((str(p), "folder holds no image files"))
+            images.extend(found)
+        elif p.is_file():
+            images.append(p)
+        else:
+            skipped.append((str(p), "no such file or folder"))
+    return images, skipped
+
+
+def iter_chunks(n: int, chunk: int) -> Iterable[slice]:
+    """Slices covering range(n) in pieces of at most ``chunk``."""
+    if chunk <= 0:
+        raise ValueError(f"chunk size must be positive, got {chunk}")
+    for start in range(0, n, chunk):
+        yield slice(start, min(start + chunk, n))
