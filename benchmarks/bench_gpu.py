@@ -63,17 +63,7 @@ def cover_crop(arr: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def make_photos(folder: Path, n: int) -> List[Path]:
     """``n`` JPEGs of KONIQ_SIZE in ``folder`` (reused when already there)."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    existing = sorted(folder.glob("*.jpg"))
-    if len(existing) == n:
-        return existing
-    for f in existing:
-        f.unlink()
-    for i, arr in enumerate(bzs.photos("test", n)):
-        Image.fromarray(cover_crop(arr, *KONIQ_SIZE)).save(folder / f"photo{i:04d}.jpg", quality=95)
-    return sorted(folder.glob("*.jpg"))
+    return bzs.make_test_folder(folder, n, crop=lambda arr: cover_crop(arr, *KONIQ_SIZE))
 
 
 def prepare(work: Path, n_images: int, warmup: int, n_pristine: int) -> Dict[str, Path]:

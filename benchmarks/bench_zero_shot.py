@@ -147,7 +147,9 @@ def square_crop(arr: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(im.crop((left, top, left + side, top + side)))
 
 
-def make_test_folder(folder: Path, n: int, side: int = TEST_SIDE) -> List[Path]:
+def make_test_folder(folder: Path, n: int, side: int = TEST_SIDE, crop=None) -> List[Path]:
+    """``n`` JPEG test photographs in ``folder`` (reused when already there), each cut by ``crop(array)`` (default: a
+    centred ``side`` x ``side`` square)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,7 +159,8 @@ def make_test_folder(folder: Path, n: int, side: int = TEST_SIDE) -> List[Path]:
     for f in existing:
         f.unlink()
     for i, arr in enumerate(photos("test", n)):
-        Image.fromarray(square_crop(arr, side)).save(folder / f"photo{i:03d}.jpg", quality=95)
+        cut = square_crop(arr, side) if crop is None else crop(arr)
+        Image.fromarray(cut).save(folder / f"photo{i:03d}.jpg", quality=95)
     return sorted(folder.glob("*.jpg"))
 
 

@@ -6,6 +6,7 @@ and a plain state dict). Photographs come from scikit-image's data folder.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -115,3 +116,23 @@ def _isolated_grepq_cache(tmp_path_factory):
     mp.setenv("GREPQ_CACHE_DIR", str(tmp_path_factory.mktemp("grepq_cache")))
     yield
     mp.undo()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` for the block. One thread: on shared 2-core machines two threads per
+    process ran the toy forward passes several times slower, and float32 results round alike only with the same
+    thread count (torchrun gives each process OMP_NUM_THREADS=1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def one_thread():
+    """One torch thread for the test (:func:`torch_threads`)."""
+    with torch_threads(1):
+        yield

@@ -7,16 +7,14 @@ from skimage import data
 
 from grepq.data.distortions import distortion_stack
 from grepq.data.fsim import fsim_features, fsim_matrix, fsim_pair
+from conftest import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    # Small FFTs and convolutions are much faster on one thread, and CPUs shared with other jobs make
-    # torch's thread pool slow; both implementations are compared under the same setting.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    """One torch thread for the whole module (tests/conftest.py: torch_threads)."""
+    with torch_threads(1):
+        yield
 
 
 def versions_of(photo_u8, types=("gaussian_blur", "jpeg", "white_noise", "hsv_saturation"), levels=(2, 4)):

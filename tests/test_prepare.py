@@ -21,6 +21,7 @@ from grepq.data.distortions import AUTHORS_LEVELS, AUTHORS_TYPES, DISTORTION_KAD
 from grepq.data.fsim import fsim_matrix
 from grepq.data.prepare import (FSIM_FILE, PARTIAL_DIR, VERSIONS_FILE, check_item, item_seed, prepare)
 from grepq.data.recipes import make_recipe
+from conftest import torch_threads
 
 PHOTOS = {  # three small real photographs (crops of skimage's data), different sizes
     "astronaut": lambda: data.astronaut()[40:112, 180:276],
@@ -31,10 +32,9 @@ PHOTOS = {  # three small real photographs (crops of skimage's data), different 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CPUs make torch's thread pool slow on small images
-    yield
-    torch.set_num_threads(old)
+    """One torch thread for the whole module (tests/conftest.py: torch_threads)."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -101,15 +101,6 @@ def toy_paths(argv, data_root: Path):
     return out
 
 
-@pytest.fixture()
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads per process ran these toy steps several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def readme_dir(tmp_path_factory, ll_model, small_clip, pristine_patches):
     """A working folder holding the README's released file names (small random weights in the released formats),

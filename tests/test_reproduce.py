@@ -8,7 +8,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import photo
+from conftest import photo, torch_threads
 from grepq.api import GRepQ
 from grepq.cli import main
 from grepq.config import REPRODUCE_SCHEMA, load_config
@@ -18,6 +18,13 @@ from grepq.eval.reproduce import make_plan, run_reproduce
 from grepq.models.low_level import save_low_level
 
 N_IMAGES = 12  # per toy dataset: 96 x 144 crops (two LL patches each) at 6 noise levels of 2 photographs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One torch thread for the whole module (tests/conftest.py: torch_threads)."""
+    with torch_threads(1):
+        yield
 
 
 def _toy_dataset(folder, names, seed):
@@ -35,16 +42,6 @@ def _toy_dataset(folder, names, seed):
         w.writeheader()
         w.writerows(rows)
     return folder / "scores.csv"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on the shared 2-core test machine (load ~10) two threads made these tiny forward passes
-    7x slower (3 s vs 0.44 s per 96x144 image, measured); results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -20,19 +20,13 @@ from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.high_level import HighLevelModel
 from grepq.models.low_level import save_low_level
 
+
+# one torch thread per test (tests/conftest.py): faster on shared cores, and the same rounding as a
+# torchrun process
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PHOTOS = (("astronaut", (150, 170)), ("coffee", (160, 150)), ("chelsea", (150, 150)), ("rocket", (170, 150)),
           ("camera", (150, 160)), ("coins", (150, 180)))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as torchrun gives each of its processes (OMP_NUM_THREADS=1): float32 convolutions round
-    alike only with the same thread count (2 threads against 1 moved a correlation by 1e-7), and 2 threads on 2
-    shared cores are slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

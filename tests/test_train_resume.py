@@ -22,16 +22,12 @@ from grepq.train.checkpoint import load_checkpoint
 from test_train_ll import make_training_set, tiny_ll_overrides
 
 # 8 folders, batch 2 -> 4 steps per epoch, 3 epochs = 12 steps; a checkpoint every 4 steps.
+
+# one torch thread per test (tests/conftest.py): faster on shared cores, and the same rounding as a
+# torchrun process
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 RUN = ["ll.epochs=3", "run.checkpoint_every=4", "run.deterministic=true", "data.num_workers=0"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, two threads per process ran these steps several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,7 @@ def build_visual(state_dict: Dict[str, torch.Tensor], source: str = "<state dict
         visual = clip_model_lib.ModifiedResNet(
             layers=arch["vision_layers"], output_dim=vis["attnpool.c_proj.weight"].shape[0], heads=width * 32 // 64,
             input_resolution=arch["image_resolution"], width=width)
+    # strict in effect: any missing or unexpected key raises just below, with the file's name
     res = visual.load_state_dict(vis, strict=False, assign=True)
     if res.missing_keys or res.unexpected_keys:
         raise ValueError(f"{source}: does not match the CLIP image encoder: missing {res.missing_keys[:6]}, "
