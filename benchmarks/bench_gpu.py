@@ -3,7 +3,7 @@
 Runs, each in its own process on the same images, weights and pristine patches, models loaded and warmed up first
 (on ``--warmup`` images not counted), timed over ``--images`` photographs with ``torch.cuda.synchronize``:
 
-* **grepq, float32**: ``GRepQ(..., device="cuda").score(files)``: consecutive images of one size through each model
+* **grepq, float32**: ``GRepQ.from_files(..., device="cuda").score(files)``: consecutive images of one size through each model
   together (``batch_size`` 8 within 4 megapixels: 5 photographs of 1024x768 per batch), ``--decode-workers`` threads
   decoding ahead;
 * **grepq, bf16**: the same with ``amp="bf16"`` (``torch.autocast``; the NIQE statistics stay float32);
@@ -98,9 +98,9 @@ def grepq_worker(work: Path, device: str, amp: str, decode_workers: int, out: Pa
     from grepq import GRepQ
 
     w = work / "weights"
-    scorer = GRepQ(ll_weights=w / "low_level_model_weights.tar", hl_weights=w / "high_level_model_weights.pth",
-                   clip_weights=w / "RN50_random.pt", pristine=work / bzs.OFFICIAL_HDF5, device=device, amp=amp,
-                   decode_workers=decode_workers, progress=False)
+    scorer = GRepQ.from_files(ll_weights=w / "low_level_model_weights.tar", hl_weights=w / "high_level_model_weights.pth",
+                              clip_weights=w / "RN50_random.pt", pristine=work / bzs.OFFICIAL_HDF5, device=device,
+                              amp=amp, decode_workers=decode_workers, progress=False)
     scorer.score(_listed(work / "warmup.txt"))
     files = _listed(work / "timed.txt")
     _sync(device)
@@ -110,7 +110,7 @@ def grepq_worker(work: Path, device: str, amp: str, decode_workers: int, out: Pa
     seconds = time.perf_counter() - t
     bzs._write_worker_csv(out, [{"image": Path(r.image).name, "q_low": r.q_low, "q_high": r.q_high} for r in rows])
     return {"seconds": seconds, "images": len(files), "batch_size": scorer.batch_size,
-            "max_batch_pixels": scorer.max_batch_pixels, "decode_workers": decode_workers}
+            "max_batch_pixels": scorer.settings.max_batch_pixels, "decode_workers": decode_workers}
 
 
 def official_worker(work: Path, device: str, out: Path) -> dict:

@@ -203,9 +203,9 @@ def official_losses() -> Dict[str, float]:
 def run_grepq(paths: Dict[str, Path], hdf5: Path) -> Dict[str, object]:
     """grepq's Python API on the same files (the official pristine HDF5)."""
     from grepq import GRepQ
-    from grepq.eval.zero_shot import hl_embedding
+    from grepq.scoring.zero_shot import hl_embedding
     from grepq.data.io import read_image
-    scorer = GRepQ(ll_weights=paths["ll"], hl_weights=paths["hl"], clip_weights=paths["clip"], pristine=hdf5,
+    scorer = GRepQ.from_files(ll_weights=paths["ll"], hl_weights=paths["hl"], clip_weights=paths["clip"], pristine=hdf5,
                    device="cpu")
     out = {"scores": {}, "ll": {}, "hl": {}, "text": scorer.hl.text_features.detach().clone()}
     with torch.no_grad():
@@ -231,7 +231,7 @@ def max_diff(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> float:
 
 # ------------------------------------------------------------------------------------------------ the run and the doc
 def measure(official: Path, work: Path) -> Dict[str, object]:
-    from grepq.eval.pristine import select_pristine_patches
+    from grepq.scoring.pristine import select_pristine_patches
     paths = make_inputs(work)
     t0 = time.time()
     with official_runtime(official, paths["clip"]):
@@ -324,7 +324,7 @@ Both sides score against the pristine HDF5 that the official `pristine(config)` 
 | Q_L per image (Eq. 5-6) | `compute_niqe_distance_single_image` | `GRepQ.score_image`; `grepq score` |
 | Q_H per image (Eq. 2) | `compute_hlm_score_single_image` | the same two |
 | LL features | the LL model's output inside the official single-image call (recorded) | `GRepQ.ll_patch_features(img)` |
-| HL embedding | `model.image_encoder(...)` inside the official single-image call (recorded) | `grepq.eval.zero_shot.hl_embedding` |
+| HL embedding | `model.image_encoder(...)` inside the official single-image call (recorded) | `grepq.scoring.zero_shot.hl_embedding` |
 | prompt embeddings | `clip_model.encode_text(clip.tokenize(["A good photo.", "A bad photo."]))` | `GRepQ.hl.text_features` |
 | pristine patches | `pristine(config)` (its own random patch order) | `select_pristine_patches` (compared as sets) |
 | QACL | `weighted_contrastive_loss(..., mode_in=True)`; B=8, D=9, C=128 | `grepq.losses.qacl(..., variant="official")` |

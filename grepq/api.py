@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -21,7 +20,7 @@ from .models.low_level import LowLevelModel, load_low_level
 from .scoring import zero_shot as zs
 from .scoring.cache import ConstantsCache
 from .scoring.pristine import load_pristine, read_pristine_hdf5
-from .scoring.settings import COMPONENTS, ScoringSettings  # noqa: F401  (COMPONENTS: grepq 0.1 exported it here)
+from .scoring.settings import ScoringSettings
 from .utils import autocast_context, check_amp
 
 __all__ = ["GRepQ", "ScoreRow", "ScoringSettings", "resolve_device", "STOCK_CLIP"]
@@ -57,9 +56,7 @@ class ScoreRow:
 class GRepQ:
     """Zero-shot GRepQ scorer, built from models and settings: ``GRepQ(ll, hl, pristine, settings)``.
 
-    For weight files use :meth:`from_files`. (The keyword form of grepq 0.1, ``GRepQ(ll_weights=..., hl_weights=...,
-    clip_weights=..., pristine=..., device=...)``, still works for one release: it calls :meth:`from_files` and
-    warns with a DeprecationWarning.)
+    For weight files use :meth:`from_files`. The settings are read as ``scorer.settings.X``.
 
     Args:
         ll: the low-level model (:class:`LowLevelModel`), needed for the "low" component; moved to the device.
@@ -77,13 +74,11 @@ class GRepQ:
     def __init__(self, ll: Optional[LowLevelModel] = None, hl: Optional[HighLevelModel] = None,
                  pristine: Union[torch.Tensor, Callable[[], torch.Tensor], None] = None,
                  settings: Optional[ScoringSettings] = None, *, cache: Optional[ConstantsCache] = None,
-                 fingerprints: Optional[Dict[str, str]] = None, **legacy):
-        if legacy or not isinstance(ll, (LowLevelModel, type(None))) or not isinstance(hl, (HighLevelModel, type(None))):
-            self.__dict__.update(_from_legacy_arguments(ll, hl, pristine, settings, legacy).__dict__)
-            return
+                 fingerprints: Optional[Dict[str, str]] = None):
+        if not isinstance(ll, (LowLevelModel, type(None))) or not isinstance(hl, (HighLevelModel, type(None))):
+            raise TypeError("GRepQ(ll, hl, pristine, settings) takes built models; for weight files use "
+                            "GRepQ.from_files(...)")
         settings = ScoringSettings() if settings is None else settings
-        for f in fields(settings):  # the settings as attributes (scorer.chunk_size, ...), as grepq 0.1 had them
-            setattr(self, f.name, getattr(settings, f.name))
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.batch_size = settings.batch_size or (8 if self.device.type == "cuda" else 1)
@@ -95,13 +90,13 @@ class GRepQ:
         self._pristine = pristine
         self.ll: Optional[LowLevelModel] = None
         self.hl: Optional[HighLevelModel] = None
-        if "low" in self.components:
+        if "low" in self.settings.components:
             if ll is None:
                 raise ValueError("the low-level score needs low-level weights (--ll-weights), or leave out the 'low' component")
             if pristine is None:
                 raise ValueError("the low-level score needs pristine patches (--pristine FILE.hdf5 or a folder of pristine images)")
             self.ll = ll.to(self.device, memory_format=self._memory_format).eval()
-        if "high" in self.components:
+        if "high" in self.settings.components:
             if hl is None:
                 raise ValueError(
                     f"the high-level score needs high-level weights (--hl-weights FILE), or hl_weights='{STOCK_CLIP}' "
@@ -192,9 +187,9 @@ class GRepQ:
     def _fit_pristine(self) -> zs.GaussianStats:
         feats = []
         patches = self.pristine_patches
-        with torch.no_grad(), autocast_context(self.device, self.amp):
-            for sl in range(0, patches.shape[0], self.chunk_size):
-                chunk = patches[sl:sl + self.chunk_size].to(self.device, torch.float32)
+        with torch.no_grad(), autocast_context(self.device, self.settings.amp):
+            for sl in range(0, patches.shape[0], self.settings.chunk_size):
+                chunk = patches[sl:sl + self.settings.chunk_size].to(self.device, torch.float32)
                 feats.append(self.ll(chunk).float())
         return zs.fit_gaussian(torch.cat(feats))
 
@@ -205,14 +200,16 @@ class GRepQ:
     def _pristine_stats_key(self) -> dict:
         """What μ_p and Σ_p depend on (see :mod:`grepq.scoring.cache` for why the rounding-only ones are in it)."""
         fp = self.fingerprints()
-        return {"ll": fp["ll"], "pristine": fp["pristine"], "amp": self.amp, "device": self.device.type,
-                "chunk_size": self.chunk_size, "channels_last": bool(self.channels_last), "torch": torch.__version__}
+        s = self.settings
+        return {"ll": fp["ll"], "pristine": fp["pristine"], "amp": s.amp, "device": self.device.type,
+                "chunk_size": s.chunk_size, "channels_last": bool(s.channels_last), "torch": torch.__version__}
 
     def ll_patch_features(self, img: torch.Tensor) -> torch.Tensor:
         """LL features (N, 128) of all R x R patches (stride R/2) of an image (3, H, W) in [0, 1]."""
-        img = zs.ensure_min_size(img, self.small_image, self.patch_size, self.patch_stride)
-        with autocast_context(self.device, self.amp):
-            return zs.ll_patch_features(self.ll, img, self.chunk_size, self.patch_size, self.patch_stride).float()
+        s = self.settings
+        img = zs.ensure_min_size(img, s.small_image, s.patch_size, s.patch_stride)
+        with autocast_context(self.device, s.amp):
+            return zs.ll_patch_features(self.ll, img, s.chunk_size, s.patch_size, s.patch_stride).float()
 
     def q_low(self, img: torch.Tensor) -> float:
         """Q_L (Eq. 5-6) of one image (3, H, W) in [0, 1]."""
@@ -220,7 +217,7 @@ class GRepQ:
 
     def _hl_input(self, img: torch.Tensor) -> torch.Tensor:
         if min(img.shape[-2:]) < 32:
-            if self.small_image == "error":
+            if self.settings.small_image == "error":
                 raise ValueError(f"image of {img.shape[-1]}x{img.shape[-2]} pixels is under CLIP's 32 px minimum")
             img = zs.ensure_min_size(img, "upsample", 32, 32)
         return img
@@ -247,28 +244,28 @@ class GRepQ:
         shapes = {tuple(im.shape) for im in imgs}
         if len(shapes) > 1:
             raise ValueError(f"compute() needs images of one shape, got {sorted(shapes)}")
-        components = self.components if components is None else tuple(components)
-        missing = [c for c in components if c not in self.components]
+        components = self.settings.components if components is None else tuple(components)
+        missing = [c for c in components if c not in self.settings.components]
         if missing:
             raise ValueError(f"this scorer was built without the {missing} component(s)")
         out: List[dict] = [{} for _ in imgs]
         if "low" in components:
             pristine = self.pristine_stats
-            with autocast_context(self.device, self.amp):
+            with autocast_context(self.device, self.settings.amp):
                 if features:
                     whole = torch.stack(list(imgs)).to(self.device).contiguous(memory_format=self._memory_format)
                     ll = self.ll(whole).float().cpu().numpy()
                     for row, f in zip(out, ll):
                         row["ll"] = f
-                prepped = [zs.ensure_min_size(im, self.small_image, self.patch_size, self.patch_stride) for im in imgs]
-                patch_feats = zs.ll_patch_features_many(self.ll, prepped, self.chunk_size, self.patch_size,
-                                                        self.patch_stride)
+                s = self.settings
+                prepped = [zs.ensure_min_size(im, s.small_image, s.patch_size, s.patch_stride) for im in imgs]
+                patch_feats = zs.ll_patch_features_many(self.ll, prepped, s.chunk_size, s.patch_size, s.patch_stride)
             for row, f in zip(out, patch_feats):
-                d = zs.niqe_distance(pristine, zs.fit_gaussian(f.float()), self.cov_eps)
-                row["q_low"] = float(zs.quality_from_distance(d, self.k1))
+                d = zs.niqe_distance(pristine, zs.fit_gaussian(f.float()), self.settings.cov_eps)
+                row["q_low"] = float(zs.quality_from_distance(d, self.settings.k1))
         if "high" in components:
             x = torch.stack([self._hl_input(im) for im in imgs]).contiguous(memory_format=self._memory_format)
-            with autocast_context(self.device, self.amp):
+            with autocast_context(self.device, self.settings.amp):
                 e = zs.hl_embeddings(self.hl, x).float()
             for row, q in zip(out, self.hl.quality_from_embedding(e).tolist()):
                 row["q_high"] = float(q)
@@ -288,12 +285,12 @@ class GRepQ:
         a time (only a single image running out of memory propagates). The progress bar shows when ``progress_desc``
         is given and ``progress`` (default: the scorer's ``progress``) is true.
         """
-        show = self.progress if progress is None else progress
+        show = self.settings.progress if progress is None else progress
         bar = tqdm(total=total if total is not None else len(sources) + initial, initial=initial, desc=progress_desc,
                    disable=progress_desc is None or not show, file=sys.stderr)
         try:
-            stream = prefetch_map(decode, sources, self.decode_workers)
-            for batch in same_size_batches(stream, self.batch_size, self.max_batch_pixels):
+            stream = prefetch_map(decode, sources, self.settings.decode_workers)
+            for batch in same_size_batches(stream, self.batch_size, self.settings.max_batch_pixels):
                 first = batch[0][1]
                 if not isinstance(first, torch.Tensor):
                     results = [first]
@@ -325,12 +322,14 @@ class GRepQ:
         _check_tensor(img, name)
         return _row(name, self.compute([img])[0])
 
-    def score(self, inputs: Union[str, Path, torch.Tensor, Sequence], on_error: str = "raise") -> List[ScoreRow]:
+    def score(self, inputs: Union[str, Path, torch.Tensor, Sequence], on_error: str = "raise",
+              progress: Optional[bool] = None) -> List[ScoreRow]:
         """Score images given as file paths, folders (their images, sorted) or (3, H, W) tensors.
 
         ``on_error="raise"`` stops at the first unreadable image (an :class:`ImageReadError` naming it);
         ``"record"`` keeps going and returns a row with ``error`` set for it. Non-image files and empty folders
-        found while expanding folders are logged as warnings. Rows come in the order of the inputs.
+        found while expanding folders are logged as warnings. Rows come in the order of the inputs. ``progress``:
+        show the progress bar (default: the settings' ``progress``).
         """
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
@@ -361,7 +360,7 @@ class GRepQ:
 
         rows: List[ScoreRow] = []
         desc = "scoring" if len(items) >= 2 else None
-        for (name, _), res in self.iter_computed(items, decode, progress_desc=desc):
+        for (name, _), res in self.iter_computed(items, decode, progress_desc=desc, progress=progress):
             if isinstance(res, Exception):
                 if not isinstance(res, (ImageReadError, ValueError)):
                     raise res
@@ -391,31 +390,6 @@ def _row(name: str, res: dict) -> ScoreRow:
 
 
 # ---------------------------------------------------------------------------------------------------- from_files
-#: The keywords of grepq 0.1's ``GRepQ(...)`` that are not :class:`ScoringSettings` fields (they go to from_files).
-_FILE_KEYWORDS = ("ll_weights", "hl_weights", "clip_weights", "pristine", "pos_embedding", "prompts", "k2",
-                  "save_pristine", "cache")
-
-
-def _from_legacy_arguments(ll, hl, pristine, settings, legacy: dict) -> GRepQ:
-    """grepq 0.1's keyword form ``GRepQ(ll_weights=..., hl_weights=..., clip_weights=..., pristine=..., **options)``:
-    :meth:`GRepQ.from_files` (with a DeprecationWarning)."""
-    warnings.warn("GRepQ(ll_weights=..., hl_weights=..., ...) is deprecated and will be removed in the next release: "
-                  "use GRepQ.from_files(...) for files, or GRepQ(ll, hl, pristine, ScoringSettings(...)) for models",
-                  DeprecationWarning, stacklevel=3)
-    if settings is not None:
-        raise TypeError("GRepQ(ll, hl, pristine, settings) takes built models; for files use GRepQ.from_files(...)")
-    positional = {"ll_weights": ll, "hl_weights": hl, "pristine": pristine}  # (0.1's keywords, same meaning)
-    kwargs = {k: v for k, v in positional.items() if v is not None}
-    clash = sorted(set(kwargs) & set(legacy))
-    if clash:
-        raise TypeError(f"GRepQ() got multiple values for {clash}")
-    kwargs.update(legacy)
-    unknown = sorted(set(kwargs) - set(_FILE_KEYWORDS) - {f.name for f in fields(ScoringSettings)})
-    if unknown:
-        raise TypeError(f"GRepQ() got unexpected keyword arguments {unknown}")
-    return GRepQ.from_files(**kwargs)
-
-
 def _as_cache(cache) -> Optional[ConstantsCache]:
     if cache is None or cache is False:
         return None

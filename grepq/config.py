@@ -4,8 +4,7 @@
 * :data:`TRAIN_SCHEMA` (``grepq train``; its tree is :data:`SCHEMA`, below);
 * :data:`EVAL_SCHEMA` (``grepq eval``): sections ``weights``, ``scoring``, ``data``, ``protocol``, ``output``;
   each key names its source (``paper`` / ``official`` / ``authors`` / ``grepq``, :data:`SOURCES`). The option
-  names of ``grepq eval`` map onto keys by :data:`EVAL_OPTIONS`; eval YAML files written with those flat names
-  (before the schema) still load, each old key with a DeprecationWarning naming the new one;
+  names of ``grepq eval`` map onto keys by :data:`EVAL_OPTIONS`;
 * :data:`REPRODUCE_SCHEMA` (``grepq reproduce``): the same ``weights``, ``scoring``, ``protocol``, ``output``
   sections, plus ``datasets`` (a root per dataset) and ``tables``.
 
@@ -44,7 +43,6 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -137,11 +135,10 @@ SCHEMA: Dict[str, Any] = {
         "versions": Key("distorted", str, "the D versions of an image folder: 'distorted' = the distortions only "
                                           "(paper §4: '8 distorted versions each', D = 8) or 'all' = every image "
                                           "file, reference included (official loader: 9)", ("distorted", "all")),
-        "fsim_source": Key("auto", str, "where FSIM s of Eq. 1 comes from (was ll.similarity): 'stored' = the "
-                                        "folder's fsim.npy, 'compute' = "
-                                       "piq.fsim per pair in the loader, float64 (official, slow), 'auto' = "
-                                       "stored when the folder has fsim.npy; used only with pair_weight 'fsim'",
-                          ("auto", "stored", "compute")),
+        "fsim_source": Key("auto", str, "where FSIM s of Eq. 1 comes from: 'stored' = the folder's fsim.npy, "
+                                        "'compute' = piq.fsim per pair in the loader, float64 (official, slow), "
+                                        "'auto' = stored when the folder has fsim.npy; used only with pair_weight "
+                                        "'fsim'", ("auto", "stored", "compute")),
         "pair_weight": Key("fsim", str, "weight s_jk of a pair of versions in Eq. 1: 'fsim' (paper §3.2); Table 4's "
                                         "'ssim', 'ms_ssim', 'gmsd' (piq, computed in the loader; mapping to [0, 1] "
                                         "in grepq/data/similarity.py is grepq's, the paper gives none); 'none' = "
@@ -198,10 +195,9 @@ SCHEMA: Dict[str, Any] = {
                                   "(SPEC §3)", ("paper", "official")),
         "temperature": Key(0.1, _NUM, "τ2 of Eq. 3 (paper §4: 0.1; official loss default 0.5)"),
         "crop": Key(224, int, "centre-crop side (paper §4, official crop_size 224); no resize before it"),
-        "small_crop": Key("pad", str, "images under crop x crop (was hl.small_image): 'pad' = torchvision "
-                                      "CenterCrop zero-pads the "
-                                       "normalised tensor (official), 'resize' = short side resized to crop "
-                                       "first (bicubic, antialiased)", ("pad", "resize")),
+        "small_crop": Key("pad", str, "images under crop x crop: 'pad' = torchvision CenterCrop zero-pads the "
+                                      "normalised tensor (official), 'resize' = short side resized to crop first "
+                                      "(bicubic, antialiased)", ("pad", "resize")),
         "batch_size": Key(128, int, "N images per step over all processes (paper §4, official 128); groups "
                                     "are formed over this global batch"),
         "epochs": Key(15, int, "epochs (paper §4, official, authors: 15)"),
@@ -253,14 +249,10 @@ class Schema:
         name: "train", "eval", "reproduce" (shown in errors).
         tree: nested dict of :class:`Key` (sections are dicts).
         check: whole-configuration checks ``check(cfg)`` raising :class:`ConfigError` (values that must agree).
-        renamed: old key -> (new key, converter of the old value or None): an old key still works for one
-            release, with a DeprecationWarning naming the new one.
     """
 
-    def __init__(self, name: str, tree: Dict[str, Any], check: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 renamed: Optional[Mapping[str, Tuple[str, Optional[Callable[[Any], Any]]]]] = None):
+    def __init__(self, name: str, tree: Dict[str, Any], check: Optional[Callable[[Dict[str, Any]], None]] = None):
         self.name, self.tree, self.check = name, tree, check
-        self.renamed = dict(renamed or {})
         self.flat: Dict[str, Key] = dict(_schema_items(tree))
         bad = [k for k, v in self.flat.items() if v.source is not None and v.source not in SOURCES]
         if bad:
@@ -385,24 +377,12 @@ def _set(cfg: Dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _resolve(key: str, value: Any, where: str, schema: Schema) -> Tuple[str, Any]:
-    """An old (renamed) key -> its new key and converted value, with a DeprecationWarning; others unchanged."""
-    old = key.replace("-", "_")
-    if key in schema.flat or old not in schema.renamed:
-        return key, value
-    new, convert = schema.renamed[old]
-    warnings.warn(f"{where}: configuration key {key!r} is deprecated and will be removed in the next release; "
-                  f"use {new!r}", DeprecationWarning, stacklevel=4)
-    return new, (convert(value) if convert is not None and value is not None else value)
-
-
 def set_values(cfg: Dict[str, Any], values: Mapping[str, Any], where: str = "command line",
                schema: Optional[Schema] = None) -> Dict[str, Any]:
     """Set ``{"key.sub": value}`` (dotted keys, Python values, e.g. from command-line options) strictly; returns
     ``cfg`` (modified in place)."""
     schema = _schema(schema)
     for key, value in values.items():
-        key, value = _resolve(key, value, where, schema)
         key, value = _into_mapping(cfg, key, value, schema)
         _set(cfg, key, _coerce(key, _key(key, where, schema), value, where))
     return cfg
@@ -609,9 +589,7 @@ def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
     A key the saved configuration lacks (written by a grepq version before the key existed) counts as that version's
     behaviour, the key's default: e.g. ``run.amp`` is "off" in runs made before mixed precision was an option.
     """
-    renamed = TRAIN_SCHEMA.renamed
-    saved_flat = {renamed[k][0] if k in renamed else k: v for k, v in flatten(saved).items()}  # old key names
-    a = dict(flatten(defaults()), **saved_flat)
+    a = dict(flatten(defaults()), **flatten(saved))
     b = flatten(current)
     task = current.get("task")
     other = [t for t in TASKS if t != task]
@@ -624,21 +602,15 @@ def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
     return out
 
 
-#: Training keys renamed in grepq 0.2 (old name -> new name, no value change); the old names load with a
-#: DeprecationWarning until the next release, and runs saved with them resume.
-TRAIN_RENAMED: Dict[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {
-    "ll.similarity": ("ll.fsim_source", None),  # where FSIM comes from; the measure is ll.pair_weight
-    "hl.small_image": ("hl.small_crop", None),  # pad|resize before the crop; scoring's small_image is upsample|error
-}
-
-TRAIN_SCHEMA = Schema("train", SCHEMA, _check_train, renamed=TRAIN_RENAMED)
+TRAIN_SCHEMA = Schema("train", SCHEMA, _check_train)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Evaluation: ``grepq eval`` (EVAL_SCHEMA) and ``grepq reproduce`` (REPRODUCE_SCHEMA) share their sections.
 
 from .eval import metrics as _metrics  # noqa: E402  (constants only: the values the protocols default to)
-from .eval import protocols as _protocols  # noqa: E402
+from .eval import regression as _regression  # noqa: E402
+from .eval import splits as _splits  # noqa: E402
 
 #: Zero-shot scoring components (grepq.api.COMPONENTS).
 _COMPONENTS = ("low", "high")
@@ -683,19 +655,19 @@ EVAL_SCORING: Dict[str, Key] = {
 
 EVAL_PROTOCOL: Dict[str, Key] = {
     "regressor": Key("ridge", str, "ridge (official README: 'an SVR (ridge regression)') or svr (paper §4.2: a "
-                                   "linear SVR; preset eval_table1_paper_svr_oracle)", _protocols.REGRESSORS,
+                                   "linear SVR; preset eval_table1_paper_svr_oracle)", _regression.REGRESSORS,
                      source="official"),
-    "alphas": Key(list(_protocols.OFFICIAL_ALPHAS), list, "regularisation grid (official README: 0.1, 1, 10, 100)",
+    "alphas": Key(list(_regression.OFFICIAL_ALPHAS), list, "regularisation grid (official README: 0.1, 1, 10, 100)",
                   source="official", items=float),
     "alpha_selection": Key("cv", str, "'cv' on the training labels (grepq: the paper does not say on what alpha "
                                       "was tuned), 'oracle' = best on the test part (labelled † in tables), "
-                                      "'fixed' = one alpha", _protocols.ALPHA_SELECTIONS, source="grepq"),
-    "cv_folds": Key(_protocols.DEFAULT_CV_FOLDS, int, "K of the K-fold alpha selection", source="grepq"),
-    "n_train": Key(list(_protocols.PAPER_LABEL_COUNTS), list, "labels of Table 1 (paper §4.2: 50, 100, 200)",
+                                      "'fixed' = one alpha", _regression.ALPHA_SELECTIONS, source="grepq"),
+    "cv_folds": Key(_regression.DEFAULT_CV_FOLDS, int, "K of the K-fold alpha selection", source="grepq"),
+    "n_train": Key(list(_splits.PAPER_LABEL_COUNTS), list, "labels of Table 1 (paper §4.2: 50, 100, 200)",
                    source="paper", items=int),
-    "splits": Key(_protocols.PAPER_N_SPLITS, int, "random splits, median reported (paper §4.2: 10)",
+    "splits": Key(_splits.PAPER_N_SPLITS, int, "random splits, median reported (paper §4.2: 10)",
                   source="paper"),
-    "train_fraction": Key(_protocols.PAPER_TRAIN_FRACTION, _NUM, "training part of a split (paper §4.2: 80 %; "
+    "train_fraction": Key(_splits.PAPER_TRAIN_FRACTION, _NUM, "training part of a split (paper §4.2: 80 %; "
                                                                   "by reference scene for synthetic datasets)",
                           source="paper"),
     "seed": Key(0, int, "seed of the splits (split s draws from [seed, s])", source="grepq"),
@@ -741,7 +713,7 @@ EVAL_DATA: Dict[str, Key] = {
 
 
 def _key_value_list(items: Any) -> Dict[str, Any]:
-    """Old ``dataset_option: [k=v, ...]`` -> ``{k: v}`` (values parsed as YAML)."""
+    """``--dataset-option k=v`` options -> ``{k: v}`` (values parsed as YAML)."""
     out = {}
     for item in ([items] if isinstance(items, str) else list(items)):
         if not isinstance(item, str) or "=" not in item:
@@ -751,8 +723,7 @@ def _key_value_list(items: Any) -> Dict[str, Any]:
     return out
 
 
-#: ``grepq eval`` option name (argparse dest; the keys of eval YAML files before grepq 0.2) -> configuration key
-#: and a converter of the option's value. The command maps its options with it; old YAML keys are renamed by it.
+#: ``grepq eval`` option name (argparse dest) -> configuration key and a converter of the option's value.
 EVAL_OPTIONS: Dict[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {
     **{o: (f"data.{o}", None) for o in ("dataset", "root", "source", "source_root", "limit")},
     "dataset_option": ("data.options", _key_value_list), "source_option": ("data.source_options", _key_value_list),
@@ -802,7 +773,7 @@ def _check_eval(cfg: Dict[str, Any]) -> None:
 
 EVAL_SCHEMA = Schema("eval", {"weights": EVAL_WEIGHTS, "scoring": EVAL_SCORING, "data": EVAL_DATA,
                               "protocol": EVAL_PROTOCOL, "output": EVAL_OUTPUT},
-                     _check_eval, renamed=EVAL_OPTIONS)
+                     _check_eval)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -206,11 +206,9 @@ def _reject_constant(name: str):
 
 
 def _feature_settings(scorer) -> Dict[str, Any]:
-    out = {"components": list(getattr(scorer, "components", []))}
-    hl = getattr(scorer, "hl", None)
-    out["pos_embedding"] = getattr(hl, "pos_embedding", None) if hl is not None else None
-    out["amp"] = getattr(scorer, "amp", "off")
-    return out
+    hl = scorer.hl
+    return {"components": list(scorer.settings.components),
+            "pos_embedding": hl.pos_embedding if hl is not None else None, "amp": scorer.settings.amp}
 
 
 def _mismatches(reg: Regressor, fps: Dict[str, Optional[str]], settings: Dict[str, Any]) -> List[str]:

@@ -216,13 +216,12 @@ def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike
     todo = [i for i in share if i not in rows or rows[i].get("error")]
     step = -(-max(save_every, 1) // scorer.batch_size) * scorer.batch_size
     bar = tqdm(total=len(share), initial=len(share) - len(todo), desc=f"scoring [shard {shard}]", file=sys.stderr,
-               disable=not scorer.progress or len(share) < 2)
-    shown, scorer.progress = scorer.progress, False  # one bar for the share, not one per chunk
+               disable=not scorer.settings.progress or len(share) < 2)
     try:
         with f:
             for s in range(0, len(todo), step):
                 chunk = todo[s:s + step]
-                got = scorer.score([items[i] for i in chunk], on_error="record")
+                got = scorer.score([items[i] for i in chunk], on_error="record", progress=False)  # one bar: the share's
                 if len(got) != len(chunk):
                     raise RuntimeError(f"scoring {len(chunk)} files gave {len(got)} rows (did files change?)")
                 for i, row in zip(chunk, got):
@@ -231,7 +230,6 @@ def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike
                 f.flush()
                 bar.update(len(chunk))
     finally:
-        scorer.progress = shown
         bar.close()
     return [_score_row(rows[i]) for i in share]
 

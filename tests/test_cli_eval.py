@@ -97,15 +97,6 @@ def test_eval_config_file_and_errors(setup, tmp_path, capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["protocol"]["n_train"] == [12] and printed["protocol"]["plcc_fit"] == "cubic"
     assert printed["data"]["options"] == {"ref_column": "scene"} and printed["protocol"]["splits"] == 2
-    # an eval YAML of the old flat option names still runs, each old key named with its new one
-    old = tmp_path / "old.yaml"
-    old.write_text("dataset: csv\nn_train: [8]\nsplits: 2\nfeature_sets: ll\ndataset_option: [ref_column=scene]\n")
-    args_old = [a for a in args if a not in ("--dataset-option", "ref_column=scene")]
-    assert main(["eval", "data-efficient", "--config", str(old), *args_old, "--print-config"]) == 0
-    out = capsys.readouterr()
-    assert yaml.safe_load(out.out) == printed | {"protocol": dict(printed["protocol"], n_train=[8], plcc_fit="none")}
-    assert "'n_train' is deprecated" in out.err and "use 'protocol.n_train'" in out.err
-    assert "'dataset_option' is deprecated" in out.err
     cfg.write_text("data:\n  dataset: csv\nprotocol:\n  n_trian: [8]\n")
     assert main(["eval", "data-efficient", "--config", str(cfg), *args]) == 2
     assert "did you mean 'protocol.n_train'" in capsys.readouterr().err

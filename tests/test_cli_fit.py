@@ -14,9 +14,10 @@ from grepq.commands.score import scorer_from_args
 from grepq.eval import metrics as M
 from grepq.eval import protocols as PR
 from grepq.eval.features import extract_features
-from grepq.eval.pristine import write_pristine_hdf5
+from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.low_level import save_low_level
 from grepq.regressor import Regressor, feature_matrix
+from grepq.eval import splits as SP
 
 N_IMAGES = 25
 N_LABELS = 20
@@ -67,7 +68,7 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
     d, rows = labelled
     y = np.array([r[1] for r in rows])
     # split 0 of the data-efficient protocol (it depends on the number of images only)
-    train, test = PR.split_indices(N_IMAGES, 0)
+    train, test = SP.split_indices(N_IMAGES, 0)
     lab = train[:N_LABELS]
     assert lab.size == train.size  # every training image is labelled: the features below cover all images
     # a user's CSV of the labelled images of that split, in its order
@@ -121,10 +122,10 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
 def test_cross_dataset_saves_and_reuses_its_regressor(weights, labelled, tmp_path):
     """grepq eval cross-dataset --save-regressor, then --regressor-file: the saved source regressor tested on the
     target gives the fitted run's correlations (the same code path as grepq score --regressor)."""
-    from grepq.eval.protocols import load_result
+    from grepq.eval.results import load_result
 
     d, rows = labelled
-    lab = PR.split_indices(N_IMAGES, 0)[0][:N_LABELS]
+    lab = SP.split_indices(N_IMAGES, 0)[0][:N_LABELS]
     _write_csv(d / "train.csv", [rows[i] for i in lab])  # the same file (and feature cache) as the test above
     common = ["--dataset", "csv", "--root", str(d / "train.csv"), "--cache", str(d / "cache"), "--no-plots",
               *wargs(weights)]

@@ -116,9 +116,9 @@ def test_lr_schedules_match_the_official_ones():
 
 
 def test_eval_keys_name_their_source_and_default_to_the_paper():
-    from grepq.api import COMPONENTS
     from grepq.config import EVAL_SCHEMA, REPRODUCE_SCHEMA, SOURCES, TRAIN_SCHEMA
-    from grepq.eval import protocols
+    from grepq.eval import regression, splits
+    from grepq.scoring.settings import COMPONENTS
     for schema in (EVAL_SCHEMA, REPRODUCE_SCHEMA):
         for key, spec in schema.flat.items():
             assert spec.source in SOURCES and len(spec.doc) > 15, key
@@ -126,21 +126,10 @@ def test_eval_keys_name_their_source_and_default_to_the_paper():
         assert yaml.safe_load(text) == load_config(schema=schema)  # round-trips, comments included
         assert "# [paper]" in text and "# [official]" in text and "# [grepq]" in text
     c = load_config(schema=EVAL_SCHEMA)["protocol"]
-    assert (c["n_train"], c["splits"], c["train_fraction"]) == (list(protocols.PAPER_LABEL_COUNTS), protocols.PAPER_N_SPLITS, 0.8)
-    assert c["alphas"] == list(protocols.OFFICIAL_ALPHAS) and c["alpha_selection"] == "cv"
+    assert (c["n_train"], c["splits"], c["train_fraction"]) == (list(splits.PAPER_LABEL_COUNTS), splits.PAPER_N_SPLITS, 0.8)
+    assert c["alphas"] == list(regression.OFFICIAL_ALPHAS) and c["alpha_selection"] == "cv"
     assert EVAL_SCHEMA.flat["scoring.components"].choices == COMPONENTS
     assert load_config() == load_config(schema=TRAIN_SCHEMA) == load_config(schema=None)
-
-
-def test_old_flat_eval_keys_load_with_a_deprecation_warning(tmp_path):
-    from grepq.config import EVAL_SCHEMA
-    (tmp_path / "old.yaml").write_text("n_train: [8, 16]\nfeature_sets: hl+ll,ll\ndataset-option: [ref_column=scene]\n"
-                                       "no_plots: true\ncache: none\n")
-    (tmp_path / "new.yaml").write_text("protocol: {n_train: [8, 16], feature_sets: [hl+ll, ll]}\n"
-                                       "data: {options: {ref_column: scene}}\noutput: {plots: false, cache: null}\n")
-    with pytest.warns(DeprecationWarning, match=r"'n_train' is deprecated .* use 'protocol\.n_train'"):
-        old = load_config(tmp_path / "old.yaml", schema=EVAL_SCHEMA)
-    assert old == load_config(tmp_path / "new.yaml", schema=EVAL_SCHEMA)
 
 
 def test_eval_values_lists_and_mappings_are_checked():
@@ -179,22 +168,3 @@ def test_bn_global_is_the_presets_mode_and_train_stays_accepted():
     with pytest.raises(ConfigError, match="hl.bn"):
         load_config("hl_paper", ["hl.bn=per_gpu"])
     assert load_config("hl_tiny_cpu")["hl"]["bn"] == "frozen"
-
-
-def test_renamed_training_keys_still_load_and_old_runs_compare_equal(tmp_path):
-    """ll.similarity -> ll.fsim_source and hl.small_image -> hl.small_crop (grepq 0.2): the old names load with a
-    DeprecationWarning, and a run saved with them counts as the same configuration on resume."""
-    import warnings as _w
-
-    from grepq.config import config_differences, load_config
-    old = tmp_path / "old.yaml"
-    old.write_text("task: ll\nll:\n  similarity: stored\nhl:\n  small_image: resize\n")
-    with _w.catch_warnings(record=True) as caught:
-        _w.simplefilter("always")
-        cfg = load_config(old)
-    assert cfg["ll"]["fsim_source"] == "stored" and cfg["hl"]["small_crop"] == "resize"
-    assert {str(w.message).split("'")[1] for w in caught if w.category is DeprecationWarning} >= {
-        "ll.similarity", "hl.small_image"}
-    saved = {"task": "ll", "ll": {"similarity": "stored"}, "hl": {"small_image": "resize"}}
-    assert config_differences(saved, cfg) == []
-    assert config_differences(dict(saved, ll={"similarity": "compute"}), cfg) == [("ll.fsim_source", "compute", "stored")]

@@ -12,7 +12,7 @@ from grepq.models.high_level import HighLevelModel
 @pytest.fixture(scope="module")
 def scorer(small_clip, ll_model, pristine_patches):
     import copy
-    return GRepQ(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)), pristine=pristine_patches,
+    return GRepQ.from_files(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)), pristine=pristine_patches,
                  progress=False)
 
 
@@ -54,7 +54,7 @@ def test_cache_is_reused_and_resumes(scorer, photo_dir, tmp_path, monkeypatch):
 def test_other_weights_get_another_cache(scorer, photo_dir, tmp_path, pristine_patches):
     paths = sorted(photo_dir.glob("*.png"))[:1]
     a = fx.extract_features(scorer, paths, cache_dir=tmp_path, progress=False)
-    other = GRepQ(ll_weights=make_ll(seed=9), components=["low"], pristine=pristine_patches, progress=False)
+    other = GRepQ.from_files(ll_weights=make_ll(seed=9), components=["low"], pristine=pristine_patches, progress=False)
     b = fx.extract_features(other, paths, cache_dir=tmp_path, progress=False)
     assert a.cache_dir != b.cache_dir and b.hl is None and not np.allclose(a.ll, b.ll)
 

@@ -85,17 +85,3 @@ def test_expand_inputs_reports_what_it_skips(tmp_path, rgb):
     assert [p.name for p in images] == ["a.JPG", "b.png"]
     reasons = {p.split("/")[-1]: why for p, why in skipped}
     assert set(reasons) == {"notes.txt", "empty", "nope.png"}
-
-
-@pytest.mark.parametrize("old,new", [("grepq.io", "grepq.data.io"), ("grepq.batching", "grepq.scoring.batching")])
-def test_old_module_paths_warn_and_give_the_moved_module(old, new):
-    """grepq 0.2 moved image IO into grepq/data/ and the scorer's batching into grepq/scoring/: the old import paths
-    work for one release, with a DeprecationWarning, and are the new modules themselves."""
-    import subprocess
-    import sys
-    code = (f"import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
-            f"try:\n    import {old}\nexcept DeprecationWarning as w:\n    print('warned', w)\n"
-            f"warnings.simplefilter('ignore')\nimport importlib, {new}\n"
-            f"print(importlib.import_module('{old}') is {new})")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.startswith(f"warned {old} moved to {new}") and out.strip().endswith("True")

@@ -222,11 +222,6 @@ def test_command_line(photos, tmp_path):
                                                   "astronaut_white_noise_1.png", "astronaut_white_noise_5.png"]
     assert np.load(item / FSIM_FILE).shape == (5, 5)
     assert json.loads((item / VERSIONS_FILE).read_text())["settings"]["recipe"]["name"] == "grid"
-    with pytest.warns(DeprecationWarning, match="grepq prepare"):
-        from grepq.data import prepare as prep_module
-        assert prep_module.main([str(photos), "--out", str(tmp_path / "old"), "--recipe", "fixed", "--shard", "1/3",
-                                 "--no-progress"]) == 0
-    assert [p.name for p in (tmp_path / "old").iterdir() if p.is_dir()] == ["chelsea"]
     assert main([str(photos), "--out", str(tmp_path / "x"), "--recipe", "fixed", "--n-types", "2"]) == 2  # clear error
 
 

@@ -13,6 +13,7 @@ from grepq.eval import metrics as M
 from grepq.eval import protocols as PR
 from grepq.eval import regression as RG
 from grepq.eval import splits as SP
+from grepq.eval import results as RS
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0)
 
@@ -34,7 +35,7 @@ def planted(n=400, p=40, noise=0.3, seed=0, offset=2.0):
 def test_ridge_path_equals_sklearn_ridge_per_alpha(n, p, standardize):
     X, y = planted(n=n, p=p, seed=1)
     Xt, _ = planted(n=30, p=p, seed=2)
-    path = PR.fit_ridge_path(X, y, ALPHAS, standardize=standardize)
+    path = RG.fit_ridge_path(X, y, ALPHAS, standardize=standardize)
     assert path.coef.shape == (4, p) and path.intercept.shape == (4,)
     pred = path.predict(Xt)
     for i, a in enumerate(ALPHAS):
@@ -51,21 +52,21 @@ def test_ridge_path_equals_sklearn_ridge_per_alpha(n, p, standardize):
 def test_svr_path_equals_sklearn_linear_svr_with_c_mapping():
     X, y = planted(n=60, p=15, seed=3)
     Xt, _ = planted(n=20, p=15, seed=4)
-    path = PR.fit_svr_path(X, y, (0.1, 1.0, 10.0))
+    path = RG.fit_svr_path(X, y, (0.1, 1.0, 10.0))
     ys = (y - y.mean()) / y.std()
     for i, a in enumerate((0.1, 1.0, 10.0)):
-        ref = SVR(kernel="linear", C=1.0 / (2.0 * a), epsilon=PR.SVR_EPSILON, tol=1e-6).fit(X, ys)
+        ref = SVR(kernel="linear", C=1.0 / (2.0 * a), epsilon=RG.SVR_EPSILON, tol=1e-6).fit(X, ys)
         ref_pred = ref.predict(Xt) * y.std() + y.mean()
         np.testing.assert_allclose(path.predict(Xt)[i], ref_pred, atol=1e-2 * y.std())
 
 
 def test_svr_refuses_large_training_sets_everywhere_saying_how_to_proceed():
-    n = PR.SVR_MAX_TRAIN + 1
+    n = RG.SVR_MAX_TRAIN + 1
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(n, 3)), rng.normal(size=n)
     how = "at most 2000 .*got 2001.*regressor 'ridge'.*subset"
     with pytest.raises(ValueError, match=how):
-        PR.fit_svr_path(X, y)
+        RG.fit_svr_path(X, y)
     with pytest.raises(ValueError, match=how):
         RG.fit_select(X, y, RG.RegressionSettings(regressor="svr"), None)
     with pytest.raises(ValueError, match="at most 2000 source images, got 2001.*regressor 'ridge'"):
@@ -83,8 +84,8 @@ def test_gram_cv_equals_feature_space_cv():
     alphas = np.asarray(ALPHAS)
     Xc = X - X.mean(axis=0)
     for reg in ("ridge", "svr"):
-        direct = RG._cv_scores(reg, X, y, alphas, folds, "mse", False, PR.SVR_EPSILON)
-        gram = RG._cv_scores_gram(reg, Xc @ Xc.T, y, alphas, folds, "mse", PR.SVR_EPSILON)
+        direct = RG._cv_scores(reg, X, y, alphas, folds, "mse", False, RG.SVR_EPSILON)
+        gram = RG._cv_scores_gram(reg, Xc @ Xc.T, y, alphas, folds, "mse", RG.SVR_EPSILON)
         np.testing.assert_allclose(gram, direct, rtol=1e-6 if reg == "svr" else 1e-9)
 
 
@@ -92,12 +93,12 @@ def test_gram_cv_equals_feature_space_cv():
 
 def test_image_splits_are_disjoint_and_cover_everything():
     for s in range(3):
-        train, test = PR.split_indices(250, s, seed=7)
+        train, test = SP.split_indices(250, s, seed=7)
         assert np.intersect1d(train, test).size == 0
         assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(250))
         assert train.size == 200 and test.size == 50
-    a = PR.split_indices(250, 0, seed=7)[1]
-    b = PR.split_indices(250, 1, seed=7)[1]
+    a = SP.split_indices(250, 0, seed=7)[1]
+    b = SP.split_indices(250, 1, seed=7)[1]
     assert not np.array_equal(a, b)
 
 
@@ -106,7 +107,7 @@ def test_scene_splits_keep_each_scene_on_one_side():
     refs = np.array([f"scene{k:02d}" for k in rng.integers(0, 29, size=600)])
     n_scenes = np.unique(refs).size
     for s in range(5):
-        train, test = PR.split_indices(600, s, seed=3, refs=refs)
+        train, test = SP.split_indices(600, s, seed=3, refs=refs)
         assert not set(refs[train]) & set(refs[test])
         assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(600))
         assert len(set(refs[train])) == round(0.8 * n_scenes)
@@ -249,7 +250,7 @@ def test_cross_dataset_large_source_cv_matches_feature_space_cv():
     folds = SP.make_folds(300, 5, np.random.default_rng([0, 0]), None)
     alphas = np.asarray((0.1, 10.0, 1000.0, 30000.0))
     _, fast = RG._ridge_path_and_cv_large(Xs, ys, alphas, folds, "mse", False)
-    direct = RG._cv_scores("ridge", Xs, ys, alphas, folds, "mse", False, PR.SVR_EPSILON)
+    direct = RG._cv_scores("ridge", Xs, ys, alphas, folds, "mse", False, RG.SVR_EPSILON)
     np.testing.assert_allclose(fast, direct, rtol=1e-8)
     row = PR.cross_dataset(Xs, ys, Xt, yt, alphas=alphas).rows[0]
     assert row["alpha"] == float(alphas[int(np.flatnonzero(direct == direct.max())[-1])])
@@ -285,8 +286,8 @@ def test_json_and_csv_round_trip(tmp_path):
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     doc = json.loads(text)
     assert doc["protocol"] == "data_efficient" and doc["dataset"] == "KonIQ" and doc["variant"] == "ssim"
-    assert doc["schema"] == PR.RESULT_SCHEMA and doc["rows"][0]["plcc"] is None and len(doc["medians"]) == 1
-    back = PR.load_result(path)
+    assert doc["schema"] == RS.RESULT_SCHEMA and doc["rows"][0]["plcc"] is None and len(doc["medians"]) == 1
+    back = RS.load_result(path)
     assert math.isnan(back.rows[0]["plcc"])
     assert back.rows[1]["srcc"] == res.rows[1]["srcc"]
     csv_path = res.save_csv(tmp_path / "de.csv")
@@ -299,4 +300,4 @@ def test_load_result_rejects_non_results(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"protocol": "fewshot", "rows": []}))
     with pytest.raises(ValueError, match="bad.json"):
-        PR.load_result(bad)
+        RS.load_result(bad)

@@ -105,7 +105,7 @@ def toy_paths(argv, data_root: Path):
 def readme_dir(tmp_path_factory, ll_model, small_clip, pristine_patches):
     """A working folder holding the README's released file names (small random weights in the released formats),
     ``photos/`` and ``one.jpg``."""
-    from grepq.eval.pristine import write_pristine_hdf5
+    from grepq.scoring.pristine import write_pristine_hdf5
     from grepq.models.low_level import save_low_level
     d = tmp_path_factory.mktemp("readme")
     save_low_level(ll_model, d / RELEASED[0], fmt="official")

@@ -12,6 +12,7 @@ from grepq.eval import protocols as PR
 from grepq.eval.regression import LabelledGram, RegressionSettings, choose_alpha, gram_fit, fit_select
 from grepq.eval.splits import labelled_folds
 from grepq.regressor import Regressor, RegressorFileError, WeightMismatchError, fit_regressor
+from grepq.scoring.settings import ScoringSettings
 
 
 def planted(n=150, p=30, seed=0):
@@ -55,8 +56,7 @@ def test_saved_regressor_predicts_what_the_protocol_predicts(tmp_path, regressor
 class FakeScorer:
     def __init__(self, fp, pos="drop"):
         self._fp = fp
-        self.components = ("low", "high")
-        self.amp = "off"
+        self.settings = ScoringSettings(components=("low", "high"), amp="off")
         self.hl = type("HL", (), {"pos_embedding": pos})()
 
     def fingerprints(self):

@@ -99,7 +99,7 @@ def test_torchrun_rank_and_shard_compose(monkeypatch):
 @pytest.fixture(scope="module")
 def scorer(small_clip, ll_model, pristine_patches):
     import copy
-    return GRepQ(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)),
+    return GRepQ.from_files(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)),
                  pristine=pristine_patches[::2].contiguous(), progress=False)
 
 

@@ -9,7 +9,7 @@ positional-embedding line removed, ``F.cosine_similarity`` against the prompt em
 file formats.
 """
 import copy
-import warnings
+import dataclasses
 
 import numpy as np
 import pytest
@@ -143,7 +143,7 @@ def test_small_images(scorer):
     ok = torch.rand(3, 96, 150)  # two patches: scored as it is, as the official code would
     assert zs.ensure_min_size(ok) is ok
     strict = copy.copy(scorer)
-    strict.small_image = "error"
+    strict.settings = dataclasses.replace(scorer.settings, small_image="error")
     with pytest.raises(ValueError, match="fewer than two"):
         strict.score_image(tiny)
 
@@ -221,30 +221,20 @@ def test_pristine_hdf5_validation(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- GRepQ's constructors
-def test_models_and_settings_constructor_and_deprecated_keywords(weights, ll_model, pristine_patches):
+def test_models_and_settings_constructor(weights, ll_model, pristine_patches):
     image = torch.from_numpy(photo("coffee", (200, 260))).permute(2, 0, 1).float() / 255
     settings = ScoringSettings(components=("low",), chunk_size=16, progress=False)
     direct = GRepQ(ll_model, None, pristine_patches, settings)
-    with pytest.warns(DeprecationWarning, match="from_files"):
-        legacy = GRepQ(ll_weights=weights / "low_level_model_weights.tar", components=["low"],
-                       pristine=pristine_patches, chunk_size=16, progress=False, cache=False)
-    assert direct.score_image(image).q_low == legacy.score_image(image).q_low
-    assert direct.fingerprints()["ll"] == legacy.fingerprints()["ll"]
+    from_files = GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"],
+                                  pristine=pristine_patches, chunk_size=16, progress=False, cache=False)
+    assert direct.score_image(image).q_low == from_files.score_image(image).q_low
+    assert direct.fingerprints()["ll"] == from_files.fingerprints()["ll"]
+    assert direct.settings is settings
+    with pytest.raises(TypeError, match="from_files"):
+        GRepQ(weights / "low_level_model_weights.tar")
     with pytest.raises(ValueError, match="components"):
         ScoringSettings(components=("middle",))
     with pytest.raises(ValueError, match="chunk_size"):
         ScoringSettings(chunk_size=0)
     with pytest.raises(ValueError, match="amp"):
         GRepQ(ll_model, None, pristine_patches, ScoringSettings(components=("low",), amp="fp8"))
-
-
-def test_old_module_paths_warn_and_are_the_new_modules():
-    import importlib
-    import sys
-    from grepq.scoring import zero_shot
-    for old, new in (("grepq.eval.zero_shot", zero_shot), ("grepq.eval.pristine", pr)):
-        sys.modules.pop(old, None)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            mod = importlib.import_module(old)
-        assert mod is new and any(issubclass(w.category, DeprecationWarning) for w in caught)

@@ -3,13 +3,11 @@
 Settings come from the evaluation schema (:data:`grepq.config.EVAL_SCHEMA`): its defaults (each key's source
 named: paper, official or grepq), then a YAML file (``--config``), then the command-line options (each maps to
 one key, :data:`grepq.config.EVAL_OPTIONS`), then ``--set key.sub=value``. ``--print-config`` shows the result.
-YAML files written with the option names (``n_train: [50]``) still load, with a DeprecationWarning per old key.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 from .score import add_weight_options
 
@@ -88,30 +86,15 @@ features all go into one --cache folder (part files named by share).
 """
 
 
-def load_cli_config(prog: str, path, overrides, schema, values=None):
-    """:func:`grepq.config.load_config` for a command: deprecated keys are reported on stderr as
-    ``PROG: warning: ...`` (Python hides DeprecationWarnings outside ``__main__``)."""
-    from ..config import load_config
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeprecationWarning)
-        cfg = load_config(path, overrides, schema=schema, values=values)
-    for w in caught:
-        if issubclass(w.category, DeprecationWarning):
-            print(f"{prog}: warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return cfg
-
-
 def _config(args: argparse.Namespace):
     """The resolved configuration: defaults, --config, the options given, --set overrides."""
-    from ..config import EVAL_OPTIONS, EVAL_SCHEMA
+    from ..config import EVAL_OPTIONS, EVAL_SCHEMA, load_config
     values = {}
     for dest, (key, convert) in EVAL_OPTIONS.items():
         value = getattr(args, dest, None)
         if value is not None:
             values[key] = convert(value) if convert is not None else value
-    return load_cli_config("grepq eval", args.config, args.overrides, EVAL_SCHEMA, values)
+    return load_config(args.config, args.overrides, schema=EVAL_SCHEMA, values=values)
 
 
 def _scale_out(args: argparse.Namespace, cfg):

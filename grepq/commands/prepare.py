@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``grepq prepare`` as a function (also behind the deprecated ``python -m grepq.data.prepare``)."""
+    """``grepq prepare`` as a function."""
     parser = argparse.ArgumentParser(prog="grepq prepare",
                                      description="Synthesise the GRepQ training set: distorted versions + FSIM.")
     add_arguments(parser)

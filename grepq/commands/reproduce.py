@@ -30,12 +30,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import REPRODUCE_SCHEMA, ConfigError, dump_config
+    from ..config import REPRODUCE_SCHEMA, ConfigError, dump_config, load_config
     from ..data.datasets import DatasetError
-    from .eval import load_cli_config
     values = {k: v for k, v in (("scoring.device", args.device), ("output.out", args.out)) if v is not None}
     try:
-        cfg = load_cli_config("grepq reproduce", args.config, args.overrides, REPRODUCE_SCHEMA, values)
+        cfg = load_config(args.config, args.overrides, schema=REPRODUCE_SCHEMA, values=values)
         if args.print_config:
             sys.stdout.write(dump_config(cfg, comments=True, schema=REPRODUCE_SCHEMA))
             return 0

@@ -70,10 +70,8 @@ import json
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 import traceback
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -564,18 +562,3 @@ def prepare(inputs: Union[PathLike, Sequence[PathLike]], out_dir: PathLike, *, r
     summary.report_path = _write_report(summary, settings, [str(p) for p in (
         [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)], int(min_size))
     return summary
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Deprecated: ``python -m grepq.data.prepare ...`` is ``grepq prepare ...`` (:mod:`grepq.commands.prepare`)."""
-    warnings.warn("python -m grepq.data.prepare is deprecated; use `grepq prepare` (grepq.commands.prepare)",
-                  DeprecationWarning, stacklevel=2)
-    from grepq.commands.prepare import main as command_main
-    return command_main(argv)
-
-
-if __name__ == "__main__":
-    # Run the function of the imported module (not of __main__), so that spawned workers unpickle its types.
-    from grepq.data.prepare import main as _main
-
-    sys.exit(_main())

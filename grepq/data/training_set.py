@@ -16,7 +16,6 @@ Shapes: a version stack is (D, 3, H, W) float32 in [0, 1]; fragments are (D, 3, 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -60,15 +59,6 @@ def _read_stack(folder: Path, names: Sequence[str]) -> torch.Tensor:
     return torch.stack(imgs)
 
 
-
-def _renamed_argument(old: str, old_value, new: str, new_value):
-    """The value of a keyword argument renamed in grepq 0.2: the old name still works, with a DeprecationWarning."""
-    if old_value is None:
-        return new_value
-    warnings.warn(f"the {old}= argument is deprecated and will be removed in the next release; use {new}=",
-                  DeprecationWarning, stacklevel=3)
-    return old_value
-
 class LLTrainingDataset(Dataset):
     """Low-level training samples: one image folder -> its D versions as two fragment views and their FSIM.
 
@@ -79,7 +69,7 @@ class LLTrainingDataset(Dataset):
         root: folder of image folders. limit: first N folders only.
         versions: "distorted" (the files without ``_REF``: paper D = 8) or "all" (every image file: official 9).
         fsim_source: where FSIM comes from: "stored" (``fsim.npy``), "compute" (piq per pair, official) or "auto"
-            (used only when ``measure`` is "fsim"). ``similarity=`` is its old name (deprecated).
+            (used only when ``measure`` is "fsim").
         measure: the pair weight: "fsim" (paper), "ssim", "ms_ssim", "gmsd" (Table 4; computed from the decoded
             versions, :mod:`grepq.data.similarity`) or "none" (all zeros: InfoNCE, Table 4's "None" row).
         grid, patch, flip_p: fragment sampler parameters. seed: the run's seed.
@@ -87,8 +77,7 @@ class LLTrainingDataset(Dataset):
 
     def __init__(self, root, limit: Optional[int] = None, versions: str = "distorted", fsim_source: str = "auto",
                  grid: int = FRAGMENT_GRID, patch: int = FRAGMENT_PATCH, flip_p: float = FLIP_P, seed: int = 0,
-                 measure: str = "fsim", *, similarity: Optional[str] = None):
-        fsim_source = _renamed_argument("similarity", similarity, "fsim_source", fsim_source)
+                 measure: str = "fsim"):
         if versions not in ("distorted", "all"):
             raise ValueError(f"versions must be 'distorted' or 'all', got {versions!r}")
         if fsim_source not in ("auto", "stored", "compute"):
@@ -145,18 +134,15 @@ class LLTrainingDataset(Dataset):
                 "similarity": sim.to(torch.float32), "index": index, "name": self.folders[index].name}
 
 
-def hl_preprocess(img: torch.Tensor, crop: int = 224, small_crop: str = "pad", *,
-                  small_image: Optional[str] = None) -> torch.Tensor:
+def hl_preprocess(img: torch.Tensor, crop: int = 224, small_crop: str = "pad") -> torch.Tensor:
     """HL training input (official order): ToTensor → CLIP Normalize → CenterCrop ``crop`` (no resize).
 
     img: (3, H, W) in [0, 1] -> (3, crop, crop). An image smaller than ``crop``: "pad" = torchvision's
     CenterCrop zero-pads the *normalised* tensor (so the border is the CLIP mean colour; official), "resize" =
-    the short side is first resized to ``crop`` (bicubic, antialiased, clamped to [0, 1]) (``small_crop``;
-    ``small_image=`` is its old name, deprecated).
+    the short side is first resized to ``crop`` (bicubic, antialiased, clamped to [0, 1]) (``small_crop``).
     """
     from torchvision.transforms import functional as TF
 
-    small_crop = _renamed_argument("small_image", small_image, "small_crop", small_crop)
     if small_crop not in ("pad", "resize"):
         raise ValueError(f"small_crop must be 'pad' or 'resize', got {small_crop!r}")
     if small_crop == "resize" and min(img.shape[-2:]) < crop:
@@ -172,11 +158,10 @@ class HLTrainingDataset(Dataset):
     ``dataset[index]`` -> ``{"image": (3, crop, crop), "index": int, "name": str}``. No randomness.
     """
 
-    def __init__(self, root, limit: Optional[int] = None, crop: int = 224, small_crop: str = "pad", *,
-                 small_image: Optional[str] = None):
+    def __init__(self, root, limit: Optional[int] = None, crop: int = 224, small_crop: str = "pad"):
         self.folders = list_image_folders(root, limit)
         self.crop = crop
-        self.small_crop = _renamed_argument("small_image", small_image, "small_crop", small_crop)
+        self.small_crop = small_crop
 
     def __len__(self) -> int:
         return len(self.folders)

@@ -81,11 +81,12 @@ class FeatureSet:
 def cache_key(scorer, paths: Sequence[Union[str, Path]], resize: Optional[Dict[str, Tuple[int, int]]] = None) -> Tuple[str, dict]:
     """A hash of everything the features depend on, and the readable parts of it."""
     h = hashlib.sha256()
+    s = scorer.settings
     info = {
-        "grepq": __version__, "format": FEATURE_FORMAT, "components": list(scorer.components),
-        "patch_size": scorer.patch_size, "patch_stride": scorer.patch_stride, "k1": scorer.k1,
-        "cov_eps": scorer.cov_eps, "small_image": scorer.small_image, "n_images": len(paths),
-        "amp": getattr(scorer, "amp", "off"), "channels_last": bool(getattr(scorer, "channels_last", False)),
+        "grepq": __version__, "format": FEATURE_FORMAT, "components": list(s.components),
+        "patch_size": s.patch_size, "patch_stride": s.patch_stride, "k1": s.k1,
+        "cov_eps": s.cov_eps, "small_image": s.small_image, "n_images": len(paths),
+        "amp": s.amp, "channels_last": bool(s.channels_last),
         "resize": {str(k): list(v) for k, v in sorted((resize or {}).items())},
     }
     if scorer.hl is not None:

@@ -90,7 +90,7 @@ def run_eval(protocol: str, cfg: Dict[str, Any], scorer=None, target=None, sourc
         target, source = eval_datasets(protocol, cfg)
     scorer = scorer or scorer_from_config(cfg)
     common = feature_options(cfg)
-    fsets = p["feature_sets"] or default_feature_sets(protocol, scorer.components)
+    fsets = p["feature_sets"] or default_feature_sets(protocol, scorer.settings.components)
     if protocol == "zeroshot":
         return runner.run_zero_shot(scorer, target, Path(out["out"]), plots=out["plots"], **common)
     if protocol == "data-efficient":

@@ -48,7 +48,7 @@ def _save(fig: Figure, path) -> str:
 
 
 def _rows_of(rows) -> List[Dict[str, Any]]:
-    from grepq.eval.protocols import ProtocolResult
+    from grepq.eval.results import ProtocolResult
 
     if isinstance(rows, ProtocolResult):
         rows = [rows]

@@ -4,7 +4,7 @@ zero-shot correlations (Table 2). SPEC section 5.
 Inputs are plain arrays: ``features`` (N, P) (in grepq [HL 1024 | LL 128], P = 1152) and subjective
 ``scores`` (N,). Nothing here reads images or runs a network.
 
-The parts live in small modules, re-exported here:
+The parts live in small modules:
 
 * :mod:`grepq.eval.splits`: the train/test splits and the CV folds (seeds, split by scene, nested label sets);
 * :mod:`grepq.eval.regression`: ridge and linear SVR for every alpha, the alpha selection and
@@ -28,42 +28,15 @@ import numpy as np
 from tqdm import tqdm
 
 from grepq.eval import metrics as M
-from grepq.eval.regression import (  # noqa: F401  (re-exported: the public names of this module since 0.1)
-    ALPHA_SELECTIONS, CV_CRITERIA, DEFAULT_CV_FOLDS, OFFICIAL_ALPHAS, REGRESSORS, SVR_CACHE_MB, SVR_EPSILON,
-    SVR_MAX_TRAIN, SVR_TOL, FeatureSpec, LabelledGram, LinearPath, RegressionSettings, _blas_threads,
-    check_features, _check_scores, _resolve_feature_sets, _test_metrics, as_linear_path, check_svr_size,
-    choose_alpha, fit_ridge_path,
-    fit_select, fit_svr_path, gram_fit)
-from grepq.eval.results import (  # noqa: F401
-    PROTOCOLS, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ProtocolResult, load_result, median_rows)
-from grepq.eval.splits import (  # noqa: F401
-    PAPER_LABEL_COUNTS, PAPER_N_SPLITS, PAPER_TRAIN_FRACTION, labelled_folds, make_folds, scene_codes,
-    split_indices)
+from grepq.eval.regression import (DEFAULT_CV_FOLDS, OFFICIAL_ALPHAS, SVR_EPSILON, FeatureSpec, LabelledGram,
+                                   RegressionSettings, _blas_threads, _check_scores, _resolve_feature_sets,
+                                   _test_metrics, as_linear_path, check_features, check_svr_size, choose_alpha,
+                                   fit_select, gram_fit)
+from grepq.eval.results import ProtocolResult
+from grepq.eval.splits import (PAPER_LABEL_COUNTS, PAPER_N_SPLITS, PAPER_TRAIN_FRACTION, labelled_folds, make_folds,
+                               scene_codes, split_indices)
 
-__all__ = [
-    "PAPER_LABEL_COUNTS",
-    "PAPER_N_SPLITS",
-    "PAPER_TRAIN_FRACTION",
-    "OFFICIAL_ALPHAS",
-    "REGRESSORS",
-    "ALPHA_SELECTIONS",
-    "CV_CRITERIA",
-    "SVR_EPSILON",
-    "SVR_MAX_TRAIN",
-    "RESULT_SCHEMA",
-    "LinearPath",
-    "RegressionSettings",
-    "fit_ridge_path",
-    "fit_svr_path",
-    "split_indices",
-    "data_efficient",
-    "cross_dataset",
-    "cross_dataset_with_regressor",
-    "zero_shot_correlations",
-    "ProtocolResult",
-    "load_result",
-    "median_rows",
-]
+__all__ = ["data_efficient", "cross_dataset", "cross_dataset_with_regressor", "zero_shot_correlations"]
 
 #: BLAS threads used by ``data_efficient`` (grepq choice, measured): its matrices are small (n <= 200
 #: labelled images), so one thread loses little, while multithreaded OpenBLAS on busy cores (other jobs on

@@ -298,9 +298,9 @@ def _run_step(plan: Plan, step: Step, scorer) -> None:
         runner.run_zero_shot(scorer, ds[0], out, plots=plots, **feats)
     elif step.kind == "cross_dataset":
         runner.run_cross_dataset(scorer, ds[0], ds[1], out, **feats, **cross_dataset_options(cfg),
-                                 feature_sets=_feature_sets(cfg, "cross-dataset", scorer.components))
+                                 feature_sets=_feature_sets(cfg, "cross-dataset", scorer.settings.components))
     else:
-        fsets = ["ll"] if step.table == 4 else _feature_sets(cfg, "data-efficient", scorer.components)
+        fsets = ["ll"] if step.table == 4 else _feature_sets(cfg, "data-efficient", scorer.settings.components)
         runner.run_data_efficient(scorer, ds[0], out, plots=plots, feature_sets=fsets,
                                   variant=None if step.table != 4 else step.weights, **feats,
                                   **data_efficient_options(cfg))

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..data.datasets import IQADataset
 from . import protocols
+from .results import ProtocolResult
 from .features import FeatureSet, extract_features
 from .paper_numbers import canonical_dataset
 
@@ -69,7 +70,7 @@ def _write_scores_csv(path: Path, dataset: IQADataset, fs: FeatureSet) -> None:
 
 def run_zero_shot(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Optional[Path] = None,
                   official_clive_resize: bool = True, plots: bool = True, progress: bool = True,
-                  cache_every: Optional[int] = None) -> protocols.ProtocolResult:
+                  cache_every: Optional[int] = None) -> ProtocolResult:
     """Table 2: Q_L, Q_H and GRepQ_Z per image, SRCC/KRCC/PLCC per predictor against the dataset's scores."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +112,7 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Op
                        official_clive_resize: bool = True, plots: bool = True, progress: bool = True,
                        cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll", "hl", "ll"),
                        variant: Optional[str] = None,
-                       **protocol_options) -> protocols.ProtocolResult:
+                       **protocol_options) -> ProtocolResult:
     """Table 1 (and Table 4 with ``variant`` = the LL model's similarity measure): regression from few labels."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +140,7 @@ def run_cross_dataset(scorer, source: Optional[IQADataset], target: IQADataset, 
                       cache_dir: Optional[Path] = None, official_clive_resize: bool = True, progress: bool = True,
                       cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll",), *,
                       save_regressor: Optional[Path] = None, regressor_file: Optional[Path] = None,
-                      allow_weight_mismatch: bool = False, **protocol_options) -> protocols.ProtocolResult:
+                      allow_weight_mismatch: bool = False, **protocol_options) -> ProtocolResult:
     """Table 3: one regressor fit on the whole source dataset, tested on the whole target.
 
     ``save_regressor``: also write the source regressor as a :class:`grepq.regressor.Regressor` file (one feature
@@ -162,7 +163,7 @@ def run_cross_dataset(scorer, source: Optional[IQADataset], target: IQADataset, 
 
 
 def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progress, cache_every, feature_sets,
-               save_regressor, protocol_options) -> protocols.ProtocolResult:
+               save_regressor, protocol_options) -> ProtocolResult:
     from ..regressor import _feature_settings, _label_info, build_regressor, feature_matrix
     from .metrics import orient
 
@@ -193,7 +194,7 @@ def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progres
 
 
 def _cross_with_regressor_file(scorer, target, path: Path, cache_dir, official_clive_resize, progress, cache_every,
-                               allow_weight_mismatch: bool, plcc_fit: str) -> protocols.ProtocolResult:
+                               allow_weight_mismatch: bool, plcc_fit: str) -> ProtocolResult:
     from ..regressor import Regressor, feature_matrix
 
     reg = Regressor.load(path)
