@@ -69,13 +69,13 @@ def make_hl_data(root: Path) -> Path:
 
 
 def grepq_step_time(task: str, data: Path, run_root: Path, steps: int, extra) -> float:
-    from grepq.config import load_config
+    from grepq.train.schema import load_train_config
     from grepq.train import train
 
     def run(n: int) -> float:
         d = run_root / f"{task}_{n}"
         shutil.rmtree(d, ignore_errors=True)
-        cfg = load_config(None, [f"task={task}", f"run.dir={d}", "run.device=cpu", f"data.root={data}",
+        cfg = load_train_config(None, [f"task={task}", f"run.dir={d}", "run.device=cpu", f"data.root={data}",
                                  "data.num_workers=0", "data.pin_memory=false", "run.progress=false",
                                  "run.log_every=10", "run.checkpoint_every=100000", f"run.max_steps={n}",
                                  f"{task}.epochs=1000", *extra])

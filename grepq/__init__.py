@@ -7,7 +7,7 @@ Quick start::
                               clip_weights="RN50.pt", pristine="pristine_patches_096_0.75_0.80.hdf5")
     rows = scorer.score(["photo.jpg", "folder/"])   # [ScoreRow(image, q_low, q_high, q_total), ...]
 """
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["GRepQ", "ScoreRow", "ScoringSettings", "__version__"]
 

@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import List, Optional
 
-from . import __version__
+from .version import __version__
 
 #: Subcommands in the order ``grepq --help`` lists them.
 COMMANDS = ("demo", "score", "fit", "pristine", "prepare", "train", "export", "eval", "tables", "reproduce")

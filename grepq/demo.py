@@ -129,7 +129,7 @@ def _build_heldout(out: Path, seed: int) -> Tuple[List[Path], np.ndarray, List[s
 
 
 def _train_ll(out: Path, minutes: float, device: str, seed: int, progress: bool):
-    from .config import load_config
+    from .train.schema import load_train_config
     from .data.prepare import prepare
     from .train import train
     photos = out / "photos"
@@ -142,7 +142,7 @@ def _train_ll(out: Path, minutes: float, device: str, seed: int, progress: bool)
                       progress=progress, range_mode="clip")
     if not summary.ok:
         raise RuntimeError(f"grepq demo: synthesis failed for {summary.failed}")
-    cfg = load_config(None, [
+    cfg = load_train_config(None, [
         "task=ll", f"seed={seed}", f"run.dir={out / 'run_ll'}", f"run.device={device}", f"data.root={out / 'train_set'}",
         "data.num_workers=0", "data.pin_memory=false", f"run.progress={str(progress).lower()}", "run.log_every=1",
         "run.checkpoint_every=20", "ll.batch_size=4", "ll.grid=7", "ll.patch=16", "ll.epochs=1000", "ll.schedule=constant",
@@ -215,7 +215,7 @@ def _own_predictor_demo(demo: DemoResult, ll: np.ndarray, quality: np.ndarray, s
 
     from .eval import metrics
     from .eval.splits import split_indices
-    from .regressor import Regressor, fit_regressor
+    from .eval.regressor import Regressor, fit_regressor
 
     n_scenes = len(set(scenes))
     train, test = split_indices(len(quality), 0, seed=seed, train_fraction=OWN_PREDICTOR_LABELLED_PHOTOS / n_scenes,

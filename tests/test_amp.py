@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from grepq import GRepQ
-from grepq.config import ConfigError, load_config
+from grepq.config import ConfigError
+from grepq.train.schema import load_train_config
 from grepq.eval import features as fx
 from grepq.models.high_level import HighLevelModel
 from grepq.train import train
 from grepq.train.checkpoint import load_checkpoint
-from grepq.train.distributed import DistInfo
+from grepq.parallel import DistInfo
 from grepq.train.tasks import HLTask, LLTask
 from grepq.utils import autocast_context
 from test_train_ll import make_training_set, tiny_ll_overrides
@@ -39,10 +40,10 @@ def _losses(make_task, data, n):
 
 
 def test_defaults_are_float32():
-    cfg = load_config("ll_paper")
+    cfg = load_train_config("ll_paper")
     assert cfg["run"]["amp"] == "off" and cfg["run"]["channels_last"] is False
     with pytest.raises(ConfigError):
-        load_config("ll_paper", ["run.amp=fp8"])
+        load_train_config("ll_paper", ["run.amp=fp8"])
     with autocast_context("cpu", "off"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
     with autocast_context("cpu", "bf16"):
@@ -53,7 +54,7 @@ def test_defaults_are_float32():
 
 def test_ll_task_channels_last_equal_and_bf16_close(data):
     def make(extra):
-        return LLTask(load_config("ll_tiny_cpu", tiny_ll_overrides(data, "/tmp/unused", *extra)), DistInfo())
+        return LLTask(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, "/tmp/unused", *extra)), DistInfo())
 
     out = _losses(make, data, 2)
     ref = float(out["fp32"]["loss"])
@@ -65,7 +66,7 @@ def test_ll_task_channels_last_equal_and_bf16_close(data):
 
 def test_hl_task_channels_last_equal_and_bf16_close(clip_files, data):
     def make(extra):
-        cfg = load_config("hl_tiny_cpu", [f"hl.clip={clip_files['state_dict']}", f"data.root={data}", *extra])
+        cfg = load_train_config("hl_tiny_cpu", [f"hl.clip={clip_files['state_dict']}", f"data.root={data}", *extra])
         return HLTask(cfg, DistInfo())
 
     out = _losses(make, data, 8)
@@ -79,7 +80,7 @@ def test_hl_task_channels_last_equal_and_bf16_close(clip_files, data):
 @pytest.mark.filterwarnings("ignore:amp 'fp16' on the CPU")
 def test_fp16_training_saves_and_resumes_the_gradient_scaler(data, tmp_path):
     def cfg(run, *extra):
-        return load_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / run, "data.num_workers=0", "data.limit=4",
+        return load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / run, "data.num_workers=0", "data.limit=4",
                                                             "ll.epochs=2", "run.deterministic=true", *extra))
 
     train(cfg("full", "run.amp=fp16"))

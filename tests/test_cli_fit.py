@@ -16,7 +16,7 @@ from grepq.eval import protocols as PR
 from grepq.eval.features import extract_features
 from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.low_level import save_low_level
-from grepq.regressor import Regressor, feature_matrix
+from grepq.eval.regressor import Regressor, feature_matrix
 from grepq.eval import splits as SP
 
 N_IMAGES = 25

@@ -5,14 +5,15 @@ import pytest
 import torch
 import yaml
 
-from grepq.config import (SCHEMA, ConfigError, Key, config_differences, defaults, dump_config, flatten, load_config,
-                          parse_override)
+from grepq.config import ConfigError, Key, defaults, dump_config, flatten, load_config, parse_override
+from grepq.eval.schema import EVAL_SCHEMA, REPRODUCE_SCHEMA
 from grepq.losses import group_size_from_divisor
 from grepq.train.engine import lr_factor
+from grepq.train.schema import TRAIN_SCHEMA, config_differences, load_train_config
 
 
 def test_defaults_are_the_papers_values():
-    c = load_config()
+    c = load_train_config()
     ll, hl = c["ll"], c["hl"]
     assert (ll["temperature"], ll["batch_size"], ll["epochs"], ll["lr"], ll["weight_decay"]) == (0.5, 8, 15, 1e-4, 0.05)
     assert (ll["grid"], ll["patch"], ll["feat_dim"], ll["versions"], ll["loss"]) == (7, 32, 128, "distorted", "paper")
@@ -30,15 +31,15 @@ def test_every_key_has_a_note():
                 assert len(v.doc) > 15
             else:
                 walk(v)
-    walk(SCHEMA)
-    text = dump_config(load_config("hl_official"))
+    walk(TRAIN_SCHEMA.tree)
+    text = dump_config(load_train_config("hl_official"), schema=TRAIN_SCHEMA)
     assert "τ2" in text and "official" in text
-    assert yaml.safe_load(text) == load_config("hl_official")  # the saved file round-trips
+    assert yaml.safe_load(text) == load_train_config("hl_official")  # the saved file round-trips
 
 
 def test_yaml_base_and_overrides_merge_in_order(tmp_path):
     (tmp_path / "mine.yaml").write_text("base: ll_official.yaml\nseed: 7\nll:\n  lr: 3.0e-4\n  epochs: 2\n")
-    c = load_config(tmp_path / "mine.yaml", ["ll.epochs=5", "hl.lr=1e-5", "run.max_steps=null", "data.limit=3"])
+    c = load_train_config(tmp_path / "mine.yaml", ["ll.epochs=5", "hl.lr=1e-5", "run.max_steps=null", "data.limit=3"])
     assert c["seed"] == 7 and c["ll"]["lr"] == 3e-4       # the file
     assert c["ll"]["versions"] == "all"                    # its base
     assert c["ll"]["epochs"] == 5                          # the override wins
@@ -49,46 +50,46 @@ def test_yaml_base_and_overrides_merge_in_order(tmp_path):
 
 def test_unknown_and_mistyped_keys_are_errors_with_a_suggestion(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown configuration key 'll\.temprature'.*did you mean 'll\.temperature'"):
-        load_config(None, ["ll.temprature=0.2"])
+        load_train_config(None, ["ll.temprature=0.2"])
     (tmp_path / "typo.yaml").write_text("hl:\n  grop_size: 4\n")
     with pytest.raises(ConfigError, match=r"hl\.grop_size.*typo\.yaml.*did you mean 'hl\.group_size'"):
-        load_config(tmp_path / "typo.yaml")
+        load_train_config(tmp_path / "typo.yaml")
     with pytest.raises(ConfigError, match=r"ll\.batch_size.*expected int, got str"):
-        load_config(None, ["ll.batch_size=eight"])
+        load_train_config(None, ["ll.batch_size=eight"])
     with pytest.raises(ConfigError, match=r"hl\.bn.*expected one of \['global', 'train', 'sync', 'frozen'\]"):
-        load_config(None, ["hl.bn=synced"])
+        load_train_config(None, ["hl.bn=synced"])
     with pytest.raises(ConfigError, match=r"'run' .*is a section"):
-        load_config(None, ["run=3"])
+        load_train_config(None, ["run=3"])
     with pytest.raises(ConfigError, match="expected key.sub=value"):
-        load_config(None, ["ll.lr"])
+        load_train_config(None, ["ll.lr"])
     with pytest.raises(ConfigError, match="not found"):
-        load_config("no_such_preset.yaml")
+        load_train_config("no_such_preset.yaml")
     with pytest.raises(ConfigError, match=r"ll\.temperature: expected a positive"):
-        load_config(None, ["ll.temperature=0"])
+        load_train_config(None, ["ll.temperature=0"])
 
 
 def test_presets_differ_where_the_spec_says():
-    base = {"ll": load_config("ll_paper"), "hl": load_config("hl_paper")}
-    diff = lambda name: {k: (a, b) for k, a, b in config_differences(base[name[:2]], load_config(name))}
+    base = {"ll": load_train_config("ll_paper"), "hl": load_train_config("hl_paper")}
+    diff = lambda name: {k: (a, b) for k, a, b in config_differences(base[name[:2]], load_train_config(name))}
     assert diff("ll_official") == {"ll.versions": ("distorted", "all"), "ll.loss": ("paper", "official")}
-    off = load_config("hl_official")["hl"]
+    off = load_train_config("hl_official")["hl"]
     assert group_size_from_divisor(128, off["group_divisor"]) == 4
     assert (off["temperature"], off["lr"], off["warmup_epochs"], off["loss"]) == (0.5, 1e-6, 2.5, "official")
     assert off["head_activation"] == "relu" and off["head_trainable"] is False
-    auth = load_config("hl_authors")["hl"]
+    auth = load_train_config("hl_authors")["hl"]
     assert (auth["group_size"], auth["lr"], auth["epochs"], auth["batch_size"]) == (8, 1e-5, 15, 128)
-    assert load_config("hl_paper")["hl"] == defaults()["hl"] and load_config("ll_paper")["ll"] == defaults()["ll"]
+    assert load_train_config("hl_paper")["hl"] == defaults(TRAIN_SCHEMA)["hl"] and load_train_config("ll_paper")["ll"] == defaults(TRAIN_SCHEMA)["ll"]
     for tiny in ("ll_tiny_cpu", "hl_tiny_cpu"):
-        assert load_config(tiny)["run"]["device"] == "cpu"
+        assert load_train_config(tiny)["run"]["device"] == "cpu"
 
 
 def test_config_differences_ignore_where_and_when_but_not_epochs():
-    a = load_config("ll_paper")
-    b = load_config("ll_paper", ["run.dir=/x", "run.max_steps=3", "data.num_workers=0", "hl.lr=1e-3", "data.root=/d"])
+    a = load_train_config("ll_paper")
+    b = load_train_config("ll_paper", ["run.dir=/x", "run.max_steps=3", "data.num_workers=0", "hl.lr=1e-3", "data.root=/d"])
     assert config_differences(a, b) == []              # run control, data location, the other task's section
-    c = load_config("ll_paper", ["ll.epochs=20", "seed=1"])
+    c = load_train_config("ll_paper", ["ll.epochs=20", "seed=1"])
     assert [k for k, _, _ in config_differences(a, c)] == ["ll.epochs", "seed"]
-    assert set(flatten(a)) == set(flatten(defaults()))
+    assert set(flatten(a)) == set(flatten(defaults(TRAIN_SCHEMA)))
 
 
 def test_lr_schedules_match_the_official_ones():
@@ -116,7 +117,7 @@ def test_lr_schedules_match_the_official_ones():
 
 
 def test_eval_keys_name_their_source_and_default_to_the_paper():
-    from grepq.config import EVAL_SCHEMA, REPRODUCE_SCHEMA, SOURCES, TRAIN_SCHEMA
+    from grepq.config import SOURCES
     from grepq.eval import regression, splits
     from grepq.scoring.settings import COMPONENTS
     for schema in (EVAL_SCHEMA, REPRODUCE_SCHEMA):
@@ -129,11 +130,10 @@ def test_eval_keys_name_their_source_and_default_to_the_paper():
     assert (c["n_train"], c["splits"], c["train_fraction"]) == (list(splits.PAPER_LABEL_COUNTS), splits.PAPER_N_SPLITS, 0.8)
     assert c["alphas"] == list(regression.OFFICIAL_ALPHAS) and c["alpha_selection"] == "cv"
     assert EVAL_SCHEMA.flat["scoring.components"].choices == COMPONENTS
-    assert load_config() == load_config(schema=TRAIN_SCHEMA) == load_config(schema=None)
+    assert load_train_config() == load_config(schema=TRAIN_SCHEMA)
 
 
 def test_eval_values_lists_and_mappings_are_checked():
-    from grepq.config import EVAL_SCHEMA, REPRODUCE_SCHEMA
     c = load_config(None, ["protocol.n_train=8,16", "protocol.alphas=1,10"], schema=EVAL_SCHEMA,
                     values={"scoring.components": "low"})
     assert c["protocol"]["n_train"] == [8, 16] and c["protocol"]["alphas"] == [1.0, 10.0]
@@ -159,12 +159,23 @@ def test_eval_values_lists_and_mappings_are_checked():
 def test_bn_global_is_the_presets_mode_and_train_stays_accepted():
     """bn: global (single-process statistics on any number of processes) is the default and every paper/official
     preset's mode; 'train', 'sync' and 'frozen' remain valid; the CPU try-out preset for HL keeps BN frozen."""
-    assert load_config()["ll"]["bn"] == load_config()["hl"]["bn"] == "global"
+    assert load_train_config()["ll"]["bn"] == load_train_config()["hl"]["bn"] == "global"
     for preset in ("ll_paper", "ll_official", "hl_paper", "hl_official", "hl_authors"):
-        task = load_config(preset)["task"]
-        assert load_config(preset)[task]["bn"] == "global", preset
+        task = load_train_config(preset)["task"]
+        assert load_train_config(preset)[task]["bn"] == "global", preset
     for mode in ("train", "sync", "frozen"):
-        assert load_config("hl_paper", [f"hl.bn={mode}"])["hl"]["bn"] == mode
+        assert load_train_config("hl_paper", [f"hl.bn={mode}"])["hl"]["bn"] == mode
     with pytest.raises(ConfigError, match="hl.bn"):
-        load_config("hl_paper", ["hl.bn=per_gpu"])
-    assert load_config("hl_tiny_cpu")["hl"]["bn"] == "frozen"
+        load_train_config("hl_paper", ["hl.bn=per_gpu"])
+    assert load_train_config("hl_tiny_cpu")["hl"]["bn"] == "frozen"
+
+
+def test_packaged_presets_are_the_repository_presets():
+    """grepq/configs/ is package data (pyproject: grepq = ["configs/*.yaml"]), so that pip-installed users get the
+    presets; it must stay a copy of configs/, file for file."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    repo = {p.name: p.read_bytes() for p in (root / "configs").glob("*.yaml")}
+    packaged = {p.name: p.read_bytes() for p in (root / "grepq" / "configs").glob("*.yaml")}
+    assert repo and sorted(packaged) == sorted(repo)
+    assert [n for n in repo if packaged[n] != repo[n]] == []

@@ -19,29 +19,30 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from grepq.config import load_config
+from grepq.train.schema import load_train_config
 from grepq.train.batchnorm import CrossProcessBatchNorm, convert_cross_process_batchnorm
-from grepq.train.distributed import DistInfo, all_reduce_mean, gather_with_grad
+from grepq.parallel import DistInfo
+from grepq.train.distributed import all_reduce_mean, gather_with_grad
 from grepq.train.tasks import HLTask, LLTask
 from test_train_ll import make_training_set, tiny_ll_overrides
 from test_train_resume import KILL_AFTER_STEP, assert_same_run
 
 WORLD = 2
 # the presets' BatchNorm mode, read from the presets themselves
-HL_BN = load_config("hl_paper")["hl"]["bn"]
-LL_BN = load_config("ll_paper")["ll"]["bn"]
+HL_BN = load_train_config("hl_paper")["hl"]["bn"]
+LL_BN = load_train_config("ll_paper")["ll"]["bn"]
 
 
 def _configs(clip_file, data):
     hl = [f"hl.bn={HL_BN}", "hl.batch_size=8", "hl.group_size=2", f"hl.clip={clip_file}", f"data.root={data}"]
     ll = tiny_ll_overrides(data, "unused", f"ll.bn={LL_BN}", "ll.batch_size=4", "ll.versions=all")
     return {
-        "hl_paper": (HLTask, load_config("hl_tiny_cpu", hl)),
-        "hl_official": (HLTask, load_config("hl_tiny_cpu", hl + ["hl.loss=official", "hl.temperature=0.5",
+        "hl_paper": (HLTask, load_train_config("hl_tiny_cpu", hl)),
+        "hl_official": (HLTask, load_train_config("hl_tiny_cpu", hl + ["hl.loss=official", "hl.temperature=0.5",
                                                                 "hl.head_activation=relu", "hl.head_trainable=false"])),
-        "ll_paper": (LLTask, load_config("ll_tiny_cpu", ll)),
-        "ll_official": (LLTask, load_config("ll_tiny_cpu", ll + ["ll.loss=official"])),
-        "hl_bn_train": (HLTask, load_config("hl_tiny_cpu", hl + ["hl.bn=train"])),  # shown to differ
+        "ll_paper": (LLTask, load_train_config("ll_tiny_cpu", ll)),
+        "ll_official": (LLTask, load_train_config("ll_tiny_cpu", ll + ["ll.loss=official"])),
+        "hl_bn_train": (HLTask, load_train_config("hl_tiny_cpu", hl + ["hl.bn=train"])),  # shown to differ
     }
 
 
@@ -224,7 +225,7 @@ def test_torchrun_two_processes_train_like_one(clip_files, data, tmp_path):
     # (attnpool.k_proj.bias has gradient 0: the softmax ignores a shift of every key) may move either way; every
     # BatchNorm running statistic and all but a few weights agree to float32 rounding
     lr, steps = 1e-4, len(s1)
-    assert load_config("hl_tiny_cpu")["hl"]["lr"] == lr
+    assert load_train_config("hl_tiny_cpu")["hl"]["lr"] == lr
     diff = torch.cat([(w1[k] - w2[k]).abs().flatten() for k in w1 if w1[k].is_floating_point()])
     assert float(diff.max()) <= 2.01 * steps * lr
     assert int((diff > 1e-5).sum()) <= 1e-3 * diff.numel(), int((diff > 1e-5).sum())

@@ -1,4 +1,4 @@
-"""Regressor files (grepq.regressor): a fitted, saved and reloaded regressor predicts what the data-efficient
+"""Regressor files (grepq.eval.regressor): a fitted, saved and reloaded regressor predicts what the data-efficient
 protocol's regressor predicts for the same training split; fingerprints enforced; corrupt files refused."""
 import json
 import os
@@ -11,7 +11,7 @@ import pytest
 from grepq.eval import protocols as PR
 from grepq.eval.regression import LabelledGram, RegressionSettings, choose_alpha, gram_fit, fit_select
 from grepq.eval.splits import labelled_folds
-from grepq.regressor import Regressor, RegressorFileError, WeightMismatchError, fit_regressor
+from grepq.eval.regressor import Regressor, RegressorFileError, WeightMismatchError, fit_regressor
 from grepq.scoring.settings import ScoringSettings
 
 
@@ -114,7 +114,7 @@ def test_file_loads_in_a_fresh_process_without_torch(tmp_path):
     reg.save(tmp_path / "r.json")
     X = np.random.default_rng(1).normal(size=(5, 10))
     np.save(tmp_path / "x.npy", X)
-    code = ("import sys, numpy as np; from grepq.regressor import Regressor; "
+    code = ("import sys, numpy as np; from grepq.eval.regressor import Regressor; "
             f"r = Regressor.load({str(tmp_path / 'r.json')!r}); "
             f"print(repr(r.predict(np.load({str(tmp_path / 'x.npy')!r})).tolist())); "
             "assert 'torch' not in sys.modules")

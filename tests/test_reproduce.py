@@ -11,7 +11,8 @@ from PIL import Image
 from conftest import photo, torch_threads
 from grepq.api import GRepQ
 from grepq.cli import main
-from grepq.config import REPRODUCE_SCHEMA, load_config
+from grepq.config import load_config
+from grepq.eval.schema import REPRODUCE_SCHEMA
 from grepq.eval import runner
 from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.eval.reproduce import make_plan, run_reproduce

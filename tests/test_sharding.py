@@ -1,5 +1,5 @@
-"""Scale-out (grepq/scale.py): shares of the images in independent jobs (--shard I/N) and in torchrun processes
-(2 gloo CPU processes) merge into exactly what one process computes: the same feature arrays (bit for bit), the
+"""Scale-out (grepq/parallel.py, grepq/eval/score_shards.py): shares of the images in independent jobs
+(--shard I/N) and in torchrun processes (2 gloo CPU processes) merge into exactly what one process computes: the same feature arrays (bit for bit), the
 same score file (byte for byte), the same evaluation result; killed shares resume; bad merges are errors."""
 import csv
 import json
@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import make_clip, photo
 from grepq import GRepQ
-from grepq import scale
+from grepq import parallel
 from grepq.cli import main
 from grepq.eval import features as fx
 from grepq.scoring.pristine import write_pristine_hdf5
@@ -69,30 +69,29 @@ def counted(monkeypatch):
 def test_shares_cover_the_list_once_in_order():
     for n in (0, 1, 5, 7, 40):
         for count in (1, 2, 3, 4, 8):
-            joined = [i for k in range(count) for i in scale.Shard(k, count).share(n)]
+            joined = [i for k in range(count) for i in parallel.Shard(k, count).share(n)]
             assert joined == list(range(n)), (n, count)
-    assert scale.Shard.parse(" 3/4") == scale.Shard(3, 4) and scale.Shard(1, 3).share(7) == range(2, 4)
+    assert parallel.Shard.parse(" 3/4") == parallel.Shard(3, 4) and parallel.Shard(1, 3).share(7) == range(2, 4)
     for bad in ("4/4", "1", "-1/2", "a/b", "1/0"):
-        with pytest.raises(scale.ShardError, match="I/N"):
-            scale.Shard.parse(bad)
+        with pytest.raises(parallel.ShardError, match="I/N"):
+            parallel.Shard.parse(bad)
 
 
 def test_torchrun_rank_and_shard_compose(monkeypatch):
     """Under torchrun (W processes) with --shard I/N: share I * W + rank of N * W, on the rank's device
     (init_distributed's: cuda:LOCAL_RANK for --device cuda), waiting at barriers long enough for a large share."""
-    from grepq.train import distributed as D
     seen = {}
 
     def fake_init(device, timeout=None):
         seen.update(device=device, timeout=timeout)
-        return D.DistInfo(1, 1, 2, torch.device("cuda:1"), "nccl")
+        return parallel.DistInfo(1, 1, 2, torch.device("cuda:1"), "nccl")
 
-    monkeypatch.setattr(D, "init_distributed", fake_init)
-    so = scale.start("1/3", "cuda")
-    assert so.shard == scale.Shard(3, 6) and str(so.device) == "cuda:1" and so.independent and not so.merges
-    assert seen == {"device": "cuda", "timeout": scale.BARRIER_TIMEOUT}
-    so = scale.start(None, "cuda")
-    assert so.shard == scale.Shard(1, 2) and not so.independent and not so.merges and so.sharded
+    monkeypatch.setattr(parallel, "init_distributed", fake_init)
+    so = parallel.start("1/3", "cuda")
+    assert so.shard == parallel.Shard(3, 6) and str(so.device) == "cuda:1" and so.independent and not so.merges
+    assert seen == {"device": "cuda", "timeout": parallel.BARRIER_TIMEOUT}
+    so = parallel.start(None, "cuda")
+    assert so.shard == parallel.Shard(1, 2) and not so.independent and not so.merges and so.sharded
 
 
 # ------------------------------------------------------------------------------------------------ features
@@ -108,11 +107,11 @@ def test_feature_shards_fill_one_cache_equal_to_one_process(scorer, setup, tmp_p
     one = fx.extract_features(scorer, paths, cache_dir=tmp_path / "one", progress=False)
     counted.clear()
     a = fx.extract_features(scorer, paths, cache_dir=tmp_path / "sh", save_every=2, progress=False,
-                            shard=scale.Shard(0, 2))
+                            shard=parallel.Shard(0, 2))
     assert len(counted) == 3 and a.names == [str(p) for p in paths[:3]]
     # a kill of shard 1 after its first part: a part on disk and a temporary file it was writing
     b = fx.extract_features(scorer, paths, cache_dir=tmp_path / "sh", save_every=2, progress=False,
-                            shard=scale.Shard(1, 2))
+                            shard=parallel.Shard(1, 2))
     assert b.cache_dir == a.cache_dir  # one cache key for all shards
     names = sorted(p.name for p in a.cache_dir.glob("part-*.npz"))
     assert [n[:11] for n in names] == ["part-s0of2-"] * 2 + ["part-s1of2-"] * 2
@@ -123,7 +122,7 @@ def test_feature_shards_fill_one_cache_equal_to_one_process(scorer, setup, tmp_p
     (a.cache_dir / ".tmp-s0of2-777.npz").write_bytes(b"shard 0 still writing")
     counted.clear()
     fx.extract_features(scorer, paths, cache_dir=tmp_path / "sh", save_every=2, progress=False,
-                        shard=scale.Shard(1, 2))
+                        shard=parallel.Shard(1, 2))
     assert len(counted) == 1  # only the image of the lost part
     assert not (a.cache_dir / ".tmp-s1of2-12345.npz").exists() and (a.cache_dir / ".tmp-s0of2-777.npz").exists()
     counted.clear()

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from conftest import photo
-from grepq.config import ConfigError, load_config
+from grepq.config import ConfigError
+from grepq.train.schema import load_train_config
 from grepq.data.similarity import MEASURES, similarity_matrix
 from grepq.data.layout import folder_versions
 from grepq.data.training_set import LLTrainingDataset
@@ -70,7 +71,7 @@ def test_loader_gives_the_measure_of_the_selected_versions(tmp_path):
 
 def test_training_step_with_another_measure(tmp_path):
     data = make_training_set(tmp_path / "d", n=2, size=(72, 88))
-    cfg = load_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "r", "ll.pair_weight=gmsd"))
+    cfg = load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "r", "ll.pair_weight=gmsd"))
     task = LLTask(cfg)
     ds = task.build_dataset(data)
     batch = torch.utils.data.default_collate([ds[(0, 0)], ds[(0, 1)]])
@@ -78,4 +79,4 @@ def test_training_step_with_another_measure(tmp_path):
     loss = task.forward(batch)["loss"]
     assert torch.isfinite(loss)
     with pytest.raises(ConfigError, match="pair_weight"):
-        load_config("ll_tiny_cpu", ["ll.pair_weight=lpips"])
+        load_train_config("ll_tiny_cpu", ["ll.pair_weight=lpips"])

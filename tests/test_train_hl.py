@@ -14,13 +14,14 @@ from PIL import Image
 
 from grepq.cli import main
 from grepq.commands.export import export_run
-from grepq.config import load_config
+from grepq.train.schema import load_train_config
 from grepq.scoring.pristine import write_pristine_hdf5
-from grepq.models.high_level import CLIP_MEAN, CLIP_STD, load_hl_visual_weights
+from grepq.data.io import CLIP_MEAN, CLIP_STD
+from grepq.models.high_level import load_hl_visual_weights
 from grepq.models.low_level import load_low_level
 from grepq.data.layout import DataError
 from grepq.data.training_set import HLTrainingDataset, hl_preprocess
-from grepq.train.distributed import DistInfo
+from grepq.parallel import DistInfo
 from grepq.train.tasks import HLTask
 from test_train_ll import make_training_set, tiny_ll_overrides
 
@@ -31,7 +32,7 @@ def data(tmp_path_factory):
 
 
 def hl_task(clip_file, *extra):
-    cfg = load_config("hl_tiny_cpu", [f"hl.clip={clip_file}", *extra])
+    cfg = load_train_config("hl_tiny_cpu", [f"hl.clip={clip_file}", *extra])
     torch.manual_seed(0)
     return HLTask(cfg, DistInfo())
 

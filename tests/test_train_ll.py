@@ -14,13 +14,13 @@ from PIL import Image
 
 from conftest import photo
 from grepq.cli import main
-from grepq.config import load_config
+from grepq.train.schema import load_train_config
 from grepq.train import NonFiniteLossError, train
 from grepq.data.fragments import (bilinear_resize, fragment_offsets, fragment_views, sample_fragments,
                                   sample_generator)
 from grepq.data.layout import DataError
 from grepq.data.training_set import LLTrainingDataset
-from grepq.train.distributed import DistInfo
+from grepq.parallel import DistInfo
 from grepq.train.tasks import LLTask
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -179,7 +179,7 @@ def test_bad_folders_are_clear_errors(tmp_path):
 
 
 def _task(data, tmp_path, *extra):
-    cfg = load_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "run", *extra))
+    cfg = load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "run", *extra))
     torch.manual_seed(0)
     return cfg, LLTask(cfg, DistInfo())
 
@@ -218,7 +218,7 @@ def test_nan_loss_stops_with_the_step(data, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(LLTask, "forward", forward)
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 3 \(epoch 0, batch 3\)"):
-        train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "nan", "run.checkpoint_every=100")))
+        train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "nan", "run.checkpoint_every=100")))
     calls["n"] = 0
     status = main(["train", "--config", "ll_tiny_cpu", *tiny_ll_overrides(data, tmp_path / "nan2")])
     assert status == 1 and "non-finite loss (nan) at step 3" in capsys.readouterr().err
@@ -228,10 +228,10 @@ def test_nan_loss_stops_with_the_step(data, tmp_path, monkeypatch, capsys):
 def test_pair_weight_none_is_infonce():
     """Table 4's "None" row: ll.pair_weight=none trains with s ≡ 0 whatever the stored FSIM."""
     import torch
-    from grepq.config import load_config
+    from grepq.train.schema import load_train_config
     from grepq.losses import qacl
     from grepq.train.tasks import LLTask
-    cfg = load_config(None, ["ll.pair_weight=none", "ll.grid=2", "ll.patch=16", "run.device=cpu"])
+    cfg = load_train_config(None, ["ll.pair_weight=none", "ll.grid=2", "ll.patch=16", "run.device=cpu"])
     task = LLTask(cfg)
     g = torch.Generator().manual_seed(0)
     batch = {"anchor": torch.rand(2, 3, 3, 32, 32, generator=g), "positive": torch.rand(2, 3, 3, 32, 32, generator=g),

@@ -16,7 +16,8 @@ import time
 import pytest
 import torch
 
-from grepq.config import ConfigError, load_config
+from grepq.config import ConfigError
+from grepq.train.schema import load_train_config
 from grepq.train import train
 from grepq.train.checkpoint import load_checkpoint
 from test_train_ll import make_training_set, tiny_ll_overrides
@@ -143,7 +144,7 @@ def uninterrupted(data, tmp_path_factory):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
+        train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
     finally:
         torch.set_num_threads(n)
     return run_dir
@@ -157,7 +158,7 @@ def test_killed_mid_epoch_between_checkpoints_resumes_exactly(data, uninterrupte
     logged = [r for r in map(json.loads, open(run_dir / "log.jsonl"))]
     assert [r.get("step") for r in logged if r["type"] == "step"] == [1, 2, 3, 4, 5]  # 4 and 5 are past it
     assert any(r["type"] == "epoch" and r["epoch"] == 0 for r in logged)
-    result = train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
+    result = train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
     assert result.finished and result.step == 8
     assert_same_run(uninterrupted, run_dir)
     assert json.loads((run_dir / "run_info.json").read_text())["resumed_from_step"] == 3
@@ -170,7 +171,7 @@ def test_killed_while_writing_the_checkpoint_resumes_exactly(data, uninterrupted
     (tmp,) = run_dir.glob(".checkpoint.pth.tmp*")  # the half-written file, never renamed
     with pytest.raises(Exception):
         torch.load(tmp, weights_only=True)
-    result = train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
+    result = train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, run_dir, *PRECISE)))
     assert result.finished and result.step == 8
     assert_same_run(uninterrupted, run_dir)
 
@@ -178,12 +179,12 @@ def test_killed_while_writing_the_checkpoint_resumes_exactly(data, uninterrupted
 def test_hl_stop_and_resume_matches_an_uninterrupted_run(clip_files, data, tmp_path):
     base = ["hl.batch_size=4", "hl.group_size=2", "hl.bn=train", f"hl.clip={clip_files['state_dict']}",
             f"data.root={data}", "run.deterministic=true"]
-    train(load_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'a'}"]))
-    train(load_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'b'}", "run.max_steps=3"]))
+    train(load_train_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'a'}"]))
+    train(load_train_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'b'}", "run.max_steps=3"]))
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pth")["state"] == {
         "step": 3, "epoch": 1, "batch_in_epoch": 1, "epoch_loss_sum": pytest.approx(
             load_checkpoint(tmp_path / "b" / "checkpoint.pth")["state"]["epoch_loss_sum"]), "epoch_loss_count": 1}
-    result = train(load_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'b'}"]))
+    result = train(load_train_config("hl_tiny_cpu", base + [f"run.dir={tmp_path / 'b'}"]))
     assert result.finished and result.step == 4
     a = torch.load(tmp_path / "a" / "hl_weights.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "b" / "hl_weights.pt", weights_only=True)["state_dict"]
@@ -192,23 +193,23 @@ def test_hl_stop_and_resume_matches_an_uninterrupted_run(clip_files, data, tmp_p
 
 def test_a_run_directory_of_another_config_or_data_is_refused(clip_files, data, tmp_path):
     base = [f"hl.clip={clip_files['state_dict']}", f"data.root={data}", f"run.dir={tmp_path / 'r'}"]
-    train(load_config("hl_tiny_cpu", base + ["run.max_steps=1"]))
+    train(load_train_config("hl_tiny_cpu", base + ["run.max_steps=1"]))
     with pytest.raises(ConfigError, match=r"different configuration.*hl\.lr: 0\.0001 in the run, 0\.001 now.*seed"):
-        train(load_config("hl_tiny_cpu", base + ["hl.lr=1e-3", "seed=4"]))
+        train(load_train_config("hl_tiny_cpu", base + ["hl.lr=1e-3", "seed=4"]))
     with pytest.raises(ConfigError, match=r"hl\.epochs"):
-        train(load_config("hl_tiny_cpu", base + ["hl.epochs=5"]))   # the schedule length may not change
+        train(load_train_config("hl_tiny_cpu", base + ["hl.epochs=5"]))   # the schedule length may not change
     other = make_training_set(tmp_path / "other", n=9, size=(40, 40))  # data.root may move, the data may not change
     with pytest.raises(ConfigError, match=r"trained on 8 image folders.*the 9 under"):
-        train(load_config("hl_tiny_cpu", [base[0], f"data.root={other}", base[2]]))
+        train(load_train_config("hl_tiny_cpu", [base[0], f"data.root={other}", base[2]]))
     ckpt = torch.load(tmp_path / "r" / "checkpoint.pth", weights_only=True)
     ckpt["world_size"] = 2
     torch.save(ckpt, tmp_path / "r" / "checkpoint.pth")
     with pytest.raises(ConfigError, match="used 2 processes, now 1"):
-        train(load_config("hl_tiny_cpu", base))
+        train(load_train_config("hl_tiny_cpu", base))
     # allowed to differ: where and how to run, logging, when to stop
     ckpt["world_size"] = 1
     torch.save(ckpt, tmp_path / "r" / "checkpoint.pth")
-    result = train(load_config("hl_tiny_cpu", base + ["run.log_every=5", "data.num_workers=1", "run.max_steps=2"]))
+    result = train(load_train_config("hl_tiny_cpu", base + ["run.log_every=5", "data.num_workers=1", "run.max_steps=2"]))
     assert result.step == 2
 
 
@@ -217,27 +218,27 @@ def test_a_run_from_before_a_key_existed_resumes_with_that_keys_default(clip_fil
     so the run resumes in float32, and asking for another precision is refused."""
     base = [f"hl.clip={clip_files['state_dict']}", f"data.root={data}", f"run.dir={tmp_path / 'r'}",
             "hl.batch_size=4", "hl.group_size=2"]
-    train(load_config("hl_tiny_cpu", base + ["run.max_steps=1"]))
+    train(load_train_config("hl_tiny_cpu", base + ["run.max_steps=1"]))
     ckpt = torch.load(tmp_path / "r" / "checkpoint.pth", weights_only=True)
     for key in ("amp", "channels_last"):
         del ckpt["config"]["run"][key]
     del ckpt["scaler"]
     torch.save(ckpt, tmp_path / "r" / "checkpoint.pth")
     with pytest.raises(ConfigError, match=r"run.amp: 'off' in the run, 'bf16' now"):
-        train(load_config("hl_tiny_cpu", base + ["run.amp=bf16", "run.max_steps=2"]))
-    assert train(load_config("hl_tiny_cpu", base + ["run.max_steps=2"])).step == 2
+        train(load_train_config("hl_tiny_cpu", base + ["run.amp=bf16", "run.max_steps=2"]))
+    assert train(load_train_config("hl_tiny_cpu", base + ["run.max_steps=2"])).step == 2
 
 
 def test_a_single_process_run_with_bn_train_resumes_under_the_presets_bn_global(data, tmp_path):
     """Runs made when the presets said ``bn: train`` resume under ``bn: global`` (the same computation with one
     process) and end bit-identical to an uninterrupted run; a run of several processes with 'train' normalised
     per process, which 'global' does not: that one is refused, naming the key."""
-    assert load_config("ll_paper")["ll"]["bn"] == "global"
+    assert load_train_config("ll_paper")["ll"]["bn"] == "global"
     base = tiny_ll_overrides(data, tmp_path / "old", "ll.epochs=1", "run.deterministic=true")
-    train(load_config("ll_tiny_cpu", base + ["ll.bn=train", "run.max_steps=2"]))
-    result = train(load_config("ll_tiny_cpu", base))  # the preset's bn: global now
+    train(load_train_config("ll_tiny_cpu", base + ["ll.bn=train", "run.max_steps=2"]))
+    result = train(load_train_config("ll_tiny_cpu", base))  # the preset's bn: global now
     assert result.finished
-    full = train(load_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "new", "ll.epochs=1",
+    full = train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "new", "ll.epochs=1",
                                                               "run.deterministic=true")))
     a, b = weights(tmp_path / "old"), weights(tmp_path / "new")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -245,4 +246,4 @@ def test_a_single_process_run_with_bn_train_resumes_under_the_presets_bn_global(
     ckpt["config"]["ll"]["bn"], ckpt["world_size"] = "train", 2
     torch.save(ckpt, tmp_path / "old" / "checkpoint.pth")
     with pytest.raises(ConfigError, match=r"ll\.bn: 'train' in the run, 'global' now"):
-        train(load_config("ll_tiny_cpu", base))
+        train(load_train_config("ll_tiny_cpu", base))

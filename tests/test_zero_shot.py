@@ -22,7 +22,7 @@ from grepq import GRepQ
 from grepq.api import ScoringSettings
 from grepq.scoring import pristine as pr
 from grepq.scoring import zero_shot as zs
-from grepq.models.high_level import CLIP_MEAN, CLIP_STD
+from grepq.data.io import CLIP_MEAN, CLIP_STD
 from grepq.models.low_level import official_state_dict
 
 TOL_SCORE = 1e-5

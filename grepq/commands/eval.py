@@ -1,17 +1,52 @@
 """``grepq eval zeroshot|data-efficient|cross-dataset``: the paper's protocols on a dataset (SPEC §5, Tables 1-4).
 
-Settings come from the evaluation schema (:data:`grepq.config.EVAL_SCHEMA`): its defaults (each key's source
+Settings come from the evaluation schema (:data:`grepq.eval.schema.EVAL_SCHEMA`): its defaults (each key's source
 named: paper, official or grepq), then a YAML file (``--config``), then the command-line options (each maps to
-one key, :data:`grepq.config.EVAL_OPTIONS`), then ``--set key.sub=value``. ``--print-config`` shows the result.
+one key, :data:`EVAL_OPTIONS`), then ``--set key.sub=value``. ``--print-config`` shows the result.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any, Callable, Dict, Optional, Tuple
 
+import yaml
+
+from ..config import ConfigError
 from .score import add_weight_options
 
 PROTOCOLS = ("zeroshot", "data-efficient", "cross-dataset")
+
+
+def key_value_options(items: Any) -> Dict[str, Any]:
+    """``--dataset-option k=v`` options -> ``{k: v}`` (values parsed as YAML)."""
+    out = {}
+    for item in ([items] if isinstance(items, str) else list(items)):
+        if not isinstance(item, str) or "=" not in item:
+            raise ConfigError(f"expected KEY=VALUE loader options, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+#: ``grepq eval`` option name (argparse dest) -> configuration key and a converter of the option's value.
+EVAL_OPTIONS: Dict[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {
+    **{o: (f"data.{o}", None) for o in ("dataset", "root", "source", "source_root", "limit")},
+    "dataset_option": ("data.options", key_value_options), "source_option": ("data.source_options", key_value_options),
+    **{o: (f"protocol.{o}", None) for o in ("regressor", "alphas", "alpha_selection", "n_train", "splits", "seed",
+                                            "feature_sets", "variant", "plcc_fit", "cv_folds", "regressor_file",
+                                            "allow_weight_mismatch")},
+    "save_regressor": ("output.save_regressor", None),
+    **{o: (f"output.{o}", None) for o in ("out", "cache_every")},
+    "cache": ("output.cache", lambda v: None if str(v).lower() == "none" else v),
+    "no_plots": ("output.plots", lambda v: not v),
+    "no_official_clive_resize": ("scoring.official_clive_resize", lambda v: not v),
+    **{f"{o}_weights": (f"weights.{o}", None) for o in ("ll", "hl", "clip")},
+    **{o: (f"weights.{o}", None) for o in ("pristine", "save_pristine")},
+    **{o: (f"scoring.{o}", None) for o in ("device", "pos_embedding", "components", "chunk_size", "batch_size",
+                                           "max_batch_pixels", "decode_workers", "amp", "channels_last",
+                                           "small_image")},
+}
 
 
 def add_parser(sub) -> None:
@@ -67,14 +102,13 @@ def add_parser(sub) -> None:
                    help="only extract the features of share I of N (0 <= I < N) of the images into --cache and exit; "
                         "once all N are done, the same command without --shard runs the protocol (see below)")
     # every option maps to a configuration key; None = not given (the configuration's value stands)
-    from ..config import EVAL_OPTIONS
     p.set_defaults(func=run, **{dest: None for dest in EVAL_OPTIONS})
     p.epilog = SCALE_OUT_HELP
     p.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 SCALE_OUT_HELP = """\
-Several processes or machines (grepq/scale.py): the dataset's images are cut into N contiguous shares, whose
+Several processes or machines (grepq/parallel.py): the dataset's images are cut into N contiguous shares, whose
 features all go into one --cache folder (part files named by share).
   torchrun --nproc_per_node 4 -m grepq eval zeroshot --dataset flive --root /data/FLIVE --device cuda [...]
       each process extracts its share on cuda:LOCAL_RANK (or on the CPU with --device cpu); after a barrier,
@@ -88,7 +122,8 @@ features all go into one --cache folder (part files named by share).
 
 def _config(args: argparse.Namespace):
     """The resolved configuration: defaults, --config, the options given, --set overrides."""
-    from ..config import EVAL_OPTIONS, EVAL_SCHEMA, load_config
+    from ..config import load_config
+    from ..eval.schema import EVAL_SCHEMA
     values = {}
     for dest, (key, convert) in EVAL_OPTIONS.items():
         value = getattr(args, dest, None)
@@ -98,14 +133,14 @@ def _config(args: argparse.Namespace):
 
 
 def _scale_out(args: argparse.Namespace, cfg):
-    """The :class:`grepq.scale.ScaleOut` of a run with --shard or under torchrun (its device replaces
+    """The :class:`grepq.parallel.ScaleOut` of a run with --shard or under torchrun (its device replaces
     scoring.device), else None."""
-    from .. import scale
-    if args.shard is None and not scale.under_torchrun():
+    from .. import parallel
+    if args.shard is None and not parallel.under_torchrun():
         return None
     if cfg["output"]["cache"] is None or str(cfg["output"]["cache"]).lower() == "none":
         raise ValueError("--shard and torchrun put the shares' features into the feature cache: --cache cannot be none")
-    so = scale.start(args.shard, cfg["scoring"]["device"])
+    so = parallel.start(args.shard, cfg["scoring"]["device"])
     cfg["scoring"]["device"] = str(so.device)
     return so
 
@@ -126,7 +161,8 @@ def _extract_share(so, scorer, datasets, common) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import EVAL_SCHEMA, ConfigError, dump_config
+    from ..config import dump_config
+    from ..eval.schema import EVAL_SCHEMA
     from ..data.datasets import DatasetError
     from ..eval.from_config import eval_datasets, feature_options, run_eval, scorer_from_config
     so = None

@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
 def load_labels(args: argparse.Namespace):
     """The labelled images of ``--csv`` or ``--dataset/--root`` as an IQADataset."""
     from ..data.datasets import load_csv, load_dataset
-    from ..config import _key_value_list as _dataset_options
+    from .eval import key_value_options as _dataset_options
 
     if bool(args.csv) == bool(args.dataset):
         raise ValueError("give either --csv FILE or --dataset NAME --root DIR")
@@ -63,7 +63,7 @@ def load_labels(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..data.datasets import DatasetError
     from ..eval.regression import RegressionSettings
-    from ..regressor import fit_on_dataset
+    from ..eval.runner import fit_on_dataset
 
     try:
         given = {"alphas": None if args.alphas is None else [float(a) for a in args.alphas.split(",")],

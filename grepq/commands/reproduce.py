@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import REPRODUCE_SCHEMA, ConfigError, dump_config, load_config
+    from ..config import ConfigError, dump_config, load_config
+    from ..eval.schema import REPRODUCE_SCHEMA
     from ..data.datasets import DatasetError
     values = {k: v for k, v in (("scoring.device", args.device), ("output.out", args.out)) if v is not None}
     try:

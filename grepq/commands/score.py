@@ -5,8 +5,9 @@ import argparse
 import csv
 import json
 import sys
+import warnings
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from ..models import POS_EMBEDDING_MODES
 
@@ -87,7 +88,7 @@ def add_parser(sub) -> None:
 
 
 SCALE_OUT_HELP = """\
-Several processes or machines (grepq/scale.py):
+Several processes or machines (grepq/parallel.py):
   The images (folders expanded, in input order) are cut into N contiguous shares.
   torchrun --nproc_per_node 4 -m grepq score PATH... -o scores.csv --device cuda [...]
       each process scores its share on cuda:LOCAL_RANK (or on the CPU with --device cpu) into
@@ -124,12 +125,11 @@ def write_rows(rows: List[dict], output: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "regressor", None):
-        from ..regressor import run_score_with_regressor
-        return run_score_with_regressor(args, scorer_from_args)
+        return _run_with_regressor(args)
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
         print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
         return 2
-    from ..scale import under_torchrun
+    from ..parallel import under_torchrun
     if args.shard is not None or args.merge_shards or under_torchrun():
         return _run_scaled(args)
     if not args.paths:
@@ -160,26 +160,28 @@ def report(rows: list, output: str | None) -> int:
 
 
 def _run_scaled(args: argparse.Namespace) -> int:
-    """--shard, --merge-shards and torchrun (:mod:`grepq.scale`): score a share into its part; merge the parts."""
-    from .. import scale
+    """--shard, --merge-shards and torchrun (:mod:`grepq.parallel`): score a share into its part
+    (:mod:`grepq.eval.score_shards`); merge the parts."""
+    from .. import parallel
+    from ..eval import score_shards
     try:
         if not args.output:
-            raise scale.ShardError("--shard, --merge-shards and torchrun write part files next to --output FILE "
+            raise parallel.ShardError("--shard, --merge-shards and torchrun write part files next to --output FILE "
                                    "(.csv or .json): give one")
         if args.merge_shards:
             if args.paths or args.shard is not None:
-                raise scale.ShardError("--merge-shards takes no PATH or --shard: the part files list their images")
+                raise parallel.ShardError("--merge-shards takes no PATH or --shard: the part files list their images")
             return _merge(args.output)
         if not args.paths:
-            raise scale.ShardError("give at least one image file or folder (PATH)")
-        so = scale.start(args.shard, args.device)
+            raise parallel.ShardError("give at least one image file or folder (PATH)")
+        so = parallel.start(args.shard, args.device)
     except (ValueError, RuntimeError) as exc:
         print(f"grepq score: {exc}", file=sys.stderr)
         return 2
     try:
         args.device = str(so.device)
         scorer = scorer_from_args(args)
-        rows = scale.score_share(scorer, args.paths, so.shard, args.output)
+        rows = score_shards.score_share(scorer, args.paths, so.shard, args.output)
         so.barrier()
         if so.merges:
             return _merge(args.output)
@@ -194,18 +196,82 @@ def _run_scaled(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"grepq score: failed: {r.error}", file=sys.stderr)
     print(f"grepq score: {so.describe()}: {len(rows) - len(failed)} of {len(rows)} images scored into "
-          f"{scale.score_part_path(args.output, so.shard)}; when all shards are done: "
+          f"{score_shards.score_part_path(args.output, so.shard)}; when all shards are done: "
           f"grepq score --merge-shards -o {args.output}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def _merge(output: str) -> int:
-    from .. import scale
+    from ..eval.score_shards import merge_score_parts
+    from ..parallel import ShardError
     try:
-        merged = scale.merge_score_parts(output)
-    except scale.ShardError as exc:
+        merged = merge_score_parts(output)
+    except ShardError as exc:
         print(f"grepq score: {exc}", file=sys.stderr)
         return 2
     status = report(merged.rows, output)
     merged.remove_parts()
     return status
+
+
+def _write_pred_rows(rows: List[dict], output: Optional[str], regressor, reg_path: str) -> None:
+    """Rows with q_pred to a .csv/.json file, or CSV on standard output; the regressor's scale and polarity with them."""
+    from ..eval.results import json_clean
+
+    columns = ["image", "q_low", "q_high", "q_total", "q_pred"]
+    better = "higher" if regressor.polarity == "mos" else "lower"
+    meta = {"file": str(reg_path), "polarity": regressor.polarity, "higher_is_better": regressor.polarity == "mos",
+            "labels": regressor.info.get("labels"), "feature_set": regressor.feature_set,
+            "regressor": regressor.info.get("regressor"), "alpha": regressor.info.get("alpha")}
+    if output is not None and Path(output).suffix.lower() == ".json":
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(json.dumps({"q_pred": json_clean(meta), "rows": rows}, indent=1) + "\n")
+        return
+    comment = (f"# q_pred: {regressor.info.get('regressor')} regressor {reg_path} on {regressor.feature_set} features; "
+               f"labels' scale ({regressor.polarity}, {better} is better)\n")
+    fh = sys.stdout if output is None else open(output, "w", newline="")
+    try:
+        fh.write(comment)
+        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    finally:
+        if output is not None:
+            fh.close()
+
+
+def _run_with_regressor(args: argparse.Namespace) -> int:
+    """``grepq score ... --regressor FILE``: zero-shot scores plus q_pred; exit 2 on a bad file or refused weights,
+    1 if an image failed."""
+    from ..eval.regressor import Regressor, predict_images
+
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
+        return 2
+    if getattr(args, "shard", None) is not None or getattr(args, "merge_shards", False):
+        print("grepq score: --regressor does not combine with --shard/--merge-shards (score the shards, then "
+              "run --regressor on the images in one process)", file=sys.stderr)
+        return 2
+    if not args.paths:
+        print("grepq score: give at least one image file or folder (PATH)", file=sys.stderr)
+        return 2
+    try:
+        reg = Regressor.load(args.regressor)
+        scorer = scorer_from_args(args)
+        cache = None if str(args.feature_cache).lower() == "none" else Path(args.feature_cache)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            rows, failed = predict_images(scorer, reg, args.paths, cache_dir=cache,
+                                          allow_mismatch=args.allow_weight_mismatch)
+        for w in caught:
+            print(f"grepq score: warning: {w.message}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, RuntimeError, TypeError, OSError) as exc:
+        print(f"grepq score: {exc}", file=sys.stderr)
+        return 2
+    _write_pred_rows(rows, args.output, reg, args.regressor)
+    for p, why in failed:
+        print(f"grepq score: failed: {p}: {why}", file=sys.stderr)
+    if not rows and not failed:
+        print("grepq score: no images found", file=sys.stderr)
+        return 1
+    return 1 if failed else 0

@@ -69,16 +69,17 @@ def _overrides(args: argparse.Namespace) -> List[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, dump_config, load_config
+    from ..config import ConfigError, dump_config
+    from ..train.schema import TRAIN_SCHEMA, load_train_config
 
     args = _reparse(args)
     try:
-        cfg = load_config(args.config, _overrides(args))
+        cfg = load_train_config(args.config, _overrides(args))
     except ConfigError as exc:
         print(f"grepq train: {exc}", file=sys.stderr)
         return 2
     if args.print_config:
-        sys.stdout.write(dump_config(cfg, comments=True))
+        sys.stdout.write(dump_config(cfg, comments=True, schema=TRAIN_SCHEMA))
         return 0
     from ..train import NonFiniteLossError, train
     from ..data.layout import DataError

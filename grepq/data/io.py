@@ -37,7 +37,12 @@ IMAGE_EXTENSIONS = (
     ".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".gif", ".jp2", ".j2k",
 )
 
-__all__ = ["ImageReadError", "IMAGE_EXTENSIONS", "read_image", "pil_to_tensor", "list_images", "expand_inputs"]
+#: CLIP's input normalisation, per RGB channel of images in [0, 1] (OpenAI CLIP preprocessing; the official GRepQ code
+#: uses the same numbers): the HL training data and the HL model normalise with it.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+__all__ = ["CLIP_MEAN", "CLIP_STD", "ImageReadError", "IMAGE_EXTENSIONS", "read_image", "pil_to_tensor", "list_images", "expand_inputs"]
 
 
 class ImageReadError(OSError):

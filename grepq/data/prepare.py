@@ -81,15 +81,15 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from grepq import __version__ as GREPQ_VERSION
-from grepq.data.distortions import DEFAULT_RANGE_MODE, RANGE_MODES, DistortionSpec, distort_specs
-from grepq.data.fsim import fsim_matrix
-from grepq.data.layout import (FSIM_FILE, NAMINGS, PARTIAL_DIR, SIDECAR_DIR, VERSIONS_FILE, item_folder_name,
+from ..version import __version__ as GREPQ_VERSION
+from .distortions import DEFAULT_RANGE_MODE, RANGE_MODES, DistortionSpec, distort_specs
+from .fsim import fsim_matrix
+from .layout import (FSIM_FILE, NAMINGS, PARTIAL_DIR, SIDECAR_DIR, VERSIONS_FILE, item_folder_name,
                                meta_dir, reference_file, version_file, write_official_list)
-from grepq.data.recipes import Recipe, make_recipe
+from .recipes import Recipe, make_recipe
 from .io import ImageReadError, expand_inputs, read_image
 
-__all__ = ["prepare", "PrepareSummary", "item_seed", "check_item", "resolve_inputs", "main",
+__all__ = ["prepare", "PrepareSummary", "item_seed", "check_item", "resolve_inputs",
            "FSIM_FILE", "VERSIONS_FILE", "PARTIAL_DIR", "MIN_SIZE", "FRAGMENT_SIZE", "LOSSLESS_EXTS"]
 
 PathLike = Union[str, os.PathLike]

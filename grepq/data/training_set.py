@@ -24,8 +24,7 @@ import torch
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from .io import ImageReadError, read_image
-from ..models.high_level import CLIP_MEAN, CLIP_STD
+from .io import CLIP_MEAN, CLIP_STD, ImageReadError, read_image
 from .fragments import FLIP_P, FRAGMENT_GRID, FRAGMENT_PATCH, fragment_views, sample_generator
 from .fsim import fsim_matrix_piq
 from .layout import (FSIM_FILE, DataError, folder_versions, is_image, is_reference, list_image_folders, read_similarity,

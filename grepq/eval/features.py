@@ -14,7 +14,7 @@ The cache lives in ``<cache_dir>/<name>-<key>/``: ``meta.json`` (what the key wa
 written atomically every ``save_every`` images, so a killed extraction resumes where it stopped and nothing is
 computed twice. The key hashes the weights (tensor values), the pristine patches, the settings and the image list.
 
-Several processes can fill one cache folder at once, each its own :class:`grepq.scale.Shard` of the images
+Several processes can fill one cache folder at once, each its own :class:`grepq.parallel.Shard` of the images
 (``grepq eval --shard I/N`` or torchrun): the key does not depend on the shard, and a shard's part and temporary
 file names carry its tag (``part-s<i>of<n>-...``), so writers never collide and a shard only clears its own
 leftover temporary files. An extraction without a shard reads every part, whoever wrote it.
@@ -33,10 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
+from ..version import __version__
 from ..fingerprint import digest_tensors as _digest_tensors
 from ..data.io import ImageReadError, read_image
-from ..scale import Shard
+from ..parallel import Shard
 
 __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
 
@@ -171,7 +171,7 @@ def extract_features(
         save_every: write a cache part file every this many images (default :data:`DEFAULT_SAVE_EVERY`).
         on_error: "raise" at the first image that cannot be read or scored (e.g. too small with
             ``small_image="error"``), or "record" it in ``failed`` with the reason (its rows are NaN).
-        shard: compute only this share of ``paths`` (:meth:`grepq.scale.Shard.share`) into the cache, whose key
+        shard: compute only this share of ``paths`` (:meth:`grepq.parallel.Shard.share`) into the cache, whose key
             is that of all ``paths``; the returned set holds the share's images only, in order.
     """
     save_every = DEFAULT_SAVE_EVERY if save_every is None else int(save_every)

@@ -1,4 +1,4 @@
-"""Objects of an evaluation configuration (:data:`grepq.config.EVAL_SCHEMA` / ``REPRODUCE_SCHEMA``): the scorer,
+"""Objects of an evaluation configuration (:data:`grepq.eval.schema.EVAL_SCHEMA` / ``REPRODUCE_SCHEMA``): the scorer,
 the keyword options of the protocols, and one protocol run (``grepq eval``).
 
 The configuration is the nested dict of :func:`grepq.config.load_config`; its ``weights``, ``scoring``,

@@ -20,9 +20,9 @@ from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from grepq.eval import metrics as M
-from grepq.eval import paper_numbers
-from grepq.eval.regression import check_features
+from . import metrics as M
+from . import paper_numbers
+from .regression import check_features
 
 __all__ = ["plot_srcc_vs_labels", "plot_scatter", "plot_embedding", "EMBEDDING_METHODS"]
 
@@ -48,7 +48,7 @@ def _save(fig: Figure, path) -> str:
 
 
 def _rows_of(rows) -> List[Dict[str, Any]]:
-    from grepq.eval.results import ProtocolResult
+    from .results import ProtocolResult
 
     if isinstance(rows, ProtocolResult):
         rows = [rows]

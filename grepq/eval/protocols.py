@@ -27,13 +27,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 from tqdm import tqdm
 
-from grepq.eval import metrics as M
-from grepq.eval.regression import (DEFAULT_CV_FOLDS, OFFICIAL_ALPHAS, SVR_EPSILON, FeatureSpec, LabelledGram,
+from . import metrics as M
+from .regression import (DEFAULT_CV_FOLDS, OFFICIAL_ALPHAS, SVR_EPSILON, FeatureSpec, LabelledGram,
                                    RegressionSettings, _blas_threads, _check_scores, _resolve_feature_sets,
                                    _test_metrics, as_linear_path, check_features, check_svr_size, choose_alpha,
                                    fit_select, gram_fit)
-from grepq.eval.results import ProtocolResult
-from grepq.eval.splits import (PAPER_LABEL_COUNTS, PAPER_N_SPLITS, PAPER_TRAIN_FRACTION, labelled_folds, make_folds,
+from .results import ProtocolResult
+from .splits import (PAPER_LABEL_COUNTS, PAPER_N_SPLITS, PAPER_TRAIN_FRACTION, labelled_folds, make_folds,
                                scene_codes, split_indices)
 
 __all__ = ["data_efficient", "cross_dataset", "cross_dataset_with_regressor", "zero_shot_correlations"]
@@ -330,7 +330,7 @@ def _cross_dataset_row(Xs_f, ys, Xt_f, yt, settings: RegressionSettings, folds, 
 def cross_dataset_with_regressor(regressor, test_features, test_scores, *, test_polarity: str = "mos",
                                  plcc_fit: str = "none", dataset: Optional[str] = None,
                                  regressor_file: Optional[str] = None) -> ProtocolResult:
-    """Table 3 with a saved source regressor (:class:`grepq.regressor.Regressor`, e.g. from ``grepq fit`` or
+    """Table 3 with a saved source regressor (:class:`grepq.eval.regressor.Regressor`, e.g. from ``grepq fit`` or
     ``grepq eval cross-dataset --save-regressor``): predict the target (N_t, P) features and correlate with the
     target's labels, both oriented "higher = better" (the regressor's labels polarity says which way it points).
 

@@ -46,7 +46,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 from scipy import linalg
 
-from grepq.eval import metrics as M
+from . import metrics as M
 
 __all__ = [
     "OFFICIAL_ALPHAS", "DEFAULT_CV_FOLDS", "REGRESSORS", "ALPHA_SELECTIONS", "CV_CRITERIA", "SVR_EPSILON",

@@ -1,6 +1,6 @@
 """The paper's tables from one configuration (``grepq reproduce``): plan, run (resumable), report.
 
-The configuration (:data:`grepq.config.REPRODUCE_SCHEMA`) gives the weights, a root per dataset and the tables:
+The configuration (:data:`grepq.eval.schema.REPRODUCE_SCHEMA`) gives the weights, a root per dataset and the tables:
 
 * Table 2 (zero-shot) and Table 1 (data-efficient, ``protocol.n_train`` labels) on every dataset given;
 * Table 3 (cross-dataset) on ``tables.cross_pairs`` (default: the paper's six pairs) whose two datasets are given;
@@ -37,10 +37,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tqdm import tqdm
 
-from .. import __version__
-from ..config import REPRODUCE_SCHEMA, flatten
+from ..version import __version__
+from ..config import flatten
 from ..data.datasets import DatasetError, IQADataset, canonical_name, load_dataset
 from . import paper_numbers as paper
+from .schema import REPRODUCE_SCHEMA
 from .from_config import (cross_dataset_options, data_efficient_options, default_feature_sets, feature_options,
                           scorer_from_config)
 

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from grepq.eval import metrics as M
+from . import metrics as M
 
 __all__ = ["RESULT_SCHEMA", "RESULT_SCHEMA_VERSION", "PROTOCOLS", "ProtocolResult", "load_result", "median_rows",
            "json_clean"]

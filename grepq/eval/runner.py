@@ -14,12 +14,15 @@ import numpy as np
 
 from ..data.datasets import IQADataset
 from . import protocols
-from .results import ProtocolResult
 from .features import FeatureSet, extract_features
+from .metrics import orient
 from .paper_numbers import canonical_dataset
+from .regressor import (Regressor, build_regressor, feature_dims_of, feature_matrix, fit_regressor, label_info,
+                        scorer_feature_settings)
+from .results import ProtocolResult
 
 __all__ = ["dataset_features", "run_zero_shot", "run_data_efficient", "run_cross_dataset", "feature_slices",
-           "CLIVE_OFFICIAL_RESIZE"]
+           "fit_on_dataset", "CLIVE_OFFICIAL_RESIZE"]
 
 #: The official CLIVE loader resizes these two images (whose size differs from the others) to 500x500.
 CLIVE_OFFICIAL_RESIZE = {"1024.JPG": (500, 500), "1113.JPG": (500, 500)}
@@ -32,13 +35,24 @@ def _slug(text: str) -> str:
 def dataset_features(scorer, dataset: IQADataset, cache_dir: Optional[Path], official_clive_resize: bool = True,
                      progress: bool = True, cache_every: Optional[int] = None, shard=None) -> FeatureSet:
     """Features of every image of ``dataset`` (cached under ``cache_dir``, a part file every ``cache_every``
-    images); unreadable images are errors. With a :class:`grepq.scale.Shard`, only its share of the images is
+    images); unreadable images are errors. With a :class:`grepq.parallel.Shard`, only its share of the images is
     computed into the cache (and returned)."""
     resize: Dict[str, Tuple[int, int]] = {}
     if official_clive_resize and canonical_dataset(dataset.name) == "CLIVE":
         resize = {str(p): CLIVE_OFFICIAL_RESIZE[p.name] for p in dataset.paths if p.name in CLIVE_OFFICIAL_RESIZE}
     return extract_features(scorer, dataset.paths, cache_dir=cache_dir, name=_slug(dataset.name), resize=resize,
                             progress=progress, save_every=cache_every, shard=shard)
+
+
+def fit_on_dataset(scorer, dataset, settings=None, *, feature_set: str = "hl+ll", cache_dir=None,
+                   progress: bool = True, source: Optional[dict] = None) -> Regressor:
+    """Extract (cached) features of every image of an :class:`grepq.data.datasets.IQADataset` with ``scorer`` and
+    fit a :class:`Regressor` on its scores (folds by scene for synthetic datasets)."""
+    fs = dataset_features(scorer, dataset, cache_dir, progress=progress)
+    return fit_regressor(feature_matrix(fs, feature_set), dataset.scores, settings, feature_set=feature_set,
+                         feature_dims=feature_dims_of(fs, feature_set), polarity=dataset.polarity, refs=dataset.refs,
+                         source=source or {"kind": "dataset", "name": dataset.name, "root": str(dataset.root)},
+                         fingerprints=scorer.fingerprints(), feature_settings=scorer_feature_settings(scorer))
 
 
 def feature_slices(fs: FeatureSet) -> Dict[str, slice]:
@@ -98,7 +112,6 @@ GOOD_BAD_QUANTILE = 0.25
 
 def plot_good_bad_embedding(features: np.ndarray, dataset: IQADataset, path: str, method: str = "pca") -> str:
     """2-D embedding (PCA by default) of features (N, E) of the worst and best quarter of images (paper Fig. 3)."""
-    from .metrics import orient
     from .plots import plot_embedding
     q = orient(dataset.scores, dataset.polarity)
     lo, hi = np.quantile(q, [GOOD_BAD_QUANTILE, 1 - GOOD_BAD_QUANTILE])
@@ -143,7 +156,7 @@ def run_cross_dataset(scorer, source: Optional[IQADataset], target: IQADataset, 
                       allow_weight_mismatch: bool = False, **protocol_options) -> ProtocolResult:
     """Table 3: one regressor fit on the whole source dataset, tested on the whole target.
 
-    ``save_regressor``: also write the source regressor as a :class:`grepq.regressor.Regressor` file (one feature
+    ``save_regressor``: also write the source regressor as a :class:`grepq.eval.regressor.Regressor` file (one feature
     set). ``regressor_file``: test a saved regressor instead of fitting one (``source`` is then not used), the
     same code path as ``grepq score --regressor``.
     """
@@ -164,9 +177,6 @@ def run_cross_dataset(scorer, source: Optional[IQADataset], target: IQADataset, 
 
 def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progress, cache_every, feature_sets,
                save_regressor, protocol_options) -> ProtocolResult:
-    from ..regressor import _feature_settings, _label_info, build_regressor, feature_matrix
-    from .metrics import orient
-
     if save_regressor is not None and len(feature_sets) != 1:
         raise ValueError(f"--save-regressor saves one regressor: expected one feature set, got {list(feature_sets)}")
     fs_src = dataset_features(scorer, source, cache_dir, official_clive_resize, progress, cache_every)
@@ -183,20 +193,18 @@ def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progres
         fit = fitted[fset]
         X = feature_matrix(fs_src, fset)
         y = orient(source.scores, source.polarity)
-        labels = dict(_label_info(y, "mos"), oriented_from=source.polarity if source.polarity != "mos" else None)
+        labels = dict(label_info(y, "mos"), oriented_from=source.polarity if source.polarity != "mos" else None)
         reg = build_regressor(fit["path"], fit["best"], fit["cv"], fit["folds"], fit["settings"], X, y,
                               feature_set=fset, feature_dims={k: getattr(fs_src, k).shape[1] for k in fset.split("+")},
                               labels=labels, source={"kind": "cross_dataset", "source": src_name,
                                                      "root": str(source.root)},
-                              fingerprints=scorer.fingerprints(), feature_settings=_feature_settings(scorer))
+                              fingerprints=scorer.fingerprints(), feature_settings=scorer_feature_settings(scorer))
         reg.save(save_regressor)
     return result
 
 
 def _cross_with_regressor_file(scorer, target, path: Path, cache_dir, official_clive_resize, progress, cache_every,
                                allow_weight_mismatch: bool, plcc_fit: str) -> ProtocolResult:
-    from ..regressor import Regressor, feature_matrix
-
     reg = Regressor.load(path)
     reg.check_scorer(scorer, allow_weight_mismatch)
     fs_tgt = dataset_features(scorer, target, cache_dir, official_clive_resize, progress, cache_every)

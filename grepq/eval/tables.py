@@ -28,9 +28,9 @@ import os
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from grepq.eval import paper_numbers
-from grepq.eval.metrics import median_or_nan
-from grepq.eval.results import ProtocolResult
+from . import paper_numbers
+from .metrics import median_or_nan
+from .results import ProtocolResult
 
 __all__ = ["table1", "table2", "table3", "table4", "render_all", "load_rows", "MISSING", "ORACLE_MARK"]
 

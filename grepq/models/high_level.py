@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.io import CLIP_MEAN, CLIP_STD
 from ..fingerprint import tensors_fingerprint
 from ..utils import atomic_torch_save, load_weights
 from . import POS_EMBEDDING_MODES
@@ -31,7 +32,7 @@ with warnings.catch_warnings():  # clip imports pkg_resources, which warns about
     import clip.model as clip_model_lib
 
 __all__ = [
-    "POS_EMBEDDING_MODES", "DEFAULT_PROMPTS", "CLIP_MEAN", "CLIP_STD",
+    "POS_EMBEDDING_MODES", "DEFAULT_PROMPTS",
     "load_clip", "build_clip", "build_visual", "resolve_clip_file", "clip_state_dict", "clip_text_fingerprint",
     "attention_pool", "encode_image", "text_embeddings",
     "HighLevelModel", "load_hl_visual_weights", "check_hl_keys", "save_high_level", "normalize", "pseudo_quality", "K2",
@@ -43,9 +44,6 @@ __all__ = [
 DEFAULT_PROMPTS = ("a good photo.", "a bad photo.")
 #: k2 of Eq. 2 (paper §3.3 and the official code: 10).
 K2 = 10.0
-#: CLIP's input normalisation (OpenAI CLIP preprocessing; the official GRepQ code uses the same numbers).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: Environment variable naming CLIP weights (a file or a model name) when none is given.
 CLIP_ENV = "GREPQ_CLIP_WEIGHTS"
 

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import yaml
 
-from ..config import MAY_DIFFER_ON_RESUME, ConfigError, config_differences, dump_config
+from ..config import ConfigError, dump_config
 from ..utils import atomic_torch_save
+from .schema import MAY_DIFFER_ON_RESUME, TRAIN_SCHEMA, config_differences
 
 __all__ = ["TrainState", "CHECKPOINT_FILE", "CONFIG_FILE", "RUN_INFO_FILE", "LOG_FILE", "save_checkpoint",
            "load_checkpoint", "rng_state", "set_rng_state", "git_revision", "check_run_dir", "write_run_files",
@@ -173,7 +174,7 @@ def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[
 def write_run_files(run_dir: Path, cfg: Dict[str, Any], info: Dict[str, Any]) -> None:
     """``config.yaml`` (the resolved configuration, each key with its note) and ``run_info.json``."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG_FILE, dump_config(cfg, comments=True))
+    atomic_write_text(run_dir / CONFIG_FILE, dump_config(cfg, comments=True, schema=TRAIN_SCHEMA))
     atomic_write_text(run_dir / RUN_INFO_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
@@ -189,7 +190,7 @@ def update_run_info(run_dir: Path, **fields: Any) -> None:
 
 def run_info(cfg: Dict[str, Any], world_size: int, device: str, backend: Optional[str]) -> Dict[str, Any]:
     """What ``run_info.json`` records at the start of a run."""
-    from .. import __version__
+    from ..version import __version__
     import datetime
     import platform
 

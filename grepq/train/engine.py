@@ -32,7 +32,8 @@ from .checkpoint import (CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
                          set_rng_state, update_run_info, write_run_files)
 from ..data.layout import data_fingerprint
 from ..data.training_set import EpochSampler
-from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
+from ..parallel import DistInfo, barrier, cleanup, init_distributed
+from .distributed import all_reduce_mean
 from .logging import RunLogger, truncate_log
 from .tasks import Task, build_task
 

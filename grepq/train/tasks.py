@@ -28,7 +28,8 @@ from ..models.low_level import LOW_LEVEL_FORMAT, LowLevelModel, save_low_level
 from ..utils import autocast_context, check_amp
 from ..data.training_set import HLTrainingDataset, LLTrainingDataset
 from .batchnorm import convert_global_batchnorm
-from .distributed import DistInfo, gather_no_grad, gather_with_grad
+from ..parallel import DistInfo
+from .distributed import gather_no_grad, gather_with_grad
 
 __all__ = ["Task", "LLTask", "HLTask", "build_task", "TASK_CLASSES"]
 

@@ -35,17 +35,20 @@ import logging
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import __version__
-from .eval.results import json_clean
+from ..version import __version__
+from . import metrics as M
+from .regression import RegressionSettings, as_linear_path, choose_alpha, fit_select
+from .results import json_clean
+from .splits import labelled_folds, scene_codes
 
 __all__ = ["Regressor", "RegressorFileError", "WeightMismatchError", "REGRESSOR_SCHEMA", "REGRESSOR_VERSION",
-           "FEATURE_SETS", "fit_regressor", "build_regressor", "feature_matrix", "predict_images"]
+           "FEATURE_SETS", "fit_regressor", "build_regressor", "feature_matrix", "scorer_feature_settings", "label_info",
+           "feature_dims_of", "predict_images"]
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ class Regressor:
     def check_scorer(self, scorer, allow_mismatch: bool = False) -> None:
         """Refuse (:class:`WeightMismatchError`) a scorer whose weights or feature settings differ from the ones
         the regressor was fit on, with both fingerprints in the message; ``allow_mismatch`` warns instead."""
-        problems = _mismatches(self, scorer.fingerprints(), _feature_settings(scorer))
+        problems = _mismatches(self, scorer.fingerprints(), scorer_feature_settings(scorer))
         if not problems:
             return
         msg = ("the regressor was fit on features of other weights/settings than this scorer's: "
@@ -205,7 +208,7 @@ def _reject_constant(name: str):
     raise ValueError(f"non-finite number {name}")
 
 
-def _feature_settings(scorer) -> Dict[str, Any]:
+def scorer_feature_settings(scorer) -> Dict[str, Any]:
     hl = scorer.hl
     return {"components": list(scorer.settings.components),
             "pos_embedding": hl.pos_embedding if hl is not None else None, "amp": scorer.settings.amp}
@@ -239,7 +242,7 @@ def feature_matrix(fs, feature_set: str = "hl+ll") -> np.ndarray:
     return fs.matrix(feature_set).astype(np.float64)
 
 
-def _label_info(y: np.ndarray, polarity: str, oriented_from: Optional[str] = None) -> Dict[str, Any]:
+def label_info(y: np.ndarray, polarity: str, oriented_from: Optional[str] = None) -> Dict[str, Any]:
     return {"polarity": polarity, "n": int(y.size), "min": float(y.min()), "max": float(y.max()),
             "mean": float(y.mean()), "oriented_from": oriented_from}
 
@@ -247,11 +250,6 @@ def _label_info(y: np.ndarray, polarity: str, oriented_from: Optional[str] = Non
 def _cv_estimate(X, y, settings, folds, alpha: float) -> Dict[str, float]:
     """SRCC and PLCC of the pooled out-of-fold predictions of the chosen alpha (optimistic: alpha was chosen
     on the same folds)."""
-    from dataclasses import replace
-
-    from .eval import metrics as M
-    from .eval.regression import fit_select
-
     fixed = replace(settings, alphas=(alpha,), alpha_selection="fixed")
     oof = np.empty(y.size)
     for va in folds:
@@ -272,9 +270,6 @@ def fit_regressor(X, y, settings=None, *, feature_set: str = "hl+ll", feature_di
     Same code as the data-efficient protocol (:func:`grepq.eval.regression.fit_select`), so on the labelled
     images of split 0 it chooses the protocol's alpha and predicts what the protocol's regressor predicts.
     """
-    from .eval.regression import RegressionSettings, as_linear_path, choose_alpha, fit_select
-    from .eval.splits import labelled_folds, scene_codes
-
     settings = settings or RegressionSettings()
     if settings.alpha_selection == "oracle":
         raise ValueError("alpha_selection 'oracle' needs test labels; a regressor file uses 'cv' or 'fixed'")
@@ -291,7 +286,7 @@ def fit_regressor(X, y, settings=None, *, feature_set: str = "hl+ll", feature_di
     path, cv = fit_select(X, y, settings, folds if settings.alpha_selection == "cv" else None)
     best = choose_alpha(settings, cv)
     return build_regressor(as_linear_path(path), best, cv, folds, settings, X, y, feature_set=feature_set,
-                           feature_dims=feature_dims, labels=_label_info(y, polarity), source=source,
+                           feature_dims=feature_dims, labels=label_info(y, polarity), source=source,
                            fingerprints=fingerprints, feature_settings=feature_settings)
 
 
@@ -321,21 +316,8 @@ def _default_dims(feature_set: str, p: int) -> Dict[str, int]:
     return {parts[0]: p} if len(parts) == 1 else {"hl": p - LL_DIM, "ll": LL_DIM}
 
 
-def _dims(fs, feature_set: str) -> Dict[str, int]:
+def feature_dims_of(fs, feature_set: str) -> Dict[str, int]:
     return {part: int(getattr(fs, part).shape[1]) for part in FEATURE_SETS[feature_set]}
-
-
-def fit_on_dataset(scorer, dataset, settings=None, *, feature_set: str = "hl+ll", cache_dir=None,
-                   progress: bool = True, source: Optional[Dict[str, Any]] = None) -> Regressor:
-    """Extract (cached) features of every image of an :class:`grepq.data.datasets.IQADataset` with ``scorer`` and
-    fit a :class:`Regressor` on its scores (folds by scene for synthetic datasets)."""
-    from .eval.runner import dataset_features
-
-    fs = dataset_features(scorer, dataset, cache_dir, progress=progress)
-    return fit_regressor(feature_matrix(fs, feature_set), dataset.scores, settings, feature_set=feature_set,
-                         feature_dims=_dims(fs, feature_set), polarity=dataset.polarity, refs=dataset.refs,
-                         source=source or {"kind": "dataset", "name": dataset.name, "root": str(dataset.root)},
-                         fingerprints=scorer.fingerprints(), feature_settings=_feature_settings(scorer))
 
 
 def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=None, allow_mismatch: bool = False,
@@ -346,8 +328,8 @@ def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=N
     expanded, sorted); failed lists (path, reason) of images that could not be read or scored and of inputs
     that do not exist. Weights are checked first (:meth:`Regressor.check_scorer`).
     """
-    from .eval.features import extract_features
-    from .data.io import expand_inputs
+    from ..data.io import expand_inputs  # torch: a regressor file loads without it
+    from .features import extract_features
 
     regressor.check_scorer(scorer, allow_mismatch)
     images, skipped = expand_inputs(list(paths))
@@ -368,66 +350,3 @@ def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=N
         q_total = None if q_low is None or q_high is None else q_low + q_high
         rows.append({"image": p, "q_low": q_low, "q_high": q_high, "q_total": q_total, "q_pred": float(q_pred[i])})
     return rows, failed
-
-
-def _write_pred_rows(rows: List[dict], output: Optional[str], regressor: Regressor, reg_path: str) -> None:
-    import csv
-    import sys
-
-    fields = ["image", "q_low", "q_high", "q_total", "q_pred"]
-    better = "higher" if regressor.polarity == "mos" else "lower"
-    meta = {"file": str(reg_path), "polarity": regressor.polarity, "higher_is_better": regressor.polarity == "mos",
-            "labels": regressor.info.get("labels"), "feature_set": regressor.feature_set,
-            "regressor": regressor.info.get("regressor"), "alpha": regressor.info.get("alpha")}
-    if output is not None and Path(output).suffix.lower() == ".json":
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps({"q_pred": json_clean(meta), "rows": rows}, indent=1) + "\n")
-        return
-    comment = (f"# q_pred: {regressor.info.get('regressor')} regressor {reg_path} on {regressor.feature_set} features; "
-               f"labels' scale ({regressor.polarity}, {better} is better)\n")
-    fh = sys.stdout if output is None else open(output, "w", newline="")
-    try:
-        fh.write(comment)
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    finally:
-        if output is not None:
-            fh.close()
-
-
-def run_score_with_regressor(args, scorer_from_args) -> int:
-    """``grepq score ... --regressor FILE``: zero-shot scores plus q_pred; exit 2 on a bad file or refused weights,
-    1 if an image failed."""
-    import sys
-
-    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
-        print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
-        return 2
-    if getattr(args, "shard", None) is not None or getattr(args, "merge_shards", False):
-        print("grepq score: --regressor does not combine with --shard/--merge-shards (score the shards, then "
-              "run --regressor on the images in one process)", file=sys.stderr)
-        return 2
-    if not args.paths:
-        print("grepq score: give at least one image file or folder (PATH)", file=sys.stderr)
-        return 2
-    try:
-        reg = Regressor.load(args.regressor)
-        scorer = scorer_from_args(args)
-        cache = None if str(args.feature_cache).lower() == "none" else Path(args.feature_cache)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            rows, failed = predict_images(scorer, reg, args.paths, cache_dir=cache,
-                                          allow_mismatch=args.allow_weight_mismatch)
-        for w in caught:
-            print(f"grepq score: warning: {w.message}", file=sys.stderr)
-    except (ValueError, FileNotFoundError, RuntimeError, TypeError, OSError) as exc:
-        print(f"grepq score: {exc}", file=sys.stderr)
-        return 2
-    _write_pred_rows(rows, args.output, reg, args.regressor)
-    for p, why in failed:
-        print(f"grepq score: failed: {p}: {why}", file=sys.stderr)
-    if not rows and not failed:
-        print("grepq score: no images found", file=sys.stderr)
-        return 1
-    return 1 if failed else 0

@@ -1,28 +1,11 @@
-"""Scale-out: ``grepq score`` and ``grepq eval`` over several processes (torchrun) or independent jobs (``--shard``).
+"""``grepq score`` over several processes or jobs: each share of the images (:class:`grepq.parallel.Shard`) is
+scored into its part file, and the parts are merged in input order (see :mod:`grepq.parallel` for where the
+shares come from).
 
-The N images of a run (after folders are expanded; for ``eval``, the dataset's list) are cut into ``count``
-contiguous shares: share ``index`` takes images ``[index * N // count, (index + 1) * N // count)``
-(:meth:`Shard.share`), the same in every process, so each image is computed exactly once.
-
-Where the share comes from:
-
-* ``torchrun --nproc_per_node W``: rank r of W (RANK / WORLD_SIZE, set by torchrun) takes share r of W, on
-  ``cuda:LOCAL_RANK`` with ``--device cuda`` (nccl) or on the CPU (gloo). After its share, every rank waits at a
-  barrier; then rank 0 merges the parts and writes the result (``score``) or runs the protocol (``eval``); the
-  other ranks exit 0.
-* ``--shard I/N`` (0 <= I < N; e.g. a Slurm array ``--array=0-(N-1)`` with ``--shard $SLURM_ARRAY_TASK_ID/N``):
-  the job takes share I of N and writes its part only. The merge is a separate step: ``grepq score --merge-shards
-  -o OUT`` for scores, and for ``eval`` the same ``grepq eval`` command without ``--shard``, which finds every image
-  in the feature cache and runs the protocol once.
-* Both (``--shard I/N`` for each of N machines, torchrun with W processes on each): share ``I * W + r`` of
-  ``N * W``; merged as independent shards.
-
-The parts: ``eval`` writes its features into the ordinary feature cache (:mod:`grepq.eval.features`; the cache key
-does not depend on the shard, so all shards fill one folder; part file names carry the share). ``score`` writes
-``OUT.shard-<i>-of-<n>.jsonl`` next to ``--output OUT``: a header line (what the scores depend on: the feature
-cache key of the weights, settings and image list) and one line per image, appended every few images. A killed
-share resumes from its part (a line cut short by the kill is dropped; images that failed are tried again); a part
-written with other weights, settings or images is started again, with a warning.
+``score`` writes ``OUT.shard-<i>-of-<n>.jsonl`` next to ``--output OUT``: a header line (what the scores depend on:
+the feature cache key of the weights, settings and image list) and one line per image, appended every few images.
+A killed share resumes from its part (a line cut short by the kill is dropped; images that failed are tried again);
+a part written with other weights, settings or images is started again, with a warning.
 """
 from __future__ import annotations
 
@@ -33,20 +16,20 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
-__all__ = ["Shard", "ScaleOut", "ShardError", "start", "under_torchrun", "score_items", "score_share",
-           "score_part_path", "merge_score_parts", "BARRIER_TIMEOUT", "SCORE_SAVE_EVERY"]
+from ..api import ScoreRow
+from ..data.io import expand_inputs
+from ..parallel import Shard, ShardError
+from .features import cache_key
+
+__all__ = ["score_items", "score_share", "score_part_path", "merge_score_parts", "MergedScores", "SCORE_SAVE_EVERY"]
 
 log = logging.getLogger("grepq")
 
-#: How long the processes of a torchrun job wait at the barrier for the slowest share before giving up (torch's
-#: default, 10-30 min, is shorter than a share of a large dataset can take).
-BARRIER_TIMEOUT = timedelta(hours=48)
 #: ``score`` appends its part file every this many images (rounded up to a multiple of the batch size).
 SCORE_SAVE_EVERY = 64
 #: Bumped when the score part format changes.
@@ -54,98 +37,9 @@ SCORE_PART_FORMAT = 1
 _PART_RE = re.compile(r"\.shard-(\d+)-of-(\d+)\.jsonl$")
 
 
-class ShardError(ValueError):
-    """A bad ``--shard`` value, or parts that cannot be merged (missing, unfinished, or from different runs)."""
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Share ``index`` (0-based) of ``count`` contiguous shares of a list of images."""
-
-    index: int = 0
-    count: int = 1
-
-    def __post_init__(self):
-        if self.count < 1 or not 0 <= self.index < self.count:
-            raise ShardError(f"a shard is I/N with 0 <= I < N, got {self.index}/{self.count}")
-
-    @classmethod
-    def parse(cls, text: str) -> "Shard":
-        """``"I/N"`` -> Shard(I, N) (0-based I, as ``$SLURM_ARRAY_TASK_ID`` of ``--array=0-(N-1)``)."""
-        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-        if not m:
-            raise ShardError(f"--shard expects I/N (share I of N, 0 <= I < N), got {text!r}")
-        return cls(int(m.group(1)), int(m.group(2)))
-
-    def share(self, n: int) -> range:
-        """Indices of this share of ``n`` items: ``[index * n // count, (index + 1) * n // count)``."""
-        return range(self.index * n // self.count, (self.index + 1) * n // self.count)
-
-    @property
-    def tag(self) -> str:
-        return f"{self.index}-of-{self.count}"
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
-
-@dataclass
-class ScaleOut:
-    """This process's place in a scaled-out run: its :class:`Shard`, its device, and whether it merges.
-
-    ``sharded``: the run is split (torchrun with more than one process, or ``--shard``). ``merges``: this process
-    merges the parts after the barrier (rank 0 of a torchrun job without ``--shard``).
-    """
-
-    shard: Shard
-    device: "torch.device"
-    rank: int = 0
-    world_size: int = 1
-    independent: bool = False
-
-    @property
-    def sharded(self) -> bool:
-        return self.independent or self.world_size > 1
-
-    @property
-    def merges(self) -> bool:
-        return self.rank == 0 and not self.independent
-
-    def barrier(self) -> None:
-        """Wait for every process of the torchrun job (nothing to wait for otherwise)."""
-        from .train.distributed import barrier
-        barrier()
-
-    def close(self) -> None:
-        from .train.distributed import cleanup
-        cleanup()
-
-    def describe(self) -> str:
-        how = f"torchrun rank {self.rank} of {self.world_size}" if self.world_size > 1 else "independent job"
-        return f"shard {self.shard} ({how})"
-
-
-def under_torchrun() -> bool:
-    """True in a process started by torchrun with more than one process (WORLD_SIZE > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def start(shard: Optional[str], device: Optional[str]) -> ScaleOut:
-    """Join the torchrun job if there is one (:func:`grepq.train.distributed.init_distributed`: gloo on the CPU,
-    nccl on ``cuda:LOCAL_RANK``) and combine its rank with ``--shard I/N`` (share ``I * W + rank`` of ``N * W``)."""
-    from .train.distributed import init_distributed
-    user = Shard.parse(shard) if shard is not None else None
-    info = init_distributed(device, timeout=BARRIER_TIMEOUT)
-    base = user or Shard(0, 1)
-    composed = Shard(base.index * info.world_size + info.rank, base.count * info.world_size)
-    return ScaleOut(composed, info.device, info.rank, info.world_size, independent=user is not None)
-
-
-# ------------------------------------------------------------------------------------------------ score parts
 def score_items(inputs: Sequence[str], log_skipped: bool = True) -> List[str]:
     """The images ``grepq score INPUTS`` scores, in its order: folders expanded (sorted), and a path that does not
     exist kept in place (it becomes a failed row, as in :meth:`grepq.GRepQ.score`)."""
-    from .data.io import expand_inputs
     items: List[str] = []
     for x in inputs:
         images, skipped = expand_inputs([x])
@@ -206,7 +100,6 @@ def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike
     """Score this shard's share of ``inputs`` (as ``grepq score`` lists them), appending to its part file
     (:func:`score_part_path`) every ``save_every`` images; images already in the part are not scored again
     (failed ones are). Returns the share's :class:`grepq.api.ScoreRow` rows in input order."""
-    from .eval.features import cache_key
     items = score_items(inputs, log_skipped=shard.index == 0)
     key, _ = cache_key(scorer, items)
     header = {"format": SCORE_PART_FORMAT, "key": key, "images": len(items), "shard": [shard.index, shard.count]}
@@ -236,7 +129,6 @@ def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike
 
 def _score_row(d: dict):
     """A :class:`grepq.api.ScoreRow` from a part file's line."""
-    from .api import ScoreRow
     return ScoreRow(**{k: d.get(k) for k in ("image", "q_low", "q_high", "q_total", "error")})
 
 

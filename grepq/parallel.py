@@ -1,0 +1,194 @@
+"""Processes working on one job: torchrun's process group and shares of a list of items. The bottom of grepq:
+scoring, evaluation and training all use it; it imports nothing of grepq.
+
+**Process group.** ``torchrun --nproc_per_node N`` sets RANK, LOCAL_RANK and WORLD_SIZE (and MASTER_ADDR/PORT);
+without them the run is a single process and nothing is initialised (:func:`init_distributed`). The backend is
+nccl for CUDA devices and gloo otherwise, so several processes also run on one CPU machine. Training's
+collectives (all-reduce, gathers with gradient) are in :mod:`grepq.train.distributed`.
+
+**Shares** (``grepq score`` and ``grepq eval`` over several processes or independent jobs, ``--shard``).
+The N images of a run (after folders are expanded; for ``eval``, the dataset's list) are cut into ``count``
+contiguous shares: share ``index`` takes images ``[index * N // count, (index + 1) * N // count)``
+(:meth:`Shard.share`), the same in every process, so each image is computed exactly once.
+
+Where the share comes from:
+
+* ``torchrun --nproc_per_node W``: rank r of W (RANK / WORLD_SIZE, set by torchrun) takes share r of W, on
+  ``cuda:LOCAL_RANK`` with ``--device cuda`` (nccl) or on the CPU (gloo). After its share, every rank waits at a
+  barrier; then rank 0 merges the parts and writes the result (``score``) or runs the protocol (``eval``); the
+  other ranks exit 0.
+* ``--shard I/N`` (0 <= I < N; e.g. a Slurm array ``--array=0-(N-1)`` with ``--shard $SLURM_ARRAY_TASK_ID/N``):
+  the job takes share I of N and writes its part only. The merge is a separate step: ``grepq score --merge-shards
+  -o OUT`` for scores, and for ``eval`` the same ``grepq eval`` command without ``--shard``, which finds every image
+  in the feature cache and runs the protocol once.
+* Both (``--shard I/N`` for each of N machines, torchrun with W processes on each): share ``I * W + r`` of
+  ``N * W``; merged as independent shards.
+
+The parts: ``eval`` writes its features into the ordinary feature cache (:mod:`grepq.eval.features`; the cache key
+does not depend on the shard, so all shards fill one folder; part file names carry the share); ``score`` writes
+one part file per share (:mod:`grepq.eval.score_shards`)."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["Shard", "ShardError", "ScaleOut", "start", "under_torchrun", "BARRIER_TIMEOUT",
+           "DistInfo", "resolve_train_device", "init_distributed", "cleanup", "barrier"]
+
+#: How long the processes of a torchrun job wait at the barrier for the slowest share before giving up (torch's
+#: default, 10-30 min, is shorter than a share of a large dataset can take).
+BARRIER_TIMEOUT = timedelta(hours=48)
+
+
+@dataclass
+class DistInfo:
+    """rank / local_rank / world_size of this process, its device and the backend (None: single process)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    backend: Optional[str] = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_train_device(device: Optional[str], local_rank: int = 0) -> torch.device:
+    """The device of this process: ``device`` as given ("cuda" becomes cuda:LOCAL_RANK), or, when None,
+    cuda:LOCAL_RANK if CUDA is available and cpu otherwise. Asking for CUDA without CUDA is an error."""
+    if device is None:
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} requested but CUDA is not available here; use run.device=cpu")
+        if dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+def init_distributed(device: Optional[str] = None, timeout: Optional[timedelta] = None) -> DistInfo:
+    """Read RANK/LOCAL_RANK/WORLD_SIZE (torchrun) and initialise the process group, or return a 1-process info.
+
+    ``timeout``: how long a collective (e.g. a barrier) waits for the other processes (None: torch's default,
+    30 min for gloo, 10 min for nccl); scale-out scoring waits at a barrier for the slowest share.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_train_device(device, local_rank)
+    if world <= 1:
+        return DistInfo(0, 0, 1, dev, None)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world, timeout=timeout)
+    return DistInfo(rank, local_rank, world, dev, backend)
+
+
+def cleanup() -> None:
+    """Destroy the process group if one was initialised."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+class ShardError(ValueError):
+    """A bad ``--shard`` value, or parts that cannot be merged (missing, unfinished, or from different runs)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Share ``index`` (0-based) of ``count`` contiguous shares of a list of images."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self):
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ShardError(f"a shard is I/N with 0 <= I < N, got {self.index}/{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """``"I/N"`` -> Shard(I, N) (0-based I, as ``$SLURM_ARRAY_TASK_ID`` of ``--array=0-(N-1)``)."""
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+        if not m:
+            raise ShardError(f"--shard expects I/N (share I of N, 0 <= I < N), got {text!r}")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    def share(self, n: int) -> range:
+        """Indices of this share of ``n`` items: ``[index * n // count, (index + 1) * n // count)``."""
+        return range(self.index * n // self.count, (self.index + 1) * n // self.count)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.index}-of-{self.count}"
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass
+class ScaleOut:
+    """This process's place in a scaled-out run: its :class:`Shard`, its device, and whether it merges.
+
+    ``sharded``: the run is split (torchrun with more than one process, or ``--shard``). ``merges``: this process
+    merges the parts after the barrier (rank 0 of a torchrun job without ``--shard``).
+    """
+
+    shard: Shard
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    independent: bool = False
+
+    @property
+    def sharded(self) -> bool:
+        return self.independent or self.world_size > 1
+
+    @property
+    def merges(self) -> bool:
+        return self.rank == 0 and not self.independent
+
+    def barrier(self) -> None:
+        """Wait for every process of the torchrun job (nothing to wait for otherwise)."""
+        barrier()
+
+    def close(self) -> None:
+        cleanup()
+
+    def describe(self) -> str:
+        how = f"torchrun rank {self.rank} of {self.world_size}" if self.world_size > 1 else "independent job"
+        return f"shard {self.shard} ({how})"
+
+
+def under_torchrun() -> bool:
+    """True in a process started by torchrun with more than one process (WORLD_SIZE > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def start(shard: Optional[str], device: Optional[str]) -> ScaleOut:
+    """Join the torchrun job if there is one (:func:`init_distributed`: gloo on the CPU, nccl on
+    ``cuda:LOCAL_RANK``) and combine its rank with ``--shard I/N`` (share ``I * W + rank`` of ``N * W``)."""
+    user = Shard.parse(shard) if shard is not None else None
+    info = init_distributed(device, timeout=BARRIER_TIMEOUT)
+    base = user or Shard(0, 1)
+    composed = Shard(base.index * info.world_size + info.rank, base.count * info.world_size)
+    return ScaleOut(composed, info.device, info.rank, info.world_size, independent=user is not None)
