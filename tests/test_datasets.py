@@ -457,7 +457,7 @@ def test_registry_names_aliases_options_and_limit(tmp_path):
                        ("LIVE", "live"), ("kadid", "kadid10k"), ("KADID-10k", "kadid10k"),
                        ("AGIQA-3K", "agiqa3k"), ("agiqa3k", "agiqa3k"), ("TID2013", "tid2013"), ("csiq", "csiq"),
                        ("PIPAL", "pipal"), ("FLIVE", "flive"), ("SPAQ", "spaq"), ("CSV", "csv")]:
-        assert D.canonical_name(alias) == key
+        assert D.loader_name(alias) == key
         assert D.DATASETS[key].__name__.startswith("load_")
     assert set(D.EXPECTED_COUNTS) == set(D.DATASETS) - {"csv"}
     with pytest.raises(DatasetError, match=r"unknown dataset 'imagenet'.*valid names: clive, koniq10k"):
@@ -475,15 +475,14 @@ def test_registry_names_aliases_options_and_limit(tmp_path):
 
 def test_one_alias_table_for_loaders_and_tables():
     """The tables' dataset names come from the loaders' registry: every loader name and alias has its table name."""
-    from grepq.data.datasets import ALIASES, DATASETS, DISPLAY_NAMES, display_name
-    from grepq.eval.paper_numbers import canonical_dataset
+    from grepq.data.datasets import ALIASES, DATASETS, TABLE_NAMES, table_name
     for name in list(DATASETS) + list(ALIASES):
         if name == "csv":
-            assert display_name(name) == "csv"
+            assert table_name(name) == "csv"
             continue
-        expected = DISPLAY_NAMES[ALIASES.get(name, name)]
-        assert display_name(name) == expected == canonical_dataset(name.upper())
-    assert canonical_dataset("KADID-10k") == "KADID-10k" and canonical_dataset("my_photos") == "my_photos"
+        expected = TABLE_NAMES[ALIASES.get(name, name)]
+        assert table_name(name) == expected == table_name(name.upper())
+    assert table_name("KADID-10k") == "KADID-10k" and table_name("my_photos") == "my_photos"
 
 
 def test_load_dataset_passes_a_name_option_to_the_csv_loader(tmp_path):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ IMAGE_EXTENSIONS = (
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "ImageReadError", "IMAGE_EXTENSIONS", "read_image", "pil_to_tensor", "list_images", "expand_inputs"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "ImageReadError", "IMAGE_EXTENSIONS", "read_image", "list_images", "expand_inputs"]
 
 
 class ImageReadError(OSError):
@@ -88,11 +88,6 @@ def _array_to_tensor(arr: np.ndarray) -> torch.Tensor:
     if arr.dtype == np.uint8:
         out /= np.float32(255.0)
     return torch.from_numpy(out)
-
-
-def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """Convert a PIL image of any mode to a float32 tensor of shape (3, H, W) in [0, 1] (table above)."""
-    return _array_to_tensor(_pil_to_array(img))
 
 
 def read_image(path: PathLike) -> torch.Tensor:
@@ -151,11 +146,3 @@ def expand_inputs(paths: Sequence[PathLike], recursive: bool = False) -> Tuple[L
         else:
             skipped.append((str(p), "no such file or folder"))
     return images, skipped
-
-
-def iter_chunks(n: int, chunk: int) -> Iterable[slice]:
-    """Slices covering range(n) in pieces of at most ``chunk``."""
-    if chunk <= 0:
-        raise ValueError(f"chunk size must be positive, got {chunk}")
-    for start in range(0, n, chunk):
-        yield slice(start, min(start + chunk, n))

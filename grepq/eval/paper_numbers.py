@@ -2,49 +2,37 @@
 
 All values are SRCC, transcribed from ``seeds/paper.txt`` (the WACV paper). The paper gives PLCC only in its
 supplementary material ("The results with respect to Pearson's linear correlation coefficient (PLCC) are
-given in the supplementary", section 4.2), which this project does not have: there are no paper PLCC values,
-and the ``*_PLCC`` tables below are empty on purpose, so reports print "—" rather than invent numbers.
+given in the supplementary", section 4.2), which this project does not have: there are no paper PLCC values, so
+reports print "—" rather than invent numbers.
 
-Dataset names are canonical: see :data:`DATASETS` and :func:`canonical_dataset`.
+Dataset names are the table names of the dataset registry (:func:`grepq.data.datasets.table_name`).
 Feature-set names are canonical: "hl+ll", "hl", "ll" (see :func:`canonical_feature_set`).
 """
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
-from ..data.datasets.registry import DISPLAY_NAMES, display_name
+from ..data.datasets.registry import TABLE_NAMES, table_name
 
 __all__ = [
     "DATASETS",
     "LABEL_COUNTS",
     "TABLE1_SRCC",
-    "TABLE1_PLCC",
     "TABLE2_SRCC",
-    "TABLE2_PLCC",
     "TABLE3_SRCC",
-    "TABLE3_PLCC",
     "TABLE4_SRCC",
-    "TABLE4_PLCC",
     "SIMILARITY_MEASURES",
     "TABLE4_DATASET",
-    "canonical_dataset",
     "canonical_feature_set",
     "canonical_similarity",
     "paper_srcc",
 ]
 
-#: Canonical dataset names used in every grepq table (the registry's display names, grepq.data.datasets).
-DATASETS = tuple(DISPLAY_NAMES.values())
+#: The dataset names used in every grepq table (the registry's table names, grepq.data.datasets).
+DATASETS = tuple(TABLE_NAMES.values())
 
 #: Label counts of Table 1 and Table 4 (paper section 4.2).
 LABEL_COUNTS = (50, 100, 200)
-
-def canonical_dataset(name: Optional[str]) -> Optional[str]:
-    """Canonical table name of a dataset ("koniq-10k" -> "KonIQ", "livec" -> "CLIVE", ...), from the dataset
-    registry's names and aliases (:func:`grepq.data.datasets.display_name`). Unknown names are returned unchanged (so
-    a new dataset still gets its own table row); None stays None."""
-    return display_name(name)
-
 
 def canonical_feature_set(name: Optional[str]) -> Optional[str]:
     """Canonical feature-set name: "hl+ll" (also "ll+hl", "all", "concat"), "hl", "ll"; others unchanged.
@@ -90,8 +78,6 @@ TABLE1_SRCC: Dict[str, Dict[str, Dict[int, float]]] = {
         "PIPAL": {50: 0.489, 100: 0.518, 200: 0.548},
     },
 }
-#: Not in the paper (supplementary only).
-TABLE1_PLCC: Dict[str, Dict[str, Dict[int, float]]] = {}
 
 # ---------------------------------------------------------------------------------------------------------
 # Table 2: zero-shot SRCC of GRepQ_Z on whole datasets (paper Table 2).
@@ -103,8 +89,6 @@ TABLE2_SRCC: Dict[str, float] = {
     "LIVE": 0.741,
     "PIPAL": 0.436,
 }
-#: Not in the paper (supplementary only).
-TABLE2_PLCC: Dict[str, float] = {}
 
 # ---------------------------------------------------------------------------------------------------------
 # Table 3: cross-dataset SRCC of GRepQ_C, (train, test) -> SRCC (paper Table 3).
@@ -117,8 +101,6 @@ TABLE3_SRCC: Dict[Tuple[str, str], float] = {
     ("LIVE", "CSIQ"): 0.770,
     ("CSIQ", "LIVE"): 0.893,
 }
-#: Not in the paper.
-TABLE3_PLCC: Dict[Tuple[str, str], float] = {}
 
 # ---------------------------------------------------------------------------------------------------------
 # Table 4: LL model only, data-efficient SRCC on KonIQ, by the similarity measure of Eq. 1 (paper Table 4).
@@ -134,8 +116,6 @@ TABLE4_SRCC: Dict[str, Dict[int, float]] = {
     "LPIPS": {50: 0.578, 100: 0.605, 200: 0.629},
     "FSIM": {50: 0.620, 100: 0.647, 200: 0.679},
 }
-#: Not in the paper.
-TABLE4_PLCC: Dict[str, Dict[int, float]] = {}
 
 _SIMILARITY_ALIASES = {
     "none": "None", "infonce": "None", "": "None",
@@ -164,13 +144,13 @@ def paper_srcc(table: int, *keys) -> Optional[float]:
     """
     if table == 1:
         fs, ds, n = keys
-        return TABLE1_SRCC.get(canonical_feature_set(fs), {}).get(canonical_dataset(ds), {}).get(int(n))
+        return TABLE1_SRCC.get(canonical_feature_set(fs), {}).get(table_name(ds), {}).get(int(n))
     if table == 2:
         (ds,) = keys
-        return TABLE2_SRCC.get(canonical_dataset(ds))
+        return TABLE2_SRCC.get(table_name(ds))
     if table == 3:
         src, tgt = keys
-        return TABLE3_SRCC.get((canonical_dataset(src), canonical_dataset(tgt)))
+        return TABLE3_SRCC.get((table_name(src), table_name(tgt)))
     if table == 4:
         sim, n = keys
         return TABLE4_SRCC.get(canonical_similarity(sim), {}).get(int(n))

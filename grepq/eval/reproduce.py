@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from ..version import __version__
 from ..config import flatten
-from ..data.datasets import DatasetError, IQADataset, canonical_name, load_dataset
+from ..data.datasets import DatasetError, IQADataset, loader_name, load_dataset
 from . import paper_numbers as paper
 from .schema import REPRODUCE_SCHEMA
 from .from_config import (cross_dataset_options, data_efficient_options, default_feature_sets, feature_options,
@@ -87,13 +87,13 @@ class Plan:
 
 
 def _loader(name: str, entry: Dict[str, Any]) -> str:
-    return canonical_name(entry.get("loader") or name)
+    return loader_name(entry.get("loader") or name)
 
 
 def table_name(name: str, entry: Dict[str, Any]) -> str:
     """The name a dataset entry has in the tables: the paper's name for a known loader ("KonIQ"), else the entry's."""
     loader = _loader(name, entry)
-    return paper.canonical_dataset(name if loader == "csv" else loader)
+    return paper.table_name(name if loader == "csv" else loader)
 
 
 def _load_entry(name: str, entry: Dict[str, Any]) -> IQADataset:
@@ -112,7 +112,7 @@ def _resolve(ref: str, names: Dict[str, str]) -> Optional[str]:
     """A dataset named in tables.* -> the entry name: the entry itself, else the entry with the same table name."""
     if ref in names:
         return ref
-    want = paper.canonical_dataset(ref)
+    want = paper.table_name(ref)
     return next((n for n, t in names.items() if t == want), None)
 
 

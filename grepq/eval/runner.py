@@ -16,7 +16,7 @@ from ..data.datasets import IQADataset
 from . import protocols
 from .features import FeatureSet, extract_features
 from .metrics import orient
-from .paper_numbers import canonical_dataset
+from .paper_numbers import table_name
 from .regressor import (Regressor, build_regressor, feature_dims_of, feature_matrix, fit_regressor, label_info,
                         scorer_feature_settings)
 from .results import ProtocolResult
@@ -38,7 +38,7 @@ def dataset_features(scorer, dataset: IQADataset, cache_dir: Optional[Path], off
     images); unreadable images are errors. With a :class:`grepq.parallel.Shard`, only its share of the images is
     computed into the cache (and returned)."""
     resize: Dict[str, Tuple[int, int]] = {}
-    if official_clive_resize and canonical_dataset(dataset.name) == "CLIVE":
+    if official_clive_resize and table_name(dataset.name) == "CLIVE":
         resize = {str(p): CLIVE_OFFICIAL_RESIZE[p.name] for p in dataset.paths if p.name in CLIVE_OFFICIAL_RESIZE}
     return extract_features(scorer, dataset.paths, cache_dir=cache_dir, name=_slug(dataset.name), resize=resize,
                             progress=progress, save_every=cache_every, shard=shard)
@@ -90,7 +90,7 @@ def run_zero_shot(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Optiona
     out_dir.mkdir(parents=True, exist_ok=True)
     fs = dataset_features(scorer, dataset, cache_dir, official_clive_resize, progress, cache_every)
     preds = {k: v for k, v in (("GRepQ_Z", fs.q_total), ("Q_H", fs.q_high), ("Q_L", fs.q_low)) if v is not None}
-    name = canonical_dataset(dataset.name)
+    name = table_name(dataset.name)
     result = protocols.zero_shot_correlations(preds, dataset.scores, dataset.polarity, dataset=name)
     stem = out_dir / f"zeroshot_{_slug(name)}"
     result.save_json(str(stem) + ".json")
@@ -118,7 +118,7 @@ def plot_good_bad_embedding(features: np.ndarray, dataset: IQADataset, path: str
     keep = (q <= lo) | (q >= hi)
     labels = np.where(q[keep] >= hi, "good", "bad")
     return plot_embedding(features[keep], labels, path, method=method,
-                          title=f"{canonical_dataset(dataset.name)}: HL features, best vs worst quarter")
+                          title=f"{table_name(dataset.name)}: HL features, best vs worst quarter")
 
 
 def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Optional[Path] = None,
@@ -134,7 +134,7 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Op
     missing = [f for f in feature_sets if f not in slices]
     if missing:
         raise ValueError(f"feature sets {missing} need components that were not computed (have {list(slices)})")
-    name = canonical_dataset(dataset.name)
+    name = table_name(dataset.name)
     result = protocols.data_efficient(_matrix(fs), dataset.scores, refs=dataset.refs,
                               feature_sets={f: slices[f] for f in feature_sets}, dataset=name, variant=variant,
                               progress=progress, **protocol_options)
@@ -182,7 +182,7 @@ def _cross_fit(scorer, source, target, cache_dir, official_clive_resize, progres
     fs_src = dataset_features(scorer, source, cache_dir, official_clive_resize, progress, cache_every)
     fs_tgt = dataset_features(scorer, target, cache_dir, official_clive_resize, progress, cache_every)
     slices = feature_slices(fs_src)
-    src_name, tgt_name = canonical_dataset(source.name), canonical_dataset(target.name)
+    src_name, tgt_name = table_name(source.name), table_name(target.name)
     fitted: Dict[str, dict] = {}
     result = protocols.cross_dataset(_matrix(fs_src), source.scores, _matrix(fs_tgt), target.scores,
                              train_polarity=source.polarity, test_polarity=target.polarity, train_refs=source.refs,
@@ -210,4 +210,4 @@ def _cross_with_regressor_file(scorer, target, path: Path, cache_dir, official_c
     fs_tgt = dataset_features(scorer, target, cache_dir, official_clive_resize, progress, cache_every)
     return protocols.cross_dataset_with_regressor(reg, feature_matrix(fs_tgt, reg.feature_set), target.scores,
                                           test_polarity=target.polarity, plcc_fit=plcc_fit,
-                                          dataset=canonical_dataset(target.name), regressor_file=str(path))
+                                          dataset=table_name(target.name), regressor_file=str(path))

@@ -11,7 +11,7 @@ from typing import Any, Dict, Sequence
 
 from ..config import ConfigError, Key, Schema, flatten, suggest
 from ..data.datasets import DatasetError as _DatasetError
-from ..data.datasets import canonical_name as _loader_name
+from ..data.datasets import loader_name
 from . import metrics as _metrics
 from . import paper_numbers as _paper
 from . import regression as _regression
@@ -164,9 +164,9 @@ REPRODUCE_TABLES: Dict[str, Key] = {
     "run": Key([1, 2, 3, 4], list, "tables to produce: 1 = data-efficient and 2 = zero-shot on every dataset given, "
                                    "3 = cross-dataset pairs (tables.cross_pairs), 4 = LL-only by pair weight "
                                    "(weights.ll_variants)", (1, 2, 3, 4), source="paper", items=int),
-    "cross_pairs": Key([[_loader_name(s), _loader_name(t)] for s, t in _paper.TABLE3_SRCC], list,
+    "cross_pairs": Key([[loader_name(s), loader_name(t)] for s, t in _paper.TABLE3_SRCC], list,
                        "Table 3's (train, test) pairs of dataset names (paper Table 3)", source="paper"),
-    "table4_dataset": Key(_loader_name(_paper.TABLE4_DATASET), str, "Table 4's dataset (paper: KonIQ-10k)",
+    "table4_dataset": Key(loader_name(_paper.TABLE4_DATASET), str, "Table 4's dataset (paper: KonIQ-10k)",
                           source="paper"),
 }
 
@@ -196,7 +196,7 @@ def _check_dataset_entry(name: str, entry: Any) -> None:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {list(DATASET_ENTRY_KEYS)}"
                           f"{suggest(unknown[0], DATASET_ENTRY_KEYS)}")
     try:
-        _loader_name(entry.get("loader") or name)
+        loader_name(entry.get("loader") or name)
     except _DatasetError as exc:
         raise ConfigError(f"{where}: {exc} (set 'loader:' for a dataset of another name)") from None
     for key, types in (("root", str), ("loader", str), ("options", dict), ("limit", int)):

@@ -37,12 +37,11 @@ class Task:
     """What differs between the LL and HL training: model, data, trainable parameters, loss.
 
     Attributes: ``model`` (the unwrapped model that is saved), ``net`` (what ``forward`` calls: ``model`` or a
-    view wrapper, wrapped in DDP by :meth:`wrap_ddp`), ``drop_last``, ``weights_file``, ``official_file``.
+    view wrapper, wrapped in DDP by :meth:`wrap_ddp`), ``drop_last``, ``weights_file``.
     """
 
     name = ""
     weights_file = ""
-    official_file = ""
     drop_last = False
 
     def __init__(self, cfg: Dict, info: Optional[DistInfo] = None):
@@ -84,9 +83,6 @@ class Task:
         raise NotImplementedError
 
     def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
-        raise NotImplementedError
-
-    def export_official(self, path: Path) -> Path:
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------------------
@@ -147,7 +143,6 @@ class LLTask(Task):
 
     name = "ll"
     weights_file = "ll_weights.pt"
-    official_file = "low_level_model_weights.tar"
 
     def build_model(self) -> nn.Module:
         return LowLevelModel(feat_dim=self.section["feat_dim"], hidden_dim=self.section["hidden_dim"])
@@ -194,16 +189,12 @@ class LLTask(Task):
     def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
         return save_low_level(self.model, path, fmt="grepq", extra=extra)
 
-    def export_official(self, path: Path) -> Path:
-        return save_low_level(self.model, path, fmt="official")
-
 
 class HLTask(Task):
     """High-level model: CLIP's image encoder + head trained with GCL on pseudo-labelled groups (SPEC §3)."""
 
     name = "hl"
     weights_file = "hl_weights.pt"
-    official_file = "high_level_model_weights.pth"
     drop_last = True  # official DataLoader drop_last=True: every step has the full N for the groups
 
     def build_model(self) -> nn.Module:
@@ -263,9 +254,6 @@ class HLTask(Task):
 
     def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
         return save_high_level(self.model, path, fmt="grepq", extra=extra)
-
-    def export_official(self, path: Path) -> Path:
-        return save_high_level(self.model, path, fmt="official")
 
 
 TASK_CLASSES = {"ll": LLTask, "hl": HLTask}

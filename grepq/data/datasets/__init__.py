@@ -41,13 +41,13 @@ from .loaders import (AGIQA3K_COUNT, CLIVE_COUNT, CLIVE_NUM_TRAINING, CLIVE_TOTA
                       FLIVE_COUNT, KADID_COUNT, KONIQ_COUNT, LIVE_COUNT, LIVE_FOLDERS, LIVE_TOTAL, PIPAL_COUNT,
                       SPAQ_COUNT, TID2013_COUNT, load_agiqa3k, load_clive, load_csiq, load_csv, load_flive,
                       load_kadid10k, load_koniq10k, load_live, load_pipal, load_spaq, load_tid2013)
-from .registry import ALIASES, DATASETS, DISPLAY_NAMES, canonical_name, display_name, load_dataset
+from .registry import ALIASES, DATASETS, TABLE_NAMES, loader_name, table_name, load_dataset
 
 __all__ = [
     "DatasetError", "IQADataset", "MOS", "DMOS",
     "load_clive", "load_koniq10k", "load_live", "load_csiq", "load_pipal", "load_flive", "load_spaq",
     "load_tid2013", "load_kadid10k", "load_agiqa3k", "load_csv",
-    "DATASETS", "ALIASES", "EXPECTED_COUNTS", "DISPLAY_NAMES", "canonical_name", "display_name", "load_dataset",
+    "DATASETS", "ALIASES", "EXPECTED_COUNTS", "TABLE_NAMES", "loader_name", "table_name", "load_dataset",
     "POLARITIES", "PathLike", "CLIVE_TOTAL", "CLIVE_NUM_TRAINING", "CLIVE_COUNT", "KONIQ_COUNT", "LIVE_FOLDERS",
     "LIVE_TOTAL", "LIVE_COUNT", "CSIQ_COUNT", "PIPAL_COUNT", "FLIVE_COUNT", "SPAQ_COUNT", "TID2013_COUNT",
     "KADID_COUNT", "AGIQA3K_COUNT",

@@ -1,4 +1,5 @@
-"""The dataset registry: canonical names, aliases, documented counts and :func:`load_dataset`."""
+"""The dataset registry: loader names (:func:`loader_name`), aliases, table names (:func:`table_name`), documented
+counts and :func:`load_dataset`."""
 from __future__ import annotations
 
 import inspect
@@ -39,32 +40,33 @@ ALIASES: Dict[str, str] = {
     "paq2piq": "flive", "livefb": "flive",
 }
 
-#: Canonical name -> the name grepq's tables print (and the paper uses). The "csv" loader has none: a CSV dataset is
+#: Loader name -> the name grepq's tables print (and the paper uses). The "csv" loader has none: a CSV dataset is
 #: shown under its own name.
-DISPLAY_NAMES: Dict[str, str] = {
+TABLE_NAMES: Dict[str, str] = {
     "clive": "CLIVE", "koniq10k": "KonIQ", "csiq": "CSIQ", "live": "LIVE", "pipal": "PIPAL", "flive": "FLIVE",
     "spaq": "SPAQ", "tid2013": "TID2013", "kadid10k": "KADID-10k", "agiqa3k": "AGIQA-3K",
 }
 
 
-def display_name(name: Optional[str]) -> Optional[str]:
+def table_name(name: Optional[str]) -> Optional[str]:
     """The table name of a dataset ("koniq-10k" -> "KonIQ", "livec" -> "CLIVE", "KonIQ" -> "KonIQ"). Names that are
     not a registered dataset (a CSV dataset's own name) are returned stripped but otherwise unchanged; None stays
     None."""
     if name is None:
         return None
     text = str(name).strip()
-    if text in DISPLAY_NAMES.values():
+    if text in TABLE_NAMES.values():
         return text
     try:
-        return DISPLAY_NAMES.get(canonical_name(text), text)
+        return TABLE_NAMES.get(loader_name(text), text)
     except DatasetError:
         return text
 
 
-def canonical_name(name: str) -> str:
-    """The canonical registry name for ``name`` (case-insensitive, aliases accepted); a DatasetError listing the
-    valid names otherwise."""
+def loader_name(name: str) -> str:
+    """The registry's loader name for ``name`` (case-insensitive, aliases accepted: "KonIQ-10k" -> "koniq10k"), the key
+    of :data:`DATASETS`; a DatasetError listing the valid names otherwise. :func:`table_name` gives the name tables
+    print."""
     key = re.sub(r"[\s_\-]", "", str(name).casefold())
     key = ALIASES.get(key, key)
     if key not in DATASETS:
@@ -80,7 +82,7 @@ def load_dataset(dataset: str, root: PathLike, /, *, limit: Optional[int] = None
 
     The count check applies to the whole score file; ``limit`` is applied after it.
     """
-    key = canonical_name(dataset)
+    key = loader_name(dataset)
     loader = DATASETS[key]
     allowed = [p for p in inspect.signature(loader).parameters if p != "root"]
     unknown = sorted(set(options) - set(allowed))
