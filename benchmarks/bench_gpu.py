@@ -3,9 +3,9 @@
 Runs, each in its own process on the same images, weights and pristine patches, models loaded and warmed up first
 (on ``--warmup`` images not counted), timed over ``--images`` photographs with ``torch.cuda.synchronize``:
 
-* **grepq, float32**: ``GRepQ.from_files(..., device="cuda").score(files)``: consecutive images of one size through each model
-  together (``batch_size`` 8 within 4 megapixels: 5 photographs of 1024x768 per batch), ``--decode-workers`` threads
-  decoding ahead;
+* **grepq, float32**: ``GRepQ.from_files(..., device="cuda").score(files)``: consecutive images of one size through
+  each model together (``batch_size`` 8 within 4 megapixels: 5 photographs of 1024x768 per batch),
+  ``--decode-workers`` threads decoding ahead;
 * **grepq, bf16**: the same with ``amp="bf16"`` (``torch.autocast``; the NIQE statistics stay float32);
 * **official per-image fp16 loop** (with ``--official DIR``): the official GRepQ functions
   ``compute_niqe_distance_single_image`` and ``compute_hlm_score_single_image`` in a loop, as its
@@ -98,7 +98,8 @@ def grepq_worker(work: Path, device: str, amp: str, decode_workers: int, out: Pa
     from grepq import GRepQ
 
     w = work / "weights"
-    scorer = GRepQ.from_files(ll_weights=w / "low_level_model_weights.tar", hl_weights=w / "high_level_model_weights.pth",
+    scorer = GRepQ.from_files(ll_weights=w / "low_level_model_weights.tar",
+                              hl_weights=w / "high_level_model_weights.pth",
                               clip_weights=w / "RN50_random.pt", pristine=work / bzs.OFFICIAL_HDF5, device=device,
                               amp=amp, decode_workers=decode_workers, progress=False)
     scorer.score(_listed(work / "warmup.txt"))
@@ -202,7 +203,8 @@ def run(args: argparse.Namespace) -> dict:
         ref = bzs.read_scores(work / "grepq_off.csv")
         for name, f in (("grepq_bf16", "grepq_bf16.csv"), ("official_fp16_loop", "official.csv")):
             if name in res["runs"]:
-                res["runs"][name]["max_abs_score_diff_vs_grepq_fp32"] = bzs.compare_scores(ref, bzs.read_scores(work / f))
+                diff = bzs.compare_scores(ref, bzs.read_scores(work / f))
+                res["runs"][name]["max_abs_score_diff_vs_grepq_fp32"] = diff
         for r in res["runs"].values():
             r["images_per_s"] = r["images"] / r["seconds"]
         return res
@@ -217,7 +219,8 @@ def table(res: dict) -> str:
     names = {"grepq_off": "grepq, batched, float32", "grepq_bf16": "grepq, batched, bf16 autocast",
              "official_fp16_loop": f"official per-image loop (CLIP {clip_dtype})",
              "decode": "decoding only (CPU, 1 thread)"}
-    lines = [f"# zero-shot Q_L + Q_H, {res['images']} photos {res['size']}, {res['pristine_patches']} pristine patches, "
+    lines = [f"# zero-shot Q_L + Q_H, {res['images']} photos {res['size']}, {res['pristine_patches']} pristine "
+             f"patches, "
              f"on {res['gpu'] or res['device']} (torch {res['torch']}, CUDA {res['cuda']})",
              "| run | images/s | vs official | max score diff vs grepq float32 |", "|---|---|---|---|"]
     for key, r in res["runs"].items():

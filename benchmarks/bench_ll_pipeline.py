@@ -66,7 +66,9 @@ def build_folders(images, root: Path) -> Path:
         pass
     # fallback: reference + 4 blur + 4 noise levels, FSIM from grepq.data.fsim or piq
     import json
+
     import torch.nn.functional as F
+
     from grepq.data.fsim import fsim_matrix_piq
 
     for i, (_, arr) in enumerate(images):

@@ -186,7 +186,8 @@ def table(res: Dict[str, object]) -> str:
              f"{res['grepq_q_low']:.8f} |"]
     if "official_s" in res:
         lines.append(f"| official single-image LL ({res['official_kind']}, all patches in one batch) | "
-                     f"{res['official_peak_bytes'] / gib:.2f} | {res['official_s']:.1f} | {res['official_q_low']:.8f} |")
+                     f"{res['official_peak_bytes'] / gib:.2f} | {res['official_s']:.1f} | "
+                     f"{res['official_q_low']:.8f} |")
         lines.append(f"\n|Q_L grepq - Q_L official| = {res['abs_score_diff']:.1e}")
     elif "official_skipped" in res:
         lines.append(f"\nofficial path not run: {res['official_skipped']}")
@@ -197,7 +198,8 @@ def table(res: Dict[str, object]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", default=None, help="keep weights and the photograph here (default: a temporary folder)")
+    ap.add_argument("--workdir", default=None,
+                    help="keep weights and the photograph here (default: a temporary folder)")
     ap.add_argument("--quick", action="store_true", help="accepted for run_all.py; the measurement is the same")
     ap.add_argument("--no-official", action="store_true", help="skip the one-batch official path")
     ap.add_argument("--force-official", action="store_true", help="run the official path whatever memory is free")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from grepq.data.prepare import prepare
 from grepq.data.io import list_images
+from grepq.data.prepare import prepare
 
 RECIPES = ("authors", "fixed")
 TARGET_RATIO = 2.0
@@ -50,7 +50,8 @@ def run(folder: Path, n: int, workdir: Path) -> dict:
               "load_before": [round(x, 2) for x in load_before],
               "load_after": [round(x, 2) for x in os.getloadavg()]}
     for r in RECIPES:
-        result[r] = {"mean_s": round(statistics.mean(seconds[r]), 3), "median_s": round(statistics.median(seconds[r]), 3)}
+        result[r] = {"mean_s": round(statistics.mean(seconds[r]), 3),
+                     "median_s": round(statistics.median(seconds[r]), 3)}
     result["ratio_mean"] = round(result["authors"]["mean_s"] / result["fixed"]["mean_s"], 2)
     result["ratio_median"] = round(result["authors"]["median_s"] / result["fixed"]["median_s"], 2)
     result["target"] = f"authors within {TARGET_RATIO}x of fixed per image"

@@ -72,7 +72,8 @@ def run(quick: bool = False, n_splits: int = 10) -> Dict[str, object]:
         res = data_efficient(X, y, refs=refs, n_train_list=PAPER_LABEL_COUNTS, n_splits=n_splits,
                              feature_sets=FEATURE_SETS, dataset=name)
         per[name] = time.perf_counter() - t
-        medians[name] = float(next(r["srcc"] for r in res.medians if r["n_train"] == 200 and r["feature_set"] == "hl+ll"))
+        medians[name] = float(next(r["srcc"] for r in res.medians
+                                   if r["n_train"] == 200 and r["feature_set"] == "hl+ll"))
     total = time.perf_counter() - t_all
     return {"datasets": [{"name": n, "images": k, "scenes": r} for n, k, r in DATASETS], "seconds": per,
             "total_s": total, "n_splits": n_splits, "label_counts": list(PAPER_LABEL_COUNTS),

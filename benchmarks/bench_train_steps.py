@@ -33,6 +33,7 @@ HL_SETTINGS = ["hl.batch_size=8", "hl.group_size=2"]
 
 def make_data(root: Path) -> Path:
     import skimage.data
+
     from grepq.data.prepare import prepare
     src = root / "photos"
     src.mkdir(parents=True)
@@ -69,8 +70,8 @@ def make_hl_data(root: Path) -> Path:
 
 
 def grepq_step_time(task: str, data: Path, run_root: Path, steps: int, extra) -> float:
-    from grepq.train.schema import load_train_config
     from grepq.train import train
+    from grepq.train.schema import load_train_config
 
     def run(n: int) -> float:
         d = run_root / f"{task}_{n}"
@@ -88,10 +89,11 @@ def grepq_step_time(task: str, data: Path, run_root: Path, steps: int, extra) ->
 
 def plain_step_time(task: str, data: Path, steps: int, clip_path: str) -> float:
     from torch.utils.data import DataLoader
+
+    from grepq.data.training_set import HLTrainingDataset, LLTrainingDataset
     from grepq.losses import gcl, pseudo_label_groups, qacl
     from grepq.models.high_level import HighLevelModel, load_clip
     from grepq.models.low_level import LowLevelModel
-    from grepq.data.training_set import HLTrainingDataset, LLTrainingDataset
     torch.manual_seed(0)
     if task == "ll":
         ds = LLTrainingDataset(data, grid=7, patch=16)
@@ -167,7 +169,8 @@ def main(argv=None) -> int:
     print("| benchmark | grepq steps/s | plain PyTorch steps/s | ratio (grepq / plain) |")
     print("|---|---|---|---|")
     for name, g, p, r in rows(args.steps, args.repeats):
-        print(f"| {name} (CPU, {'batch 4 x 8 versions, 112 px' if name.startswith('LL') else 'batch 8, small CLIP RN'}) "
+        print(f"| {name} (CPU, "
+              f"{'batch 4 x 8 versions, 112 px' if name.startswith('LL') else 'batch 8, small CLIP RN'}) "
               f"| {g:.3f} | {p:.3f} | {r:.2f} |")
     return 0
 

@@ -87,8 +87,9 @@ def busy_cores(seconds: float = 2.0) -> float:
 
 
 def wait_for_idle(max_wait: float = 600.0, quiet: Optional[float] = None) -> float:
-    """Wait (at most ``max_wait`` s) until other jobs use under ``quiet`` cores (default :data:`IDLE_CORES`; ``--no-wait``
-    makes it infinite), so that timings are not shared with them; returns the busy cores seen last. On Linux only
+    """Wait (at most ``max_wait`` s) until other jobs use under ``quiet`` cores (default :data:`IDLE_CORES`;
+    ``--no-wait`` makes it infinite), so that timings are not shared with them; returns the busy cores seen last. On
+    Linux only
     (elsewhere returns at once)."""
     quiet = IDLE_CORES if quiet is None else quiet
     if os.path.exists("/proc/stat") and quiet == float("inf"):
@@ -431,10 +432,10 @@ def plain_worker(work: Path, images: Path, components: str, out: Path) -> None:
 
 def run_floor(paths: Dict[str, Path], components: str = "low,high", chunk: int = 64) -> float:
     """Seconds of the forward passes alone (LL over all patches, HL on whole images), inputs in memory."""
-    from grepq.scoring import zero_shot as zs
     from grepq.data.io import read_image
     from grepq.models.high_level import HighLevelModel, load_clip, load_hl_visual_weights, normalize
     from grepq.models.low_level import load_low_level
+    from grepq.scoring import zero_shot as zs
 
     imgs = [read_image(p) for p in sorted(paths["images"].glob("*.jpg"))]
     ll = load_low_level(paths["ll"])[0].eval() if "low" in components else None
@@ -508,7 +509,8 @@ def run(quick: bool = False, images: Optional[int] = None, workdir: Optional[str
             "busy_cores_before_runs_max": max(busy), "loadavg_1min_at_starts": [round(x, 2) for x in loads],
         }
         if official and official_loop:
-            res.update(official_s=min(t["loop"]), official_kind="official code" if official_available() else "plain loop",
+            res.update(official_s=min(t["loop"]),
+                       official_kind="official code" if official_available() else "plain loop",
                        max_abs_score_diff=compare_scores(read_scores(work / "grepq_warm.csv"),
                                                          read_scores(work / "official.csv")))
         if dataset_mode:

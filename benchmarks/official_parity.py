@@ -3,7 +3,8 @@ regenerate docs/official-comparison.md with the grepq commit it ran at.
 
 Usage::
 
-    python benchmarks/official_parity.py --official /path/to/GRepQ [--official-commit SHA] [--doc docs/official-comparison.md]
+    python benchmarks/official_parity.py --official /path/to/GRepQ [--official-commit SHA] \
+        [--doc docs/official-comparison.md]
 
 ``--official`` is a checkout of the public repository ``suhas-srinath/GRepQ`` (never part of grepq, never copied
 into it). Nothing is downloaded and no file of that checkout or of any installed package is edited; the official
@@ -107,7 +108,8 @@ def official_runtime(official: Path, rn50: Path):
             kwargs["device"] = "cpu"
         return saved["to"](self, *args, **kwargs)
 
-    clip.load, clip.model.AttentionPool2d.forward, torch.Tensor.to = local_load, pool_without_positional_embedding, to_cpu
+    clip.load, torch.Tensor.to = local_load, to_cpu
+    clip.model.AttentionPool2d.forward = pool_without_positional_embedding
     torch.Tensor.cuda = lambda self, *a, **k: self
     torch.nn.Module.cuda = lambda self, *a, **k: self
     if importlib.util.find_spec("pandas") is None:
@@ -140,10 +142,12 @@ class Recorder(torch.nn.Module):
 
 def run_official(paths: Dict[str, Path], work: Path) -> Dict[str, object]:
     """Scores, features, prompt embeddings and pristine patches from the official functions."""
+    from types import SimpleNamespace
+
     import clip
     import networks
-    from Evaluation import zeroshot_hl_model as off_hl, zeroshot_ll_model as off_ll
-    from types import SimpleNamespace
+    from Evaluation import zeroshot_hl_model as off_hl
+    from Evaluation import zeroshot_ll_model as off_ll
 
     ll = networks.LLModel(encoder="resnet18", head="mlp")  # as the official test_zeroshot.py loads them
     ll.load_state_dict(torch.load(paths["ll"], weights_only=True)["model"]["state_dict"], strict=True)
@@ -179,6 +183,7 @@ def official_losses() -> Dict[str, float]:
     """QACL (B=8, D=9, C=128) and GCL (M=16, C=128), official against grepq's official variants: max |difference|
     over randn and rand inputs, tau 0.5 and 0.1, in float32 and float64."""
     import losses as off
+
     from grepq.losses import gcl, qacl
     worst = {}
     for dtype in (torch.float32, torch.float64):
@@ -203,8 +208,8 @@ def official_losses() -> Dict[str, float]:
 def run_grepq(paths: Dict[str, Path], hdf5: Path) -> Dict[str, object]:
     """grepq's Python API on the same files (the official pristine HDF5)."""
     from grepq import GRepQ
-    from grepq.scoring.zero_shot import hl_embedding
     from grepq.data.io import read_image
+    from grepq.scoring.zero_shot import hl_embedding
     scorer = GRepQ.from_files(ll_weights=paths["ll"], hl_weights=paths["hl"], clip_weights=paths["clip"], pristine=hdf5,
                    device="cpu")
     out = {"scores": {}, "ll": {}, "hl": {}, "text": scorer.hl.text_features.detach().clone()}
@@ -220,7 +225,8 @@ def run_grepq(paths: Dict[str, Path], hdf5: Path) -> Dict[str, object]:
 
 def same_patch_set(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether two (N, 3, R, R) sets hold the same patches, in any order."""
-    key = lambda t: sorted(hashlib.sha1(x.numpy().tobytes()).hexdigest() for x in t.float().contiguous())
+    def key(t):
+        return sorted(hashlib.sha1(x.numpy().tobytes()).hexdigest() for x in t.float().contiguous())
     return a.shape == b.shape and key(a) == key(b)
 
 
@@ -243,7 +249,8 @@ def measure(official: Path, work: Path) -> Dict[str, object]:
     bz.run_grepq(cli, work / "grepq_cli.csv")
     cli_scores = bz.read_scores(work / "grepq_cli.csv")
     selected, _ = select_pristine_patches(paths["pristine_images"], progress=False)
-    comp = lambda which: max(abs(off["scores"][k][which] - s[k][which]) for s in (mine["scores"],) for k in s)
+    def comp(which):
+        return max(abs(off["scores"][k][which] - s[k][which]) for s in (mine["scores"],) for k in s)
     res = {
         "q_low_api": comp("q_low"), "q_high_api": comp("q_high"),
         "q_low_cli": max(abs(off["scores"][k]["q_low"] - cli_scores[k]["q_low"]) for k in cli_scores),
@@ -278,9 +285,30 @@ def _yes(value: float, target: float) -> str:
     return "yes" if value <= target else "**no**"
 
 
+#: The "What was compared" table of docs/official-comparison.md.
+COMPARED = "\n".join([
+    "| quantity | official code | grepq |",
+    "|---|---|---|",
+    "| Q_L per image (Eq. 5-6) | `compute_niqe_distance_single_image` | `GRepQ.score_image`; `grepq score` |",
+    "| Q_H per image (Eq. 2) | `compute_hlm_score_single_image` | the same two |",
+    "| LL features | the LL model's output inside the official single-image call (recorded) | "
+    "`GRepQ.ll_patch_features(img)` |",
+    "| HL embedding | `model.image_encoder(...)` inside the official single-image call (recorded) | "
+    "`grepq.scoring.zero_shot.hl_embedding` |",
+    '| prompt embeddings | `clip_model.encode_text(clip.tokenize(["A good photo.", "A bad photo."]))` | '
+    "`GRepQ.hl.text_features` |",
+    "| pristine patches | `pristine(config)` (its own random patch order) | "
+    "`select_pristine_patches` (compared as sets) |",
+    "| QACL | `weighted_contrastive_loss(..., mode_in=True)`; B=8, D=9, C=128 | "
+    '`grepq.losses.qacl(..., variant="official")` |',
+    '| GCL | `GroupContrastiveLoss(16, tau)`; M=16, C=128 | `grepq.losses.gcl(..., variant="official")` |',
+])
+
+
 def render(res: Dict[str, object], grepq_rev: str, official: Dict[str, str], command: str) -> str:
     """docs/official-comparison.md from the measured numbers (every number in it comes from ``res``)."""
-    f = lambda x: "0" if x == 0 else f"{x:.1e}"
+    def f(x):
+        return "0" if x == 0 else f"{x:.1e}"
     t = TARGETS
     rows = [
         ("Q_L per image, Python API (`GRepQ.score_image`)", res["q_low_api"], t["q_low"]),
@@ -300,6 +328,10 @@ def render(res: Dict[str, object], grepq_rev: str, official: Dict[str, str], com
                       for name, v, tgt in rows)
     images = ", ".join(f"{k} ({w}x{h})" for k, (w, h) in res["images"].items())
     met = all(v <= tgt for _, v, tgt in rows if tgt is not None) and res["pristine_same_set"]
+    same = res["pristine_same_set"]
+    pristine_row = ("| pristine patches: official `pristine(config)` vs grepq `select_pristine_patches` "
+                    f"({res['pristine_count']} patches from 4 photographs) | "
+                    f"{'the same set' if same else '**different sets**'} | same set | {'yes' if same else '**no**'} |")
     return f"""# grepq against the official GRepQ code: measured differences
 
 **Every number on this page was written by `benchmarks/official_parity.py`** (the command below), which runs the
@@ -312,23 +344,14 @@ this file. grepq commit: `{grepq_rev}`. Official code: commit `{official['commit
 | quantity | max \\|official − grepq\\| | target | met |
 |---|---|---|---|
 {table}
-| pristine patches: official `pristine(config)` vs grepq `select_pristine_patches` ({res['pristine_count']} patches from 4 photographs) | {'the same set' if res['pristine_same_set'] else '**different sets**'} | same set | {'yes' if res['pristine_same_set'] else '**no**'} |
+{pristine_row}
 
 Both sides score against the pristine HDF5 that the official `pristine(config)` wrote. The CLI rows run
 `grepq score` as a separate process (installed, unedited `clip`).
 
 ## What was compared
 
-| quantity | official code | grepq |
-|---|---|---|
-| Q_L per image (Eq. 5-6) | `compute_niqe_distance_single_image` | `GRepQ.score_image`; `grepq score` |
-| Q_H per image (Eq. 2) | `compute_hlm_score_single_image` | the same two |
-| LL features | the LL model's output inside the official single-image call (recorded) | `GRepQ.ll_patch_features(img)` |
-| HL embedding | `model.image_encoder(...)` inside the official single-image call (recorded) | `grepq.scoring.zero_shot.hl_embedding` |
-| prompt embeddings | `clip_model.encode_text(clip.tokenize(["A good photo.", "A bad photo."]))` | `GRepQ.hl.text_features` |
-| pristine patches | `pristine(config)` (its own random patch order) | `select_pristine_patches` (compared as sets) |
-| QACL | `weighted_contrastive_loss(..., mode_in=True)`; B=8, D=9, C=128 | `grepq.losses.qacl(..., variant="official")` |
-| GCL | `GroupContrastiveLoss(16, tau)`; M=16, C=128 | `grepq.losses.gcl(..., variant="official")` |
+{COMPARED}
 
 ## How
 

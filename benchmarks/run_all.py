@@ -6,9 +6,9 @@ Usage::
 
 Each benchmark script runs in its own subprocess (so one's memory and threads do not affect another's), started
 once other jobs leave the CPU idle (up to ``--max-wait`` seconds; the scripts comparing timings wait the same way
-before each timed run), and is parsed from its output: the scripts print a ``RESULT {json}`` line, or (bench_fsim.py, bench_ll_pipeline.py) a
-table. Their full output is printed as it arrives, then the summary table. The exit status is 1 if a benchmark
-failed or a target was not met, else 0.
+before each timed run), and is parsed from its output: the scripts print a ``RESULT {json}`` line, or (bench_fsim.py,
+bench_ll_pipeline.py) a table. Their full output is printed as it arrives, then the summary table. The exit status is 1
+if a benchmark failed or a target was not met, else 0.
 
 Adding a benchmark: write a function ``rows(ctx) -> List[Row]`` and append it to :data:`BENCHMARKS` (or, for the
 training-step rates, to :data:`TRAINING_BENCHMARKS`, the hook left for them below).
@@ -98,7 +98,8 @@ def fsim_rows(ctx: Context) -> List[Row]:
     out = run_script(ctx, "bench_fsim.py", ["--repeats", "1" if ctx.quick else "3"])
     times, diffs = {}, {}
     for line in out.splitlines():
-        m = re.match(r"(piq\.fsim per pair, float64 \(official\)|grepq fsim_matrix, float64)\s+([\d.]+)\s+[\d.]+\s+[\d.]+"
+        m = re.match(r"(piq\.fsim per pair, float64 \(official\)|grepq fsim_matrix, "
+                     r"float64)\s+([\d.]+)\s+[\d.]+\s+[\d.]+"
                      r"\s+([\d.e+-]+)", line)
         if m:
             times[m.group(1)], diffs[m.group(1)] = float(m.group(2)), float(m.group(3))
@@ -172,7 +173,8 @@ def memory_rows(ctx: Context) -> List[Row]:
         ratio_t = r["official_s"] / r["grepq_s"]
         same = r["abs_score_diff"] <= SCORE_TOL
         rows.append(Row("24 MP photo (6000x4000), Q_L: peak memory", "`grepq score IMG --components low` vs the "
-                        f"{r['official_kind']} (all patches in one batch)", f"grepq < {MEMORY_24MP_MAX_BYTES / gib:g} GiB",
+                        f"{r['official_kind']} (all patches in one batch)",
+                        f"grepq < {MEMORY_24MP_MAX_BYTES / gib:g} GiB",
                         f"{peak / gib:.2f} GiB vs {r['official_peak_bytes'] / gib:.2f} GiB ({ratio_mem:.1f}x less)",
                         _yes(peak < MEMORY_24MP_MAX_BYTES)))
         rows.append(Row("24 MP photo (6000x4000), Q_L: time and score", "the same two runs",

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .scoring.batching import prefetch_map, same_size_batches
-from .fingerprint import tensors_fingerprint
 from .data.io import ImageReadError, expand_inputs, read_image
+from .fingerprint import tensors_fingerprint
 from .models import high_level as hlm
 from .models.high_level import DEFAULT_PROMPTS, K2, HighLevelModel
 from .models.low_level import LowLevelModel, load_low_level
 from .scoring import zero_shot as zs
+from .scoring.batching import prefetch_map, same_size_batches
 from .scoring.cache import ConstantsCache
 from .scoring.pristine import load_pristine, read_pristine_hdf5
 from .scoring.settings import ScoringSettings
@@ -92,9 +92,11 @@ class GRepQ:
         self.hl: Optional[HighLevelModel] = None
         if "low" in self.settings.components:
             if ll is None:
-                raise ValueError("the low-level score needs low-level weights (--ll-weights), or leave out the 'low' component")
+                raise ValueError("the low-level score needs low-level weights (--ll-weights), or leave out the 'low' "
+                                 "component")
             if pristine is None:
-                raise ValueError("the low-level score needs pristine patches (--pristine FILE.hdf5 or a folder of pristine images)")
+                raise ValueError("the low-level score needs pristine patches (--pristine FILE.hdf5 or a folder of "
+                                 "pristine images)")
             self.ll = ll.to(self.device, memory_format=self._memory_format).eval()
         if "high" in self.settings.components:
             if hl is None:
@@ -312,7 +314,8 @@ class GRepQ:
             if len(imgs) == 1:
                 raise
             log.warning("out of memory on a batch of %d images of %dx%d; computing them one at a time (lower "
-                        "--batch-size or --max-batch-pixels to avoid this)", len(imgs), imgs[0].shape[-1], imgs[0].shape[-2])
+                        "--batch-size or --max-batch-pixels to avoid this)", len(imgs), imgs[0].shape[-1],
+                        imgs[0].shape[-2])
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             return [r for img in imgs for r in self._compute_batch([img], features)]
@@ -449,7 +452,8 @@ def _high_level(source, clip_weights, store: Optional[ConstantsCache], prompts, 
     return HighLevelModel(prompts=prompts, pos_embedding=pos_embedding, k2=k2, visual=visual, text_features=text)
 
 
-def _prompt_embeddings(clip_path: Path, clip_sd: Callable[[], dict], prompts, store: Optional[ConstantsCache]) -> torch.Tensor:
+def _prompt_embeddings(clip_path: Path, clip_sd: Callable[[], dict], prompts,
+                       store: Optional[ConstantsCache]) -> torch.Tensor:
     """The (2, E) float32 prompt embeddings by CLIP's text encoder, from the cache when it holds them."""
     def compute() -> Dict[str, np.ndarray]:
         return {"text_features": hlm.text_embeddings(hlm.build_clip(clip_sd()), prompts).numpy()}

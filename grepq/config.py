@@ -181,9 +181,9 @@ def _coerce(key: str, spec: Key, value: Any, where: str = "") -> Any:
     if spec.choices is not None:
         wrong = [v for v in (value if isinstance(value, list) else [value]) if v not in spec.choices]
         if wrong:
+            closest = suggest(str(wrong[0]), [str(c) for c in spec.choices]).replace("did you mean", "closest")
             raise ConfigError(f"{key}{src}: expected {'items in' if isinstance(value, list) else 'one of'} "
-                              f"{list(spec.choices)}, got {wrong[0]!r}"
-                              f"{suggest(str(wrong[0]), [str(c) for c in spec.choices]).replace('did you mean', 'closest')}")
+                              f"{list(spec.choices)}, got {wrong[0]!r}{closest}")
     return value
 
 

@@ -129,9 +129,9 @@ def _build_heldout(out: Path, seed: int) -> Tuple[List[Path], np.ndarray, List[s
 
 
 def _train_ll(out: Path, minutes: float, device: str, seed: int, progress: bool):
-    from .train.schema import load_train_config
     from .data.prepare import prepare
     from .train import train
+    from .train.schema import load_train_config
     photos = out / "photos"
     photos.mkdir(parents=True, exist_ok=True)
     for name in TRAIN_PHOTOS:
@@ -143,9 +143,11 @@ def _train_ll(out: Path, minutes: float, device: str, seed: int, progress: bool)
     if not summary.ok:
         raise RuntimeError(f"grepq demo: synthesis failed for {summary.failed}")
     cfg = load_train_config(None, [
-        "task=ll", f"seed={seed}", f"run.dir={out / 'run_ll'}", f"run.device={device}", f"data.root={out / 'train_set'}",
+        "task=ll", f"seed={seed}", f"run.dir={out / 'run_ll'}", f"run.device={device}",
+                                   f"data.root={out / 'train_set'}",
         "data.num_workers=0", "data.pin_memory=false", f"run.progress={str(progress).lower()}", "run.log_every=1",
-        "run.checkpoint_every=20", "ll.batch_size=4", "ll.grid=7", "ll.patch=16", "ll.epochs=1000", "ll.schedule=constant",
+        "run.checkpoint_every=20", "ll.batch_size=4", "ll.grid=7", "ll.patch=16", "ll.epochs=1000",
+                                   "ll.schedule=constant",
         f"run.max_seconds={minutes * 60:.0f}",
     ])
     t0 = time.perf_counter()
@@ -159,9 +161,9 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
     from .api import GRepQ
     from .eval import metrics
     from .eval.features import extract_features
-    from .scoring.pristine import select_pristine_patches
     from .eval.protocols import data_efficient
     from .models.low_level import LowLevelModel, load_low_level
+    from .scoring.pristine import select_pristine_patches
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,7 +176,8 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
     paths, quality, scenes = _build_heldout(out, seed)
     scores, few, ll_feats = {}, {}, {}
     for label, model in (("trained", trained), ("untrained", untrained)):
-        scorer = GRepQ.from_files(ll_weights=model, components=["low"], pristine=pristine, device=device, progress=False)
+        scorer = GRepQ.from_files(ll_weights=model, components=["low"], pristine=pristine, device=device,
+                                  progress=False)
         fs = extract_features(scorer, paths, progress=False)
         scores[label] = fs.q_low
         ll_feats[label] = fs.ll
@@ -190,7 +193,8 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
                   "(OpenAI's file), or set GREPQ_CLIP_WEIGHTS, or put RN50.pt in ~/.cache/clip/.")
     else:
         try:
-            hl = GRepQ.from_files(hl_weights="stock-clip", clip_weights=source, components=["high"], device=device, progress=False)
+            hl = GRepQ.from_files(hl_weights="stock-clip", clip_weights=source, components=["high"], device=device,
+                                  progress=False)
             q_high = np.array([r.q_high for r in hl.score(paths)])
             hl_srcc = metrics.srcc(q_high, quality)
             hl_msg = f"high-level model (CLIP {source}, zero-shot prompts): SRCC {hl_srcc:.3f}"
@@ -214,15 +218,16 @@ def _own_predictor_demo(demo: DemoResult, ll: np.ndarray, quality: np.ndarray, s
     import warnings
 
     from .eval import metrics
-    from .eval.splits import split_indices
     from .eval.regressor import Regressor, fit_regressor
+    from .eval.splits import split_indices
 
     n_scenes = len(set(scenes))
     train, test = split_indices(len(quality), 0, seed=seed, train_fraction=OWN_PREDICTOR_LABELLED_PHOTOS / n_scenes,
                                 refs=scenes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # few labels per fold: expected at this toy scale
-        reg = fit_regressor(ll[train].astype(np.float64), quality[train], feature_set="ll", refs=np.asarray(scenes)[train],
+        reg = fit_regressor(ll[train].astype(np.float64), quality[train], feature_set="ll",
+                            refs=np.asarray(scenes)[train],
                             source={"kind": "demo", "labelled_photos": OWN_PREDICTOR_LABELLED_PHOTOS})
     path = reg.save(demo.out_dir / "my_predictor.json")
     q_pred = Regressor.load(path).predict(ll[test].astype(np.float64))
@@ -271,14 +276,16 @@ def _write_report(out: Path, d: DemoResult, quality: np.ndarray, scores: Dict[st
         "GRepQ's low-level model trained with QACL on scikit-image's photographs (synthetic distortions: "
         f"{', '.join(TRAIN_TYPES)} at KADIS levels {TRAIN_LEVELS}), evaluated on {n} images of "
         f"{len(HELDOUT_PHOTOS)} held-out photographs with distortions it never saw ({', '.join(HELDOUT_TYPES)}, levels "
-        f"{HELDOUT_LEVELS[0]}-{HELDOUT_LEVELS[-1]}). Quality reference: MS-SSIM of each image to its undistorted photograph.",
+        f"{HELDOUT_LEVELS[0]}-{HELDOUT_LEVELS[-1]}). Quality reference: MS-SSIM of each image to its undistorted "
+        f"photograph.",
         "", f"Training: {d.train_steps} steps in {d.train_seconds:.0f} s on the CPU.", "",
         "| | untrained network | trained (QACL) | difference |", "|---|---|---|---|",
         f"| zero-shot Q_L, SRCC with MS-SSIM | {d.srcc_untrained:.3f} | {d.srcc_trained:.3f} | {gain:+.3f} |",
     ]
     for k in FEW_SHOT_LABELS:
         u, t = d.few_shot["untrained"].get(k, float("nan")), d.few_shot["trained"].get(k, float("nan"))
-        lines.append(f"| ridge on LL features, {k} labels (median SRCC, 10 scene splits) | {u:.3f} | {t:.3f} | {t - u:+.3f} |")
+        lines.append(f"| ridge on LL features, {k} labels (median SRCC, 10 scene splits) | {u:.3f} | {t:.3f} | "
+                     f"{t - u:+.3f} |")
     lines += ["", f"High-level model: {d.hl_message}", "",
               "![Q_L against MS-SSIM](q_low_vs_msssim.png)", "", "![training loss](training_loss.png)", "",
               "A toy-scale run: the paper trains on 5,000 photographs for 15 epochs on a GPU."]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""One evaluation protocol on one dataset: ``python scripts/evaluate.py ARGS`` is ``grepq eval ARGS`` (see ``grepq eval --help``)."""
+"""One evaluation protocol on one dataset: ``python scripts/evaluate.py ARGS`` is ``grepq eval ARGS`` (see ``grepq eval
+--help``)."""
 import sys
 
 from grepq.cli import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Synthesise the training set: ``python scripts/prepare.py ARGS`` is ``grepq prepare ARGS`` (see ``grepq prepare --help``)."""
+"""Synthesise the training set: ``python scripts/prepare.py ARGS`` is ``grepq prepare ARGS`` (see ``grepq prepare
+--help``)."""
 import sys
 
 from grepq.cli import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The paper's tables in one resumable run: ``python scripts/reproduce_paper.py ARGS`` is ``grepq reproduce ARGS`` (see ``grepq reproduce --help``)."""
+"""The paper's tables in one resumable run: ``python scripts/reproduce_paper.py ARGS`` is ``grepq reproduce ARGS`` (see
+``grepq reproduce --help``)."""
 import sys
 
 from grepq.cli import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Zero-shot scores of images and folders: ``python scripts/score.py ARGS`` is ``grepq score ARGS`` (see ``grepq score --help``)."""
+"""Zero-shot scores of images and folders: ``python scripts/score.py ARGS`` is ``grepq score ARGS`` (see ``grepq score
+--help``)."""
 import sys
 
 from grepq.cli import main

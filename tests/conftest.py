@@ -92,7 +92,8 @@ def photo_dir(tmp_path_factory):
     """A folder of four real photographs (PNG), cropped small for speed."""
     from PIL import Image
     d = tmp_path_factory.mktemp("photos")
-    for name, size in (("astronaut", (240, 200)), ("coffee", (200, 260)), ("chelsea", (220, 240)), ("rocket", (250, 210))):
+    for name, size in (("astronaut", (240, 200)), ("coffee", (200, 260)), ("chelsea", (220, 240)),
+                       ("rocket", (250, 210))):
         Image.fromarray(photo(name, size)).save(d / f"{name}.png")
     return d
 

@@ -4,18 +4,18 @@ import copy
 
 import pytest
 import torch
+from test_train_ll import make_training_set, tiny_ll_overrides
 
 from grepq import GRepQ
 from grepq.config import ConfigError
-from grepq.train.schema import load_train_config
 from grepq.eval import features as fx
 from grepq.models.high_level import HighLevelModel
+from grepq.parallel import DistInfo
 from grepq.train import train
 from grepq.train.checkpoint import load_checkpoint
-from grepq.parallel import DistInfo
+from grepq.train.schema import load_train_config
 from grepq.train.tasks import HLTask, LLTask
 from grepq.utils import autocast_context
-from test_train_ll import make_training_set, tiny_ll_overrides
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,8 @@ def test_hl_task_channels_last_equal_and_bf16_close(clip_files, data):
 @pytest.mark.filterwarnings("ignore:amp 'fp16' on the CPU")
 def test_fp16_training_saves_and_resumes_the_gradient_scaler(data, tmp_path):
     def cfg(run, *extra):
-        return load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / run, "data.num_workers=0", "data.limit=4",
+        return load_train_config("ll_tiny_cpu",
+                                 tiny_ll_overrides(data, tmp_path / run, "data.num_workers=0", "data.limit=4",
                                                             "ll.epochs=2", "run.deterministic=true", *extra))
 
     train(cfg("full", "run.amp=fp16"))
@@ -107,7 +108,8 @@ def test_scoring_channels_last_equal_bf16_close_and_cached_apart(small_clip, ll_
     paths = sorted(photo_dir.glob("*.png"))
 
     def scorer(**kw):
-        return GRepQ.from_files(ll_weights=copy.deepcopy(ll_model), hl_weights=HighLevelModel(copy.deepcopy(small_clip)),
+        return GRepQ.from_files(ll_weights=copy.deepcopy(ll_model),
+                                hl_weights=HighLevelModel(copy.deepcopy(small_clip)),
                                 pristine=pristine_patches, progress=False, **kw)
 
     ref = scorer().score(paths)

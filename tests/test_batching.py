@@ -5,15 +5,15 @@ import threading
 import numpy as np
 import pytest
 import torch
+from conftest import photo
 from PIL import Image
 
-from conftest import photo
 from grepq import GRepQ
-from grepq.scoring.batching import batch_limit, prefetch_map, same_size_batches
 from grepq.eval import features as fx
-from grepq.scoring import zero_shot as zs
 from grepq.models import high_level as hlm
 from grepq.models.high_level import HighLevelModel
+from grepq.scoring import zero_shot as zs
+from grepq.scoring.batching import batch_limit, prefetch_map, same_size_batches
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def mixed_dir(tmp_path_factory):
 
 
 def _scorer(small_clip, ll_model, pristine, **kw):
-    return GRepQ.from_files(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)), pristine=pristine,
+    return GRepQ.from_files(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)),
+                            pristine=pristine,
                             progress=False, **kw)
 
 

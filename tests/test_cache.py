@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_clip, photo
+
 from grepq import GRepQ
 from grepq.cli import main
 from grepq.models import high_level as hlm

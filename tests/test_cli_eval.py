@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import photo
 from PIL import Image
 
-from conftest import photo
 from grepq.cli import main
-from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.low_level import save_low_level
+from grepq.scoring.pristine import write_pristine_hdf5
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import make_clip, make_ll, photo
 from PIL import Image
 
-from conftest import make_clip, make_ll, photo
 from grepq.cli import build_parser, main
 from grepq.commands.score import scorer_from_args
 from grepq.eval import metrics as M
 from grepq.eval import protocols as PR
-from grepq.eval.features import extract_features
-from grepq.scoring.pristine import write_pristine_hdf5
-from grepq.models.low_level import save_low_level
-from grepq.eval.regressor import Regressor, feature_matrix
 from grepq.eval import splits as SP
+from grepq.eval.features import extract_features
+from grepq.eval.regressor import Regressor, feature_matrix
+from grepq.models.low_level import save_low_level
+from grepq.scoring.pristine import write_pristine_hdf5
 
 N_IMAGES = 25
 N_LABELS = 20

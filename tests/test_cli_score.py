@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import torch
-
 from conftest import make_clip
+
 from grepq.cli import main
-from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.low_level import save_low_level
+from grepq.scoring.pristine import write_pristine_hdf5
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,8 @@ def test_console_script_runs():
 
 def test_batching_and_precision_options(files, tmp_path):
     """--batch-size/--decode-workers give the same scores (to rounding); --channels-last too; --amp bf16 is close."""
-    from PIL import Image
     from conftest import photo
+    from PIL import Image
     d = tmp_path / "same_size"
     d.mkdir()
     for name in ("astronaut", "coffee", "chelsea", "rocket", "camera"):

@@ -9,8 +9,17 @@ from skimage import color, data
 
 from grepq.data import distortions as dist
 from grepq.data import kadis_ops
-from grepq.data.distortions import (DEFAULT_LEVELS, DEFAULT_TYPES, DISTORTION_LEVELS, DistortionSpec,
-                                    apply_distortion, distortion_stack, hsv_saturation, jpeg2000, lab_saturation)
+from grepq.data.distortions import (
+    DEFAULT_LEVELS,
+    DEFAULT_TYPES,
+    DISTORTION_LEVELS,
+    DistortionSpec,
+    apply_distortion,
+    distortion_stack,
+    hsv_saturation,
+    jpeg2000,
+    lab_saturation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +71,8 @@ def test_saturation_types_change_colourfulness_monotonically(photo):
         return np.hypot(lab[..., 1], lab[..., 2]).mean()
 
     c0 = chroma(photo)
-    hsv = [chroma(apply_distortion(photo, DistortionSpec("hsv_saturation", lv), range_mode="clip")) for lv in (1, 2, 3, 4)]
+    hsv = [chroma(apply_distortion(photo, DistortionSpec("hsv_saturation", lv), range_mode="clip"))
+           for lv in (1, 2, 3, 4)]
     assert c0 > hsv[0] > hsv[1] > hsv[2] > hsv[3]  # factors 0.4, 0.2, 0.1, 0: less and less colour
     assert hsv[3] < 0.5  # factor 0: grey
     lab = [chroma(apply_distortion(photo, DistortionSpec("lab_saturation", lv), range_mode="clip")) for lv in (1, 2, 3)]

@@ -18,14 +18,14 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-from grepq.train.schema import load_train_config
-from grepq.train.batchnorm import CrossProcessBatchNorm, convert_cross_process_batchnorm
-from grepq.parallel import DistInfo
-from grepq.train.distributed import all_reduce_mean, gather_with_grad
-from grepq.train.tasks import HLTask, LLTask
 from test_train_ll import make_training_set, tiny_ll_overrides
 from test_train_resume import KILL_AFTER_STEP, assert_same_run
+
+from grepq.parallel import DistInfo
+from grepq.train.batchnorm import CrossProcessBatchNorm, convert_cross_process_batchnorm
+from grepq.train.distributed import all_reduce_mean, gather_with_grad
+from grepq.train.schema import load_train_config
+from grepq.train.tasks import HLTask, LLTask
 
 WORLD = 2
 # the presets' BatchNorm mode, read from the presets themselves
@@ -81,7 +81,8 @@ def _batchnorm_case(rank=0, world=1):
     """A BatchNorm2d (momentum 0.1) and a cumulative one (momentum None) in channels_last, two training steps then
     eval: outputs, input gradients, parameter gradients (summed over processes) and running statistics."""
     torch.manual_seed(0)
-    layers = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3, momentum=None))
+    layers = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 3, 1),
+                                 torch.nn.BatchNorm2d(3, momentum=None))
     with torch.no_grad():
         for p in layers.parameters():
             p.uniform_(0.5, 1.5)
@@ -111,7 +112,8 @@ def _worker(rank, world, init_file, clip_file, data, out_file):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     info = DistInfo(rank, rank, world, torch.device("cpu"), "gloo")
-    results = {name: _loss_and_grads(cls, cfg, info, rank, world) for name, (cls, cfg) in _configs(clip_file, data).items()}
+    results = {name: _loss_and_grads(cls, cfg, info, rank, world)
+               for name, (cls, cfg) in _configs(clip_file, data).items()}
     # the gather itself: rank order, and gradients summed over processes
     x = torch.full((2, 3), float(rank + 1), requires_grad=True)
     g = gather_with_grad(x)
@@ -214,7 +216,8 @@ def test_torchrun_two_processes_train_like_one(clip_files, data, tmp_path):
     assert two.returncode == 0, two.stderr
     info = json.loads((tmp_path / "two" / "run_info.json").read_text())
     assert info["world_size"] == WORLD and info["backend"] == "gloo"
-    steps = lambda d: [r for r in map(json.loads, open(d / "log.jsonl")) if r["type"] == "step"]
+    def steps(d):
+        return [r for r in map(json.loads, open(d / "log.jsonl")) if r["type"] == "step"]
     s1, s2 = steps(tmp_path / "one"), steps(tmp_path / "two")
     assert len(s1) == len(s2) == 2
     for a, b in zip(s1, s2):

@@ -24,7 +24,7 @@ SIGKILL during prepare                                 tests/test_prepare.py::te
 SIGKILL during training (mid-epoch, while writing      tests/test_train_resume.py (one process) and
   checkpoint.pth, two processes), another config       tests/test_distributed.py (two processes)
 =====================================================  ==========================================================
-"""
+"""  # noqa: E501 (a table of test names)
 import csv
 import hashlib
 import os
@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import photo
 from PIL import Image
 
-from conftest import photo
 from grepq.cli import main
-from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.low_level import save_low_level
+from grepq.scoring.pristine import write_pristine_hdf5
 
 #: Images of the feature-extraction kill test, and the cache interval it uses.
 N_KILL_IMAGES = 30

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_ll
+
 from grepq import GRepQ
 from grepq.eval import features as fx
 from grepq.models.high_level import HighLevelModel
@@ -12,7 +12,8 @@ from grepq.models.high_level import HighLevelModel
 @pytest.fixture(scope="module")
 def scorer(small_clip, ll_model, pristine_patches):
     import copy
-    return GRepQ.from_files(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)), pristine=pristine_patches,
+    return GRepQ.from_files(ll_weights=ll_model, hl_weights=HighLevelModel(copy.deepcopy(small_clip)),
+                            pristine=pristine_patches,
                  progress=False)
 
 
@@ -33,7 +34,8 @@ def test_cache_is_reused_and_resumes(scorer, photo_dir, tmp_path, monkeypatch):
     paths = sorted(photo_dir.glob("*.png"))
     calls = []
     orig = scorer.compute
-    monkeypatch.setattr(scorer, "compute", lambda imgs, features=False: calls.extend([1] * len(imgs)) or orig(imgs, features))
+    monkeypatch.setattr(scorer, "compute",
+                        lambda imgs, features=False: calls.extend([1] * len(imgs)) or orig(imgs, features))
     first = fx.extract_features(scorer, paths[:2], cache_dir=tmp_path, name="p", save_every=1, progress=False)
     assert len(calls) == 2
     # an interrupted run of all four left the first two parts: only the other two are computed

@@ -1,12 +1,11 @@
 """Content fingerprints: equal for equal values whatever the container, different for any changed tensor."""
 import torch
+from conftest import make_ll
 
 from grepq.api import GRepQ
 from grepq.fingerprint import tensors_fingerprint
 from grepq.models.high_level import HighLevelModel
 from grepq.models.low_level import save_low_level
-
-from conftest import make_ll
 
 
 def test_fingerprint_depends_on_values_not_container(tmp_path):
@@ -29,7 +28,9 @@ def test_scorer_fingerprints_same_weights_same_print_any_format(tmp_path, small_
     fa = GRepQ.from_files(ll_weights=official, hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
     fb = GRepQ.from_files(ll_weights=ours, hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
     assert fa == fb and all(isinstance(v, str) and len(v) == 16 for v in fa.values())
-    fc = GRepQ.from_files(ll_weights=make_ll(1), hl_weights=hl, pristine=pristine_patches, progress=False).fingerprints()
+    fc = GRepQ.from_files(ll_weights=make_ll(1), hl_weights=hl, pristine=pristine_patches,
+                          progress=False).fingerprints()
     assert fc["ll"] != fa["ll"] and fc["hl"] == fa["hl"] and fc["pristine"] == fa["pristine"]
-    fd = GRepQ.from_files(ll_weights=ll, pristine=pristine_patches[:-1], components=("low",), progress=False).fingerprints()
+    fd = GRepQ.from_files(ll_weights=ll, pristine=pristine_patches[:-1], components=("low",),
+                          progress=False).fingerprints()
     assert fd["pristine"] != fa["pristine"] and fd["hl"] is None and fd["clip_text"] is None

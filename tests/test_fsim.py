@@ -3,11 +3,11 @@ import numpy as np
 import piq
 import pytest
 import torch
+from conftest import torch_threads
 from skimage import data
 
 from grepq.data.distortions import distortion_stack
 from grepq.data.fsim import fsim_features, fsim_matrix, fsim_pair
-from conftest import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import photo
 from PIL import Image
 
-from conftest import photo
 from grepq.data.io import ImageReadError, expand_inputs, read_image
 
 

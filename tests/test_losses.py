@@ -98,7 +98,8 @@ def test_qacl_with_zero_similarity_is_infonce():
     expect = 0.0
     for i in range(2):
         for j in range(4):
-            logits = torch.cat([(za[i, j] @ zp[i, j])[None], torch.stack([za[i, j] @ za[i, k] for k in range(4) if k != j])]) / 0.5
+            logits = torch.cat([(za[i, j] @ zp[i, j])[None],
+                                torch.stack([za[i, j] @ za[i, k] for k in range(4) if k != j])]) / 0.5
             expect += -torch.log_softmax(logits, 0)[0]
     assert got.item() == pytest.approx(expect.item(), rel=1e-6)
 

@@ -7,7 +7,6 @@ from scipy import optimize, stats
 
 from grepq.eval import metrics as M
 
-
 # ---------------------------------------------------------------- rank correlations, hand-computed cases
 
 def test_perfect_monotone_relation_gives_one():

@@ -4,10 +4,16 @@ import copy
 
 import pytest
 import torch
-
 from conftest import RN50_ARGS, make_clip
-from grepq.models.high_level import (HighLevelModel, build_clip, encode_image, load_clip, load_hl_visual_weights,
-                                     text_embeddings)
+
+from grepq.models.high_level import (
+    HighLevelModel,
+    build_clip,
+    encode_image,
+    load_clip,
+    load_hl_visual_weights,
+    text_embeddings,
+)
 from grepq.models.low_level import load_low_level, official_state_dict, save_low_level
 
 
@@ -101,10 +107,12 @@ def test_build_clip_keeps_fp32_values_exactly(small_clip):
 def test_build_clip_infers_the_architecture_and_keeps_the_text_mask(small_clip):
     """Built on the meta device from the shapes: every tensor filled, the text encoder (causal mask) as CLIP's."""
     import clip
+
     from grepq.models.high_level import clip_architecture
     assert clip_architecture(make_clip(RN50_ARGS, seed=1).state_dict()) == RN50_ARGS
     vit_args = dict(embed_dim=32, image_resolution=64, vision_layers=2, vision_width=64, vision_patch_size=16,
-                    context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=2)
+                    context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1,
+                    transformer_layers=2)
     assert clip_architecture(make_clip(vit_args).state_dict()) == vit_args
     src = small_clip.state_dict()
     m = build_clip(src)
@@ -168,7 +176,8 @@ def test_encode_image_modes_match_clip(small_clip):
         from grepq.models.high_level import attention_pool
         feats = v.layer4(v.layer3(v.layer2(v.layer1(v.avgpool(v.relu3(v.bn3(v.conv3(v.relu2(v.bn2(v.conv2(
             v.relu1(v.bn1(v.conv1(x))))))))))))))
-        first, every = attention_pool(v.attnpool, feats, "drop", "first"), attention_pool(v.attnpool, feats, "drop", "all")
+        first = attention_pool(v.attnpool, feats, "drop", "first")
+        every = attention_pool(v.attnpool, feats, "drop", "all")
         assert torch.allclose(first, every, rtol=1e-5, atol=1e-5)
         # interpolation to the model's own grid is the identity
         assert torch.allclose(encode_image(v, x224, "interpolate"), v(x224), atol=1e-5)

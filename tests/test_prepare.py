@@ -12,6 +12,7 @@ import numpy as np
 import piq
 import pytest
 import torch
+from conftest import torch_threads
 from PIL import Image
 from skimage import data
 from skimage.io import imread
@@ -19,9 +20,8 @@ from skimage.io import imread
 from grepq.commands.prepare import main
 from grepq.data.distortions import AUTHORS_LEVELS, AUTHORS_TYPES, DISTORTION_KADIS_IDS
 from grepq.data.fsim import fsim_matrix
-from grepq.data.prepare import (FSIM_FILE, PARTIAL_DIR, VERSIONS_FILE, check_item, item_seed, prepare)
+from grepq.data.prepare import FSIM_FILE, PARTIAL_DIR, VERSIONS_FILE, check_item, item_seed, prepare
 from grepq.data.recipes import make_recipe
-from conftest import torch_threads
 
 PHOTOS = {  # three small real photographs (crops of skimage's data), different sizes
     "astronaut": lambda: data.astronaut()[40:112, 180:276],

@@ -12,8 +12,8 @@ from sklearn.svm import SVR
 from grepq.eval import metrics as M
 from grepq.eval import protocols as PR
 from grepq.eval import regression as RG
-from grepq.eval import splits as SP
 from grepq.eval import results as RS
+from grepq.eval import splits as SP
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import photo
 from PIL import Image
 
-from conftest import photo
 from grepq.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,8 +105,8 @@ def toy_paths(argv, data_root: Path):
 def readme_dir(tmp_path_factory, ll_model, small_clip, pristine_patches):
     """A working folder holding the README's released file names (small random weights in the released formats),
     ``photos/`` and ``one.jpg``."""
-    from grepq.scoring.pristine import write_pristine_hdf5
     from grepq.models.low_level import save_low_level
+    from grepq.scoring.pristine import write_pristine_hdf5
     d = tmp_path_factory.mktemp("readme")
     save_low_level(ll_model, d / RELEASED[0], fmt="official")
     torch.save(small_clip.visual.state_dict(), d / RELEASED[1])

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from grepq.eval import protocols as PR
-from grepq.eval.regression import LabelledGram, RegressionSettings, choose_alpha, gram_fit, fit_select
-from grepq.eval.splits import labelled_folds
+from grepq.eval.regression import LabelledGram, RegressionSettings, choose_alpha, fit_select, gram_fit
 from grepq.eval.regressor import Regressor, RegressorFileError, WeightMismatchError, fit_regressor
+from grepq.eval.splits import labelled_folds
 from grepq.scoring.settings import ScoringSettings
 
 

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import photo, torch_threads
 from PIL import Image
 
-from conftest import photo, torch_threads
 from grepq.api import GRepQ
 from grepq.cli import main
 from grepq.config import load_config
-from grepq.eval.schema import REPRODUCE_SCHEMA
 from grepq.eval import runner
-from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.eval.reproduce import make_plan, run_reproduce
+from grepq.eval.schema import REPRODUCE_SCHEMA
 from grepq.models.low_level import save_low_level
+from grepq.scoring.pristine import write_pristine_hdf5
 
 N_IMAGES = 12  # per toy dataset: 96 x 144 crops (two LL patches each) at 6 noise levels of 2 photographs
 
@@ -151,7 +151,8 @@ def test_killed_run_restarts_where_it_stopped_with_the_same_results(toy, fresh, 
     # an uninterrupted run with its own cache gives the same results, bit for bit
     killed_out, fresh_out = toy / "killed" / "out", toy / "fresh" / "out"
     assert _results(killed_out) == _results(fresh_out) and len(_results(fresh_out)) == 2 + 2 + 2 + 2
-    strip = lambda text: text.split("\n", 3)[3]  # the header names the folder
+    def strip(text):
+        return text.split("\n", 3)[3]  # the header names the folder
     assert strip(restarted["tables"]) == strip(fresh["tables"])
 
 

@@ -1,6 +1,7 @@
 """Scale-out (grepq/parallel.py, grepq/eval/score_shards.py): shares of the images in independent jobs
-(--shard I/N) and in torchrun processes (2 gloo CPU processes) merge into exactly what one process computes: the same feature arrays (bit for bit), the
-same score file (byte for byte), the same evaluation result; killed shares resume; bad merges are errors."""
+(--shard I/N) and in torchrun processes (2 gloo CPU processes) merge into exactly what one process computes: the same
+feature arrays (bit for bit), the same score file (byte for byte), the same evaluation result; killed shares resume;
+bad merges are errors."""
 import csv
 import json
 import os
@@ -9,17 +10,15 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import make_clip, photo
 from PIL import Image
 
-from conftest import make_clip, photo
-from grepq import GRepQ
-from grepq import parallel
+from grepq import GRepQ, parallel
 from grepq.cli import main
 from grepq.eval import features as fx
-from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.models.high_level import HighLevelModel
 from grepq.models.low_level import save_low_level
-
+from grepq.scoring.pristine import write_pristine_hdf5
 
 # one torch thread per test (tests/conftest.py): faster on shared cores, and the same rounding as a
 # torchrun process
@@ -144,7 +143,8 @@ def test_score_shards_merge_to_the_single_process_file(setup, tmp_path, capsys, 
     assert main(["score", str(folder), str(tmp_path / "missing.png"), *weights(setup), "-o", str(one)]) == 1
     err_one = capsys.readouterr().err
     out = tmp_path / "sh.csv"
-    sh = lambda *a: main(["score", str(folder), str(tmp_path / "missing.png"), *weights(setup), "-o", str(out), *a])
+    def sh(*a):
+        return main(["score", str(folder), str(tmp_path / "missing.png"), *weights(setup), "-o", str(out), *a])
     assert main(["score", "--merge-shards", "-o", str(out)]) == 2
     assert "no part files" in capsys.readouterr().err
     assert sh("--shard", "0/2") == 1  # shard 0 holds the broken image

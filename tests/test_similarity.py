@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import photo
-from grepq.config import ConfigError
-from grepq.train.schema import load_train_config
-from grepq.data.similarity import MEASURES, similarity_matrix
-from grepq.data.layout import folder_versions
-from grepq.data.training_set import LLTrainingDataset
-from grepq.train.tasks import LLTask
 from test_train_ll import make_training_set, tiny_ll_overrides
+
+from grepq.config import ConfigError
+from grepq.data.layout import folder_versions
+from grepq.data.similarity import MEASURES, similarity_matrix
+from grepq.data.training_set import LLTrainingDataset
+from grepq.train.schema import load_train_config
+from grepq.train.tasks import LLTask
 
 
 def versions(size=(200, 240)):

@@ -5,8 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from grepq.eval import paper_numbers
-from grepq.eval import plots
+from grepq.eval import paper_numbers, plots
 from grepq.eval import protocols as PR
 from grepq.eval import tables as T
 
@@ -37,7 +36,8 @@ def _cells(line: str):
 def test_paper_numbers_match_spec_section_9():
     assert paper_numbers.TABLE1_SRCC["hl+ll"]["CLIVE"] == {50: 0.760, 100: 0.791, 200: 0.822}
     assert paper_numbers.TABLE1_SRCC["hl+ll"]["PIPAL"][200] == 0.548
-    assert paper_numbers.TABLE1_SRCC["ll"]["KonIQ"] == paper_numbers.TABLE4_SRCC["FSIM"]  # the paper's FSIM row is Table 1's LL row
+    # the paper's FSIM row is Table 1's LL row
+    assert paper_numbers.TABLE1_SRCC["ll"]["KonIQ"] == paper_numbers.TABLE4_SRCC["FSIM"]
     assert paper_numbers.TABLE2_SRCC == {"CLIVE": 0.740, "KonIQ": 0.768, "CSIQ": 0.693, "LIVE": 0.741, "PIPAL": 0.436}
     assert paper_numbers.TABLE3_SRCC[("CSIQ", "LIVE")] == 0.893 and len(paper_numbers.TABLE3_SRCC) == 6
     assert paper_numbers.TABLE4_SRCC["None"][50] == 0.381 and paper_numbers.TABLE4_SRCC["MS-SSIM"][200] == 0.575

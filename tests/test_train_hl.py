@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_train_ll import make_training_set, tiny_ll_overrides
 
 from grepq.cli import main
 from grepq.commands.export import export_run
-from grepq.train.schema import load_train_config
-from grepq.scoring.pristine import write_pristine_hdf5
 from grepq.data.io import CLIP_MEAN, CLIP_STD
-from grepq.models.high_level import load_hl_visual_weights
-from grepq.models.low_level import load_low_level
 from grepq.data.layout import DataError
 from grepq.data.training_set import HLTrainingDataset, hl_preprocess
+from grepq.models.high_level import load_hl_visual_weights
+from grepq.models.low_level import load_low_level
 from grepq.parallel import DistInfo
+from grepq.scoring.pristine import write_pristine_hdf5
+from grepq.train.schema import load_train_config
 from grepq.train.tasks import HLTask
-from test_train_ll import make_training_set, tiny_ll_overrides
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,8 @@ def test_paper_hl_trains_encoder_and_head_text_side_frozen(clip_files, data):
     # the pseudo-labels are Eq. 2 on the encoder output of this batch
     with torch.no_grad():
         emb, _ = model(batch["image"])
-        assert float(task.forward(batch)["q_mean"]) == pytest.approx(float(model.quality_from_embedding(emb).mean()), abs=1e-6)
+        expected = float(model.quality_from_embedding(emb).mean())
+        assert float(task.forward(batch)["q_mean"]) == pytest.approx(expected, abs=1e-6)
 
 
 def test_official_hl_head_is_frozen_relu_and_never_optimised(clip_files, data):
@@ -133,7 +134,8 @@ def test_official_hl_head_is_frozen_relu_and_never_optimised(clip_files, data):
 
 
 def test_batchnorm_modes(clip_files, data):
-    bn = lambda t: t.model.visual.bn1
+    def bn(t):
+        return t.model.visual.bn1
     frozen = hl_task(clip_files["state_dict"], "hl.bn=frozen")
     mean0 = bn(frozen).running_mean.clone()
     batch = batch_of(frozen, data)
@@ -173,7 +175,8 @@ def test_tiny_end_to_end_train_score_export(clip_files, data, tmp_path, pristine
             assert (run / f).is_file(), f
     records = [json.loads(line) for line in open(ll_run / "log.jsonl")]
     assert [r["step"] for r in records] == [1, 2] and {"loss", "lr", "epoch", "type"} <= set(records[0])
-    assert json.loads((hl_run / "run_info.json").read_text())["finished"] is False  # stopped by --max-steps (1 of 2 steps)
+    # stopped by --max-steps (1 of 2 steps)
+    assert json.loads((hl_run / "run_info.json").read_text())["finished"] is False
     write_pristine_hdf5(pristine_patches, tmp_path / "pristine.hdf5")
     image = str(data / "img00" / "img00_REF.png")
     capsys.readouterr()
@@ -191,7 +194,8 @@ def test_tiny_end_to_end_train_score_export(clip_files, data, tmp_path, pristine
     assert [w.name for w in written] == ["low_level_model_weights.tar", "high_level_model_weights.pth"]
     ll_official, report = load_low_level(ll_run / "low_level_model_weights.tar")
     ll_ours, _ = load_low_level(ll_run / "ll_weights.pt")
-    assert "official" in report.format and len(torch.load(ll_run / "low_level_model_weights.tar")["model"]["state_dict"]) == 246
+    assert "official" in report.format
+    assert len(torch.load(ll_run / "low_level_model_weights.tar")["model"]["state_dict"]) == 246
     assert all(torch.equal(ll_official.state_dict()[k], v) for k, v in ll_ours.state_dict().items())
     hl_off = torch.load(hl_run / "high_level_model_weights.pth")
     assert not any(k.startswith(("visual.", "head.")) for k in hl_off)

@@ -10,17 +10,16 @@ import numpy as np
 import piq
 import pytest
 import torch
+from conftest import photo
 from PIL import Image
 
-from conftest import photo
 from grepq.cli import main
-from grepq.train.schema import load_train_config
-from grepq.train import NonFiniteLossError, train
-from grepq.data.fragments import (bilinear_resize, fragment_offsets, fragment_views, sample_fragments,
-                                  sample_generator)
+from grepq.data.fragments import bilinear_resize, fragment_offsets, fragment_views, sample_fragments, sample_generator
 from grepq.data.layout import DataError
 from grepq.data.training_set import LLTrainingDataset
 from grepq.parallel import DistInfo
+from grepq.train import NonFiniteLossError, train
+from grepq.train.schema import load_train_config
 from grepq.train.tasks import LLTask
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -37,7 +36,8 @@ def make_training_set(root, n=6, size=(72, 88), layout="prepared", seed=0):
         ref = base[y:y + size[0], x:x + size[1]]
         files = {f"{name}_REF.png": ref}
         for lvl in (1, 2):
-            files[f"{name}_noise_{lvl}.png"] = np.clip(ref + rng.normal(0, 15 * lvl, ref.shape), 0, 255).astype(np.uint8)
+            noisy = ref + rng.normal(0, 15 * lvl, ref.shape)
+            files[f"{name}_noise_{lvl}.png"] = np.clip(noisy, 0, 255).astype(np.uint8)
             files[f"{name}_dark_{lvl}.png"] = (ref * (1 - 0.3 * lvl)).astype(np.uint8)
         d = root / name
         d.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,8 @@ def test_samples_are_deterministic_per_seed_epoch_index(data):
     one, again, other_epoch = ds[(2, 3)], ds[(2, 3)], ds[(3, 3)]
     assert torch.equal(one["anchor"], again["anchor"]) and torch.equal(one["positive"], again["positive"])
     assert not torch.equal(one["anchor"], other_epoch["anchor"])
-    loader = lambda w: torch.utils.data.DataLoader(ds, batch_size=2, num_workers=w, sampler=[(2, i) for i in range(6)])
+    def loader(w):
+        return torch.utils.data.DataLoader(ds, batch_size=2, num_workers=w, sampler=[(2, i) for i in range(6)])
     a = [b["anchor"] for b in loader(0)]
     b = [b["anchor"] for b in loader(2)]
     assert all(torch.equal(x, y) for x, y in zip(a, b))   # worker count does not change the data
@@ -228,8 +229,9 @@ def test_nan_loss_stops_with_the_step(data, tmp_path, monkeypatch, capsys):
 def test_pair_weight_none_is_infonce():
     """Table 4's "None" row: ll.pair_weight=none trains with s ≡ 0 whatever the stored FSIM."""
     import torch
-    from grepq.train.schema import load_train_config
+
     from grepq.losses import qacl
+    from grepq.train.schema import load_train_config
     from grepq.train.tasks import LLTask
     cfg = load_train_config(None, ["ll.pair_weight=none", "ll.grid=2", "ll.patch=16", "run.device=cpu"])
     task = LLTask(cfg)

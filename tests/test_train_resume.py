@@ -15,12 +15,12 @@ import time
 
 import pytest
 import torch
+from test_train_ll import make_training_set, tiny_ll_overrides
 
 from grepq.config import ConfigError
-from grepq.train.schema import load_train_config
 from grepq.train import train
 from grepq.train.checkpoint import load_checkpoint
-from test_train_ll import make_training_set, tiny_ll_overrides
+from grepq.train.schema import load_train_config
 
 # 8 folders, batch 2 -> 4 steps per epoch, 3 epochs = 12 steps; a checkpoint every 4 steps.
 
@@ -209,7 +209,8 @@ def test_a_run_directory_of_another_config_or_data_is_refused(clip_files, data, 
     # allowed to differ: where and how to run, logging, when to stop
     ckpt["world_size"] = 1
     torch.save(ckpt, tmp_path / "r" / "checkpoint.pth")
-    result = train(load_train_config("hl_tiny_cpu", base + ["run.log_every=5", "data.num_workers=1", "run.max_steps=2"]))
+    result = train(load_train_config("hl_tiny_cpu",
+                                     base + ["run.log_every=5", "data.num_workers=1", "run.max_steps=2"]))
     assert result.step == 2
 
 
@@ -238,7 +239,7 @@ def test_a_single_process_run_with_bn_train_resumes_under_the_presets_bn_global(
     train(load_train_config("ll_tiny_cpu", base + ["ll.bn=train", "run.max_steps=2"]))
     result = train(load_train_config("ll_tiny_cpu", base))  # the preset's bn: global now
     assert result.finished
-    full = train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "new", "ll.epochs=1",
+    train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "new", "ll.epochs=1",
                                                               "run.deterministic=true")))
     a, b = weights(tmp_path / "old"), weights(tmp_path / "new")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import photo
 from PIL import Image
 
-from conftest import photo
 from grepq import GRepQ
 from grepq.api import ScoringSettings
-from grepq.scoring import pristine as pr
-from grepq.scoring import zero_shot as zs
 from grepq.data.io import CLIP_MEAN, CLIP_STD
 from grepq.models.low_level import official_state_dict
+from grepq.scoring import pristine as pr
+from grepq.scoring import zero_shot as zs
 
 TOL_SCORE = 1e-5
 TOL_FEAT = 1e-4
@@ -94,11 +94,13 @@ def weights(tmp_path_factory, ll_model, small_clip):
 
 @pytest.fixture(scope="module")
 def scorer(weights, pristine_patches):
-    return GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", hl_weights=weights / "high_level_model_weights.pth",
+    return GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar",
+                            hl_weights=weights / "high_level_model_weights.pth",
                             clip_weights=weights / "clip_state_dict.pt", pristine=pristine_patches, progress=False)
 
 
-def test_scores_and_features_match_official_pipeline(scorer, weights, photo_dir, ll_model, small_clip, pristine_patches):
+def test_scores_and_features_match_official_pipeline(scorer, weights, photo_dir, ll_model, small_clip,
+                                                     pristine_patches):
     rows = scorer.score(photo_dir)
     assert [r.image for r in rows] == [str(p) for p in sorted(photo_dir.glob("*.png"))]
     visual_sd = torch.load(weights / "high_level_model_weights.pth")
@@ -152,7 +154,8 @@ def test_pos_embedding_modes_change_q_high(weights, pristine_patches):
     img = torch.from_numpy(photo("coffee")).permute(2, 0, 1).float() / 255
     out = {}
     for mode in ("drop", "interpolate", "keep"):
-        s = GRepQ.from_files(hl_weights=weights / "high_level_model_weights.pth", clip_weights=weights / "clip_state_dict.pt",
+        s = GRepQ.from_files(hl_weights=weights / "high_level_model_weights.pth",
+                             clip_weights=weights / "clip_state_dict.pt",
                              components=["high"], pos_embedding=mode, progress=False)
         out[mode] = s.score_image(img).q_high
     assert len({round(v, 7) for v in out.values()}) == 3
@@ -164,7 +167,8 @@ def test_missing_weights_are_errors(weights, pristine_patches):
     with pytest.raises(ValueError, match="pristine"):
         GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"])
     with pytest.raises(FileNotFoundError, match="missing.hdf5"):
-        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"], pristine=weights / "missing.hdf5")
+        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"],
+                         pristine=weights / "missing.hdf5")
 
 
 # ----------------------------------------------------------------------------- pristine selection and HDF5

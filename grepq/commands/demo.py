@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
                  progress=not args.no_progress)
     print(f"\ngrepq demo: trained the low-level model for {d.train_steps} steps ({d.train_seconds:.0f} s).")
     print(f"zero-shot Q_L on held-out images with unseen distortions, SRCC with MS-SSIM: "
-          f"trained {d.srcc_trained:.3f} vs untrained {d.srcc_untrained:.3f} ({d.srcc_trained - d.srcc_untrained:+.3f})")
+          f"trained {d.srcc_trained:.3f} vs untrained {d.srcc_untrained:.3f} "
+          f"({d.srcc_trained - d.srcc_untrained:+.3f})")
     for k in sorted(d.few_shot["trained"]):
         print(f"few-shot ridge, {k} labels: trained {d.few_shot['trained'][k]:.3f} vs untrained "
               f"{d.few_shot['untrained'][k]:.3f}")

@@ -162,9 +162,9 @@ def _extract_share(so, scorer, datasets, common) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import dump_config
-    from ..eval.schema import EVAL_SCHEMA
     from ..data.datasets import DatasetError
     from ..eval.from_config import eval_datasets, feature_options, run_eval, scorer_from_config
+    from ..eval.schema import EVAL_SCHEMA
     so = None
     try:
         cfg = _config(args)
@@ -185,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
         if so is not None:
             so.close()
     rows = result.medians if getattr(result, "medians", None) else result.rows
-    keys = [k for k in ("predictor", "feature_set", "n_train", "srcc", "plcc", "krcc", "alpha_selection") if rows and k in rows[0]]
+    keys = [k for k in ("predictor", "feature_set", "n_train", "srcc", "plcc", "krcc",
+                        "alpha_selection") if rows and k in rows[0]]
     print("\t".join(keys))
     for r in rows:
         print("\t".join(f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys))

@@ -15,7 +15,8 @@ from typing import List, Tuple
 
 import torch
 
-SOURCES = {"ll": ("ll_weights.pt", "low_level_model_weights.tar"), "hl": ("hl_weights.pt", "high_level_model_weights.pth")}
+SOURCES = {"ll": ("ll_weights.pt", "low_level_model_weights.tar"),
+           "hl": ("hl_weights.pt", "high_level_model_weights.pth")}
 
 
 def add_parser(sub) -> None:
@@ -23,7 +24,8 @@ def add_parser(sub) -> None:
                        description="Export the weights of a grepq training run (ll_weights.pt / hl_weights.pt or "
                                    "checkpoint.pth) to the official file formats.")
     p.add_argument("run_dir", help="run directory of grepq train")
-    p.add_argument("--format", choices=("official", "grepq"), default="official", help="output format (default official)")
+    p.add_argument("--format", choices=("official", "grepq"), default="official",
+                   help="output format (default official)")
     p.add_argument("--output", "-o", help="output folder (default: the run directory)")
     p.set_defaults(func=run)
 

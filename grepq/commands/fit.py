@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--alphas", help="alpha grid, comma-separated (default: the official README's 0.1,1,10,100)")
     p.add_argument("--cv-folds", type=int, help="folds of the cross-validation choosing alpha (default 5)")
     p.add_argument("--cv-criterion", choices=("mse", "srcc"), default="mse", help="CV criterion (default mse)")
-    p.add_argument("--standardize", action="store_true", help="unit-variance feature columns (default off, as official)")
+    p.add_argument("--standardize", action="store_true",
+                   help="unit-variance feature columns (default off, as official)")
     p.add_argument("--seed", type=int, default=0, help="seed of the CV folds (default 0: split 0 of the protocol)")
     p.add_argument("--cache", default=".grepq_cache", help="feature cache folder (default .grepq_cache; 'none')")
     add_weight_options(p)

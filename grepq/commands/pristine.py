@@ -12,8 +12,10 @@ def add_parser(sub) -> None:
     p.add_argument("folder", help="folder of pristine images (the paper uses CL-MI's 125 pristine images)")
     p.add_argument("--output", "-o", default=None, help=f"HDF5 file to write (default: {pr.default_hdf5_name()})")
     p.add_argument("--patch-size", type=int, default=pr.PATCH_SIZE, help="R (default 96)")
-    p.add_argument("--sharpness", type=float, default=pr.SHARPNESS_THRESHOLD, help="sharpness threshold factor (default 0.75)")
-    p.add_argument("--colorfulness", type=float, default=pr.COLORFULNESS_THRESHOLD, help="colourfulness threshold factor (default 0.80)")
+    p.add_argument("--sharpness", type=float, default=pr.SHARPNESS_THRESHOLD,
+                   help="sharpness threshold factor (default 0.75)")
+    p.add_argument("--colorfulness", type=float, default=pr.COLORFULNESS_THRESHOLD,
+                   help="colourfulness threshold factor (default 0.80)")
     p.set_defaults(func=run)
 
 

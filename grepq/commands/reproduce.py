@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, dump_config, load_config
-    from ..eval.schema import REPRODUCE_SCHEMA
     from ..data.datasets import DatasetError
+    from ..eval.schema import REPRODUCE_SCHEMA
     values = {k: v for k, v in (("scoring.device", args.device), ("output.out", args.out)) if v is not None}
     try:
         cfg = load_config(args.config, args.overrides, schema=REPRODUCE_SCHEMA, values=values)

@@ -16,8 +16,10 @@ FIELDS = ("image", "q_low", "q_high", "q_total")
 
 def add_weight_options(p: argparse.ArgumentParser) -> None:
     """The weight options ``grepq score`` and ``grepq eval`` share."""
-    p.add_argument("--ll-weights", help="low-level weights: the official low_level_model_weights.tar or a grepq checkpoint")
-    p.add_argument("--hl-weights", help="high-level weights: the official high_level_model_weights.pth or a grepq checkpoint "
+    p.add_argument("--ll-weights",
+                   help="low-level weights: the official low_level_model_weights.tar or a grepq checkpoint")
+    p.add_argument("--hl-weights",
+                   help="high-level weights: the official high_level_model_weights.pth or a grepq checkpoint "
                                         "('stock-clip' scores with CLIP's own image encoder)")
     p.add_argument("--clip-weights", help="CLIP weights: RN50.pt, a state dict file, or a model name "
                                           "(default: $GREPQ_CLIP_WEIGHTS, else RN50 from CLIP's cache)")
@@ -215,7 +217,8 @@ def _merge(output: str) -> int:
 
 
 def _write_pred_rows(rows: List[dict], output: Optional[str], regressor, reg_path: str) -> None:
-    """Rows with q_pred to a .csv/.json file, or CSV on standard output; the regressor's scale and polarity with them."""
+    """Rows with q_pred to a .csv/.json file, or CSV on standard output; the regressor's scale and polarity with
+    them."""
     from ..eval.results import json_clean
 
     columns = ["image", "q_low", "q_high", "q_total", "q_pred"]

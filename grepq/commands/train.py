@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(dump_config(cfg, comments=True, schema=TRAIN_SCHEMA))
         return 0
-    from ..train import NonFiniteLossError, train
     from ..data.layout import DataError
+    from ..train import NonFiniteLossError, train
 
     try:
         result = train(cfg)

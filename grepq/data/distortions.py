@@ -4,11 +4,12 @@ The authors generated GRepQ's training set with the KADIS-700k MATLAB generator 
 issue #3): ``imdist_generator.m`` of Lin, Hosu and Saupe, which maps its input to [0, 1] with ``mapmm``,
 calls one distortion function, and maps the result with ``mapmm`` again. This module re-implements the
 fourteen generator types GRepQ's recipes use (the authors' twelve, :data:`AUTHORS_TYPES`, and the two
-colour saturations; ``id`` = KADIS type id), with the generator's five levels each (``imdist_generator.m``'s ``levels`` table):
+colour saturations; ``id`` = KADIS type id), with the generator's five levels each (``imdist_generator.m``'s
+``levels`` table):
 
-===========================  ====  ========================================  ============================================
+===========================  ====  ========================================  ===========================================
 name                         id    level 1 .. 5 (``DISTORTION_LEVELS``)      operation (the KADIS function it follows)
-===========================  ====  ========================================  ============================================
+===========================  ====  ========================================  ===========================================
 gaussian_blur                1     sigma 0.1, 0.5, 1, 2, 5                   ``imblurgauss``: imgaussfilt
 lens_blur                    2     radius 1, 2, 4, 6, 8                      ``imblurlens``: fspecial('disk'), replicate
 motion_blur                  3     length 1, 2, 4, 6, 10                     ``imblurmotion``: fspecial('motion', len,
@@ -17,7 +18,8 @@ hsv_saturation               7     factor 0.4, 0.2, 0.1, 0, -0.4             ``i
 lab_saturation               8     factor 1, 2, 3, 6, 9                      ``imsaturate``: Lab a*, b* times factor,
                                                                              clipped to [0, 1]
 jpeg2000                     9     ratio 16, 32, 45, 120, 400                ``imcompressjp2k``: JPEG 2000 (OpenJPEG,
-                                                                             9/7 wavelet, RGB->YCbCr component transform)
+                                                                             9/7 wavelet, RGB->YCbCr component
+                                                                             transform)
 jpeg                         10    quality 43, 36, 24, 7, 4                  ``imcompressjpeg``: JPEG (libjpeg, 4:2:0)
 white_noise                  11    variance .001, .002, .003, .005, .01      ``imnoisegauss``: imnoise 'gaussian'
 white_noise_color_component  12    variance .0001, .0005, .001, .002, .003   ``imnoisecolorcomp``: imnoise on YCbCr
@@ -29,7 +31,7 @@ darken                       17    amount 0.05, 0.1, 0.2, 0.4, 0.8           ``i
 high_sharpen                 24    amount 1, 2, 3, 6, 12                     ``imsharpenHi``: unsharp mask of L*, radius
                                                                              3, clipped
 contrast_change              25    amount 0.3, 0.15, 0, -0.4, -0.6           ``imcontrastc``: S-shaped tone curve
-===========================  ====  ========================================  ============================================
+===========================  ====  ========================================  ===========================================
 
 **Denoise (KADIS 15) is a substitute.** KADIS adds Gaussian noise and removes it with MATLAB's
 pretrained DnCNN (``denoisingNetwork('DnCNN')``, one colour channel at a time), which grepq cannot ship.

@@ -45,7 +45,8 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 # Sampler
 
 
-def _linear_axis(n_in: int, n_out: int, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _linear_axis(n_in: int, n_out: int,
+                 dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source indices and weights of 1-D linear interpolation, ``align_corners=False`` (PyTorch's convention)."""
     src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp_min(0.0)
     i0 = src.floor().long().clamp_max(n_in - 1)
@@ -56,9 +57,9 @@ def _linear_axis(n_in: int, n_out: int, dtype: torch.dtype) -> Tuple[torch.Tenso
 
 def bilinear_resize(stack: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of (..., H, W) to ``size``, as ``F.interpolate(mode="bilinear", align_corners=False)``
-    (to ~1e-5: PyTorch computes the source coordinates in float32, grepq in float64), written with element-wise operations so the result is bit-identical for any number of threads
-    (``F.interpolate``'s vectorised paths differ in the last bit between thread counts, and the data must not
-    depend on the DataLoader's worker count)."""
+    (to ~1e-5: PyTorch computes the source coordinates in float32, grepq in float64), written with element-wise
+    operations so the result is bit-identical for any number of threads (``F.interpolate``'s vectorised paths differ in
+    the last bit between thread counts, and the data must not depend on the DataLoader's worker count)."""
     h0, h1, hw0, hw1 = _linear_axis(stack.shape[-2], size[0], stack.dtype)
     w0, w1, ww0, ww1 = _linear_axis(stack.shape[-1], size[1], stack.dtype)
     x = stack.index_select(-2, h0) * hw0[:, None] + stack.index_select(-2, h1) * hw1[:, None]
@@ -81,7 +82,8 @@ def upsample_min_side(stack: torch.Tensor, min_side: int) -> torch.Tensor:
     return bilinear_resize(stack, size)
 
 
-def fragment_offsets(h: int, w: int, grid: int, patch: int, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+def fragment_offsets(h: int, w: int, grid: int, patch: int,
+                     generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
     """Top-left corners (grid, grid) of the mini-patches, the official rule (FAST-VQA's aligned fragments).
 
     Cell i starts at ``min(res // grid * i, res - patch)``; when the cell (res // grid) is larger than the patch a

@@ -84,10 +84,20 @@ from tqdm import tqdm
 from ..version import __version__ as GREPQ_VERSION
 from .distortions import DEFAULT_RANGE_MODE, RANGE_MODES, DistortionSpec, distort_specs
 from .fsim import fsim_matrix
-from .layout import (FSIM_FILE, NAMINGS, PARTIAL_DIR, SIDECAR_DIR, VERSIONS_FILE, item_folder_name,
-                               meta_dir, reference_file, version_file, write_official_list)
-from .recipes import Recipe, make_recipe
 from .io import ImageReadError, expand_inputs, read_image
+from .layout import (
+    FSIM_FILE,
+    NAMINGS,
+    PARTIAL_DIR,
+    SIDECAR_DIR,
+    VERSIONS_FILE,
+    item_folder_name,
+    meta_dir,
+    reference_file,
+    version_file,
+    write_official_list,
+)
+from .recipes import Recipe, make_recipe
 
 __all__ = ["prepare", "PrepareSummary", "item_seed", "check_item", "resolve_inputs",
            "FSIM_FILE", "VERSIONS_FILE", "PARTIAL_DIR", "MIN_SIZE", "FRAGMENT_SIZE", "LOSSLESS_EXTS"]
@@ -170,7 +180,8 @@ def _file_table(name: str, settings: Dict[str, Any], specs: Sequence[DistortionS
 
 
 def check_item(folder: PathLike, settings: Optional[Dict[str, Any]] = None) -> Tuple[str, str]:
-    """State of an item folder: ``("done", "")``, ``("missing", why)``, ``("incomplete", why)`` or ``("mismatch", why)``.
+    """State of an item folder: ``("done", "")``, ``("missing", why)``, ``("incomplete", why)`` or ``("mismatch",
+    why)``.
 
     Done = ``versions.json`` readable, the folder's files are exactly those it lists (plus ``fsim.npy`` and
     ``versions.json`` unless those are in the sidecar, :func:`grepq.data.layout.meta_dir`), ``fsim.npy`` is
@@ -376,7 +387,8 @@ def _worker_init() -> None:
 
 @dataclass
 class PrepareSummary:
-    """What one ``prepare`` call did. Lists hold dicts with at least ``name``/``source`` (or ``path``) and ``reason``."""
+    """What one ``prepare`` call did. Lists hold dicts with at least ``name``/``source`` (or ``path``) and
+    ``reason``."""
 
     out_dir: Path
     shard: Tuple[int, int]

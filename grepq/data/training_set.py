@@ -24,11 +24,19 @@ import torch
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from .io import CLIP_MEAN, CLIP_STD, ImageReadError, read_image
 from .fragments import FLIP_P, FRAGMENT_GRID, FRAGMENT_PATCH, fragment_views, sample_generator
 from .fsim import fsim_matrix_piq
-from .layout import (FSIM_FILE, DataError, folder_versions, is_image, is_reference, list_image_folders, read_similarity,
-                     stored_fsim_path)
+from .io import CLIP_MEAN, CLIP_STD, ImageReadError, read_image
+from .layout import (
+    FSIM_FILE,
+    DataError,
+    folder_versions,
+    is_image,
+    is_reference,
+    list_image_folders,
+    read_similarity,
+    stored_fsim_path,
+)
 from .similarity import MEASURES, similarity_matrix
 
 __all__ = ["PAIR_MEASURES", "LLTrainingDataset", "HLTrainingDataset", "EpochSampler", "hl_preprocess"]

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..version import __version__
-from ..fingerprint import digest_tensors as _digest_tensors
 from ..data.io import ImageReadError, read_image
+from ..fingerprint import digest_tensors as _digest_tensors
 from ..parallel import Shard
+from ..version import __version__
 
 __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
 
@@ -78,7 +78,8 @@ class FeatureSet:
         return np.concatenate(parts[which], axis=1)
 
 
-def cache_key(scorer, paths: Sequence[Union[str, Path]], resize: Optional[Dict[str, Tuple[int, int]]] = None) -> Tuple[str, dict]:
+def cache_key(scorer, paths: Sequence[Union[str, Path]],
+              resize: Optional[Dict[str, Tuple[int, int]]] = None) -> Tuple[str, dict]:
     """A hash of everything the features depend on, and the readable parts of it."""
     h = hashlib.sha256()
     s = scorer.settings

@@ -79,7 +79,8 @@ def plot_srcc_vs_labels(rows, path, *, title: Optional[str] = None, show_paper: 
     for r in rows:
         if "n_train" not in r or "srcc" not in r:
             raise ValueError(f"plot_srcc_vs_labels: expected keys n_train and srcc in every row, got {sorted(r)}")
-        key = (paper_numbers.table_name(r.get("dataset")) or "?", paper_numbers.canonical_feature_set(r.get("feature_set", "all")),
+        key = (paper_numbers.table_name(r.get("dataset")) or "?",
+               paper_numbers.canonical_feature_set(r.get("feature_set", "all")),
                r.get("alpha_selection"))
         groups.setdefault(key, {}).setdefault(int(r["n_train"]), []).append(r["srcc"])
     fig, ax = _new_figure()

@@ -28,13 +28,34 @@ import numpy as np
 from tqdm import tqdm
 
 from . import metrics as M
-from .regression import (DEFAULT_CV_FOLDS, OFFICIAL_ALPHAS, SVR_EPSILON, FeatureSpec, LabelledGram,
-                                   RegressionSettings, _blas_threads, _check_scores, _resolve_feature_sets,
-                                   _test_metrics, as_linear_path, check_features, check_svr_size, choose_alpha,
-                                   fit_select, gram_fit)
+from .regression import (
+    DEFAULT_CV_FOLDS,
+    OFFICIAL_ALPHAS,
+    SVR_EPSILON,
+    FeatureSpec,
+    LabelledGram,
+    RegressionSettings,
+    _blas_threads,
+    _check_scores,
+    _resolve_feature_sets,
+    _test_metrics,
+    as_linear_path,
+    check_features,
+    check_svr_size,
+    choose_alpha,
+    fit_select,
+    gram_fit,
+)
 from .results import ProtocolResult
-from .splits import (PAPER_LABEL_COUNTS, PAPER_N_SPLITS, PAPER_TRAIN_FRACTION, labelled_folds, make_folds,
-                               scene_codes, split_indices)
+from .splits import (
+    PAPER_LABEL_COUNTS,
+    PAPER_N_SPLITS,
+    PAPER_TRAIN_FRACTION,
+    labelled_folds,
+    make_folds,
+    scene_codes,
+    split_indices,
+)
 
 __all__ = ["data_efficient", "cross_dataset", "cross_dataset_with_regressor", "zero_shot_correlations"]
 

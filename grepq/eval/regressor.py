@@ -47,7 +47,8 @@ from .results import json_clean
 from .splits import labelled_folds, scene_codes
 
 __all__ = ["Regressor", "RegressorFileError", "WeightMismatchError", "REGRESSOR_SCHEMA", "REGRESSOR_VERSION",
-           "FEATURE_SETS", "fit_regressor", "build_regressor", "feature_matrix", "scorer_feature_settings", "label_info",
+           "FEATURE_SETS", "fit_regressor", "build_regressor", "feature_matrix", "scorer_feature_settings",
+           "label_info",
            "feature_dims_of", "predict_images"]
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,8 @@ class Regressor:
             raise bad(f"expected feature_dims with integer sizes of {FEATURE_SETS[fset]}, got {dims!r}")
         coef = np.asarray(body.get("coef"), dtype=np.float64)
         if coef.ndim != 1 or coef.size != sum(dims[k] for k in FEATURE_SETS[fset]) or not np.all(np.isfinite(coef)):
-            raise bad(f"expected {sum(dims[k] for k in FEATURE_SETS[fset])} finite coefficients, got shape {coef.shape}")
+            raise bad(f"expected {sum(dims[k] for k in FEATURE_SETS[fset])} finite coefficients, "
+                      f"got shape {coef.shape}")
         intercept = body.get("intercept")
         if not isinstance(intercept, (int, float)) or not math.isfinite(intercept):
             raise bad(f"expected a finite intercept, got {intercept!r}")

@@ -37,13 +37,18 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tqdm import tqdm
 
-from ..version import __version__
 from ..config import flatten
-from ..data.datasets import DatasetError, IQADataset, loader_name, load_dataset
+from ..data.datasets import DatasetError, IQADataset, load_dataset, loader_name
+from ..version import __version__
 from . import paper_numbers as paper
+from .from_config import (
+    cross_dataset_options,
+    data_efficient_options,
+    default_feature_sets,
+    feature_options,
+    scorer_from_config,
+)
 from .schema import REPRODUCE_SCHEMA
-from .from_config import (cross_dataset_options, data_efficient_options, default_feature_sets, feature_options,
-                          scorer_from_config)
 
 __all__ = ["Step", "Plan", "make_plan", "describe_plan", "run_reproduce", "STEPS_DIR", "RESULT_SETTINGS"]
 
@@ -395,7 +400,8 @@ def render_report(plan: Plan, tables_text: str, info: Dict[str, Any]) -> str:
     """report.md: skipped items, settings that differ from the paper, the tables, plots, timings."""
     lines = ["# GRepQ: the paper's tables reproduced", "",
              f"grepq {info['grepq']}, torch {info['torch']}, finished {info['finished']}; weights fingerprints and "
-             "versions in `run_info.json`.", "", "## Datasets", "", "| entry | dataset | images | root |", "|---|---|---|---|"]
+             "versions in `run_info.json`.", "", "## Datasets", "", "| entry | dataset | images | root |",
+             "|---|---|---|---|"]
     lines += [f"| {n} | {d['name']} | {d['images']} | `{d['root']}` |" for n, d in info["datasets"].items()]
     lines += ["", f"## Skipped ({len(plan.skipped)})", ""]
     lines += [f"- {i}: {r}" for i, r in plan.skipped] or ["Nothing was skipped."]

@@ -17,8 +17,15 @@ from . import protocols
 from .features import FeatureSet, extract_features
 from .metrics import orient
 from .paper_numbers import table_name
-from .regressor import (Regressor, build_regressor, feature_dims_of, feature_matrix, fit_regressor, label_info,
-                        scorer_feature_settings)
+from .regressor import (
+    Regressor,
+    build_regressor,
+    feature_dims_of,
+    feature_matrix,
+    fit_regressor,
+    label_info,
+    scorer_feature_settings,
+)
 from .results import ProtocolResult
 
 __all__ = ["dataset_features", "run_zero_shot", "run_data_efficient", "run_cross_dataset", "feature_slices",

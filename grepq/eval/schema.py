@@ -180,7 +180,8 @@ REPRODUCE_SCHEMA_TREE: Dict[str, Any] = {
     "scoring": EVAL_SCORING,
     # a saved regressor is grepq eval's (one cross-dataset pair), not reproduce's: every pair fits its own
     "protocol": {k: v for k, v in EVAL_PROTOCOL.items() if k not in ("regressor_file", "allow_weight_mismatch")},
-    "output": dict({k: v for k, v in EVAL_OUTPUT.items() if k != "save_regressor"}, out=Key("reproduce", str, "folder of the results, tables, report.md and "
+    "output": dict({k: v for k, v in EVAL_OUTPUT.items() if k != "save_regressor"},
+                   out=Key("reproduce", str, "folder of the results, tables, report.md and "
                                                          "run_info.json", source="grepq")),
 }
 

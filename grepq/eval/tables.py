@@ -177,7 +177,8 @@ def table1(rows) -> str:
             if paper_numbers.canonical_similarity(r.get("variant")) not in _TABLE4_ONLY or r.get("variant") is None]
 
     def key(r):
-        return (paper_numbers.canonical_feature_set(r.get("feature_set", "all")), paper_numbers.table_name(r.get("dataset")),
+        return (paper_numbers.canonical_feature_set(r.get("feature_set", "all")),
+                paper_numbers.table_name(r.get("dataset")),
                 int(r["n_train"]), r.get("regressor"), r.get("alpha_selection"), r.get("plcc_fit"),
                 r.get("variant"))
 
@@ -337,7 +338,8 @@ def table4(rows) -> str:
     rows = [r for r in _of_protocol(_as_rows(rows), "data_efficient")
             if paper_numbers.table_name(r.get("dataset")) == paper_numbers.TABLE4_DATASET
             and paper_numbers.canonical_feature_set(r.get("feature_set", "all")) == "ll"]
-    labelled = [r for r in rows if paper_numbers.canonical_similarity(r.get("variant")) in paper_numbers.SIMILARITY_MEASURES
+    labelled = [r for r in rows
+                if paper_numbers.canonical_similarity(r.get("variant")) in paper_numbers.SIMILARITY_MEASURES
                 and r.get("variant") is not None]
     has_fsim = any(paper_numbers.canonical_similarity(r.get("variant")) == "FSIM" for r in labelled)
     if not has_fsim:

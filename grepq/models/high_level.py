@@ -118,11 +118,13 @@ def build_clip(state_dict: Dict[str, torch.Tensor]) -> "clip_model_lib.CLIP":
 
     The architecture comes from the tensor shapes (:func:`clip_architecture`, the same rule as
     ``clip.model.build_model``); the model is made on the meta device and the float32 weights are assigned to it, so
-    nothing is randomly initialised first (building RN50 took 0.89 s before, 0.05 s now) and nothing passes through float16 (which
-    ``build_model`` converts to, rounding an fp32 checkpoint). OpenAI's fp16 archives become fp32 losslessly.
+    nothing is randomly initialised first (building RN50 took 0.89 s before, 0.05 s now) and nothing passes through
+    float16 (which ``build_model`` converts to, rounding an fp32 checkpoint). OpenAI's fp16 archives become fp32
+    losslessly.
     """
     if "visual.attnpool.positional_embedding" not in state_dict and "visual.proj" not in state_dict:
-        raise ValueError("not a CLIP state dict: expected keys visual.* (image encoder) and transformer.* (text encoder)")
+        raise ValueError("not a CLIP state dict: expected keys visual.* (image encoder) and transformer.* (text "
+                         "encoder)")
     # float tensors become float32 copies (the caller's tensors are never shared); integer buffers
     # (BatchNorm's num_batches_tracked) keep their type
     sd = {k: (v.to(torch.float32, copy=True) if v.is_floating_point() else v.clone())
@@ -157,7 +159,8 @@ def clip_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     try:
         obj = load_weights(path)
     except Exception as exc:  # torch raises several types for unreadable files
-        raise ValueError(f"{path}: neither a TorchScript CLIP archive nor a state dict ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: neither a TorchScript CLIP archive nor a state dict "
+                         f"({type(exc).__name__}: {exc})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -183,7 +186,8 @@ def resolve_clip_file(source: Optional[Union[str, os.PathLike]] = None, download
     name = str(source)
     if name not in clip.available_models():
         raise FileNotFoundError(
-            f"CLIP weights {name!r}: no such file, and not a CLIP model name (available models = {clip.available_models()})"
+            f"CLIP weights {name!r}: no such file, and not a CLIP model name (available models = "
+            f"{clip.available_models()})"
         )
     root = download_root or os.path.expanduser("~/.cache/clip")
     cached = Path(root) / os.path.basename(clip.clip._MODELS[name])
@@ -198,7 +202,8 @@ def resolve_clip_file(source: Optional[Union[str, os.PathLike]] = None, download
     return cached
 
 
-def load_clip(source: Optional[Union[str, os.PathLike]] = None, download_root: Optional[str] = None) -> "clip_model_lib.CLIP":
+def load_clip(source: Optional[Union[str, os.PathLike]] = None,
+              download_root: Optional[str] = None) -> "clip_model_lib.CLIP":
     """A float32 CLIP model on the CPU from a model name, a TorchScript archive or a plain state dict file
     (:func:`resolve_clip_file` says how ``source`` is found)."""
     return build_clip(clip_state_dict(resolve_clip_file(source, download_root)))
@@ -236,7 +241,8 @@ def attention_pool(pool: nn.Module, x: torch.Tensor, pos_embedding: str = "drop"
         if pe.shape[0] != h * w + 1:
             side = int(round((pe.shape[0] - 1) ** 0.5))
             raise ValueError(
-                f"pos_embedding='keep' needs a {side}x{side} feature grid ({side * 32}x{side * 32} input), got {h}x{w}; "
+                f"pos_embedding='keep' needs a {side}x{side} feature grid ({side * 32}x{side * 32} input), got "
+                f"{h}x{w}; "
                 "resize the input or use 'drop' / 'interpolate'"
             )
         x = x + pe[:, None, :].to(x.dtype)
@@ -341,7 +347,8 @@ def load_hl_visual_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
 
 def check_hl_keys(state_dict: Dict[str, torch.Tensor], source: str = "<state dict>") -> None:
     """HL weights hold ``visual.*`` (and ``head.*``, ``text_features``) keys only; a ValueError names others."""
-    other = [k for k in state_dict if not k.startswith("visual.") and not k.startswith("head.") and k != "text_features"]
+    other = [k for k in state_dict
+             if not k.startswith("visual.") and not k.startswith("head.") and k != "text_features"]
     if other:
         raise ValueError(f"{source}: unexpected keys for a CLIP image encoder: {other[:6]}")
 
@@ -424,7 +431,8 @@ class HighLevelModel(nn.Module):
         return {"prompts": list(self.prompts), "head_dim": self.head_dim, "head_activation": self.head_activation,
                 "pos_embedding": self.pos_embedding, "k2": self.k2}
 
-    def load_visual(self, state_dict: Dict[str, torch.Tensor], source: str = "<state dict>", with_head: bool = False) -> None:
+    def load_visual(self, state_dict: Dict[str, torch.Tensor], source: str = "<state dict>",
+                    with_head: bool = False) -> None:
         """Load ``visual.*`` (and, if ``with_head``, ``head.*``) strictly: every tensor of the encoder must be there."""
         check_hl_keys(state_dict, source)
         vis = {k[len("visual."):]: v for k, v in state_dict.items() if k.startswith("visual.")}
@@ -442,7 +450,8 @@ class HighLevelModel(nn.Module):
             self.head.load_state_dict(head, strict=True)
 
 
-def save_high_level(model: HighLevelModel, path: Union[str, Path], fmt: str = "grepq", extra: Optional[dict] = None) -> Path:
+def save_high_level(model: HighLevelModel, path: Union[str, Path], fmt: str = "grepq",
+                    extra: Optional[dict] = None) -> Path:
     """Save HL weights atomically (temp file + rename).
 
     ``fmt="grepq"``: ``{"format": "grepq-high-level", "arch": ..., "state_dict": {"visual.*", "head.*"}}``

@@ -41,7 +41,8 @@ class LowLevelModel(nn.Module):
         super().__init__()
         backbone = torchvision.models.resnet18(weights=None)
         self.encoder = nn.Sequential(*list(backbone.children())[:-1])
-        self.head = nn.Sequential(nn.Linear(RESNET18_DIM, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, feat_dim))
+        self.head = nn.Sequential(nn.Linear(RESNET18_DIM, hidden_dim), nn.ReLU(inplace=True),
+                                  nn.Linear(hidden_dim, feat_dim))
         self.feat_dim = feat_dim
         self.hidden_dim = hidden_dim
 
@@ -68,7 +69,8 @@ class LoadReport:
     unused: List[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        extra = f"; {len(self.unused)} unused tensors ({', '.join(self.unused[:4])}{', ...' if len(self.unused) > 4 else ''})" if self.unused else ""
+        more = ", ..." if len(self.unused) > 4 else ""
+        extra = f"; {len(self.unused)} unused tensors ({', '.join(self.unused[:4])}{more})" if self.unused else ""
         return f"{self.path}: {self.format}{extra}"
 
 
@@ -111,15 +113,17 @@ def _read_checkpoint(path: Union[str, Path]) -> dict:
     try:
         return load_weights(path)  # memory-mapped where the file format allows
     except Exception as exc:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"{path}: not a PyTorch checkpoint readable with weights_only=True ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not a PyTorch checkpoint readable with weights_only=True "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
-def load_low_level(source: Union[str, Path, dict], map_location: Union[str, torch.device] = "cpu") -> (LowLevelModel, LoadReport):
+def load_low_level(source: Union[str, Path, dict],
+                   map_location: Union[str, torch.device] = "cpu") -> (LowLevelModel, LoadReport):
     """Build a :class:`LowLevelModel` from a checkpoint and load it strictly.
 
     Accepts: the official ``low_level_model_weights.tar`` (``{'model': {'state_dict': ...}, ...}``, 246 keys),
-    a grepq checkpoint (``{'format': 'grepq-low-level' (LOW_LEVEL_FORMAT), 'arch': ..., 'state_dict': ...}`` or a grepq training
-    checkpoint holding ``'model'`` in that form), or a plain state dict in either layout.
+    a grepq checkpoint (``{'format': 'grepq-low-level' (LOW_LEVEL_FORMAT), 'arch': ..., 'state_dict': ...}`` or a grepq
+    training checkpoint holding ``'model'`` in that form), or a plain state dict in either layout.
     Every tensor the model uses must be present with its shape (strict); tensors the official file holds but the
     model does not use (``base_model`` duplicates and its ``fc``) are listed in the returned :class:`LoadReport`.
     """
@@ -129,14 +133,16 @@ def load_low_level(source: Union[str, Path, dict], map_location: Union[str, torc
     fmt = "plain state dict"
     if isinstance(ckpt, dict) and ckpt.get("format") == LOW_LEVEL_FORMAT:
         sd, arch, fmt = ckpt["state_dict"], ckpt.get("arch", {}), "grepq low-level checkpoint"
-    elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and ckpt["model"].get("format") == LOW_LEVEL_FORMAT:
+    elif (isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict)
+          and ckpt["model"].get("format") == LOW_LEVEL_FORMAT):
         sd, arch, fmt = ckpt["model"]["state_dict"], ckpt["model"].get("arch", {}), "grepq training checkpoint"
     elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and "state_dict" in ckpt["model"]:
         sd, fmt = ckpt["model"]["state_dict"], "official GRepQ low-level checkpoint"
     elif isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         sd = ckpt
     else:
-        raise ValueError(f"{name}: not a low-level checkpoint (expected the official .tar, a grepq checkpoint or a state dict)")
+        raise ValueError(f"{name}: not a low-level checkpoint (expected the official .tar, a grepq checkpoint or a "
+                         f"state dict)")
     unused: List[str] = []
     if any(k.startswith("encoder.resnet18.") or k.startswith("encoder.base_model.") for k in sd):
         sd, unused = _from_official(sd, name)
@@ -152,8 +158,9 @@ def load_low_level(source: Union[str, Path, dict], map_location: Union[str, torc
     # float32 (no copy when they are), assigned rather than copied
     # (a state dict handed in is copied: the model never shares the caller's tensors)
     own = isinstance(source, dict)
-    result = model.load_state_dict({k: (v.to(torch.float32, copy=own) if v.is_floating_point() else v.clone() if own else v)
-                                    for k, v in sd.items()}, strict=False, assign=True)
+    tensors = {k: (v.to(torch.float32, copy=own) if v.is_floating_point() else v.clone() if own else v)
+               for k, v in sd.items()}
+    result = model.load_state_dict(tensors, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
             f"{name}: does not match the low-level model: missing {result.missing_keys[:6]}"
@@ -185,16 +192,19 @@ def official_state_dict(model: LowLevelModel) -> Dict[str, torch.Tensor]:
     return out
 
 
-def save_low_level(model: LowLevelModel, path: Union[str, Path], fmt: str = "grepq", extra: Optional[dict] = None) -> Path:
+def save_low_level(model: LowLevelModel, path: Union[str, Path], fmt: str = "grepq",
+                   extra: Optional[dict] = None) -> Path:
     """Save LL weights: ``fmt="grepq"`` (state dict + architecture) or ``"official"`` (the released .tar layout)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "grepq":
-        obj = {"format": LOW_LEVEL_FORMAT, "arch": model.arch(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+        obj = {"format": LOW_LEVEL_FORMAT, "arch": model.arch(),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
         if extra:
             obj.update(extra)
     elif fmt == "official":
-        obj = {"model": {"state_dict": official_state_dict(model)}, "optimizer": {"state_dict": {}}, "current_iteration": 0}
+        obj = {"model": {"state_dict": official_state_dict(model)}, "optimizer": {"state_dict": {}},
+               "current_iteration": 0}
     else:
         raise ValueError(f"fmt must be 'grepq' or 'official', got {fmt!r}")
     return atomic_torch_save(obj, path)

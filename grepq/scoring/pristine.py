@@ -149,7 +149,8 @@ def read_pristine_hdf5(path: Union[str, Path]) -> torch.Tensor:
     try:
         with h5py.File(path, "r") as f:
             if "data" not in f:
-                raise ValueError(f"{path}: no dataset 'data' (found {list(f.keys())}); expected the official pristine-patch format")
+                raise ValueError(f"{path}: no dataset 'data' (found {list(f.keys())}); expected the official "
+                                 f"pristine-patch format")
             arr = np.asarray(f["data"][:], dtype=np.float32)
     except OSError as exc:
         raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None

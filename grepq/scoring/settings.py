@@ -83,7 +83,8 @@ class ScoringSettings:
             raise ValueError(f"small_image must be one of {SMALL_IMAGE_MODES}, got {self.small_image!r}")
         if ((self.batch_size is not None and self.batch_size < 1) or self.max_batch_pixels < 1
                 or self.decode_workers < 0 or self.chunk_size < 1):
-            raise ValueError("batch_size, max_batch_pixels and chunk_size must be positive and decode_workers >= 0, got "
+            raise ValueError("batch_size, max_batch_pixels and chunk_size must be positive and decode_workers >= 0, "
+                             "got "
                              f"{self.batch_size}, {self.max_batch_pixels}, {self.chunk_size} and {self.decode_workers}")
         if self.patch_size < 1 or not 0 < self.patch_stride <= self.patch_size:
             raise ValueError(f"need patch_size >= 1 and 0 < patch_stride <= patch_size, got {self.patch_size}, "

@@ -41,7 +41,8 @@ def patch_grid(height: int, width: int, size: int = PATCH_SIZE, stride: int = PA
     return (height - size) // stride + 1, (width - size) // stride + 1
 
 
-def ensure_min_size(img: torch.Tensor, mode: str = "upsample", size: int = PATCH_SIZE, stride: int = PATCH_STRIDE) -> torch.Tensor:
+def ensure_min_size(img: torch.Tensor, mode: str = "upsample", size: int = PATCH_SIZE,
+                    stride: int = PATCH_STRIDE) -> torch.Tensor:
     """Make sure an image (3, H, W) gives at least 2 patches (a covariance needs two samples).
 
     Images that already give two or more patches are returned unchanged (so every image the official code can score
@@ -64,7 +65,8 @@ def ensure_min_size(img: torch.Tensor, mode: str = "upsample", size: int = PATCH
     return out.clamp(0.0, 1.0)
 
 
-def iter_patch_chunks(img: torch.Tensor, chunk: int, size: int = PATCH_SIZE, stride: int = PATCH_STRIDE) -> Iterator[torch.Tensor]:
+def iter_patch_chunks(img: torch.Tensor, chunk: int, size: int = PATCH_SIZE,
+                      stride: int = PATCH_STRIDE) -> Iterator[torch.Tensor]:
     """Patches of (3, H, W) at the given stride, row-major, in chunks of at most ``chunk`` -> (n, 3, R, R) each.
 
     The patches are views of the image until a chunk is copied, so memory stays at one chunk whatever the image size.
@@ -96,7 +98,8 @@ def _patch_chunks(imgs: Sequence[torch.Tensor], chunk: int, size: int, stride: i
 @torch.no_grad()
 def ll_patch_features(model: nn.Module, img: torch.Tensor, chunk: int = 64, size: int = PATCH_SIZE,
                       stride: int = PATCH_STRIDE) -> torch.Tensor:
-    """LL model output for every patch of an image: (3, H, W) in [0, 1] -> (N, C), computed ``chunk`` patches at a time."""
+    """LL model output for every patch of an image: (3, H, W) in [0, 1] -> (N, C), computed ``chunk`` patches at a
+    time."""
     return ll_patch_features_many(model, [img], chunk, size, stride)[0]
 
 

@@ -4,8 +4,9 @@
 
     {"format": "grepq-train-checkpoint", "version": 1, "task": "ll" | "hl",
      "model": <grepq weight dict: {"format": "grepq-low-level" | "grepq-high-level", "arch", "state_dict"}>,
-     "optimizer", "scheduler", "scaler": GradScaler state (run.amp fp16) or None, "state": {"step", "epoch", "batch_in_epoch", "epoch_loss_sum", "epoch_loss_count"},
-     "config", "world_size", "data": {"count", "sha1"}, "rng": {"torch", "cuda", "numpy", "python"}}
+     "optimizer", "scheduler", "scaler": GradScaler state (run.amp fp16) or None, "state": {"step", "epoch",
+     "batch_in_epoch", "epoch_loss_sum", "epoch_loss_count"}, "config", "world_size", "data": {"count", "sha1"}, "rng":
+     {"torch", "cuda", "numpy", "python"}}
 
 It loads with ``torch.load(weights_only=True)`` (no pickled objects), and ``grepq score --ll-weights`` /
 ``--hl-weights`` accept it directly (its ``"model"`` entry is in grepq's weight format).
@@ -94,7 +95,8 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
 
 
 def git_revision() -> str:
-    """The git commit of the grepq source tree, with ``-dirty`` for uncommitted changes; "unknown" outside a checkout."""
+    """The git commit of the grepq source tree, with ``-dirty`` for uncommitted changes; "unknown" outside a
+    checkout."""
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -190,9 +192,10 @@ def update_run_info(run_dir: Path, **fields: Any) -> None:
 
 def run_info(cfg: Dict[str, Any], world_size: int, device: str, backend: Optional[str]) -> Dict[str, Any]:
     """What ``run_info.json`` records at the start of a run."""
-    from ..version import __version__
     import datetime
     import platform
+
+    from ..version import __version__
 
     return {"git_revision": git_revision(), "world_size": world_size, "device": device, "backend": backend,
             "task": cfg["task"], "grepq": __version__, "torch": torch.__version__, "python": platform.python_version(),

@@ -27,12 +27,25 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import ConfigError
-from .checkpoint import (CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, LOG_FILE, TrainState, check_run_dir,
-                         load_checkpoint, remove_stale_temporaries, rng_state, run_info, save_checkpoint,
-                         set_rng_state, update_run_info, write_run_files)
 from ..data.layout import data_fingerprint
 from ..data.training_set import EpochSampler
 from ..parallel import DistInfo, barrier, cleanup, init_distributed
+from .checkpoint import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    LOG_FILE,
+    TrainState,
+    check_run_dir,
+    load_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    run_info,
+    save_checkpoint,
+    set_rng_state,
+    update_run_info,
+    write_run_files,
+)
 from .distributed import all_reduce_mean
 from .logging import RunLogger, truncate_log
 from .tasks import Task, build_task

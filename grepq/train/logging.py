@@ -40,7 +40,8 @@ def truncate_log(path: Path, step: int, epoch: int) -> None:
     if not path.is_file():
         return
     keep = [r for r in read_log(path)
-            if (r.get("type") == "step" and r.get("step", 0) <= step) or (r.get("type") == "epoch" and r.get("epoch", 0) < epoch)
+            if (r.get("type") == "step" and r.get("step", 0) <= step)
+            or (r.get("type") == "epoch" and r.get("epoch", 0) < epoch)
             or r.get("type") not in ("step", "epoch")]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")

@@ -47,8 +47,10 @@ _TREE: Dict[str, Any] = {
         "deterministic": Key(False, bool, "torch.use_deterministic_algorithms(True) (CUDA: warn_only, since some "
                                           "kernels have no deterministic version)"),
         "amp": Key("off", str, "mixed precision of the models' forward passes: 'off' = float32, the reference "
-                               "(paper, official); 'bf16' or 'fp16' (with gradient scaling) = torch.autocast, faster on "
-                               "recent GPUs, results differ from float32 by rounding; losses stay float32; a non-finite "
+                               "(paper, official); 'bf16' or 'fp16' (with gradient scaling) = torch.autocast, faster "
+                               "on "
+                               "recent GPUs, results differ from float32 by rounding; losses stay float32; a "
+                               "non-finite "
                                "loss stops the run under fp16 too (use bf16 if fp16 activations overflow)",
                    ("off", "bf16", "fp16")),
         "channels_last": Key(False, bool, "channels_last memory format for the model and its image inputs (faster "
@@ -56,7 +58,8 @@ _TREE: Dict[str, Any] = {
         "max_steps": Key(None, int, "stop after this many optimiser steps; the schedule still spans all epochs, "
                                     "so a stopped run is a prefix of the full run and can be resumed", nullable=True),
         "max_epochs": Key(None, int, "stop after this many epochs (like max_steps)", nullable=True),
-        "max_seconds": Key(None, (int, float), "stop after this many seconds of training, a time budget (like max_steps: "
+        "max_seconds": Key(None, (int, float),
+                           "stop after this many seconds of training, a time budget (like max_steps: "
                                         "the schedule still spans all epochs; which step it stops at depends on "
                                         "the machine's speed)", nullable=True),
         "checkpoint_every": Key(500, int, "write checkpoint.pth every N optimiser steps (and at the end); the "

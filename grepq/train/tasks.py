@@ -22,13 +22,13 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 
+from ..data.training_set import HLTrainingDataset, LLTrainingDataset
 from ..losses import gcl, group_size_from_divisor, pseudo_label_groups, qacl
 from ..models.high_level import HIGH_LEVEL_FORMAT, HighLevelModel, load_clip, save_high_level
 from ..models.low_level import LOW_LEVEL_FORMAT, LowLevelModel, save_low_level
-from ..utils import autocast_context, check_amp
-from ..data.training_set import HLTrainingDataset, LLTrainingDataset
-from .batchnorm import convert_global_batchnorm
 from ..parallel import DistInfo
+from ..utils import autocast_context, check_amp
+from .batchnorm import convert_global_batchnorm
 from .distributed import gather_no_grad, gather_with_grad
 
 __all__ = ["Task", "LLTask", "HLTask", "build_task", "TASK_CLASSES"]
@@ -209,7 +209,8 @@ class HLTask(Task):
         elif s["pos_embedding"] == "keep":
             side = int(round((pe.shape[0] - 1) ** 0.5)) * 32
             if s["crop"] != side:
-                raise ValueError(f"hl.pos_embedding: 'keep' needs hl.crop = {side} (CLIP's input size), got {s['crop']}")
+                raise ValueError(f"hl.pos_embedding: 'keep' needs hl.crop = {side} (CLIP's input size), "
+                                 f"got {s['crop']}")
         if not s["head_trainable"]:
             model.head.requires_grad_(False)  # official: the head is never given to the optimiser
         return model

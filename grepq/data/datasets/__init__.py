@@ -36,12 +36,37 @@ in one file, for example), so a copy unpacked on a case-sensitive file system lo
 ``livec``, ``koniq``, ``kadid``); :data:`DATASETS` maps the canonical names to the loader functions.
 """
 from __future__ import annotations
+
 from .base import DMOS, MOS, POLARITIES, DatasetError, IQADataset, PathLike
-from .loaders import (AGIQA3K_COUNT, CLIVE_COUNT, CLIVE_NUM_TRAINING, CLIVE_TOTAL, CSIQ_COUNT, EXPECTED_COUNTS,
-                      FLIVE_COUNT, KADID_COUNT, KONIQ_COUNT, LIVE_COUNT, LIVE_FOLDERS, LIVE_TOTAL, PIPAL_COUNT,
-                      SPAQ_COUNT, TID2013_COUNT, load_agiqa3k, load_clive, load_csiq, load_csv, load_flive,
-                      load_kadid10k, load_koniq10k, load_live, load_pipal, load_spaq, load_tid2013)
-from .registry import ALIASES, DATASETS, TABLE_NAMES, loader_name, table_name, load_dataset
+from .loaders import (
+    AGIQA3K_COUNT,
+    CLIVE_COUNT,
+    CLIVE_NUM_TRAINING,
+    CLIVE_TOTAL,
+    CSIQ_COUNT,
+    EXPECTED_COUNTS,
+    FLIVE_COUNT,
+    KADID_COUNT,
+    KONIQ_COUNT,
+    LIVE_COUNT,
+    LIVE_FOLDERS,
+    LIVE_TOTAL,
+    PIPAL_COUNT,
+    SPAQ_COUNT,
+    TID2013_COUNT,
+    load_agiqa3k,
+    load_clive,
+    load_csiq,
+    load_csv,
+    load_flive,
+    load_kadid10k,
+    load_koniq10k,
+    load_live,
+    load_pipal,
+    load_spaq,
+    load_tid2013,
+)
+from .registry import ALIASES, DATASETS, TABLE_NAMES, load_dataset, loader_name, table_name
 
 __all__ = [
     "DatasetError", "IQADataset", "MOS", "DMOS",

@@ -13,9 +13,26 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .base import DMOS, MOS, POLARITIES, DatasetError, IQADataset, PathLike
-from .readers import (_listed_dataset, _check_count, _check_duplicates, _dataset, _FolderIndex, _load_mat,
-                      _locate, _mat_scores, _mat_strings, _mat_var, _mat_vector, _missing_error, _read_csv,
-                      _read_xlsx, _require_file, _root, _to_score, _cell_text)
+from .readers import (
+    _cell_text,
+    _check_count,
+    _check_duplicates,
+    _dataset,
+    _FolderIndex,
+    _listed_dataset,
+    _load_mat,
+    _locate,
+    _mat_scores,
+    _mat_strings,
+    _mat_var,
+    _mat_vector,
+    _missing_error,
+    _read_csv,
+    _read_xlsx,
+    _require_file,
+    _root,
+    _to_score,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Documented image counts (SPEC §8 and the owners' readme files / papers).

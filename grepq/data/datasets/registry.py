@@ -6,10 +6,20 @@ import inspect
 import re
 from typing import Callable, Dict, Optional
 
-
 from .base import DatasetError, IQADataset, PathLike
-from .loaders import (load_agiqa3k, load_clive, load_csiq, load_csv, load_flive,
-                      load_kadid10k, load_koniq10k, load_live, load_pipal, load_spaq, load_tid2013)
+from .loaders import (
+    load_agiqa3k,
+    load_clive,
+    load_csiq,
+    load_csv,
+    load_flive,
+    load_kadid10k,
+    load_koniq10k,
+    load_live,
+    load_pipal,
+    load_spaq,
+    load_tid2013,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Registry
