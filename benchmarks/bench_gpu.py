@@ -7,6 +7,13 @@ Runs, each in its own process on the same images, weights and pristine patches, 
   each model together (``batch_size`` 8 within 4 megapixels: 5 photographs of 1024x768 per batch),
   ``--decode-workers`` threads decoding ahead;
 * **grepq, bf16**: the same with ``amp="bf16"`` (``torch.autocast``; the NIQE statistics stay float32);
+* **grepq, float32 without TF32**: the float32 run with ``torch.backends.cudnn.allow_tf32`` and
+  ``torch.backends.cuda.matmul.allow_tf32`` set to False. torch's defaults (recorded in the result) let cuDNN run
+  float32 convolutions in TF32 on Ampere and later GPUs (10-bit mantissa inputs), so the plain float32 run is not
+  float32 arithmetic there; this run is, and is the one to compare with the CPU;
+* **CPU check** (``--cpu-check K``, default 4; 0 skips it): the first K timed photographs scored on the CPU (float32,
+  same weights and pristine patches); the result gives max |Q_L| and |Q_H| differences of every CUDA run against
+  it: what "the same code gives the same numbers on CPU and GPU" means for scoring;
 * **official per-image fp16 loop** (with ``--official DIR``): the official GRepQ functions
   ``compute_niqe_distance_single_image`` and ``compute_hlm_score_single_image`` in a loop, as its
   ``test_zeroshot.py`` single-image mode. ``DIR`` is the official repository as fetched (its code says ``"cuda"``);
@@ -18,12 +25,17 @@ Runs, each in its own process on the same images, weights and pristine patches, 
 Also measured: decoding alone (the images/s the CPU can feed, whatever the GPU). The scores of the runs are
 compared (max |difference| against grepq float32). Records the GPU model (``torch.cuda.get_device_name``), torch
 and CUDA versions. Weights are random (no downloads), made by ``bench_zero_shot.make_weights``; photographs from
-``bench_zero_shot.photos``, resized to cover 1024x768 and centre-cropped, JPEG q95.
+``bench_zero_shot.photos``, resized to cover 1024x768 and centre-cropped, JPEG q95. Which photographs: ``--photos
+DIR`` (or the environment variable ``GREPQ_BENCH_PHOTOS``), a folder in BSDS500's layout (``DIR/train``,
+``DIR/val``, ``DIR/test`` of .jpg: test for the scored images, train and val for the pristine patches and the
+weights' BatchNorm calibration); without either, scikit-image's sample photographs (8 of them, then flipped and
+rotated copies), so nothing outside the Python packages is read. The result's ``photos`` says which.
 
 Without CUDA it says so, prints ``RESULT {"skipped": ...}`` and exits 0: nothing is measured.
 ``--device cpu`` runs the same code on the CPU, as a check of the script only (not a GPU figure).
 
-Usage: ``python benchmarks/bench_gpu.py [--images 100] [--official DIR --official-clip DIR] [--json FILE]``.
+Usage: ``python benchmarks/bench_gpu.py [--images 100] [--photos DIR] [--cpu-check 4]
+[--official DIR --official-clip DIR] [--json FILE]``.
 """
 from __future__ import annotations
 
@@ -46,7 +58,23 @@ import bench_zero_shot as bzs  # noqa: E402  (weights, photographs, the official
 
 SCRIPT = Path(__file__).resolve()
 KONIQ_SIZE = (1024, 768)  # width, height of KonIQ-10k's photographs
-AMP_RUNS = ("off", "bf16")
+#: The grepq runs: name -> (amp, TF32 allowed). "grepq_off" keeps torch's TF32 defaults (what a user gets).
+GREPQ_RUNS = {"grepq_off": ("off", True), "grepq_bf16": ("bf16", True), "grepq_off_no_tf32": ("off", False)}
+PHOTOS_ENV = "GREPQ_BENCH_PHOTOS"
+
+
+def use_photos(folder: Optional[str]) -> dict:
+    """Point bench_zero_shot.photos at ``folder`` (BSDS500 layout) or, when None, at scikit-image's photographs
+    (bench_zero_shot falls back to them when its folder does not exist); returns what the result records."""
+    if folder:
+        path = Path(folder).expanduser().resolve()
+        if not (path / "test").is_dir() or not any((path / "test").glob("*.jpg")):
+            raise SystemExit(f"--photos {folder}: expected a BSDS500-layout folder with test/*.jpg (and train/, val/)")
+        bzs.BSDS = path
+        return {"source": "folder", "folder": str(path)}
+    bzs.BSDS = Path(tempfile.gettempdir()) / "grepq-bench-gpu-no-photo-folder"  # never created: scikit-image photos
+    return {"source": "scikit-image sample photographs (bench_zero_shot.photos: 8 photos, then flipped and rotated "
+                      "copies)"}
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -66,7 +94,7 @@ def make_photos(folder: Path, n: int) -> List[Path]:
     return bzs.make_test_folder(folder, n, crop=lambda arr: cover_crop(arr, *KONIQ_SIZE))
 
 
-def prepare(work: Path, n_images: int, warmup: int, n_pristine: int) -> Dict[str, Path]:
+def prepare(work: Path, n_images: int, warmup: int, n_pristine: int, cpu_check: int = 0) -> Dict[str, Path]:
     """Weights, the pristine HDF5 (official file name) and the warm-up and timed photo folders under ``work``."""
     paths = bzs.make_weights(work / "weights")
     paths["pristine"] = work / bzs.OFFICIAL_HDF5
@@ -80,7 +108,24 @@ def prepare(work: Path, n_images: int, warmup: int, n_pristine: int) -> Dict[str
     paths["warmup"], paths["timed"] = work / "warmup.txt", work / "timed.txt"
     paths["warmup"].write_text("\n".join(map(str, files[:warmup])))
     paths["timed"].write_text("\n".join(map(str, files[warmup:])))
+    paths["cpu_check"] = work / "cpu_check.txt"
+    paths["cpu_check"].write_text("\n".join(map(str, files[warmup:warmup + cpu_check])))
     return paths
+
+
+def score_diffs(ref: Dict[str, Dict[str, float]], other: Dict[str, Dict[str, float]]) -> dict:
+    """Max |difference| per component (q_low, q_high) over the images of ``ref``, which ``other`` must all have,
+    and the largest |score| of ``ref`` for scale."""
+    missing = sorted(set(ref) - set(other))
+    if missing:
+        raise RuntimeError(f"{len(missing)} images missing from the compared scores, e.g. {missing[0]}")
+    out = {}
+    for c in ("q_low", "q_high"):
+        pairs = [(ref[k][c], other[k][c]) for k in ref if c in ref[k] and c in other[k]]
+        if pairs:
+            out[f"max_abs_diff_{c}"] = max(abs(a - b) for a, b in pairs)
+            out[f"max_abs_{c}"] = max(abs(a) for a, _ in pairs)
+    return out
 
 
 def _listed(path: Path) -> List[str]:
@@ -93,17 +138,26 @@ def _sync(device: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ workers
-def grepq_worker(work: Path, device: str, amp: str, decode_workers: int, out: Path) -> dict:
-    """grepq's batched scorer: warm up, then time ``score`` over the timed photographs."""
+def grepq_worker(work: Path, device: str, amp: str, decode_workers: int, out: Path, tf32: bool = True,
+                 listing: str = "timed.txt", warm: bool = True) -> dict:
+    """grepq's batched scorer: warm up, then time ``score`` over the photographs of ``listing``. ``tf32`` False turns
+    TF32 off for cuDNN convolutions and CUDA matrix products (torch's defaults are recorded either way)."""
     from grepq import GRepQ
+
+    defaults = {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}
+    if not tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
 
     w = work / "weights"
     scorer = GRepQ.from_files(ll_weights=w / "low_level_model_weights.tar",
                               hl_weights=w / "high_level_model_weights.pth",
                               clip_weights=w / "RN50_random.pt", pristine=work / bzs.OFFICIAL_HDF5, device=device,
                               amp=amp, decode_workers=decode_workers, progress=False)
-    scorer.score(_listed(work / "warmup.txt"))
-    files = _listed(work / "timed.txt")
+    if warm:
+        scorer.score(_listed(work / "warmup.txt"))
+    files = _listed(work / listing)
     _sync(device)
     t = time.perf_counter()
     rows = scorer.score(files)
@@ -111,7 +165,9 @@ def grepq_worker(work: Path, device: str, amp: str, decode_workers: int, out: Pa
     seconds = time.perf_counter() - t
     bzs._write_worker_csv(out, [{"image": Path(r.image).name, "q_low": r.q_low, "q_high": r.q_high} for r in rows])
     return {"seconds": seconds, "images": len(files), "batch_size": scorer.batch_size,
-            "max_batch_pixels": scorer.settings.max_batch_pixels, "decode_workers": decode_workers}
+            "max_batch_pixels": scorer.settings.max_batch_pixels, "decode_workers": decode_workers,
+            "tf32_defaults": defaults, "tf32": {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                     "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}}
 
 
 def official_worker(work: Path, device: str, out: Path) -> dict:
@@ -181,18 +237,19 @@ def run(args: argparse.Namespace) -> dict:
     work = Path(args.workdir or tmp.name)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        prepare(work, args.images, args.warmup, args.pristine_patches)
-        res: Dict[str, object] = {
+        photos = use_photos(args.photos)
+        prepare(work, args.images, args.warmup, args.pristine_patches, args.cpu_check)
+        res: Dict[str, object] = {"photos": photos,
             "device": args.device, "gpu": torch.cuda.get_device_name(torch.device(args.device))
             if args.device.startswith("cuda") else None, "torch": torch.__version__, "cuda": torch.version.cuda,
             "images": args.images, "size": "x".join(map(str, KONIQ_SIZE)), "warmup_images": args.warmup,
             "pristine_patches": args.pristine_patches, "runs": {}}
         common = ["--workdir", str(work), "--device", args.device]
         res["runs"]["decode"] = run_worker(["--worker", "decode", *common])
-        for amp in AMP_RUNS:
+        for name, (amp, tf32) in GREPQ_RUNS.items():
             r = run_worker(["--worker", "grepq", "--amp", amp, "--decode-workers", str(args.decode_workers),
-                            "--worker-out", str(work / f"grepq_{amp}.csv"), *common])
-            res["runs"][f"grepq_{amp}"] = r
+                            "--worker-out", str(work / f"{name}.csv"), *common, *([] if tf32 else ["--no-tf32"])])
+            res["runs"][name] = r
         why = official_ready(args.official, args.official_clip)
         if why is None:
             r = run_worker(["--worker", "official", "--official", args.official, "--official-clip", args.official_clip,
@@ -201,10 +258,19 @@ def run(args: argparse.Namespace) -> dict:
         else:
             res["official_skipped"] = why
         ref = bzs.read_scores(work / "grepq_off.csv")
-        for name, f in (("grepq_bf16", "grepq_bf16.csv"), ("official_fp16_loop", "official.csv")):
+        for name, f in (("grepq_bf16", "grepq_bf16.csv"), ("grepq_off_no_tf32", "grepq_off_no_tf32.csv"),
+                        ("official_fp16_loop", "official.csv")):
             if name in res["runs"]:
-                diff = bzs.compare_scores(ref, bzs.read_scores(work / f))
-                res["runs"][name]["max_abs_score_diff_vs_grepq_fp32"] = diff
+                res["runs"][name]["max_abs_score_diff_vs_grepq_fp32"] = bzs.compare_scores(
+                    ref, bzs.read_scores(work / f))
+        if args.cpu_check > 0:
+            cpu_args = ["--workdir", str(work), "--device", "cpu"]
+            r = run_worker(["--worker", "grepq", "--amp", "off", "--decode-workers", str(args.decode_workers),
+                            "--worker-out", str(work / "cpu_check.csv"), "--listing", "cpu_check.txt", "--no-warmup",
+                            *cpu_args])
+            cpu = bzs.read_scores(work / "cpu_check.csv")
+            r["vs"] = {name: score_diffs(cpu, bzs.read_scores(work / f"{name}.csv")) for name in GREPQ_RUNS}
+            res["cpu_check"] = r
         for r in res["runs"].values():
             r["images_per_s"] = r["images"] / r["seconds"]
         return res
@@ -216,7 +282,9 @@ def run(args: argparse.Namespace) -> dict:
 def table(res: dict) -> str:
     base = res["runs"].get("official_fp16_loop")
     clip_dtype = base["hl_dtype"].replace("torch.", "") if base else ""
-    names = {"grepq_off": "grepq, batched, float32", "grepq_bf16": "grepq, batched, bf16 autocast",
+    names = {"grepq_off": "grepq, batched, float32 (torch's TF32 defaults)",
+             "grepq_bf16": "grepq, batched, bf16 autocast",
+             "grepq_off_no_tf32": "grepq, batched, float32, TF32 off",
              "official_fp16_loop": f"official per-image loop (CLIP {clip_dtype})",
              "decode": "decoding only (CPU, 1 thread)"}
     lines = [f"# zero-shot Q_L + Q_H, {res['images']} photos {res['size']}, {res['pristine_patches']} pristine "
@@ -229,6 +297,14 @@ def table(res: dict) -> str:
         lines.append(f"| {names[key]} | {r['images_per_s']:.2f} | {vs} | {'-' if diff is None else f'{diff:.1e}'} |")
     if "official_skipped" in res:
         lines.append(f"\nofficial loop {res['official_skipped']}")
+    if "cpu_check" in res:
+        c = res["cpu_check"]
+        lines.append(f"\nCPU check, {c['images']} photos scored on the CPU (float32); max |difference| (Q_L, Q_H):")
+        for name, d in c["vs"].items():
+            lines.append(f"  {names[name]}: {d.get('max_abs_diff_q_low', float('nan')):.2e}, "
+                         f"{d.get('max_abs_diff_q_high', float('nan')):.2e}")
+    folder = f" {res['photos']['folder']}" if "folder" in res["photos"] else ""
+    lines.append(f"photos: {res['photos']['source']}{folder}")
     return "\n".join(lines)
 
 
@@ -242,16 +318,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--official-clip", help="folder holding the patched copy of CLIP's package (FOLDER/clip)")
     ap.add_argument("--device", default="cuda", help="cuda (default) or cuda:N; cpu only checks the script")
     ap.add_argument("--workdir", help="keep weights and photographs here (default: a temporary folder)")
+    ap.add_argument("--photos", default=os.environ.get(PHOTOS_ENV) or None,
+                    help=f"BSDS500-layout photo folder (DIR/test/*.jpg, DIR/train, DIR/val); default ${PHOTOS_ENV}, "
+                         "else scikit-image's sample photographs")
+    ap.add_argument("--cpu-check", type=int, default=4,
+                    help="score the first K timed photographs on the CPU too and compare (default 4; 0: skip)")
     ap.add_argument("--json", help="also write the result to this JSON file")
     ap.add_argument("--worker", choices=("grepq", "official", "decode"), help=argparse.SUPPRESS)
     ap.add_argument("--amp", default="off", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
+    ap.add_argument("--no-tf32", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--listing", default="timed.txt", help=argparse.SUPPRESS)
+    ap.add_argument("--no-warmup", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         if args.official:
             bzs.OFFICIAL_DIR, bzs.OFFICIAL_CLIP_DIR = Path(args.official), Path(args.official_clip)
         work = Path(args.workdir)
-        r = {"grepq": lambda: grepq_worker(work, args.device, args.amp, args.decode_workers, Path(args.worker_out)),
+        r = {"grepq": lambda: grepq_worker(work, args.device, args.amp, args.decode_workers, Path(args.worker_out),
+                                           tf32=not args.no_tf32, listing=args.listing,
+                                           warm=not args.no_warmup),
              "official": lambda: official_worker(work, args.device, Path(args.worker_out)),
              "decode": lambda: decode_rate(work)}[args.worker]()
         print(json.dumps(r))

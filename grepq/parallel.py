@@ -3,7 +3,11 @@ scoring, evaluation and training all use it; it imports nothing of grepq.
 
 **Process group.** ``torchrun --nproc_per_node N`` sets RANK, LOCAL_RANK and WORLD_SIZE (and MASTER_ADDR/PORT);
 without them the run is a single process and nothing is initialised (:func:`init_distributed`). The backend is
-nccl for CUDA devices and gloo otherwise, so several processes also run on one CPU machine. Training's
+nccl for CUDA devices and gloo otherwise, so several processes also run on one CPU machine. The environment
+variable ``GREPQ_DIST_BACKEND`` (``gloo`` or ``nccl``) overrides that choice (:func:`dist_backend`):
+``GREPQ_DIST_BACKEND=gloo`` with ``--device cuda:0`` runs several processes on one GPU (SyncBatchNorm included),
+which NCCL refuses ("Duplicate GPU detected"): a check of the multi-process CUDA code on a one-GPU machine
+(benchmarks/gpu_session.py), not a way to train. Training's
 collectives (all-reduce, gathers with gradient) are in :mod:`grepq.train.distributed`.
 
 **Shares** (``grepq score`` and ``grepq eval`` over several processes or independent jobs, ``--shard``).
@@ -39,7 +43,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["Shard", "ShardError", "ScaleOut", "start", "under_torchrun", "BARRIER_TIMEOUT",
-           "DistInfo", "resolve_train_device", "init_distributed", "cleanup", "barrier"]
+           "DistInfo", "resolve_train_device", "init_distributed", "cleanup", "barrier", "dist_backend", "BACKEND_ENV"]
 
 #: How long the processes of a torchrun job wait at the barrier for the slowest share before giving up (torch's
 #: default, 10-30 min, is shorter than a share of a large dataset can take).
@@ -79,6 +83,22 @@ def resolve_train_device(device: Optional[str], local_rank: int = 0) -> torch.de
     return dev
 
 
+#: Environment variable overriding the process-group backend (module note).
+BACKEND_ENV = "GREPQ_DIST_BACKEND"
+
+
+def dist_backend(device: torch.device) -> str:
+    """nccl for CUDA devices, gloo otherwise, unless ``GREPQ_DIST_BACKEND`` names one of them."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if chosen:
+        if chosen not in ("gloo", "nccl"):
+            raise ValueError(f"{BACKEND_ENV}={chosen!r}: expected 'gloo' or 'nccl'")
+        if chosen == "nccl" and torch.device(device).type != "cuda":
+            raise ValueError(f"{BACKEND_ENV}=nccl needs CUDA devices, got {device}")
+        return chosen
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+
 def init_distributed(device: Optional[str] = None, timeout: Optional[timedelta] = None) -> DistInfo:
     """Read RANK/LOCAL_RANK/WORLD_SIZE (torchrun) and initialise the process group, or return a 1-process info.
 
@@ -91,7 +111,7 @@ def init_distributed(device: Optional[str] = None, timeout: Optional[timedelta] 
     dev = resolve_train_device(device, local_rank)
     if world <= 1:
         return DistInfo(0, 0, 1, dev, None)
-    backend = "nccl" if dev.type == "cuda" else "gloo"
+    backend = dist_backend(dev)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not dist.is_initialized():

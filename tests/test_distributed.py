@@ -278,3 +278,21 @@ def test_two_process_run_killed_mid_epoch_resumes_exactly(data, tmp_path):
     assert_same_run(full, killed)
     info = json.loads((killed / "run_info.json").read_text())
     assert info["world_size"] == WORLD and info["resumed_from_step"] == 3 and info["final_step"] == 6
+
+
+def test_backend_override(monkeypatch):
+    """GREPQ_DIST_BACKEND picks the backend (gloo lets several processes share one GPU); unset: nccl for CUDA,
+    gloo otherwise; anything else is an error."""
+    from grepq.parallel import BACKEND_ENV, dist_backend
+
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert dist_backend(torch.device("cpu")) == "gloo" and dist_backend(torch.device("cuda:0")) == "nccl"
+    monkeypatch.setenv(BACKEND_ENV, "gloo")
+    assert dist_backend(torch.device("cuda:0")) == "gloo"
+    monkeypatch.setenv(BACKEND_ENV, "nccl")
+    assert dist_backend(torch.device("cuda:1")) == "nccl"
+    with pytest.raises(ValueError, match="needs CUDA"):
+        dist_backend(torch.device("cpu"))
+    monkeypatch.setenv(BACKEND_ENV, "mpi")
+    with pytest.raises(ValueError, match="expected 'gloo' or 'nccl'"):
+        dist_backend(torch.device("cpu"))
