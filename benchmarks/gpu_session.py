@@ -49,6 +49,9 @@ PY = sys.executable
 #: Steps of each timed training run left out of its rate (CUDA/cuDNN warm-up, first DataLoader batches).
 WARM_STEPS = 5
 COMPARE_STEPS = 3
+#: ``gpu_session.py --grepq-no-tf32 ARGS``: run ``grepq ARGS`` with TF32 off in cuDNN and cuBLAS (torch's flags;
+#: the runs also get NVIDIA_TF32_OVERRIDE=0), i.e. float32 arithmetic on Ampere and later GPUs.
+NO_TF32_FLAG = "--grepq-no-tf32"
 #: Seconds of the budget kept for the correctness checks: a timed training run starts only with more left.
 RESERVE_FOR_CHECKS = 90
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
@@ -426,10 +429,12 @@ class GpuSampler(threading.Thread):
 
 
 def train_cmd(task: str, run_dir: Path, data: Path, device: str, steps: int, extra: List[str], clip: Path,
-              workers: int, nproc: int = 0) -> List[str]:
+              workers: int, nproc: int = 0, no_tf32: bool = False) -> List[str]:
+    """``grepq train`` (under torchrun with ``nproc``); ``no_tf32``: through this script's ``--grepq-no-tf32``."""
     base = [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] if nproc else [PY]
     cfg = "ll_paper" if task == "ll" else "hl_paper"
-    args = base + ["-m", "grepq", "train", "--config", cfg, "--data", str(data), "--run-dir", str(run_dir),
+    entry = [str(SCRIPT), NO_TF32_FLAG] if no_tf32 else ["-m", "grepq"]
+    args = base + entry + ["train", "--config", cfg, "--data", str(data), "--run-dir", str(run_dir),
                    "--device", device, f"run.max_steps={steps}", "run.checkpoint_every=100000", "run.log_every=1",
                    "run.progress=false", f"data.num_workers={workers}",
                    f"data.pin_memory={'true' if device.startswith('cuda') else 'false'}"]
@@ -484,7 +489,8 @@ NOTES = {
              "batch (LL: images of 8 distorted versions x 2 views each); gpu_while_running = nvidia-smi samples",
     "checks": "the same config, seed and data on CPU and CUDA: rel_diff_per_step = |loss - loss_ref| / |loss_ref| "
               "for the first steps; step 1 is the same weights on both sides (forward arithmetic only), later steps "
-              "add Adam updates of rounding-level gradient differences. *_no_tf32 runs had NVIDIA_TF32_OVERRIDE=0; "
+              "add Adam updates of rounding-level gradient differences. *_no_tf32 runs (also the 2proc ones) had "
+              "torch.backends.cudnn/cuda.matmul.allow_tf32 = False and NVIDIA_TF32_OVERRIDE=0; "
               "*_2proc_gloo_syncbn: torchrun 2 processes on cuda:0, GREPQ_DIST_BACKEND=gloo, bn global = torch "
               "SyncBatchNorm; ll_cuda_2proc_nccl_same_gpu: the default backend on one GPU (expected refusal); "
               "ll_cuda_1proc_torchrun_bn_sync: SyncBatchNorm layers with world size 1 (torch falls back to batch_norm)",
@@ -493,6 +499,19 @@ NOTES = {
 
 
 # ------------------------------------------------------------------------------------------------ main
+def run_grepq_without_tf32(args: List[str]) -> None:
+    """``grepq ARGS`` in this process with TF32 off (torch's legacy flags, which torch 2.x still honours)."""
+    import runpy
+
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    sys.argv = ["grepq", *args]
+    sys.path.insert(0, str(REPO))
+    runpy.run_module("grepq", run_name="__main__", alter_sys=True)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", help="where gpu.json, the junit files and bench_gpu.json go")
@@ -647,8 +666,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             def go(name, device, env=None, extra=(), nproc=0, threads=1):
                 rd = work / "runs" / name
+                no_tf32 = "NVIDIA_TF32_OVERRIDE" in (env or {})
                 procs[name] = (rd, s.start(name, train_cmd(task, rd, data_root, device, COMPARE_STEPS,
-                                                           cmp_args + list(extra), work / "clip_random.pt", 0, nproc),
+                                                           cmp_args + list(extra), work / "clip_random.pt", 0, nproc,
+                                                           no_tf32=no_tf32),
                                            env=env, threads=threads))
 
             go(f"{task}_cpu", "cpu", threads=z["cpu_threads"])
@@ -748,4 +769,7 @@ def print_summary(res: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if len(sys.argv) > 1 and sys.argv[1] == NO_TF32_FLAG:
+        run_grepq_without_tf32(sys.argv[2:])
+    else:
+        sys.exit(main())
