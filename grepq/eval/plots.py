@@ -20,6 +20,7 @@ from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..data.datasets import table_name
 from . import metrics as M
 from . import paper_numbers
 from .regression import check_features
@@ -79,7 +80,7 @@ def plot_srcc_vs_labels(rows, path, *, title: Optional[str] = None, show_paper: 
     for r in rows:
         if "n_train" not in r or "srcc" not in r:
             raise ValueError(f"plot_srcc_vs_labels: expected keys n_train and srcc in every row, got {sorted(r)}")
-        key = (paper_numbers.table_name(r.get("dataset")) or "?",
+        key = (table_name(r.get("dataset")) or "?",
                paper_numbers.canonical_feature_set(r.get("feature_set", "all")),
                r.get("alpha_selection"))
         groups.setdefault(key, {}).setdefault(int(r["n_train"]), []).append(r["srcc"])

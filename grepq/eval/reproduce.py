@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from tqdm import tqdm
 
 from ..config import flatten
-from ..data.datasets import DatasetError, IQADataset, load_dataset, loader_name
+from ..data.datasets import DatasetError, IQADataset, load_dataset, loader_name, table_name
 from ..version import __version__
 from . import paper_numbers as paper
 from .from_config import (
@@ -95,10 +95,10 @@ def _loader(name: str, entry: Dict[str, Any]) -> str:
     return loader_name(entry.get("loader") or name)
 
 
-def table_name(name: str, entry: Dict[str, Any]) -> str:
+def entry_table_name(name: str, entry: Dict[str, Any]) -> str:
     """The name a dataset entry has in the tables: the paper's name for a known loader ("KonIQ"), else the entry's."""
     loader = _loader(name, entry)
-    return paper.table_name(name if loader == "csv" else loader)
+    return table_name(name if loader == "csv" else loader)
 
 
 def _load_entry(name: str, entry: Dict[str, Any]) -> IQADataset:
@@ -117,7 +117,7 @@ def _resolve(ref: str, names: Dict[str, str]) -> Optional[str]:
     """A dataset named in tables.* -> the entry name: the entry itself, else the entry with the same table name."""
     if ref in names:
         return ref
-    want = paper.table_name(ref)
+    want = table_name(ref)
     return next((n for n, t in names.items() if t == want), None)
 
 
@@ -130,7 +130,7 @@ def _load_datasets(cfg: Dict[str, Any], skipped: List[Tuple[str, str]]) -> Dict[
             continue
         loaded[name] = _load_entry(name, entry)
     tables = sorted({1, 2} & set(cfg["tables"]["run"]))
-    given = {table_name(n, cfg["datasets"][n] or {}) for n in cfg["datasets"]}
+    given = {entry_table_name(n, cfg["datasets"][n] or {}) for n in cfg["datasets"]}
     for ds in paper.TABLE2_SRCC if tables else ():
         if ds not in given:
             skipped.append((f"dataset {ds}", "not in the configuration (the paper's Tables 1 and 2 report it)"))
@@ -138,7 +138,7 @@ def _load_datasets(cfg: Dict[str, Any], skipped: List[Tuple[str, str]]) -> Dict[
 
 
 def _table_steps(cfg: Dict[str, Any], loaded: Dict[str, IQADataset], skipped: List[Tuple[str, str]]) -> List[Step]:
-    tables, names = cfg["tables"]["run"], {n: table_name(n, cfg["datasets"][n] or {}) for n in loaded}
+    tables, names = cfg["tables"]["run"], {n: entry_table_name(n, cfg["datasets"][n] or {}) for n in loaded}
     steps = []
     for n in loaded:
         if 2 in tables:

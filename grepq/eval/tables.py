@@ -28,6 +28,7 @@ import os
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ..data.datasets import table_name
 from . import paper_numbers
 from .metrics import median_or_nan
 from .results import ProtocolResult
@@ -178,7 +179,7 @@ def table1(rows) -> str:
 
     def key(r):
         return (paper_numbers.canonical_feature_set(r.get("feature_set", "all")),
-                paper_numbers.table_name(r.get("dataset")),
+                table_name(r.get("dataset")),
                 int(r["n_train"]), r.get("regressor"), r.get("alpha_selection"), r.get("plcc_fit"),
                 r.get("variant"))
 
@@ -238,7 +239,7 @@ def table2(rows) -> str:
     lines = []
     used = set()
     for ds, paper in paper_numbers.TABLE2_SRCC.items():
-        found = [i for i, r in enumerate(rows) if paper_numbers.table_name(r.get("dataset")) == ds
+        found = [i for i, r in enumerate(rows) if table_name(r.get("dataset")) == ds
                  and r.get("predictor", "GRepQ_Z") == "GRepQ_Z"]
         if not found:
             lines.append([ds, "GRepQ_Z", MISSING, _fmt(paper), MISSING, MISSING, MISSING, MISSING, MISSING])
@@ -246,7 +247,7 @@ def table2(rows) -> str:
             used.add(i)
             lines.append(_table2_line(rows[i], paper))
     rest = [i for i in range(len(rows)) if i not in used]
-    rest.sort(key=lambda i: (str(paper_numbers.table_name(rows[i].get("dataset"))), str(rows[i].get("predictor"))))
+    rest.sort(key=lambda i: (str(table_name(rows[i].get("dataset"))), str(rows[i].get("predictor"))))
     for i in rest:
         r = rows[i]
         paper = paper_numbers.paper_srcc(2, r.get("dataset")) if r.get("predictor", "GRepQ_Z") == "GRepQ_Z" else None
@@ -261,7 +262,7 @@ def table2(rows) -> str:
 
 
 def _table2_line(r: Mapping[str, Any], paper: Optional[float]) -> List[Any]:
-    return [paper_numbers.table_name(r.get("dataset")) or MISSING, r.get("predictor", "GRepQ_Z"), _fmt(r.get("srcc")),
+    return [table_name(r.get("dataset")) or MISSING, r.get("predictor", "GRepQ_Z"), _fmt(r.get("srcc")),
             _fmt(paper), _diff(r.get("srcc"), paper), _fmt(r.get("krcc")), _fmt(r.get("plcc_cubic")),
             _fmt(r.get("plcc_logistic")), r.get("n", MISSING)]
 
@@ -284,7 +285,7 @@ def table3(rows) -> str:
     rows = _of_protocol(_as_rows(rows), "cross_dataset")
 
     def pair(r) -> Tuple[Optional[str], Optional[str]]:
-        return paper_numbers.table_name(r.get("source")), paper_numbers.table_name(r.get("dataset"))
+        return table_name(r.get("source")), table_name(r.get("dataset"))
 
     header = ["train → test", "features", "SRCC (ours)", "SRCC (paper)", "Δ SRCC", "PLCC (ours)", "PLCC fit",
               "regressor", "α", "α selection"]
@@ -311,8 +312,8 @@ def table3(rows) -> str:
 
 def _table3_line(r: Mapping[str, Any], paper: Optional[float]) -> List[Any]:
     oracle = r.get("alpha_selection") == "oracle"
-    src = paper_numbers.table_name(r.get("source")) or MISSING
-    tgt = paper_numbers.table_name(r.get("dataset")) or MISSING
+    src = table_name(r.get("source")) or MISSING
+    tgt = table_name(r.get("dataset")) or MISSING
     fs = _fs_label(paper_numbers.canonical_feature_set(r.get("feature_set", "all")), None)
     alpha = r.get("alpha")
     return [f"{src} → {tgt}", fs, _mark(_fmt(r.get("srcc")), oracle), _fmt(paper), _diff(r.get("srcc"), paper),
@@ -336,7 +337,7 @@ def table4(rows) -> str:
         Markdown; every paper entry appears, "—" where not measured.
     """
     rows = [r for r in _of_protocol(_as_rows(rows), "data_efficient")
-            if paper_numbers.table_name(r.get("dataset")) == paper_numbers.TABLE4_DATASET
+            if table_name(r.get("dataset")) == paper_numbers.TABLE4_DATASET
             and paper_numbers.canonical_feature_set(r.get("feature_set", "all")) == "ll"]
     labelled = [r for r in rows
                 if paper_numbers.canonical_similarity(r.get("variant")) in paper_numbers.SIMILARITY_MEASURES
