@@ -3,11 +3,13 @@ regenerate docs/official-comparison.md with the grepq commit it ran at.
 
 Usage::
 
-    python benchmarks/official_parity.py --official /path/to/GRepQ [--official-commit SHA] [--doc docs/official-comparison.md]
+    python benchmarks/official_parity.py --official /path/to/GRepQ [--doc docs/official-comparison.md]
 
-``--official`` is a checkout of the public repository ``suhas-srinath/GRepQ`` (never part of grepq, never copied
-into it). Nothing is downloaded and no file of that checkout or of any installed package is edited; the official
-code's expectations are met at run time, in this process only, and undone afterwards (:func:`official_runtime`):
+``--official`` is a git checkout of the public repository ``suhas-srinath/GRepQ`` (never part of grepq, never copied
+into it); the page names its commit as ``git -C DIR rev-parse HEAD`` gives it (a folder that is not the top of a git
+work tree is refused, so the commit is never typed by hand). Nothing is downloaded and no file of that checkout or
+of any installed package is edited; the official code's expectations are met at run time, in this process only,
+and undone afterwards (:func:`official_runtime`):
 
 * its ``HLModel`` calls ``clip.load("RN50")``: ``clip.load`` returns the float32 random RN50 made here (CLIP's own
   ``clip.model.CLIP``), as ``clip.load`` on a CPU would (no fp16 conversion there);
@@ -67,7 +69,7 @@ def skimage_photo(name: str) -> np.ndarray:
 def make_inputs(work: Path) -> Dict[str, Path]:
     """Weights (random, official formats), a pristine-image folder and a test-image folder under ``work``."""
     from PIL import Image
-    bz.BSDS = Path("/nonexistent")  # scikit-image photographs only, on every machine
+    bz.bench_inputs.use_skimage()  # scikit-image photographs only, on every machine
     paths = bz.make_weights(work / "weights")
     for folder, names in (("pristine_images", [(n, "png") for n in PRISTINE_IMAGES]), ("images", TEST_IMAGES)):
         (work / folder).mkdir(parents=True, exist_ok=True)
@@ -262,16 +264,36 @@ def measure(official: Path, work: Path) -> Dict[str, object]:
     return res
 
 
-def official_identity(official: Path, commit: str = None) -> Dict[str, str]:
+class NotACheckout(ValueError):
+    """The ``--official`` folder is not the top of a git work tree, so its commit cannot be read."""
+
+
+def official_commit(official: Path) -> str:
+    """``git -C official rev-parse HEAD``, with ``-dirty`` when tracked files differ from it. Raises
+    :class:`NotACheckout` when ``official`` is not the top folder of a git work tree (a folder inside another
+    repository would otherwise report that repository's commit)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(official), *args], capture_output=True, text=True, timeout=30)
+
+    top = git("rev-parse", "--show-toplevel")
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != Path(official).resolve():
+        raise NotACheckout(f"{official}: not the top of a git checkout (git rev-parse --show-toplevel: "
+                           f"{(top.stdout or top.stderr).strip() or 'nothing'}); clone suhas-srinath/GRepQ with git")
+    rev = git("rev-parse", "HEAD")
+    if rev.returncode != 0:
+        raise NotACheckout(f"{official}: git rev-parse HEAD failed: {rev.stderr.strip()}")
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return rev.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def official_identity(official: Path) -> Dict[str, str]:
     files = ["networks.py", "losses.py", "Evaluation/zeroshot_ll_model.py", "Evaluation/zeroshot_hl_model.py",
              "Evaluation/compute_statistical_deviation.py", "Evaluation/dataloader.py"]
     h = hashlib.sha1()
     for f in files:
         h.update((official / f).read_bytes())
-    if commit is None:
-        rev = subprocess.run(["git", "-C", str(official), "rev-parse", "HEAD"], capture_output=True, text=True)
-        commit = rev.stdout.strip() if rev.returncode == 0 else "not a git checkout (give --official-commit)"
-    return {"commit": commit, "files_sha1": h.hexdigest(), "files": ", ".join(f"`{f}`" for f in files)}
+    return {"commit": official_commit(official), "files_sha1": h.hexdigest(),
+            "files": ", ".join(f"`{f}`" for f in files)}
 
 
 def _yes(value: float, target: float) -> str:
@@ -359,22 +381,25 @@ Both sides score against the pristine HDF5 that the official `pristine(config)` 
 
 def main(argv: List[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--official", required=True, type=Path, help="checkout of suhas-srinath/GRepQ")
-    ap.add_argument("--official-commit", help="its commit, when the checkout is not a git work tree")
+    ap.add_argument("--official", required=True, type=Path,
+                    help="git checkout of suhas-srinath/GRepQ (its commit is read with git rev-parse HEAD)")
     ap.add_argument("--workdir", type=Path, help="keep the weights and images here (default: a temporary folder)")
     ap.add_argument("--doc", type=Path, default=DOC, help="the page to write (default: %(default)s)")
     ap.add_argument("--json", type=Path, help="also write the measured numbers as JSON")
     args = ap.parse_args(argv)
     if not (args.official / "networks.py").is_file():
         ap.error(f"{args.official}: not a checkout of the official GRepQ code (no networks.py)")
+    try:
+        official_commit(args.official)  # refuse before the measurement, not after it
+    except NotACheckout as exc:
+        ap.error(str(exc))
     warnings.filterwarnings("ignore")
     from grepq.train.checkpoint import git_revision
     with tempfile.TemporaryDirectory(prefix="grepq-parity-") as tmp:
         work = args.workdir or Path(tmp)
         res = measure(args.official.resolve(), work)
-    command = "python benchmarks/official_parity.py --official /path/to/GRepQ" + (
-        f" --official-commit {args.official_commit}" if args.official_commit else "")
-    text = render(res, git_revision(), official_identity(args.official, args.official_commit), command)
+    command = "python benchmarks/official_parity.py --official /path/to/GRepQ"
+    text = render(res, git_revision(), official_identity(args.official), command)
     args.doc.write_text(text, encoding="utf-8")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
