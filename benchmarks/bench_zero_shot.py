@@ -126,7 +126,7 @@ def photos(split: str, n: int, role: str = "test") -> List[np.ndarray]:
         base = out[k % len(names)]
         turn = 1 + k // len(names)
         out.append(np.ascontiguousarray(np.rot90(base, turn) if k % 2 else base[:, ::-1]))
-        bench_inputs.note(role, [f"skimage.data.{names[k % len(names)]} " + (f"rotated {90 * turn}" if k % 2
+        bench_inputs.note(role, [f"skimage.data.{names[k % len(names)]} " + (f"rotated {90 * turn % 360}" if k % 2
                                                                             else "mirrored")])
         k += 1
     return out[:n]
@@ -167,7 +167,8 @@ def make_pristine(path: Path, n_patches: int, seed: int = 0) -> None:
     whole folder, or scikit-image's photographs), official HDF5 format."""
     from grepq.scoring.pristine import write_pristine_hdf5
 
-    imgs = photos("train", 200, "pristine") + (photos("val", 100, "pristine") if _has_split("val") else [])
+    with_val = bench_inputs.folder() is None or _has_split("val")  # a folder without val/ would repeat train's
+    imgs = photos("train", 200, "pristine") + (photos("val", 100, "pristine") if with_val else [])
     rng = np.random.default_rng(seed)
     out = np.empty((n_patches, 3, PATCH, PATCH), dtype=np.float32)
     for k in range(n_patches):
