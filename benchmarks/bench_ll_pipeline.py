@@ -7,19 +7,23 @@ decode the 9 files, the FSIM matrix, two aligned fragment samplings (7x7 x 32 px
 * official: ``ll.fsim_source: compute`` — one ``piq.fsim(data_range=1.0)`` per pair (36 calls) in float64 in every
   ``__getitem__``, as the official ``FrameLoaderLLModel`` does (the same folders without ``fsim.npy``).
 
-Photos: the first ``--images`` BSDS500 images (481 x 321) from /work/shared/data/bsds500 if present, otherwise
-scikit-image's sample photographs. The folders are made with ``grepq.data.prepare`` (default distortions) when it is
+Photos: the first ``--images`` ``train`` photographs of the folder given with ``--photos DIR`` or
+``$GREPQ_BENCH_PHOTOS`` (e.g. BSDS500, 481 x 321), otherwise scikit-image's sample photographs; the output's
+``inputs`` says which. The folders are made with ``grepq.data.prepare`` (default distortions) when it is
 importable, else with a blur/noise stack written here. One torch thread by default: a DataLoader worker runs with
 one thread, and the machine's other load then affects both paths alike.
 
-Usage: ``python benchmarks/bench_ll_pipeline.py [--images 4] [--repeats 3] [--official-samples 2] [--threads 1]``.
-Prints a Markdown table row: images, samples/s stored, samples/s official, ratio.
+Usage: ``python benchmarks/bench_ll_pipeline.py [--photos DIR] [--images 4] [--repeats 3] [--official-samples 2]
+[--threads 1]``. Prints a Markdown table row (images, samples/s stored, samples/s official, ratio) and one JSON line
+(prefix ``RESULT``) for benchmarks/run_all.py.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,26 +31,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-BSDS = Path("/work/shared/data/bsds500")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_inputs  # noqa: E402  (the photographs: --photos DIR, $GREPQ_BENCH_PHOTOS or scikit-image's)
 
 
 def photos(n: int):
-    """Up to n (path or None, uint8 HxWx3 array) photographs."""
-    from grepq.data.io import read_image
-
-    if BSDS.is_dir():
-        files = sorted(BSDS.glob("train/*.jpg")) or sorted(BSDS.glob("*/*.jpg"))
-        if files:
-            return "BSDS500", [(f, (read_image(f).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-                               for f in files[:n]]
-    import skimage.data
-
-    out = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "hubble_deep_field")[:n]:
-        img = getattr(skimage.data, name)()
-        img = np.repeat(img[:, :, None], 3, 2) if img.ndim == 2 else img[:, :, :3]
-        out.append((None, np.ascontiguousarray(img)))
-    return "skimage", out
+    """(source, [(path or None, uint8 HxWx3 array)]) of up to n photographs; names recorded for ``inputs``."""
+    if bench_inputs.folder() is not None:
+        arrays = bench_inputs.load("train", n, "photos")
+        return bench_inputs.folder().name, [(None, a) for a in arrays]
+    return "skimage", [(None, a) for a in bench_inputs.load(None, n, "photos")[:n]]
 
 
 def build_folders(images, root: Path) -> Path:
@@ -65,8 +59,6 @@ def build_folders(images, root: Path) -> Path:
     except ImportError:
         pass
     # fallback: reference + 4 blur + 4 noise levels, FSIM from grepq.data.fsim or piq
-    import json
-
     import torch.nn.functional as F
 
     from grepq.data.fsim import fsim_matrix_piq
@@ -124,8 +116,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed passes, median reported (default 3)")
     ap.add_argument("--official-samples", type=int, default=2, help="samples per official pass (slow; default 2)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a DataLoader worker)")
+    bench_inputs.add_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    bench_inputs.select(args.photos)
 
     from grepq.data.training_set import LLTrainingDataset
 
@@ -149,6 +143,11 @@ def main() -> None:
     print("| images | stored FSIM (samples/s) | FSIM in the loader, piq float64 (samples/s) | ratio |")
     print("|---|---|---|---|")
     print(f"| {len(images)} | {r_fast:.2f} | {r_slow:.4f} | {r_fast / r_slow:.0f}x |")
+    inputs = bench_inputs.describe()
+    print(f"inputs: {inputs['inputs']} ({', '.join(inputs['files'])})")
+    print("RESULT " + json.dumps({"images": len(images), "size": f"{w}x{h}", "versions": d, "threads": args.threads,
+                                  "stored_samples_per_s": r_fast, "official_samples_per_s": r_slow,
+                                  "max_abs_fsim_diff": diff, **inputs}))
 
 
 if __name__ == "__main__":

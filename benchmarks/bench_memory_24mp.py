@@ -13,11 +13,13 @@ Estimate of the one-batch path (float32, B = number of patches, 96x96 input): th
 two largest live ResNet18 activations at the stem, the conv1 output and the BatchNorm output (each B x 64 x 48 x 48)
 = B x 4 bytes x (27,648 + 2 x 147,456), plus the decoded image and the pristine patches.
 
-The photograph: four BSDS500 images (or scikit-image photographs) upscaled (bicubic) to 3000x2000 each and tiled
-2x2, saved as JPEG q95. Weights: a random LL model in the official layout; pristine patches as in
+The photograph: the first four ``test`` photographs of the folder given with ``--photos DIR`` or
+``$GREPQ_BENCH_PHOTOS`` (e.g. BSDS500), else four scikit-image photographs (the output's ``inputs`` says which),
+upscaled (bicubic) to 3000x2000 each and tiled 2x2, saved as JPEG q95.
+Weights: a random LL model in the official layout; pristine patches as in
 bench_zero_shot.py (``--pristine-patches``, default 1500). The two Q_L values must agree within 1e-5.
 
-Usage: ``python benchmarks/bench_memory_24mp.py [--workdir DIR] [--no-official] [--force-official]``.
+Usage: ``python benchmarks/bench_memory_24mp.py [--photos DIR] [--workdir DIR] [--no-official] [--force-official]``.
 Prints a Markdown table and one JSON line (prefix ``RESULT``) for benchmarks/run_all.py.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +39,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_inputs  # noqa: E402
 import bench_zero_shot as bz  # noqa: E402
 
 WIDTH, HEIGHT = 6000, 4000
@@ -75,7 +79,7 @@ def make_photo(path: Path) -> Path:
 
     if path.is_file():
         return path
-    tiles = [Image.fromarray(a).resize((WIDTH // 2, HEIGHT // 2), Image.BICUBIC) for a in bz.photos("test", 4)]
+    tiles = [Image.fromarray(a).resize((WIDTH // 2, HEIGHT // 2), Image.BICUBIC) for a in bz.photos("test", 4, "test")]
     canvas = Image.new("RGB", (WIDTH, HEIGHT))
     for k, t in enumerate(tiles):
         canvas.paste(t, ((k % 2) * WIDTH // 2, (k // 2) * HEIGHT // 2))
@@ -137,14 +141,23 @@ def run(quick: bool = False, workdir: Optional[str] = None, official: bool = Tru
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="grepq-bench-24mp-")
         workdir = tmp.name
-    work = Path(workdir)
+    work = Path(workdir) / bench_inputs.source_key()  # one folder per input source: never reused across sources
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if not bench_inputs.recall(work / "weights" / bz.INPUTS_FILE, "calibration"):
+            shutil.rmtree(work / "weights", ignore_errors=True)
         paths = bz.make_weights(work / "weights", which=("ll",))
+        bench_inputs.remember(work / "weights" / bz.INPUTS_FILE, "calibration")
         paths["pristine"] = work / bz.OFFICIAL_HDF5
-        if not paths["pristine"].is_file():
+        marker = work / f".pristine-{n_pristine}"
+        if not (paths["pristine"].is_file() and bench_inputs.recall(marker, "pristine")):
             bz.make_pristine(paths["pristine"], n_pristine)
+            bench_inputs.remember(marker, "pristine")
+        photo_marker = work / "photo_24mp.inputs.json"
+        if not bench_inputs.recall(photo_marker, "test"):
+            (work / "photo_24mp.jpg").unlink(missing_ok=True)
         image = make_photo(work / "photo_24mp.jpg")
+        bench_inputs.remember(photo_marker, "test")
         out_csv = work / "grepq.csv"
         cmd = [sys.executable, "-m", "grepq", "score", str(image), "--components", "low",
                "--ll-weights", str(paths["ll"]), "--pristine", str(paths["pristine"]), "--output", str(out_csv)]
@@ -156,6 +169,7 @@ def run(quick: bool = False, workdir: Optional[str] = None, official: bool = Tru
             "image": f"{WIDTH}x{HEIGHT}", "patches": n_patches(), "pristine_patches": n_pristine,
             "grepq_s": g_s, "grepq_peak_bytes": g_rss, "grepq_q_low": g_q,
             "one_batch_estimate_bytes": one_batch_estimate(n_pristine), "mem_available_bytes": mem_available(),
+            **bench_inputs.describe(),
         }
         if official:
             need = res["one_batch_estimate_bytes"] + MARGIN_BYTES
@@ -191,6 +205,7 @@ def table(res: Dict[str, object]) -> str:
         lines.append(f"\n|Q_L grepq - Q_L official| = {res['abs_score_diff']:.1e}")
     elif "official_skipped" in res:
         lines.append(f"\nofficial path not run: {res['official_skipped']}")
+    lines.append(f"inputs: {res['inputs']} ({', '.join(res['files'])})")
     lines.append(f"one-batch estimate (module doc): {res['one_batch_estimate_bytes'] / gib:.1f} GiB beyond the "
                  "interpreter and weights")
     return "\n".join(lines)
@@ -204,6 +219,7 @@ def main() -> None:
     ap.add_argument("--no-official", action="store_true", help="skip the one-batch official path")
     ap.add_argument("--force-official", action="store_true", help="run the official path whatever memory is free")
     ap.add_argument("--pristine-patches", type=int, default=1500)
+    bench_inputs.add_argument(ap)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--image", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -211,6 +227,7 @@ def main() -> None:
     if args.worker:
         official_worker(Path(args.workdir), Path(args.image), Path(args.worker_out))
         return
+    bench_inputs.select(args.photos)
     res = run(args.quick, args.workdir, not args.no_official, args.force_official, args.pristine_patches)
     print(table(res))
     print("RESULT " + json.dumps(res))

@@ -32,6 +32,8 @@ TARGET_RATIO = 2.0
 
 def run(folder: Path, n: int, workdir: Path) -> dict:
     """Per-image seconds of each recipe on the first ``n`` images of ``folder`` (interleaved)."""
+    if not Path(folder).is_dir():
+        raise SystemExit(f"bench_prepare: photo folder {folder} does not exist or is not a folder")
     images = sorted(list_images(folder))[:n]
     if not images:
         raise SystemExit(f"bench_prepare: no images in {folder}")
@@ -46,7 +48,9 @@ def run(folder: Path, n: int, workdir: Path) -> dict:
             seconds[recipe].append(summary.done[0]["seconds"])
         print(f"\r{k + 1}/{len(images)} images", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    result = {"images": len(images), "folder": str(folder), "torch_threads": torch.get_num_threads(),
+    result = {"images": len(images), "inputs": f"folder {Path(folder).resolve().name}", "count": len(images),
+              "files": [Path(os.path.relpath(p, folder)).as_posix() for p in images],  # names only, no machine path
+              "torch_threads": torch.get_num_threads(),
               "load_before": [round(x, 2) for x in load_before],
               "load_after": [round(x, 2) for x in os.getloadavg()]}
     for r in RECIPES:

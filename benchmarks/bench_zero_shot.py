@@ -28,8 +28,10 @@ Weights are random (no downloads here): a full-size RN50 (``clip.model.CLIP(1024
 77, 49408, 512, 8, 12)``) saved as a state dict, the ``visual`` state dict of a second one as HL weights, a random
 LL model in the official ``.tar`` layout; BatchNorm affine parameters randomised and running statistics
 re-estimated on real photographs. Pristine patches: ``--pristine-patches`` (default 1500) random 96x96 crops of
-photographs, in the official HDF5 format. Test photographs: BSDS500 test images (/work/shared/data/bsds500, if
-present; else scikit-image photographs), resized so the short side is 500 and centre-cropped to 500x500, JPEG q95.
+photographs, in the official HDF5 format. Test photographs: the ``test`` photographs of the folder given with
+``--photos DIR`` or ``$GREPQ_BENCH_PHOTOS`` (e.g. BSDS500; the pristine patches from its ``train`` and ``val``),
+else scikit-image's photographs (the output says which: ``inputs``), resized so the short side is 500 and
+centre-cropped to 500x500, JPEG q95.
 
 Targets (issue 14): warm within 1.15x of the floor, and at least 1.3x faster than the official dataset mode.
 
@@ -55,7 +57,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-BSDS = Path("/work/shared/data/bsds500")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_inputs  # noqa: E402  (the photographs: --photos DIR, $GREPQ_BENCH_PHOTOS or scikit-image's)
+
 OFFICIAL_DIR = Path("/tmp/official")
 OFFICIAL_CLIP_DIR = Path("/tmp/official_clip")
 #: CLIP RN50's constructor arguments (embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
@@ -66,6 +70,8 @@ OFFICIAL_HDF5 = "pristine_patches_096_0.75_0.80.hdf5"
 PATCH = 96
 TEST_SIDE = 500
 SCRIPT = Path(__file__).resolve()
+#: The file beside a cached input that names the photographs it was made from (bench_inputs.remember).
+INPUTS_FILE = ".inputs.json"
 
 
 # ------------------------------------------------------------------------------------------------ machine
@@ -108,30 +114,21 @@ def wait_for_idle(max_wait: float = 600.0, quiet: Optional[float] = None) -> flo
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-def photos(split: str, n: int) -> List[np.ndarray]:
-    """Up to n uint8 (H, W, 3) photographs: BSDS500 ``split`` images if present, else scikit-image photos."""
-    from PIL import Image
-
-    files = sorted((BSDS / split).glob("*.jpg")) if BSDS.is_dir() else []
-    if files:
-        out = []
-        for f in files[:n]:
-            with Image.open(f) as im:
-                out.append(np.asarray(im.convert("RGB")))
+def photos(split: str, n: int, role: str = "test") -> List[np.ndarray]:
+    """Up to n uint8 (H, W, 3) photographs: the ``split`` photographs of the folder given with ``--photos`` /
+    ``$GREPQ_BENCH_PHOTOS`` (bench_inputs), else scikit-image's photographs, with flipped and rotated copies when
+    more are asked for. The names are recorded under ``role`` for the result's ``inputs``."""
+    out = bench_inputs.load(split, n, role)
+    if bench_inputs.folder() is not None:
         return out
-    import skimage.data
-
-    names = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
-             "motorcycle_left")
-    out = []
-    for name in names:
-        img = getattr(skimage.data, name)() if name != "motorcycle_left" else skimage.data.stereo_motorcycle()[0]
-        out.append(np.ascontiguousarray(img[:, :, :3]))
-    # more images than photos: flipped and rotated copies
+    names = bench_inputs.SKIMAGE_NAMES
     k = 0
-    while len(out) < n:
+    while len(out) < n:  # more images than photos: flipped and rotated copies
         base = out[k % len(names)]
-        out.append(np.ascontiguousarray(np.rot90(base, 1 + k // len(names)) if k % 2 else base[:, ::-1]))
+        turn = 1 + k // len(names)
+        out.append(np.ascontiguousarray(np.rot90(base, turn) if k % 2 else base[:, ::-1]))
+        bench_inputs.note(role, [f"skimage.data.{names[k % len(names)]} " + (f"rotated {90 * turn % 360}" if k % 2
+                                                                            else "mirrored")])
         k += 1
     return out[:n]
 
@@ -149,27 +146,30 @@ def square_crop(arr: np.ndarray, side: int) -> np.ndarray:
 
 
 def make_test_folder(folder: Path, n: int, side: int = TEST_SIDE, crop=None) -> List[Path]:
-    """``n`` JPEG test photographs in ``folder`` (reused when already there), each cut by ``crop(array)`` (default: a
-    centred ``side`` x ``side`` square)."""
+    """``n`` JPEG test photographs in ``folder`` (reused when already there from the same inputs), each cut by
+    ``crop(array)`` (default: a centred ``side`` x ``side`` square)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     existing = sorted(folder.glob("*.jpg"))
-    if len(existing) == n:
+    if len(existing) == n and bench_inputs.recall(folder / INPUTS_FILE, "test"):
         return existing
     for f in existing:
         f.unlink()
-    for i, arr in enumerate(photos("test", n)):
+    for i, arr in enumerate(photos("test", n, "test")):
         cut = square_crop(arr, side) if crop is None else crop(arr)
         Image.fromarray(cut).save(folder / f"photo{i:03d}.jpg", quality=95)
+    bench_inputs.remember(folder / INPUTS_FILE, "test")
     return sorted(folder.glob("*.jpg"))
 
 
 def make_pristine(path: Path, n_patches: int, seed: int = 0) -> None:
-    """``n_patches`` random 96x96 crops of photographs (BSDS500 train + val), official HDF5 format."""
+    """``n_patches`` random 96x96 crops of photographs (the train + val photographs of a BSDS500-like folder, or the
+    whole folder, or scikit-image's photographs), official HDF5 format."""
     from grepq.scoring.pristine import write_pristine_hdf5
 
-    imgs = photos("train", 200) + photos("val", 100)
+    with_val = bench_inputs.folder() is None or _has_split("val")  # a folder without val/ would repeat train's
+    imgs = photos("train", 200, "pristine") + (photos("val", 100, "pristine") if with_val else [])
     rng = np.random.default_rng(seed)
     out = np.empty((n_patches, 3, PATCH, PATCH), dtype=np.float32)
     for k in range(n_patches):
@@ -177,6 +177,11 @@ def make_pristine(path: Path, n_patches: int, seed: int = 0) -> None:
         y, x = rng.integers(0, a.shape[0] - PATCH + 1), rng.integers(0, a.shape[1] - PATCH + 1)
         out[k] = a[y:y + PATCH, x:x + PATCH].transpose(2, 0, 1) / np.float32(255)
     write_pristine_hdf5(torch.from_numpy(out), path)
+
+
+def _has_split(split: str) -> bool:
+    f = bench_inputs.folder()
+    return f is not None and (f / split).is_dir()
 
 
 def _randomize_bn(model: torch.nn.Module, batches: List[torch.Tensor], seed: int) -> None:
@@ -213,7 +218,7 @@ def make_weights(folder: Path, which=("ll", "clip", "hl")) -> Dict[str, Path]:
     paths = {"ll": folder / "low_level_model_weights.tar", "clip": folder / "RN50_random.pt",
              "hl": folder / "high_level_model_weights.pth"}
     paths = {k: v for k, v in paths.items() if k in which}
-    calib = [torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255 for a in photos("train", 4)]
+    calib = [torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255 for a in photos("train", 4, "calibration")]
     if "ll" in paths and not paths["ll"].is_file():
         torch.manual_seed(0)
         ll = LowLevelModel()
@@ -232,15 +237,21 @@ def make_weights(folder: Path, which=("ll", "clip", "hl")) -> Dict[str, Path]:
 
 
 def prepare_workdir(work: Path, n_images: int, n_pristine: int) -> Dict[str, Path]:
-    """Weights, pristine HDF5 (official name) and the test folder under ``work`` (reused when already there)."""
+    """Weights, pristine HDF5 (official name) and the test folder under ``work/<inputs>`` (reused when already there;
+    one subfolder per input source, so a run on other photographs never reuses these)."""
+    work = work / bench_inputs.source_key()
+    work.mkdir(parents=True, exist_ok=True)
+    if not bench_inputs.recall(work / "weights" / INPUTS_FILE, "calibration"):
+        shutil.rmtree(work / "weights", ignore_errors=True)
     paths = make_weights(work / "weights")
+    bench_inputs.remember(work / "weights" / INPUTS_FILE, "calibration")
     paths["pristine"] = work / OFFICIAL_HDF5
     marker = work / f".pristine-{n_pristine}"
-    if not (paths["pristine"].is_file() and marker.exists()):
+    if not (paths["pristine"].is_file() and bench_inputs.recall(marker, "pristine")):
         make_pristine(paths["pristine"], n_pristine)
         for m in work.glob(".pristine-*"):
             m.unlink()
-        marker.touch()
+        bench_inputs.remember(marker, "pristine")
     paths["images"] = work / f"photos{n_images}"
     make_test_folder(paths["images"], n_images)
     return paths
@@ -507,6 +518,7 @@ def run(quick: bool = False, images: Optional[int] = None, workdir: Optional[str
             "grepq_s": min(t["warm"]), "grepq_cold_s": min(t["cold"]), "floor_s": t_floor, "repeats": repeats,
             "warm_cold_scores_identical": True, "torch_threads": torch.get_num_threads(),
             "busy_cores_before_runs_max": max(busy), "loadavg_1min_at_starts": [round(x, 2) for x in loads],
+            **bench_inputs.describe(),
         }
         if official and official_loop:
             res.update(official_s=min(t["loop"]),
@@ -551,6 +563,8 @@ def table(res: Dict[str, object]) -> str:
         lines.append(f"max |score grepq - official| over images and components: {res['max_abs_score_diff']:.1e}")
     if "max_abs_score_diff_dataset" in res:
         lines.append(f"max |score grepq - official dataset mode|: {res['max_abs_score_diff_dataset']:.1e}")
+    lines.append(f"inputs: {res['inputs']} ({res['count']} files: {', '.join(res['files'][:6])}"
+                 f"{', ...' if res['count'] > 6 else ''})")
     lines.append(f"warm and cold scores identical (bits): {res['warm_cold_scores_identical']}; "
                  f"1-min load average at the starts: {res['loadavg_1min_at_starts']}")
     return "\n".join(lines)
@@ -570,6 +584,7 @@ def main() -> None:
     ap.add_argument("--no-official-loop", action="store_true",
                     help="skip the official per-image loop (slow: it re-embeds the pristine patches for every image)")
     ap.add_argument("--no-wait", action="store_true", help="time at once, without waiting for an idle machine")
+    bench_inputs.add_argument(ap)
     ap.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--images-dir", help=argparse.SUPPRESS)
     ap.add_argument("--components", default="low,high", help=argparse.SUPPRESS)
@@ -578,6 +593,7 @@ def main() -> None:
     if args.worker:
         WORKERS[args.worker](Path(args.workdir), Path(args.images_dir), args.components, Path(args.worker_out))
         return
+    bench_inputs.select(args.photos)
     if args.no_wait:
         global IDLE_CORES
         IDLE_CORES = float("inf")

@@ -3,12 +3,13 @@ regenerate docs/official-comparison.md with the grepq commit it ran at.
 
 Usage::
 
-    python benchmarks/official_parity.py --official /path/to/GRepQ [--official-commit SHA] \
-        [--doc docs/official-comparison.md]
+    python benchmarks/official_parity.py --official /path/to/GRepQ [--doc docs/official-comparison.md]
 
-``--official`` is a checkout of the public repository ``suhas-srinath/GRepQ`` (never part of grepq, never copied
-into it). Nothing is downloaded and no file of that checkout or of any installed package is edited; the official
-code's expectations are met at run time, in this process only, and undone afterwards (:func:`official_runtime`):
+``--official`` is a git checkout of the public repository ``suhas-srinath/GRepQ`` (never part of grepq, never copied
+into it); the page names its commit as ``git -C DIR rev-parse HEAD`` gives it (a folder that is not the top of a git
+work tree is refused, so the commit is never typed by hand). Nothing is downloaded and no file of that checkout or
+of any installed package is edited; the official code's expectations are met at run time, in this process only,
+and undone afterwards (:func:`official_runtime`):
 
 * its ``HLModel`` calls ``clip.load("RN50")``: ``clip.load`` returns the float32 random RN50 made here (CLIP's own
   ``clip.model.CLIP``), as ``clip.load`` on a CPU would (no fp16 conversion there);
@@ -68,7 +69,7 @@ def skimage_photo(name: str) -> np.ndarray:
 def make_inputs(work: Path) -> Dict[str, Path]:
     """Weights (random, official formats), a pristine-image folder and a test-image folder under ``work``."""
     from PIL import Image
-    bz.BSDS = Path("/nonexistent")  # scikit-image photographs only, on every machine
+    bz.bench_inputs.use_skimage()  # scikit-image photographs only, on every machine
     paths = bz.make_weights(work / "weights")
     for folder, names in (("pristine_images", [(n, "png") for n in PRISTINE_IMAGES]), ("images", TEST_IMAGES)):
         (work / folder).mkdir(parents=True, exist_ok=True)
@@ -108,8 +109,8 @@ def official_runtime(official: Path, rn50: Path):
             kwargs["device"] = "cpu"
         return saved["to"](self, *args, **kwargs)
 
-    clip.load, torch.Tensor.to = local_load, to_cpu
-    clip.model.AttentionPool2d.forward = pool_without_positional_embedding
+    clip.load, clip.model.AttentionPool2d.forward = local_load, pool_without_positional_embedding
+    torch.Tensor.to = to_cpu
     torch.Tensor.cuda = lambda self, *a, **k: self
     torch.nn.Module.cuda = lambda self, *a, **k: self
     if importlib.util.find_spec("pandas") is None:
@@ -209,8 +210,8 @@ def run_grepq(paths: Dict[str, Path], hdf5: Path) -> Dict[str, object]:
     """grepq's Python API on the same files (the official pristine HDF5)."""
     from grepq import GRepQ
     from grepq.data.io import read_image
-    from grepq.scoring.zero_shot import hl_embedding
-    scorer = GRepQ.from_files(ll_weights=paths["ll"], hl_weights=paths["hl"], clip_weights=paths["clip"], pristine=hdf5,
+    from grepq.eval.zero_shot import hl_embedding
+    scorer = GRepQ(ll_weights=paths["ll"], hl_weights=paths["hl"], clip_weights=paths["clip"], pristine=hdf5,
                    device="cpu")
     out = {"scores": {}, "ll": {}, "hl": {}, "text": scorer.hl.text_features.detach().clone()}
     with torch.no_grad():
@@ -237,7 +238,7 @@ def max_diff(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> float:
 
 # ------------------------------------------------------------------------------------------------ the run and the doc
 def measure(official: Path, work: Path) -> Dict[str, object]:
-    from grepq.scoring.pristine import select_pristine_patches
+    from grepq.eval.pristine import select_pristine_patches
     paths = make_inputs(work)
     t0 = time.time()
     with official_runtime(official, paths["clip"]):
@@ -269,40 +270,40 @@ def measure(official: Path, work: Path) -> Dict[str, object]:
     return res
 
 
-def official_identity(official: Path, commit: str = None) -> Dict[str, str]:
+class NotACheckout(ValueError):
+    """The ``--official`` folder is not the top of a git work tree, so its commit cannot be read."""
+
+
+def official_commit(official: Path) -> str:
+    """``git -C official rev-parse HEAD``, with ``-dirty`` when tracked files differ from it. Raises
+    :class:`NotACheckout` when ``official`` is not the top folder of a git work tree (a folder inside another
+    repository would otherwise report that repository's commit)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(official), *args], capture_output=True, text=True, timeout=30)
+
+    top = git("rev-parse", "--show-toplevel")
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != Path(official).resolve():
+        raise NotACheckout(f"{official}: not the top of a git checkout (git rev-parse --show-toplevel: "
+                           f"{(top.stdout or top.stderr).strip() or 'nothing'}); clone suhas-srinath/GRepQ with git")
+    rev = git("rev-parse", "HEAD")
+    if rev.returncode != 0:
+        raise NotACheckout(f"{official}: git rev-parse HEAD failed: {rev.stderr.strip()}")
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return rev.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def official_identity(official: Path) -> Dict[str, str]:
     files = ["networks.py", "losses.py", "Evaluation/zeroshot_ll_model.py", "Evaluation/zeroshot_hl_model.py",
              "Evaluation/compute_statistical_deviation.py", "Evaluation/dataloader.py"]
     h = hashlib.sha1()
     for f in files:
         h.update((official / f).read_bytes())
-    if commit is None:
-        rev = subprocess.run(["git", "-C", str(official), "rev-parse", "HEAD"], capture_output=True, text=True)
-        commit = rev.stdout.strip() if rev.returncode == 0 else "not a git checkout (give --official-commit)"
-    return {"commit": commit, "files_sha1": h.hexdigest(), "files": ", ".join(f"`{f}`" for f in files)}
+    return {"commit": official_commit(official), "files_sha1": h.hexdigest(),
+            "files": ", ".join(f"`{f}`" for f in files)}
 
 
 def _yes(value: float, target: float) -> str:
     return "yes" if value <= target else "**no**"
-
-
-#: The "What was compared" table of docs/official-comparison.md.
-COMPARED = "\n".join([
-    "| quantity | official code | grepq |",
-    "|---|---|---|",
-    "| Q_L per image (Eq. 5-6) | `compute_niqe_distance_single_image` | `GRepQ.score_image`; `grepq score` |",
-    "| Q_H per image (Eq. 2) | `compute_hlm_score_single_image` | the same two |",
-    "| LL features | the LL model's output inside the official single-image call (recorded) | "
-    "`GRepQ.ll_patch_features(img)` |",
-    "| HL embedding | `model.image_encoder(...)` inside the official single-image call (recorded) | "
-    "`grepq.scoring.zero_shot.hl_embedding` |",
-    '| prompt embeddings | `clip_model.encode_text(clip.tokenize(["A good photo.", "A bad photo."]))` | '
-    "`GRepQ.hl.text_features` |",
-    "| pristine patches | `pristine(config)` (its own random patch order) | "
-    "`select_pristine_patches` (compared as sets) |",
-    "| QACL | `weighted_contrastive_loss(..., mode_in=True)`; B=8, D=9, C=128 | "
-    '`grepq.losses.qacl(..., variant="official")` |',
-    '| GCL | `GroupContrastiveLoss(16, tau)`; M=16, C=128 | `grepq.losses.gcl(..., variant="official")` |',
-])
 
 
 def render(res: Dict[str, object], grepq_rev: str, official: Dict[str, str], command: str) -> str:
@@ -328,10 +329,6 @@ def render(res: Dict[str, object], grepq_rev: str, official: Dict[str, str], com
                       for name, v, tgt in rows)
     images = ", ".join(f"{k} ({w}x{h})" for k, (w, h) in res["images"].items())
     met = all(v <= tgt for _, v, tgt in rows if tgt is not None) and res["pristine_same_set"]
-    same = res["pristine_same_set"]
-    pristine_row = ("| pristine patches: official `pristine(config)` vs grepq `select_pristine_patches` "
-                    f"({res['pristine_count']} patches from 4 photographs) | "
-                    f"{'the same set' if same else '**different sets**'} | same set | {'yes' if same else '**no**'} |")
     return f"""# grepq against the official GRepQ code: measured differences
 
 **Every number on this page was written by `benchmarks/official_parity.py`** (the command below), which runs the
@@ -344,14 +341,23 @@ this file. grepq commit: `{grepq_rev}`. Official code: commit `{official['commit
 | quantity | max \\|official − grepq\\| | target | met |
 |---|---|---|---|
 {table}
-{pristine_row}
+| pristine patches: official `pristine(config)` vs grepq `select_pristine_patches` ({res['pristine_count']} patches from 4 photographs) | {'the same set' if res['pristine_same_set'] else '**different sets**'} | same set | {'yes' if res['pristine_same_set'] else '**no**'} |
 
 Both sides score against the pristine HDF5 that the official `pristine(config)` wrote. The CLI rows run
 `grepq score` as a separate process (installed, unedited `clip`).
 
 ## What was compared
 
-{COMPARED}
+| quantity | official code | grepq |
+|---|---|---|
+| Q_L per image (Eq. 5-6) | `compute_niqe_distance_single_image` | `GRepQ.score_image`; `grepq score` |
+| Q_H per image (Eq. 2) | `compute_hlm_score_single_image` | the same two |
+| LL features | the LL model's output inside the official single-image call (recorded) | `GRepQ.ll_patch_features(img)` |
+| HL embedding | `model.image_encoder(...)` inside the official single-image call (recorded) | `grepq.scoring.zero_shot.hl_embedding` |
+| prompt embeddings | `clip_model.encode_text(clip.tokenize(["A good photo.", "A bad photo."]))` | `GRepQ.hl.text_features` |
+| pristine patches | `pristine(config)` (its own random patch order) | `select_pristine_patches` (compared as sets) |
+| QACL | `weighted_contrastive_loss(..., mode_in=True)`; B=8, D=9, C=128 | `grepq.losses.qacl(..., variant="official")` |
+| GCL | `GroupContrastiveLoss(16, tau)`; M=16, C=128 | `grepq.losses.gcl(..., variant="official")` |
 
 ## How
 
@@ -382,22 +388,25 @@ Both sides score against the pristine HDF5 that the official `pristine(config)` 
 
 def main(argv: List[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--official", required=True, type=Path, help="checkout of suhas-srinath/GRepQ")
-    ap.add_argument("--official-commit", help="its commit, when the checkout is not a git work tree")
+    ap.add_argument("--official", required=True, type=Path,
+                    help="git checkout of suhas-srinath/GRepQ (its commit is read with git rev-parse HEAD)")
     ap.add_argument("--workdir", type=Path, help="keep the weights and images here (default: a temporary folder)")
     ap.add_argument("--doc", type=Path, default=DOC, help="the page to write (default: %(default)s)")
     ap.add_argument("--json", type=Path, help="also write the measured numbers as JSON")
     args = ap.parse_args(argv)
     if not (args.official / "networks.py").is_file():
         ap.error(f"{args.official}: not a checkout of the official GRepQ code (no networks.py)")
+    try:
+        official_commit(args.official)  # refuse before the measurement, not after it
+    except NotACheckout as exc:
+        ap.error(str(exc))
     warnings.filterwarnings("ignore")
     from grepq.train.checkpoint import git_revision
     with tempfile.TemporaryDirectory(prefix="grepq-parity-") as tmp:
         work = args.workdir or Path(tmp)
         res = measure(args.official.resolve(), work)
-    command = "python benchmarks/official_parity.py --official /path/to/GRepQ" + (
-        f" --official-commit {args.official_commit}" if args.official_commit else "")
-    text = render(res, git_revision(), official_identity(args.official, args.official_commit), command)
+    command = "python benchmarks/official_parity.py --official /path/to/GRepQ"
+    text = render(res, git_revision(), official_identity(args.official), command)
     args.doc.write_text(text, encoding="utf-8")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")

@@ -1,17 +1,24 @@
-"""Run every grepq benchmark and print one Markdown table: each row a ratio measured in this run, on this machine.
+"""Run the grepq benchmarks, store each one's result in benchmarks/results/<name>.json and write docs/benchmarks.md
+from all of those files (the page is generated, never edited: its fixed text is in doc_templates.py).
 
 Usage::
 
-    python benchmarks/run_all.py [--quick] [--only NAME ...] [--workdir DIR] [--json FILE]
+    python benchmarks/run_all.py [--quick] [--only NAME ...] [--photos DIR] [--workdir DIR] [--json FILE]
+    python benchmarks/run_all.py --render-only
 
 Each benchmark script runs in its own subprocess (so one's memory and threads do not affect another's), started
 once other jobs leave the CPU idle (up to ``--max-wait`` seconds; the scripts comparing timings wait the same way
-before each timed run), and is parsed from its output: the scripts print a ``RESULT {json}`` line, or (bench_fsim.py,
-bench_ll_pipeline.py) a table. Their full output is printed as it arrives, then the summary table. The exit status is 1
-if a benchmark failed or a target was not met, else 0.
+before each timed run), and is parsed from its output: the scripts print a ``RESULT {json}`` line, or
+(bench_train_steps.py) a table. Their full output is printed as it arrives, then the summary table. Each results
+file records the command, the grepq commit (``git rev-parse HEAD``, ``git describe --always --dirty``), start and end
+time, the load average at both, the machine, the rows and the script's RESULT numbers (its ``inputs`` among them).
+``--only`` keeps the other benchmarks' last results files, and the page is written from all of them, each section
+naming its own run. The photographs: ``--photos DIR`` or ``$GREPQ_BENCH_PHOTOS``, else scikit-image's
+(bench_inputs.py). The exit status is 1 if a benchmark failed or a target was not met, else 0.
 
-Adding a benchmark: write a function ``rows(ctx) -> List[Row]`` and append it to :data:`BENCHMARKS` (or, for the
-training-step rates, to :data:`TRAINING_BENCHMARKS`, the hook left for them below).
+Adding a benchmark: write a function ``rows(ctx) -> List[Row]`` that keeps its parsed result with ``ctx.keep`` and
+append it to :data:`BENCHMARKS` (or, for the training-step rates, to :data:`TRAINING_BENCHMARKS`, the hook left for
+them below); its title and explanation go in doc_templates.py.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -63,6 +70,16 @@ class Context:
     workdir: Path
     outputs: Dict[str, str]
     max_wait: float = 600.0
+    raw: Dict[str, dict] = field(default_factory=dict)
+
+    def keep(self, name: str, result: dict) -> dict:
+        """Keep a benchmark's parsed result (its ``RESULT`` JSON) for its results file; returns it."""
+        self.raw[name] = result
+        return result
+
+
+class NotRun(Exception):
+    """A benchmark that cannot run on this machine (no CUDA device): its last results file is kept as it is."""
 
 
 def run_script(ctx: Context, name: str, args: List[str]) -> str:
@@ -95,45 +112,30 @@ def _yes(ok: bool) -> bool:
 
 # ------------------------------------------------------------------------------------------------ benchmarks
 def fsim_rows(ctx: Context) -> List[Row]:
-    out = run_script(ctx, "bench_fsim.py", ["--repeats", "1" if ctx.quick else "3"])
-    times, diffs = {}, {}
-    for line in out.splitlines():
-        m = re.match(r"(piq\.fsim per pair, float64 \(official\)|grepq fsim_matrix, "
-                     r"float64)\s+([\d.]+)\s+[\d.]+\s+[\d.]+"
-                     r"\s+([\d.e+-]+)", line)
-        if m:
-            times[m.group(1)], diffs[m.group(1)] = float(m.group(2)), float(m.group(3))
-    ref, ours = times["piq.fsim per pair, float64 (official)"], times["grepq fsim_matrix, float64"]
-    diff = diffs["grepq fsim_matrix, float64"]
+    r = ctx.keep("fsim", result_json(run_script(ctx, "bench_fsim.py", ["--repeats", "1" if ctx.quick else "3"])))
+    ref, ours, diff = r["piq_float64_s"], r["grepq_float64_s"], r["max_abs_diff_float64"]
     ratio = ref / ours
-    return [Row("FSIM of 9 versions (36 pairs), 481x321", "grepq `fsim_matrix` (float64) vs `piq.fsim` per pair "
-                "(official loader)", f">= {FSIM_MIN_RATIO:g}x, max diff <= {FSIM_TOL:g}",
+    return [Row(f"FSIM of {r['versions']} versions ({r['pairs']} pairs), {r['size']}", "grepq `fsim_matrix` "
+                "(float64) vs `piq.fsim` per pair (official loader)",
+                f">= {FSIM_MIN_RATIO:g}x, max diff <= {FSIM_TOL:g}",
                 f"{ratio:.1f}x ({ref:.2f} s vs {ours:.2f} s), max diff {diff:.1e}",
                 _yes(ratio >= FSIM_MIN_RATIO and diff <= FSIM_TOL))]
 
 
 def ll_pipeline_rows(ctx: Context) -> List[Row]:
-    script = HERE / "bench_ll_pipeline.py"
-    if not script.is_file():
-        raise RuntimeError(f"{script} is missing")
     args = ["--repeats", "1", "--official-samples", "1"] if ctx.quick else []
-    out = run_script(ctx, "bench_ll_pipeline.py", args)
-    rows = [line for line in out.splitlines() if re.match(r"\|\s*\d+\s*\|", line)]
-    if not rows:
-        raise RuntimeError("no result row in bench_ll_pipeline.py's output")
-    cells = [c.strip() for c in rows[-1].strip("|").split("|")]
-    fast, slow = float(cells[1]), float(cells[2])
+    r = ctx.keep("ll_pipeline", result_json(run_script(ctx, "bench_ll_pipeline.py", args)))
+    fast, slow = r["stored_samples_per_s"], r["official_samples_per_s"]
     ratio = fast / slow
-    m = re.search(r"max \|FSIM stored - FSIM piq\| = ([\d.e+-]+)", out)
-    extra = f", max FSIM diff {float(m.group(1)):.1e}" if m else ""
-    return [Row("LL training input pipeline (one sample = 9 versions)", "stored FSIM (`grepq prepare`) vs FSIM "
-                "computed in the loader (official)", f">= {LL_PIPELINE_MIN_RATIO:g}x",
-                f"{ratio:.0f}x ({fast:.2f} vs {slow:.4f} samples/s){extra}", _yes(ratio >= LL_PIPELINE_MIN_RATIO))]
+    return [Row(f"LL training input pipeline (one sample = {r['versions']} versions)", "stored FSIM (`grepq prepare`) "
+                "vs FSIM computed in the loader (official)", f">= {LL_PIPELINE_MIN_RATIO:g}x",
+                f"{ratio:.0f}x ({fast:.2f} vs {slow:.4f} samples/s), max FSIM diff {r['max_abs_fsim_diff']:.1e}",
+                _yes(ratio >= LL_PIPELINE_MIN_RATIO))]
 
 
 def zero_shot_rows(ctx: Context) -> List[Row]:
     args = ["--workdir", str(ctx.workdir / "zero_shot")] + (["--quick"] if ctx.quick else [])
-    r = result_json(run_script(ctx, "bench_zero_shot.py", args))
+    r = ctx.keep("zero_shot", result_json(run_script(ctx, "bench_zero_shot.py", args)))
     if "official_s" not in r:
         raise RuntimeError("bench_zero_shot.py did not time the official loop")
     ratio = r["official_s"] / r["grepq_s"]
@@ -164,7 +166,7 @@ def zero_shot_rows(ctx: Context) -> List[Row]:
 
 def memory_rows(ctx: Context) -> List[Row]:
     args = ["--workdir", str(ctx.workdir / "memory_24mp")]
-    r = result_json(run_script(ctx, "bench_memory_24mp.py", args))
+    r = ctx.keep("memory", result_json(run_script(ctx, "bench_memory_24mp.py", args)))
     gib = 2 ** 30
     rows = []
     peak = r["grepq_peak_bytes"]
@@ -194,7 +196,7 @@ def memory_rows(ctx: Context) -> List[Row]:
 
 
 def protocol_rows(ctx: Context) -> List[Row]:
-    r = result_json(run_script(ctx, "bench_protocol.py", ["--quick"] if ctx.quick else []))
+    r = ctx.keep("protocol", result_json(run_script(ctx, "bench_protocol.py", ["--quick"] if ctx.quick else [])))
     names = ", ".join(f"{d['name']} {d['images']}" for d in r["datasets"])
     return [Row("data-efficient protocol, 5 datasets x 3 label counts x 10 splits x 3 feature sets",
                 f"wall time on {r['cpus']} cores from cached features ({names})",
@@ -210,13 +212,12 @@ def gpu_rows(ctx: Context) -> List[Row]:
 
     what = "grepq `score` batched, float32 and bf16, vs the official per-image loop (CLIP fp16)"
     if not torch.cuda.is_available():
-        return [Row("zero-shot on a GPU, 1024x768 photos", what, "- (measured only)",
-                    "not run: no CUDA device on this machine", None)]
+        raise NotRun("no CUDA device on this machine")
     args = ["--workdir", str(ctx.workdir / "gpu"), "--images", "30" if ctx.quick else "100"]
     official, clip_copy = os.environ.get("GREPQ_BENCH_OFFICIAL"), os.environ.get("GREPQ_BENCH_OFFICIAL_CLIP")
     if official and clip_copy:
         args += ["--official", official, "--official-clip", clip_copy]
-    r = result_json(run_script(ctx, "bench_gpu.py", args))
+    r = ctx.keep("gpu", result_json(run_script(ctx, "bench_gpu.py", args)))
     runs = r["runs"]
     base = runs.get("official_fp16_loop")
     parts = []
@@ -254,6 +255,7 @@ def train_steps_rows(ctx: Context) -> List[Row]:
                             float(r) >= TRAIN_STEP_MIN_RATIO))
     if len(rows) != 2:
         raise RuntimeError("bench_train_steps.py printed no LL/HL rows")
+    ctx.keep("train_steps", {"steps": 4 if ctx.quick else 8, "table_rows": [asdict(r) for r in rows]})
     return rows
 
 
@@ -293,43 +295,185 @@ def name_of(fn: Callable) -> str:
     return fn.__name__.replace("_rows", "")
 
 
+# ------------------------------------------------------------------------------------------------ results and doc
+RESULTS_DIR = HERE / "results"
+DOC = HERE.parent / "docs" / "benchmarks.md"
+
+
+def grepq_commit() -> Dict[str, str]:
+    """``git rev-parse HEAD`` and ``git describe --always --dirty`` of this checkout ("unknown" outside one)."""
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return "unknown"
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+    return {"commit": git("rev-parse", "HEAD"), "describe": git("describe", "--always", "--dirty")}
+
+
+def now_utc() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+
+def loadavg() -> List[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def save_result(results: Path, name: str, record: dict) -> Path:
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
+    path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    return path
+
+
+def load_results(results: Path) -> Dict[str, dict]:
+    """Every ``<name>.json`` in ``results``, by name."""
+    out = {}
+    for path in sorted(Path(results).glob("*.json")):
+        out[path.stem] = json.loads(path.read_text())
+    return out
+
+
+def _flatten(value, prefix: str = "") -> List[tuple]:
+    if isinstance(value, dict):
+        rows = []
+        for k, v in value.items():
+            rows.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return rows
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        rows = []
+        for i, v in enumerate(value):
+            rows.extend(_flatten(v, f"{prefix}[{i}]"))
+        return rows
+    return [(prefix, value)]
+
+
+def generic_table(data: dict) -> str:
+    """A results file of another format (e.g. bench_gpu.py's own JSON): every key and value, nested keys joined."""
+    lines = ["| key | value |", "|---|---|"]
+    for k, v in _flatten(data):
+        text = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+        lines.append(f"| `{k}` | {text.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def provenance(rec: dict) -> str:
+    """The lines under a section's title: when, at which commit, on which machine, under which load, on which inputs."""
+    if rec.get("imported"):
+        return f"**Not measured by this script.** {rec['imported']}"
+    m = rec.get("machine", {})
+    load = (f"load average (1/5/15 min) {'/'.join(map(str, rec['load_start']))} at the start, "
+            f"{'/'.join(map(str, rec['load_end']))} at the end")
+    raw = rec.get("raw", {})
+    files = raw.get("files") or []
+    shown = ", ".join(f"`{f}`" for f in files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+    inputs = f"{raw['inputs']} ({raw.get('count', len(files))} files: {shown})" if "inputs" in raw else "generated here"
+    return (f"Measured {rec['started']} to {rec['ended']} ({rec['seconds']:.0f} s) by `{rec['command']}`; grepq "
+            f"`{rec['grepq']['describe']}` (commit `{rec['grepq']['commit']}`). Machine: {m.get('cores')} cores, "
+            f"{m.get('cpu')}, {m.get('ram')} RAM, Python {m.get('python')}, torch {m.get('torch')} "
+            f"({m.get('torch_threads')} threads). {load[0].upper() + load[1:]}. Inputs: {inputs}.")
+
+
+def render(results: Dict[str, dict]) -> str:
+    """docs/benchmarks.md from the results files: every number in it comes from them."""
+    import doc_templates as tpl
+
+    order = [name_of(f) for f in BENCHMARKS + TRAINING_BENCHMARKS]
+    names = [n for n in order if n in results] + sorted(n for n in results if n not in order)
+    commits = {results[n].get("grepq", {}).get("commit") for n in names if not results[n].get("imported")}
+    out = [tpl.HEADER.strip(), ""]
+    if len(commits) > 1 or any(results[n].get("imported") for n in names):
+        out += [tpl.MIXED.strip(), ""]
+    out += ["## Summary", "", "| section | measured | grepq | met |", "|---|---|---|---|"]
+    mark = {True: "yes", False: "**no**", None: "-"}
+    for n in names:
+        rec = results[n]
+        rows = [Row(**r) for r in rec.get("rows", [])]
+        met = "; ".join(sorted({mark[r.met] for r in rows})) or "-"
+        when = "imported, see the section" if rec.get("imported") else rec.get("started", "?")
+        grepq = rec.get("grepq", {}).get("describe", "?")
+        out.append(f"| [{tpl.TITLES.get(n, n)}](#{n.replace('_', '-')}) | {when} | `{grepq}` | {met} |")
+    out.append("")
+    for n in names:
+        rec = results[n]
+        out += [f"<a id=\"{n.replace('_', '-')}\"></a>", f"## {tpl.TITLES.get(n, n)}", ""]
+        if "rows" in rec:
+            out += [provenance(rec), "", table([Row(**r) for r in rec["rows"]]), ""]
+        else:  # a results file written by another script (bench_gpu.py): its keys as they are
+            out += ["Written by another script than run_all.py; its keys as they are:", "", generic_table(rec), ""]
+        if tpl.PROSE.get(n):
+            out += [tpl.PROSE[n].strip(), ""]
+    out += [tpl.FOOTER.strip(), ""]
+    return "\n".join(out)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    import bench_inputs
+
     every = BENCHMARKS + TRAINING_BENCHMARKS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer images and repeats (a few minutes)")
-    ap.add_argument("--only", nargs="+", choices=[name_of(f) for f in every], help="run only these benchmarks")
+    ap.add_argument("--only", nargs="+", choices=[name_of(f) for f in every],
+                    help="run only these benchmarks; the others' last results files are kept and rendered")
+    bench_inputs.add_argument(ap)
     ap.add_argument("--workdir", help="keep generated weights and images here between runs (default: temporary)")
-    ap.add_argument("--json", help="also write the rows and the machine description to this JSON file")
+    ap.add_argument("--results", type=Path, default=RESULTS_DIR,
+                    help="folder of the per-benchmark results files (default: benchmarks/results)")
+    ap.add_argument("--doc", type=Path, default=DOC, help="the page written from the results (default: %(default)s)")
+    ap.add_argument("--render-only", action="store_true", help="run nothing: rewrite --doc from --results")
+    ap.add_argument("--json", help="also write this run's rows and the machine description to this JSON file")
     ap.add_argument("--max-wait", type=float, default=600.0,
                     help="seconds to wait for other jobs to finish before each timed run (default 600)")
     args = ap.parse_args(argv)
+    if args.render_only:
+        args.doc.write_text(render(load_results(args.results)), encoding="utf-8")
+        print(f"wrote {args.doc} from {len(load_results(args.results))} results files in {args.results}")
+        return 0
+    photos = bench_inputs.select(args.photos)  # exported to the scripts as $GREPQ_BENCH_PHOTOS
     tmp = None
     if args.workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="grepq-bench-")
     ctx = Context(args.quick, Path(args.workdir or tmp.name), {}, args.max_wait)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     info = machine()
-    cmd = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+    cmd = ("python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+           + (f" --photos {photos.name}" if photos is not None else ""))
     print(f"# grepq benchmarks: `{cmd}`\nmachine: {info['cores']} cores, {info['cpu']}, {info['ram']} RAM, "
           f"Python {info['python']}, torch {info['torch']} ({info['torch_threads']} threads); "
-          f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
+          f"load average at start {os.getloadavg()[0]:.2f}; photographs: "
+          f"{photos.name if photos is not None else bench_inputs.SKIMAGE}", flush=True)
     rows: List[Row] = []
     failed = False
     t0 = time.perf_counter()
     try:
         for fn in every:
-            if args.only and name_of(fn) not in args.only:
+            name = name_of(fn)
+            if args.only and name not in args.only:
                 continue
+            started, load_start, t = now_utc(), loadavg(), time.perf_counter()
             try:
-                rows.extend(fn(ctx))
+                got = fn(ctx)
+            except NotRun as exc:
+                print(f"\n## {name}: not run ({exc}); its last results file, if any, is kept", flush=True)
+                continue
             except (RuntimeError, KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
                 failed = True
-                rows.append(Row(name_of(fn), "benchmark failed", "-", f"error: {exc}".replace("\n", " ")[:300], False))
+                got = [Row(name, "benchmark failed", "-", f"error: {exc}".replace("\n", " ")[:300], False)]
+            rows.extend(got)
+            save_result(args.results, name, {
+                "benchmark": name, "command": cmd.replace("run_all.py", f"run_all.py --only {name}")
+                if args.only else cmd, "grepq": grepq_commit(), "started": started, "ended": now_utc(),
+                "seconds": round(time.perf_counter() - t, 1), "load_start": load_start, "load_end": loadavg(),
+                "machine": info, "quick": args.quick, "rows": [asdict(r) for r in got], "raw": ctx.raw.get(name, {}),
+            })
     finally:
         if tmp is not None:
             tmp.cleanup()
     print(f"\n# Summary ({time.perf_counter() - t0:.0f} s; load average at end {os.getloadavg()[0]:.2f})\n")
     print(table(rows))
+    args.doc.write_text(render(load_results(args.results)), encoding="utf-8")
+    print(f"\nwrote {args.doc} from the results files in {args.results}")
     if args.json:
         Path(args.json).write_text(json.dumps({"command": cmd, "machine": info, "rows": [asdict(r) for r in rows]},
                                               indent=1))

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import optimize, stats
+from scipy import optimize
 
 from grepq.eval import metrics as M
 
@@ -27,12 +27,63 @@ def test_known_spearman_and_kendall_values():
     assert M.srcc(pred, mos) == pytest.approx(0.8)
 
 
-def test_srcc_with_ties_matches_scipy():
+def test_ties_hand_computed():
+    # pred [1, 2, 2, 3] has one tie; mos [1, 3, 2, 4] none.
+    # Spearman = Pearson of the ranks, ties given their average rank: ranks(pred) = [1, 2.5, 2.5, 4], ranks(mos) =
+    # [1, 3, 2, 4]; deviations from 2.5: [-1.5, 0, 0, 1.5] and [-1.5, 0.5, -0.5, 1.5]; cross sum 2.25 + 2.25 = 4.5,
+    # sums of squares 4.5 and 5: rho = 4.5 / sqrt(4.5 * 5) = sqrt(0.9).
+    assert M.srcc([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(math.sqrt(0.9), abs=1e-15)
+    # Kendall tau-b: of the 6 pairs, 5 concordant, 0 discordant, 1 tied in pred only (items 2 and 3):
+    # (C - D) / sqrt((n0 - ties_pred) * (n0 - ties_mos)) = 5 / sqrt((6 - 1) * (6 - 0)).
+    assert M.krcc([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(5 / math.sqrt(30), abs=1e-15)
+    # pred [1, 2, 3, 3, 4], mos [2, 1, 3, 3, 5]: pairs (1,2) discordant, (3,4) tied in both, the other 8 concordant:
+    # tau-b = (8 - 1) / sqrt((10 - 1) * (10 - 1)) = 7 / 9.
+    assert M.krcc([1, 2, 3, 3, 4], [2, 1, 3, 3, 5]) == pytest.approx(7 / 9, abs=1e-15)
+
+
+def _average_ranks(v):
+    """Ranks 1..n, tied values sharing the mean of their positions (written here, not scipy's)."""
+    v = list(v)
+    order = sorted(range(len(v)), key=lambda i: v[i])
+    ranks = [0.0] * len(v)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def _pearson(x, y):
+    """sum(dx * dy) / sqrt(sum(dx^2) * sum(dy^2)), the formula, in plain Python."""
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    return sxy / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
+
+
+def _tau_b(x, y):
+    """Kendall tau-b by counting every pair: (C - D) / sqrt((n0 - n1) * (n0 - n2))."""
+    c = d = tx = ty = 0
+    n = len(x)
+    for i in range(n):
+        for j in range(i + 1, n):
+            s = (x[i] - x[j]) * (y[i] - y[j])
+            c, d = c + (s > 0), d + (s < 0)
+            tx, ty = tx + (x[i] == x[j]), ty + (y[i] == y[j])
+    n0 = n * (n - 1) / 2
+    return (c - d) / math.sqrt((n0 - tx) * (n0 - ty))
+
+
+def test_srcc_and_krcc_with_many_ties_equal_the_definitions():
     rng = np.random.default_rng(0)
     pred = rng.integers(0, 5, size=40).astype(float)
     mos = pred + rng.integers(0, 3, size=40)
-    assert M.srcc(pred, mos) == pytest.approx(stats.spearmanr(pred, mos).statistic, abs=1e-12)
-    assert M.krcc(pred, mos) == pytest.approx(stats.kendalltau(pred, mos).statistic, abs=1e-12)
+    assert _average_ranks([3, 1, 3, 2]) == [3.5, 1, 3.5, 2]
+    assert M.srcc(pred, mos) == pytest.approx(_pearson(_average_ranks(pred), _average_ranks(mos)), abs=1e-12)
+    assert M.krcc(pred, mos) == pytest.approx(_tau_b(pred.tolist(), mos.tolist()), abs=1e-12)
 
 
 def test_raw_plcc_hand_computed():
@@ -42,12 +93,17 @@ def test_raw_plcc_hand_computed():
 
 # ---------------------------------------------------------------- fitted PLCC
 
-def test_cubic_fit_is_the_official_procedure():
-    rng = np.random.default_rng(1)
-    pred = rng.uniform(0, 1, 60)
-    mos = 1 + 4 * pred ** 2 + 0.1 * rng.normal(size=60)
-    official = stats.pearsonr(np.poly1d(np.polyfit(pred, mos, deg=3))(pred), mos)[0]
-    assert M.plcc(pred, mos, "cubic") == pytest.approx(official, abs=1e-12)
+def test_cubic_fit_hand_computed():
+    # pred = [-2, -1, 0, 1, 2]; mos = pred^3 + e with e = [1, -4, 6, -4, 1], which is orthogonal to 1, x, x^2 and x^3
+    # on these points (sums 0, 0, 0, 0). So the least-squares cubic is exactly x^3 (fitted values c = [-8, -1, 0, 1,
+    # 8], mean 0, sum c^2 = 130) and the residual is e (sum e^2 = 70, orthogonal to c): Pearson(c, c + e) =
+    # 130 / sqrt(130 * (130 + 70)) = sqrt(0.65).
+    pred = [-2, -1, 0, 1, 2]
+    mos = [-8 + 1, -1 - 4, 0 + 6, 1 - 4, 8 + 1]
+    assert M.plcc(pred, mos, "cubic") == pytest.approx(math.sqrt(0.65), abs=1e-12)
+    # raw Pearson of the same vectors: sum(x * mos) = 14 + 5 + 0 - 3 + 18 = 34, mean(mos) = 0, sum x^2 = 10,
+    # sum mos^2 = 49 + 25 + 36 + 9 + 81 = 200: r = 34 / sqrt(10 * 200)
+    assert M.plcc(pred, mos, "none") == pytest.approx(34 / math.sqrt(2000), abs=1e-15)
 
 
 def test_cubic_fit_beats_raw_on_monotone_nonlinear_relation():
@@ -106,7 +162,9 @@ def test_correlations_keys_and_values():
     mos = pred + 0.5 * rng.normal(size=100)
     out = M.correlations(pred, mos)
     assert set(out) == {"srcc", "krcc", "plcc_raw", "plcc_cubic", "plcc_logistic", "n"}
-    assert out["plcc_raw"] == pytest.approx(stats.pearsonr(pred, mos)[0], abs=1e-12)
+    assert out["plcc_raw"] == pytest.approx(_pearson(pred.tolist(), mos.tolist()), abs=1e-12)
+    assert out["srcc"] == pytest.approx(_pearson(_average_ranks(pred), _average_ranks(mos)), abs=1e-12)
+    assert out["krcc"] == pytest.approx(_tau_b(pred.tolist(), mos.tolist()), abs=1e-12)
     assert out["plcc_cubic"] >= out["plcc_raw"] - 1e-12  # least squares superset of the linear fit
 
 
@@ -193,9 +251,9 @@ def test_logistic_plcc_equals_an_independent_least_squares_fit():
     assert M.plcc(pred, mos, "logistic4") == pytest.approx(independent, abs=1e-9)
     assert M.fit_logistic4_params(pred, mos) == pytest.approx([5.89439345, -1.3824571, 0.31285237, 0.40479551],
                                                              abs=1e-5)
-    # the raw and the cubic (official) PLCC against numpy directly, and the numbers
-    assert M.plcc(pred, mos, "none") == pytest.approx(np.corrcoef(pred, mos)[0, 1], abs=1e-14)
-    assert M.plcc(pred, mos, "none") == pytest.approx(0.9814706926673055, abs=1e-12)
-    cubic = np.corrcoef(np.polyval(np.polyfit(pred, mos, 3), pred), mos)[0, 1]
-    assert M.plcc(pred, mos, "cubic") == pytest.approx(cubic, abs=1e-14)
-    assert cubic == pytest.approx(0.983808432626586, abs=1e-12)
+    # the raw PLCC against the formula, the cubic against the least-squares normal equations (V^T V) b = V^T mos,
+    # solved here, not with numpy.polyfit (which grepq uses, as the official code does)
+    assert M.plcc(pred, mos, "none") == pytest.approx(_pearson(pred.tolist(), mos.tolist()), abs=1e-12)
+    v = np.stack([pred ** k for k in range(4)], axis=1)
+    fitted = v @ np.linalg.solve(v.T @ v, v.T @ mos)
+    assert M.plcc(pred, mos, "cubic") == pytest.approx(_pearson(fitted.tolist(), mos.tolist()), abs=1e-9)
