@@ -46,7 +46,7 @@ WIDTH, HEIGHT = 6000, 4000
 PATCH, STRIDE = 96, 48
 #: Target of the issue: grepq's peak resident memory for a 24-megapixel image.
 TARGET_BYTES = 2 * 2 ** 30
-#: Agreement of the two Q_L values (SPEC: zero-shot scores within 1e-5 of the official code).
+#: Agreement of the two Q_L values (target: zero-shot scores within 1e-5 of the official code).
 SCORE_TOL = 1e-5
 #: Memory left free when deciding whether the one-batch path can run (OS, other jobs).
 MARGIN_BYTES = 3 * 2 ** 30

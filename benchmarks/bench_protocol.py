@@ -5,7 +5,7 @@ once the feature cache is full; then :func:`grepq.eval.protocols.data_efficient`
 label counts 50, 100, 200; 10 random 80/20 splits; ridge with alpha in {0.1, 1, 10, 100} chosen by 5-fold
 cross-validation on the labelled images; the three feature sets ``grepq eval`` reports (hl+ll, hl, ll).
 
-Sizes (SPEC §8): CLIVE 1162 images, KonIQ-10k 10073, CSIQ 866 (30 reference scenes, split by scene), LIVE 779
+Sizes (docs/method.md §8): CLIVE 1162 images, KonIQ-10k 10073, CSIQ 866 (30 reference scenes, split by scene), LIVE 779
 (29 scenes, split by scene) and PIPAL's training set, 23200 images of 200 reference scenes (split by scene).
 Features are random (correlated columns, see :func:`synthetic`) and the scores a noisy function of them, so the
 regressions have something to find; the time does not depend on the values.
@@ -23,7 +23,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-#: (name, images, reference scenes or None): the dataset sizes of SPEC §8 (PIPAL: the training set with labels).
+#: (name, images, reference scenes or None): the dataset sizes of method.md §8 (PIPAL: the training set with labels).
 DATASETS: Tuple[Tuple[str, int, Optional[int]], ...] = (
     ("CLIVE", 1162, None),
     ("KonIQ-10k", 10073, None),

@@ -210,7 +210,7 @@ def run_grepq(paths: Dict[str, Path], hdf5: Path) -> Dict[str, object]:
     """grepq's Python API on the same files (the official pristine HDF5)."""
     from grepq import GRepQ
     from grepq.data.io import read_image
-    from grepq.eval.zero_shot import hl_embedding
+    from grepq.scoring.zero_shot import hl_embedding
     scorer = GRepQ(ll_weights=paths["ll"], hl_weights=paths["hl"], clip_weights=paths["clip"], pristine=hdf5,
                    device="cpu")
     out = {"scores": {}, "ll": {}, "hl": {}, "text": scorer.hl.text_features.detach().clone()}
@@ -238,7 +238,7 @@ def max_diff(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> float:
 
 # ------------------------------------------------------------------------------------------------ the run and the doc
 def measure(official: Path, work: Path) -> Dict[str, object]:
-    from grepq.eval.pristine import select_pristine_patches
+    from grepq.scoring.pristine import select_pristine_patches
     paths = make_inputs(work)
     t0 = time.time()
     with official_runtime(official, paths["clip"]):

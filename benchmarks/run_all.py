@@ -45,7 +45,7 @@ from bench_zero_shot import wait_for_idle  # noqa: E402  (each timed script star
 # 24 MP under 2 GB, same score, no slower; the data-efficient protocol under 30 s on 2 cores.
 ZERO_SHOT_MIN_RATIO = 1.0        # official loop time / grepq time
 MEMORY_24MP_MAX_BYTES = 2 * 2 ** 30
-SCORE_TOL = 1e-5                 # |Q grepq - Q official| (SPEC: zero-shot scores within 1e-5)
+SCORE_TOL = 1e-5                 # |Q grepq - Q official| (target: zero-shot scores within 1e-5 of the official code)
 PROTOCOL_MAX_SECONDS = 30.0
 FSIM_MIN_RATIO = 5.0             # piq-per-pair time / grepq fsim_matrix time (float64)
 FSIM_TOL = 1e-5                  # max |FSIM grepq - FSIM piq|, float64

@@ -121,7 +121,7 @@ class GRepQ:
                 name, ``RN50.pt`` or a state dict file (default: ``$GREPQ_CLIP_WEIGHTS``, else "RN50" from CLIP's
                 cache). With the prompt embeddings cached, only its size and date are read.
             pristine: pristine patches: the official HDF5 file, a folder of pristine images, or a (N, 3, R, R) tensor.
-            pos_embedding: "drop" (official), "interpolate" or "keep" (SPEC §4).
+            pos_embedding: "drop" (official), "interpolate" or "keep" (docs/method.md §4).
             prompts, k2: the (good, bad) prompts and k2 of Eq. 2 (paper: "a good photo." / "a bad photo.", 10).
             save_pristine: when ``pristine`` is a folder, also write the selected patches to this HDF5 file.
             cache: True (default) keeps the pristine statistics and the prompt embeddings in the user's cache folder
@@ -236,7 +236,7 @@ class GRepQ:
         Args:
             imgs: B tensors (3, H, W) float32 in [0, 1], all of one shape (one batch through each model).
             features: also return ``"ll"`` (128,) — the LL model on the whole image — and ``"hl"`` (E,) — the CLIP
-                embedding of the whole image — as float32 numpy arrays (SPEC §5).
+                embedding of the whole image — as float32 numpy arrays (docs/method.md §5).
             components: a subset of the scorer's components (default: all of them).
         Returns:
             B dicts with ``"q_low"`` / ``"q_high"`` (Python floats) for the computed components.

@@ -37,7 +37,7 @@ TRAIN_PHOTOS = ("astronaut.png", "coffee.png", "motorcycle_left.png", "motorcycl
                 "ihc.png", "retina.jpg", "moon.png", "coins.png", "grass.png", "gravel.png", "clock_motion.png")
 #: ... and held-out part (other scenes).
 HELDOUT_PHOTOS = ("chelsea.png", "rocket.jpg", "camera.png", "brick.png")
-#: Distortions the model is trained on (SPEC §6 bank; the paper's blur / noise / saturation families) ...
+#: Distortions the model is trained on (docs/method.md §6 bank; the paper's blur / noise / saturation families) ...
 TRAIN_TYPES = ("gaussian_blur", "white_noise", "hsv_saturation", "lab_saturation")
 TRAIN_LEVELS = (2, 4)
 #: ... and the held-out distortions it never sees (compression), at every KADIS level.

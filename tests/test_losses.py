@@ -1,5 +1,5 @@
 """QACL (Eq. 1) and GCL (Eq. 3) against small cases written out term by term from the equations, and the
-official forms against a transcription of their formulas as the official code evaluates them (SPEC §2-3)."""
+official forms against a transcription of their formulas as the official code evaluates them (docs/method.md §2-3)."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""Model construction and weight formats (SPEC §2-3, §7): the official 246-key LL file, CLIP archives and state
+"""Model construction and weight formats (method.md §2-3, §7): the official 246-key LL file, CLIP archives and state
 dicts in fp32 and fp16, the official HL file (a CLIP ``visual`` state dict), strict loading."""
 import copy
 

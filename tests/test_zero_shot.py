@@ -1,4 +1,4 @@
-"""Zero-shot scores against the official pipeline's computation (SPEC §4).
+"""Zero-shot scores against the official pipeline's computation (docs/method.md §4).
 
 The official evaluation cannot run here as released (it hard-codes "cuda" and needs CLIP's installed source
 edited), so the reference below follows its steps as they stand in the official code (commit 61dd615),

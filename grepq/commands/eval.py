@@ -1,4 +1,4 @@
-"""``grepq eval zeroshot|data-efficient|cross-dataset``: the paper's protocols on a dataset (SPEC §5, Tables 1-4).
+"""``grepq eval zeroshot|data-efficient|cross-dataset``: the paper's protocols on a dataset (method.md §5, Tables 1-4).
 
 Settings come from the evaluation schema (:data:`grepq.eval.schema.EVAL_SCHEMA`): its defaults (each key's source
 named: paper, official or grepq), then a YAML file (``--config``), then the command-line options (each maps to

@@ -1,6 +1,6 @@
 """``grepq export RUN_DIR --format official``: a training run's weights in the official release formats.
 
-* LL: ``low_level_model_weights.tar`` — ``{'model': {'state_dict': <246 keys>}, ...}`` (SPEC §7);
+* LL: ``low_level_model_weights.tar`` — ``{'model': {'state_dict': <246 keys>}, ...}`` (docs/method.md §7);
 * HL: ``high_level_model_weights.pth`` — the state dict of CLIP's ``visual`` module, keys without prefix.
 
 ``--format grepq`` copies the run's weights in grepq's format instead (``ll_weights.pt`` / ``hl_weights.pt``).

@@ -2,7 +2,7 @@
 
 Labels come from any dataset loader (``--dataset NAME --root DIR``) or a CSV of image paths and scores (``--csv``;
 relative paths are resolved against the CSV's folder). Features: the weights options of ``grepq score``, through
-the feature cache. Alpha: cross-validation on the labels, as the data-efficient protocol (SPEC section 5).
+the feature cache. Alpha: cross-validation on the labels, as the data-efficient protocol (docs/method.md §5).
 """
 from __future__ import annotations
 

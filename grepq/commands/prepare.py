@@ -1,4 +1,4 @@
-"""``grepq prepare``: synthesise the training set (distorted versions + stored FSIM per image), SPEC §6.
+"""``grepq prepare``: synthesise the training set (distorted versions + stored FSIM per image), docs/method.md §6.
 
 Argument parsing only; the work is :func:`grepq.data.prepare.prepare`.
 """

@@ -1,4 +1,4 @@
-"""``grepq pristine DIR -o F.hdf5``: select pristine patches from a folder of pristine images (SPEC §4)."""
+"""``grepq pristine DIR -o F.hdf5``: select pristine patches from a folder of pristine images (docs/method.md §4)."""
 from __future__ import annotations
 
 import argparse

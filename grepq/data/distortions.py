@@ -1,4 +1,4 @@
-"""Synthetic distortions of the KADIS-700k generator, for the GRepQ training set (SPEC §6).
+"""Synthetic distortions of the KADIS-700k generator, for the GRepQ training set (docs/method.md §6).
 
 The authors generated GRepQ's training set with the KADIS-700k MATLAB generator (official repository,
 issue #3): ``imdist_generator.m`` of Lin, Hosu and Saupe, which maps its input to [0, 1] with ``mapmm``,
@@ -80,7 +80,7 @@ __all__ = [
 
 RANGE_MODES = ("kadis", "clip")
 DEFAULT_RANGE_MODE = "kadis"  # mapmm on input and outputs, as imdist_generator.m (see the module docstring)
-#: The authors' recipe (SPEC §6): per image 4 of these KADIS types (ids 1, 2, 3, 9, 10, 11, 12, 15, 16, 17, 24,
+#: The authors' recipe (method.md §6): per image 4 of these KADIS types (ids 1, 2, 3, 9, 10, 11, 12, 15, 16, 17, 24,
 #: 25; 15 = grepq's substitute), 2 of AUTHORS_LEVELS per type.
 AUTHORS_TYPES: Tuple[str, ...] = ("gaussian_blur", "lens_blur", "motion_blur", "jpeg2000", "jpeg", "white_noise",
                                   "white_noise_color_component", "denoise_nlm", "brighten", "darken",
@@ -299,7 +299,7 @@ KADIS_TYPES: Tuple[KadisType, ...] = (
 _BY_NAME: Dict[str, KadisType] = {t.name: t for t in KADIS_TYPES}
 #: KADIS id -> type.
 TYPES_BY_ID: Dict[int, KadisType] = {t.id: t for t in KADIS_TYPES}
-#: Parameter per level 1 (mildest) .. 5 (strongest), by type name: ``imdist_generator.m``'s table (SPEC §6).
+#: Parameter per level 1 (mildest) .. 5 (strongest), by type name: ``imdist_generator.m``'s table (docs/method.md §6).
 DISTORTION_LEVELS: Dict[str, Tuple[float, ...]] = {t.name: t.levels for t in KADIS_TYPES}
 #: Level tables of ``legacy=True`` where they differ (grepq before the KADIS check: JPEG 2000 level 5 = 170).
 LEGACY_LEVELS: Dict[str, Tuple[float, ...]] = {"jpeg2000": (16, 32, 45, 120, 170)}

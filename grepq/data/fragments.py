@@ -1,4 +1,4 @@
-"""The aligned fragment sampler of the low-level model (SPEC §2; official ``get_spatial_fragments``, FAST-VQA).
+"""The aligned fragment sampler of the low-level model (method.md §2; official ``get_spatial_fragments``, FAST-VQA).
 
 Each training sample is a stack of D versions of one image, (D, 3, H, W) float32 in [0, 1]. Two views are cut
 from it: the anchor (7 x 7 mini-patches of 32 x 32 at random offsets within their grid cells) and the positive
@@ -127,7 +127,7 @@ def sample_fragments(stack: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
 
 def fragment_views(stack: torch.Tensor, generator: torch.Generator, grid: int = FRAGMENT_GRID,
                    patch: int = FRAGMENT_PATCH, flip_p: float = FLIP_P) -> Tuple[torch.Tensor, torch.Tensor, Dict]:
-    """The anchor and positive views of one image's versions, aligned across versions (SPEC §2).
+    """The anchor and positive views of one image's versions, aligned across versions (docs/method.md §2).
 
     stack: (D, 3, H, W) in [0, 1]. Upsampled first when its short side is under grid*patch. The anchor is one
     fragment sampling; the positive a second sampling (new offsets, the same for every version) flipped

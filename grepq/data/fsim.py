@@ -1,6 +1,6 @@
 """FSIM between every pair of distorted versions of one image, computed once per version.
 
-The quality-aware contrastive loss (SPEC §2) weighs every pair of versions of an image by their
+The quality-aware contrastive loss (docs/method.md §2) weighs every pair of versions of an image by their
 FSIM. The official loader computes it with one ``piq.fsim(x, y, data_range=1.0)`` call per pair
 (lower triangle, symmetrised, diagonal 1), in float64. Each such call rebuilds the log-Gabor filter
 bank and recomputes the phase congruency and gradient maps of *both* images, although every one of

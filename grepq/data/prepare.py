@@ -46,7 +46,7 @@ Guarantees
   skipped for their extension and missing paths are all listed in the report with a reason.
 
 Image size. The official LL fragment sampler upsamples (bilinear) an image whose short side is below
-224 = 7 x 32 (SPEC §2) rather than rejecting it, so small images are usable: ``min_size`` (default 32) is
+224 = 7 x 32 (docs/method.md §2) rather than rejecting it, so small images are usable: ``min_size`` (default 32) is
 only a floor below which an image is refused (FSIM's log-Gabor filters and the 32-pixel mini-patches make
 no sense on a few pixels), and images with a short side below 224 are prepared with a warning in the report.
 
@@ -108,7 +108,7 @@ FORMAT_VERSION = 2  # layout version of an item folder (stored in versions.json)
 LEGACY_FORMAT_VERSION = 1  # grepq's format before recipes: every type x level, the settings of _legacy_settings
 REPORT_STEM = "prepare_report"
 MIN_SIZE = 32  # default floor of the short side, pixels (see the module docstring)
-FRAGMENT_SIZE = 224  # 7 x 7 grid of 32 x 32 mini-patches (SPEC §2); smaller images are upsampled by the LL sampler
+FRAGMENT_SIZE = 224  # 7 x 7 grid of 32 x 32 mini-patches (method.md §2); smaller images are upsampled by the LL sampler
 LOSSLESS_EXTS = ("png", "bmp", "tif", "tiff", "ppm")  # the versions must be stored losslessly
 LIST_FILE_SUFFIXES = (".txt", ".lst", ".list")  # an input file with this suffix is a list of paths, one a line
 _PIL_FORMATS = {"png": "PNG", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF", "ppm": "PPM"}

@@ -3,7 +3,7 @@
 =====================  =========================================================================================
 recipe                 versions per image
 =====================  =========================================================================================
-``authors``            the authors' recipe (default; SPEC §6): 4 different KADIS types drawn from their 12
+``authors``            the authors' recipe (default; docs/method.md §6): 4 different KADIS types drawn from their 12
                        (:data:`~grepq.data.distortions.AUTHORS_TYPES`, ids 1 2 3 9 10 11 12 15 16 17 24 25; 15 is
                        grepq's labelled substitute ``denoise_nlm``), and for each type 2 different levels drawn
                        from {2, 3, 4, 5}: D = 8 versions plus the reference

@@ -1,4 +1,4 @@
-"""Per-image features for evaluation, extracted once into a resumable cache (SPEC §5).
+"""Per-image features for evaluation, extracted once into a resumable cache (docs/method.md §5).
 
 For each image, one decode gives everything the protocols need:
 
@@ -69,7 +69,7 @@ class FeatureSet:
         return self.q_low + self.q_high
 
     def matrix(self, which: str = "hl+ll") -> np.ndarray:
-        """Regression features: "hl" (N, E), "ll" (N, 128) or "hl+ll" (N, E + 128) = [HL | LL] as SPEC §5."""
+        """Regression features: "hl" (N, E), "ll" (N, 128) or "hl+ll" (N, E + 128) = [HL | LL] as docs/method.md §5."""
         parts = {"hl": [self.hl], "ll": [self.ll], "hl+ll": [self.hl, self.ll]}
         if which not in parts:
             raise ValueError(f"feature set must be one of {list(parts)}, got {which!r}")

@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 #: PLCC mappings: "none" (raw Pearson), "cubic" (official GRepQ zero-shot code, test_zeroshot.py:
-#: np.polyfit(score, mos, deg=3)), "logistic4" (VQEG 4-parameter logistic). SPEC section 5.
+#: np.polyfit(score, mos, deg=3)), "logistic4" (VQEG 4-parameter logistic). docs/method.md §5.
 PLCC_FITS = ("none", "cubic", "logistic4")
 
 #: Degree of the official code's polynomial (official test_zeroshot.py, ``deg=3``).
@@ -90,7 +90,7 @@ _POLARITY_ALIASES = {
     "lower": "dmos",
 }
 
-#: Polarity of the score column each dataset's owners distribute (SPEC section 8). The dataset loaders
+#: Polarity of the score column each dataset's owners distribute (docs/method.md §8). The dataset loaders
 #: are the authority; this table is the fallback used by reports. KADID-10k's column is *named* dmos
 #: but is higher-is-better (1-5, pristine high), so it counts as "mos" here. PIPAL's Elo: higher = better.
 DATASET_POLARITY = {

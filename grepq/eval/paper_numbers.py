@@ -1,4 +1,4 @@
-"""The paper's GRepQ numbers (Srinath et al., WACV 2024), as data. SPEC section 9.
+"""The paper's GRepQ numbers (Srinath et al., WACV 2024), as data. docs/method.md §9.
 
 All values are SRCC, transcribed from ``seeds/paper.txt`` (the WACV paper). The paper gives PLCC only in its
 supplementary material ("The results with respect to Pearson's linear correlation coefficient (PLCC) are
@@ -38,7 +38,7 @@ def canonical_feature_set(name: Optional[str]) -> Optional[str]:
     """Canonical feature-set name: "hl+ll" (also "ll+hl", "all", "concat"), "hl", "ll"; others unchanged.
 
     "all" is the data-efficient protocol's default feature set: the whole feature array, which in grepq is
-    [HL 1024 | LL 128] (SPEC section 5), i.e. the paper's GRepQ_D (HL + LL).
+    [HL 1024 | LL 128] (docs/method.md §5), i.e. the paper's GRepQ_D (HL + LL).
     """
     if name is None:
         return None
@@ -70,7 +70,7 @@ TABLE1_SRCC: Dict[str, Dict[str, Dict[int, float]]] = {
         "LIVE": {50: 0.904, 100: 0.927, 200: 0.944},
         "PIPAL": {50: 0.410, 100: 0.415, 200: 0.427},
     },
-    "hl+ll": {  # GRepQ_D (HL + LL) — SPEC section 9
+    "hl+ll": {  # GRepQ_D (HL + LL) — docs/method.md §9
         "CLIVE": {50: 0.760, 100: 0.791, 200: 0.822},
         "KonIQ": {50: 0.812, 100: 0.836, 200: 0.855},
         "CSIQ": {50: 0.878, 100: 0.914, 200: 0.941},

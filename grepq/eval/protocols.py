@@ -1,5 +1,5 @@
 """Evaluation protocols on extracted feature arrays: data-efficient (Table 1), cross-dataset (Table 3) and
-zero-shot correlations (Table 2). SPEC section 5.
+zero-shot correlations (Table 2). docs/method.md §5.
 
 Inputs are plain arrays: ``features`` (N, P) (in grepq [HL 1024 | LL 128], P = 1152) and subjective
 ``scores`` (N,). Nothing here reads images or runs a network.

@@ -1,4 +1,4 @@
-"""Linear regressors on frozen features and the choice of their regularisation (SPEC section 5): the one
+"""Linear regressors on frozen features and the choice of their regularisation (docs/method.md §5): the one
 implementation used by the data-efficient and cross-dataset protocols and by ``grepq fit``.
 
 Design decisions (each one is a field of :class:`RegressionSettings`; the defaults are stated here and recorded

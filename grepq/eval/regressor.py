@@ -55,11 +55,11 @@ log = logging.getLogger(__name__)
 
 REGRESSOR_SCHEMA = "grepq-regressor"
 REGRESSOR_VERSION = 1
-#: Feature sets of Table 1 and the parts they concatenate, in order ([HL | LL], SPEC section 5).
+#: Feature sets of Table 1 and the parts they concatenate, in order ([HL | LL], docs/method.md §5).
 FEATURE_SETS = {"hl+ll": ("hl", "ll"), "hl": ("hl",), "ll": ("ll",)}
 #: Scorer settings that change the features (HL: the positional-embedding mode; both: mixed precision).
 _FEATURE_SETTING_KEYS = ("pos_embedding", "amp")
-#: LL feature size (the LL model's head output, SPEC section 2).
+#: LL feature size (the LL model's head output, docs/method.md §2).
 LL_DIM = 128
 #: Fewer labelled images per CV fold than this triggers a warning in ``fit_regressor``.
 MIN_FOLD_SIZE = 10
@@ -313,7 +313,7 @@ def build_regressor(path, best: int, cv, folds, settings, X, y, *, feature_set: 
 
 
 def _default_dims(feature_set: str, p: int) -> Dict[str, int]:
-    # [HL | LL] with the LL model's 128-d head output (SPEC section 2) when both parts are present
+    # [HL | LL] with the LL model's 128-d head output (docs/method.md §2) when both parts are present
     parts = FEATURE_SETS[feature_set]
     return {parts[0]: p} if len(parts) == 1 else {"hl": p - LL_DIM, "ll": LL_DIM}
 

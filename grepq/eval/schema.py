@@ -33,7 +33,7 @@ EVAL_WEIGHTS: Dict[str, Key] = {
     "clip": Key(None, str, "CLIP weights: RN50.pt, a state-dict file or a model name (null: $GREPQ_CLIP_WEIGHTS, "
                            "else RN50; paper: CLIP RN50)", nullable=True, source="paper"),
     "pristine": Key(None, str, "pristine patches of Eq. 5: the official .hdf5 file or a folder of pristine images "
-                               "(SPEC §4)", nullable=True, source="paper"),
+                               "(docs/method.md §4)", nullable=True, source="paper"),
     "save_pristine": Key(None, str, "with a pristine folder: also write the selected patches to this .hdf5",
                          nullable=True, source="grepq"),
 }
@@ -42,7 +42,7 @@ EVAL_SCORING: Dict[str, Key] = {
     "device": Key("cpu", str, "cpu, cuda or cuda:N (where to run; changes no result beyond float rounding)",
                   source="grepq"),
     "pos_embedding": Key("drop", str, "CLIP attention-pool positional embedding at test time: 'drop' (official "
-                                      "evaluation), 'interpolate' or 'keep' (SPEC §4)",
+                                      "evaluation), 'interpolate' or 'keep' (docs/method.md §4)",
                          ("drop", "interpolate", "keep"), source="official"),
     "components": Key(list(_COMPONENTS), list, "scores to compute: low (Q_L, Eq. 6), high (Q_H, Eq. 2); GRepQ_Z "
                                                 "= Q_H + Q_L needs both (paper Eq. 7)", _COMPONENTS, source="paper",
@@ -52,15 +52,15 @@ EVAL_SCORING: Dict[str, Key] = {
                                  "scores equal to float32 rounding)", nullable=True, source="grepq"),
     "max_batch_pixels": Key(4_000_000, int, "pixel budget of one batch", source="grepq"),
     "decode_workers": Key(0, int, "threads decoding the next images while the models run", source="grepq"),
-    "amp": Key("off", str, "mixed precision: 'off' = float32, the reference (SPEC §4; the official code runs CLIP in "
-                           "fp16 on CUDA); 'bf16'/'fp16' change scores by rounding", ("off", "bf16", "fp16"),
-               source="grepq"),
+    "amp": Key("off", str, "mixed precision: 'off' = float32, the reference (method.md §4; the official code "
+                           "runs CLIP in fp16 on CUDA); 'bf16'/'fp16' change scores by rounding",
+               ("off", "bf16", "fp16"), source="grepq"),
     "channels_last": Key(False, bool, "channels_last memory format (same scores to rounding)", source="grepq"),
     "small_image": Key("upsample", str, "images giving fewer than two 96x96 patches: 'upsample' to 144 px short "
                                         "side or 'error' (the paper does not say)", ("upsample", "error"),
                        source="grepq"),
     "official_clive_resize": Key(True, bool, "resize CLIVE's 1024.JPG and 1113.JPG to 500x500 as the official "
-                                             "loader does (SPEC §8)", source="official"),
+                                             "loader does (docs/method.md §8)", source="official"),
 }
 
 EVAL_PROTOCOL: Dict[str, Key] = {

@@ -1,4 +1,4 @@
-"""Train/test splits and cross-validation folds of the evaluation protocols (SPEC section 5).
+"""Train/test splits and cross-validation folds of the evaluation protocols (docs/method.md §5).
 
 Split ``s`` draws from ``numpy.random.default_rng([seed, s])``: the same seed gives the same splits on every
 machine, and split ``s`` is the same for every label count and feature set (paired comparisons). Random 80/20

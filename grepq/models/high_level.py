@@ -1,4 +1,4 @@
-"""The high-level (HL) model: CLIP's image encoder (RN50 in the paper) with a projection head, SPEC §3-4, §7.
+"""The high-level (HL) model: CLIP's image encoder (RN50 in the paper) with a projection head, docs/method.md §3-4, §7.
 
 CLIP comes from OpenAI's ``clip`` package, used as installed: grepq never edits it. The attention-pool positional
 embedding, which fixes CLIP RN50 to 224x224 inputs, is handled by grepq's own pooling function

@@ -1,8 +1,8 @@
-"""The low-level (LL) model: a ResNet18 trained from scratch and an MLP head to R^128 (SPEC §2).
+"""The low-level (LL) model: a ResNet18 trained from scratch and an MLP head to R^128 (docs/method.md §2).
 
 Layout of grepq's own state dict: ``encoder.<i>.*`` (torchvision resnet18's children without ``fc``, in an
 ``nn.Sequential``: 0 conv1, 1 bn1, 2 relu, 3 maxpool, 4-7 layer1-4, 8 avgpool) and ``head.0.*``, ``head.2.*``.
-The official checkpoint (246 keys, SPEC §7) is read by :func:`load_low_level`.
+The official checkpoint (246 keys, docs/method.md §7) is read by :func:`load_low_level`.
 """
 from __future__ import annotations
 

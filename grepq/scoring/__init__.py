@@ -1,4 +1,4 @@
-"""The method's zero-shot scoring (paper §3.4, SPEC §4): what turns trained models into Q_L, Q_H and GRepQ_Z.
+"""The method's zero-shot scoring (paper §3.4, docs/method.md §4): what turns trained models into Q_L, Q_H and GRepQ_Z.
 
 - :mod:`grepq.scoring.settings`: the scoring constants (R = 96, stride, k1, k2, the covariance stabiliser) and
   :class:`ScoringSettings`, the validated options of a scorer (light: no torch import, so the CLI parsers use it);

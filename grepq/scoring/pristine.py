@@ -1,4 +1,4 @@
-"""Pristine patches for the zero-shot low-level score (SPEC §4): selection, and the official HDF5 format.
+"""Pristine patches for the zero-shot low-level score (docs/method.md §4): selection, and the official HDF5 format.
 
 From each pristine image: non-overlapping R x R patches (R = 96; the remainder at the border is dropped); keep those
 whose sharpness exceeds ``sharpness`` x the sharpest patch of that image, then, of those, the ones whose

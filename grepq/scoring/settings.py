@@ -21,7 +21,7 @@ PATCH_STRIDE = 48
 K1 = 0.01
 #: Stabiliser added to the pooled covariance (official NIQE ``stabilitiy_scale = 0.001``).
 COV_EPS = 1e-3
-#: Pristine-patch selection thresholds (SPEC §4): sharpness factor (official ``--sharpness_param 0.75``, CL-MI's
+#: Pristine-patch selection thresholds (method.md §4): sharpness factor (official ``--sharpness_param 0.75``, CL-MI's
 #: rule) and colourfulness factor (official ``--colorfulness_param 0.80``).
 SHARPNESS_THRESHOLD = 0.75
 COLORFULNESS_THRESHOLD = 0.80
@@ -44,7 +44,7 @@ class ScoringSettings:
     Attributes:
         device: "cpu", "cuda", "cuda:N" (resolved by :func:`grepq.api.resolve_device`).
         components: which of ("low", "high") to compute; q_total needs both.
-        k1: Eq. 6's k1 (0.01). ``patch_size``, ``patch_stride``, ``cov_eps``: R = 96, stride 48, 0.001 (SPEC §4).
+        k1: Eq. 6's k1 (0.01). ``patch_size``, ``patch_stride``, ``cov_eps``: R = 96, stride 48, 0.001 (method.md §4).
         chunk_size: LL patches per forward pass (memory bound; results do not depend on it beyond float32 rounding).
         batch_size: consecutive images of one size per forward pass (None: 1 on the CPU, 8 on CUDA), at most
             ``max_batch_pixels`` pixels per batch. Scores do not depend on it beyond float32 rounding.

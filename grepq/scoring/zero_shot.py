@@ -1,4 +1,5 @@
-"""Zero-shot quality (SPEC §4): Q_L from a NIQE-style distance (Eq. 5-6), Q_H from prompts (Eq. 2), their sum (Eq. 7).
+"""Zero-shot quality (method.md §4): Q_L from a NIQE-style distance (Eq. 5-6), Q_H from prompts (Eq. 2),
+their sum (Eq. 7).
 
 All functions take already-built models; :class:`grepq.GRepQ` wires weights, files and devices around them.
 """
@@ -134,7 +135,8 @@ def hl_embedding(model: HighLevelModel, img: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def hl_embeddings(model: HighLevelModel, imgs: torch.Tensor) -> torch.Tensor:
-    """HL embeddings (B, E) of whole images (B, 3, H, W) in [0, 1]: CLIP normalisation, no resize or crop (SPEC §4).
+    """HL embeddings (B, E) of whole images (B, 3, H, W) in [0, 1]: CLIP normalisation, no resize or crop
+    (method.md §4).
 
     Each image's embedding is computed independently of the others in the batch (CLIP's ResNet in eval mode has no
     cross-sample operation); batching only changes the float32 summation order inside the convolutions.

@@ -1,4 +1,4 @@
-"""Training of the low-level (QACL) and high-level (GCL) models: one engine, two small tasks (SPEC §2-3).
+"""Training of the low-level (QACL) and high-level (GCL) models: one engine, two small tasks (docs/method.md §2-3).
 
 ``grepq.train.train(cfg)`` runs a configuration from :func:`grepq.train.schema.load_train_config`; ``grepq train`` and
 ``scripts/train.py`` are its command lines (also under ``torchrun``).

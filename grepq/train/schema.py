@@ -1,13 +1,13 @@
 """The training configuration (``grepq train``): :data:`TRAIN_SCHEMA`, in the machinery of :mod:`grepq.config`.
 
 Every key is declared once in :data:`TRAIN_SCHEMA` with its default, its type and a note naming the paper symbol and
-its source (paper section, official code, SPEC section). The defaults are the paper's values; where the paper is
+its source (paper section, official code, grepq). The defaults are the paper's values; where the paper is
 silent the official code's value is used and the note says so. Presets in ``configs/`` override some keys:
 
 =====================  =====================================================================================
-``ll_paper.yaml``      LL, paper (SPEC §2): D = 8 distorted versions, QACL Eq. 1
+``ll_paper.yaml``      LL, paper (docs/method.md §2): D = 8 distorted versions, QACL Eq. 1
 ``ll_official.yaml``   LL, official code: all 9 files of a folder, the official cross-view QACL
-``hl_paper.yaml``      HL, paper (SPEC §3): k = 8 → M = 16, τ2 = 0.1, Adam 5e-6, trained head
+``hl_paper.yaml``      HL, paper (docs/method.md §3): k = 8 → M = 16, τ2 = 0.1, Adam 5e-6, trained head
 ``hl_official.yaml``   HL, official code: M = 128 / 32 = 4, τ2 = 0.5, lr 1e-6 with 2.5 epochs of warm-up,
                        head Linear+ReLU frozen at its random init (never given to the optimiser)
 ``hl_authors.yaml``    HL, the authors' answer in the official repository's issue #2: M = 8, lr 1e-5
@@ -36,7 +36,7 @@ _SCHEDULES = ("cosine", "constant")
 
 # Every paper constant is a key here, with its symbol and source.
 _TREE: Dict[str, Any] = {
-    "task": Key("ll", str, "model to train: ll (low-level, SPEC §2) or hl (high-level, SPEC §3)", TASKS),
+    "task": Key("ll", str, "model to train: ll (low-level, method.md §2) or hl (high-level, method.md §3)", TASKS),
     "seed": Key(0, int, "seeds the model's initialisation and every random choice of the data, which derive from "
                         "(seed, epoch, sample index) only"),
     "run": {
@@ -97,7 +97,8 @@ _TREE: Dict[str, Any] = {
         "feat_dim": Key(128, int, "LL feature size, 'projected onto R^128' (paper §4)"),
         "hidden_dim": Key(512, int, "head hidden width (official MLP 512→512→ReLU→128)"),
         "loss": Key("paper", str, "QACL variant: 'paper' = Eq. 1 summed over images and versions, "
-                                  "'official' = α-weighted cross-view form, averaged (SPEC §2)", ("paper", "official")),
+                                  "'official' = α-weighted cross-view form, averaged (method.md §2)",
+                          ("paper", "official")),
         "temperature": Key(0.5, _NUM, "τ1 of Eq. 1 (paper §4, official 0.5)"),
         "batch_size": Key(8, int, "N_b images per step over all processes (paper §4: 8; official "
                                   "batch_size_qacl 8); must be divisible by the number of processes"),
@@ -138,7 +139,7 @@ _TREE: Dict[str, Any] = {
         "group_size": Key(None, int, "M directly, overriding group_divisor (authors' issue answer: 8)",
                           nullable=True),
         "loss": Key("paper", str, "GCL variant: 'paper' = Eq. 3, 'official' = the official mean-positive form "
-                                  "(SPEC §3)", ("paper", "official")),
+                                  "(docs/method.md §3)", ("paper", "official")),
         "temperature": Key(0.1, _NUM, "τ2 of Eq. 3 (paper §4: 0.1; official loss default 0.5)"),
         "crop": Key(224, int, "centre-crop side (paper §4, official crop_size 224); no resize before it"),
         "small_crop": Key("pad", str, "images under crop x crop: 'pad' = torchvision CenterCrop zero-pads the "

@@ -4,9 +4,9 @@ A task's ``forward(batch)`` returns a dict of scalars whose ``"loss"`` is the te
 several processes it is scaled so that DistributedDataParallel's gradient average equals the gradient of the
 loss of the whole global batch computed in one process:
 
-* LL (QACL, SPEC §2): the loss is a sum (paper) or a mean (official) over images, each image on one process.
+* LL (QACL, docs/method.md §2): the loss is a sum (paper) or a mean (official) over images, each image on one process.
   The local mean averages to the global mean as is; the local sum is multiplied by the number of processes.
-* HL (GCL, SPEC §3): groups are formed over the global batch. Every process gathers the embeddings (for the
+* HL (GCL, docs/method.md §3): groups are formed over the global batch. Every process gathers the embeddings (for the
   pseudo-labels, detached) and the head outputs (with their gradients) of all processes and computes the same
   global loss; the gathered gradient is summed over processes (:func:`gather_with_grad`), which DDP's average
   turns back into the single-process gradient. Nothing to scale.
@@ -139,7 +139,7 @@ class _TwoViews(nn.Module):
 
 
 class LLTask(Task):
-    """Low-level model: ResNet18 + MLP head trained with QACL on aligned fragments (SPEC §2)."""
+    """Low-level model: ResNet18 + MLP head trained with QACL on aligned fragments (docs/method.md §2)."""
 
     name = "ll"
     weights_file = "ll_weights.pt"
@@ -191,7 +191,7 @@ class LLTask(Task):
 
 
 class HLTask(Task):
-    """High-level model: CLIP's image encoder + head trained with GCL on pseudo-labelled groups (SPEC §3)."""
+    """High-level model: CLIP's image encoder + head trained with GCL on pseudo-labelled groups (docs/method.md §3)."""
 
     name = "hl"
     weights_file = "hl_weights.pt"

@@ -1,9 +1,9 @@
-"""Evaluation datasets, read from the files exactly as their owners distribute them (SPEC §8).
+"""Evaluation datasets, read from the files exactly as their owners distribute them (docs/method.md §8).
 
 Every loader takes the folder the dataset was unpacked into and returns an :class:`IQADataset`:
 absolute image paths, one float64 score per image, the score polarity and, for the synthetic datasets
 (LIVE, CSIQ, PIPAL, TID2013, KADID-10k), the reference scene of every image so that splits can keep a
-scene on one side only (SPEC §5).
+scene on one side only (docs/method.md §5).
 
 Dataset (count, polarity): score file -> image folder
 

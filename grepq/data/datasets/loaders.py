@@ -1,4 +1,4 @@
-"""The ten dataset loaders and the generic CSV loader, one function per dataset (SPEC §8).
+"""The ten dataset loaders and the generic CSV loader, one function per dataset (docs/method.md §8).
 
 Each reads the files exactly as the dataset's owners distribute them; see the package docstring.
 """
@@ -35,12 +35,12 @@ from .readers import (
 )
 
 # ---------------------------------------------------------------------------------------------------------
-# Documented image counts (SPEC §8 and the owners' readme files / papers).
+# Documented image counts (docs/method.md §8 and the owners' readme files / papers).
 # ---------------------------------------------------------------------------------------------------------
 #: CLIVE: entries in AllImages_release.mat / AllMOS_release.mat (LIVE In the Wild Challenge release).
 CLIVE_TOTAL = 1169
 #: CLIVE: the first 7 entries (t1.bmp .. t7.bmp) are the subjects' training images, stored in
-#: Images/trainingImages/, and are left out of evaluations (SPEC §8; pyiqa meta_info_LIVEChallengeDataset.csv
+#: Images/trainingImages/, and are left out of evaluations (docs/method.md §8; pyiqa meta_info_LIVEChallengeDataset.csv
 #: lists t1.bmp..t7.bmp first).
 CLIVE_NUM_TRAINING = 7
 CLIVE_COUNT = CLIVE_TOTAL - CLIVE_NUM_TRAINING  # 1162, the set of the paper's tables
