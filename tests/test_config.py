@@ -150,16 +150,16 @@ def test_eval_values_lists_and_mappings_are_checked():
     with pytest.raises(ConfigError, match=r"protocol\.train_fraction: expected a fraction"):
         load_config(None, ["protocol.train_fraction=1.5"], schema=EVAL_SCHEMA)
     r = load_config(None, ["datasets.clive.root=/d/clive", "datasets.mine.loader=csv",
-                           "datasets.mine.options.ref_column=scene", "weights.ll_variants.ms_ssim=a.pt"],
+                           "datasets.mine.options.ref_column=scene", "weights.ll_per_pair_weight.ms_ssim=a.pt"],
                     schema=REPRODUCE_SCHEMA)
     assert r["datasets"] == {"clive": {"root": "/d/clive"},
                              "mine": {"loader": "csv", "options": {"ref_column": "scene"}}}
-    assert r["weights"]["ll_variants"] == {"ms_ssim": "a.pt"}
+    assert r["weights"]["ll_per_pair_weight"] == {"ms_ssim": "a.pt"}
     assert yaml.safe_load(dump_config(r, schema=REPRODUCE_SCHEMA)) == r
     with pytest.raises(ConfigError, match=r"datasets\.mine: unknown dataset 'mine'.*set 'loader:'"):
         load_config(None, ["datasets.mine.root=/x"], schema=REPRODUCE_SCHEMA)
-    with pytest.raises(ConfigError, match=r"ll_variants: unknown pair weight 'psnr'"):
-        load_config(None, ["weights.ll_variants.psnr=a.pt"], schema=REPRODUCE_SCHEMA)
+    with pytest.raises(ConfigError, match=r"ll_per_pair_weight: unknown pair weight 'psnr'"):
+        load_config(None, ["weights.ll_per_pair_weight.psnr=a.pt"], schema=REPRODUCE_SCHEMA)
     with pytest.raises(ConfigError, match=r"tables\.cross_pairs: expected \[train, test\] pairs"):
         load_config(None, ["tables.cross_pairs=[[clive]]"], schema=REPRODUCE_SCHEMA)
 def test_bn_global_is_the_presets_mode_and_train_stays_accepted():

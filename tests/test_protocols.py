@@ -279,13 +279,13 @@ def test_zero_shot_correlations_rows_and_polarity():
 
 def test_json_and_csv_round_trip(tmp_path):
     X, y = planted(n=200, p=10)
-    res = PR.data_efficient(X, y, n_train_list=(20,), n_splits=2, dataset="KonIQ", variant="ssim")
+    res = PR.data_efficient(X, y, n_train_list=(20,), n_splits=2, dataset="KonIQ", pair_weight="ssim")
     res.rows[0]["plcc"] = float("nan")  # an undefined correlation must survive as null -> NaN
     path = res.save_json(tmp_path / "out" / "de.json")
     text = open(path).read()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     doc = json.loads(text)
-    assert doc["protocol"] == "data_efficient" and doc["dataset"] == "KonIQ" and doc["variant"] == "ssim"
+    assert doc["protocol"] == "data_efficient" and doc["dataset"] == "KonIQ" and doc["pair_weight"] == "ssim"
     assert doc["schema"] == RS.RESULT_SCHEMA and doc["rows"][0]["plcc"] is None and len(doc["medians"]) == 1
     back = RS.load_result(path)
     assert math.isnan(back.rows[0]["plcc"])

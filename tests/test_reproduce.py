@@ -209,13 +209,14 @@ def test_dry_run_lists_steps_and_counts_and_fails_fast_on_a_wrong_root(toy, tmp_
     assert "did you mean 'root'" in capsys.readouterr().err
 
 
-def test_table4_runs_each_listed_ll_variant_with_ll_features_only(toy, tmp_path):
+def test_table4_runs_the_ll_model_of_each_pair_weight_with_ll_features_only(toy, tmp_path):
     from conftest import make_ll
     save_low_level(make_ll(seed=1), tmp_path / "ll_ssim.pt")
     cfg = load_config(toy / "repro.yaml", [
         f"output.out={tmp_path / 'out'}", f"output.cache={tmp_path / 'cache'}", "tables.run=[4]",
         f"datasets.koniq={{loader: csv, root: {toy / 'a' / 'scores.csv'}}}",  # a CSV dataset standing for KonIQ
-        f"weights.ll_variants.ssim={tmp_path / 'll_ssim.pt'}", f"weights.ll_variants.fsim={toy / 'll.pt'}"],
+        f"weights.ll_per_pair_weight.ssim={tmp_path / 'll_ssim.pt'}",
+        f"weights.ll_per_pair_weight.fsim={toy / 'll.pt'}"],
         schema=REPRODUCE_SCHEMA)
     result = run_reproduce(cfg)
     assert [s.id for s in result["plan"].steps] == ["features/koniq@ssim", "features/koniq@fsim", "table4/ssim",

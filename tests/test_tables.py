@@ -131,11 +131,11 @@ def test_table2_and_table3():
     assert _cells(_line(md3, "FLIVE → CLIVE", "HL+LL"))[2] == T.MISSING
 
 
-def test_table4_uses_variants_and_falls_back_to_unlabelled_ll_rows():
+def test_table4_uses_pair_weights_and_falls_back_to_unlabelled_ll_rows():
     X, y = _data()
     ll = {"ll": slice(0, 8)}
     ssim = PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="KonIQ", feature_sets=ll,
-                             variant="ssim")
+                             pair_weight="ssim")
     main = PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="KonIQ", feature_sets=ll)
     md = T.table4([ssim, main])
     assert _cells(_line(md, "SSIM", 50))[2] == f"{ssim.medians[0]['srcc']:.3f}"

@@ -34,7 +34,7 @@ EVAL_OPTIONS: Dict[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {
     **{o: (f"data.{o}", None) for o in ("dataset", "root", "source", "source_root", "limit")},
     "dataset_option": ("data.options", key_value_options), "source_option": ("data.source_options", key_value_options),
     **{o: (f"protocol.{o}", None) for o in ("regressor", "alphas", "alpha_selection", "n_train", "splits", "seed",
-                                            "feature_sets", "variant", "plcc_fit", "cv_folds", "regressor_file",
+                                            "feature_sets", "pair_weight", "plcc_fit", "cv_folds", "regressor_file",
                                             "allow_weight_mismatch")},
     "save_regressor": ("output.save_regressor", None),
     **{o: (f"output.{o}", None) for o in ("out", "cache_every")},
@@ -83,7 +83,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, help="seed of the splits (protocol.seed; default 0)")
     p.add_argument("--feature-sets", help="comma list of hl+ll, hl, ll (default: all for data-efficient, "
                                           "hl+ll for cross-dataset)")
-    p.add_argument("--variant", help="label stored with the result, e.g. the LL model's similarity measure (Table 4)")
+    p.add_argument("--pair-weight", help="label stored with the result: the LL model's pair weight of Eq. 1 (Table 4)")
     p.add_argument("--plcc-fit", choices=("none", "cubic", "logistic4"),
                    help="PLCC of the regression protocols (protocol.plcc_fit; default none = raw Pearson)")
     p.add_argument("--save-regressor", metavar="FILE",

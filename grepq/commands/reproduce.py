@@ -1,8 +1,5 @@
-"""``grepq reproduce --config FILE``: the paper's Tables 1-4 from one YAML of weights and dataset folders.
-
-Resumable (a killed run restarts at the first step not done), ``--dry-run`` lists the steps and the images each
-dataset will read before any compute. The work is in :mod:`grepq.eval.reproduce`.
-"""
+"""``grepq reproduce --config FILE``: the paper's Tables 1-4 from one YAML of weights and dataset folders (resumable;
+``--dry-run`` plans without compute). The work is in :mod:`grepq.eval.reproduce`."""
 from __future__ import annotations
 
 import argparse
@@ -10,9 +7,12 @@ import sys
 
 EPILOG = ("Example: grepq reproduce --config configs/reproduce_paper.yaml --dry-run, then without --dry-run. "
           "Every key and its source: grepq reproduce --config FILE --print-config.")
+#: Option (argparse dest) -> the configuration key it sets; its help is the key's.
+OPTIONS = {"device": "scoring.device", "out": "output.out"}
 
 
 def add_parser(sub) -> None:
+    from ..eval.schema import REPRODUCE_SCHEMA
     p = sub.add_parser("reproduce", help="the paper's tables in one resumable run from one YAML file",
                        description="Run Tables 1-4 of the paper on the datasets of a YAML file and write the "
                                    "tables beside the paper's numbers, a report and run_info.json.", epilog=EPILOG)
@@ -20,12 +20,12 @@ def add_parser(sub) -> None:
                    help="YAML: weights, a root per dataset, tables (see configs/reproduce_paper.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="configuration override (applied last), e.g. datasets.clive.root=/data/ChallengeDB_release, "
-                        "protocol.splits=3, weights.ll_variants.ssim=runs/ll_ssim/ll_weights.pt")
+                        "protocol.splits=3, weights.ll_per_pair_weight.ssim=runs/ll_ssim/ll_weights.pt")
     p.add_argument("--dry-run", action="store_true",
                    help="list every step and the images each dataset will read, then stop (no compute)")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (scoring.device)")
-    p.add_argument("--out", help="output folder (output.out)")
+    for dest, key in OPTIONS.items():
+        p.add_argument(f"--{dest}", help=f"{REPRODUCE_SCHEMA.flat[key].doc} ({key})")
     p.set_defaults(func=run)
 
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, dump_config, load_config
     from ..data.datasets import DatasetError
     from ..eval.schema import REPRODUCE_SCHEMA
-    values = {k: v for k, v in (("scoring.device", args.device), ("output.out", args.out)) if v is not None}
+    values = {key: getattr(args, dest) for dest, key in OPTIONS.items() if getattr(args, dest) is not None}
     try:
         cfg = load_config(args.config, args.overrides, schema=REPRODUCE_SCHEMA, values=values)
         if args.print_config:
@@ -48,4 +48,3 @@ def run(args: argparse.Namespace) -> int:
         print(result["tables"])
         print(f"grepq reproduce: report {result['report']}", file=sys.stderr)
     return 0
-

@@ -19,7 +19,7 @@ _NEEDS = {"hl": "high", "ll": "low"}
 def scorer_from_config(cfg: Dict[str, Any], ll_weights: Optional[str] = None,
                        components: Optional[Sequence[str]] = None):
     """A :class:`grepq.GRepQ` from ``cfg["weights"]`` and ``cfg["scoring"]``; ``ll_weights`` / ``components``
-    replace the configured ones (Table 4's LL variants are scored with LL weights of their own, LL only)."""
+    replace the configured ones (Table 4's LL models, one per pair weight, are scored with LL features only)."""
     from ..api import GRepQ
     w, s = cfg["weights"], cfg["scoring"]
     return GRepQ.from_files(
@@ -95,7 +95,7 @@ def run_eval(protocol: str, cfg: Dict[str, Any], scorer=None, target=None, sourc
         return runner.run_zero_shot(scorer, target, Path(out["out"]), plots=out["plots"], **common)
     if protocol == "data-efficient":
         return runner.run_data_efficient(scorer, target, Path(out["out"]), plots=out["plots"], feature_sets=fsets,
-                                         variant=p["variant"], **common, **data_efficient_options(cfg))
+                                         pair_weight=p["pair_weight"], **common, **data_efficient_options(cfg))
     return runner.run_cross_dataset(scorer, source, target, Path(out["out"]), feature_sets=fsets, **common,
                                     **cross_dataset_options(cfg), save_regressor=out["save_regressor"],
                                     regressor_file=p["regressor_file"],

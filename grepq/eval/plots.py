@@ -1,18 +1,8 @@
-"""PNG plots of evaluation results (matplotlib, Agg canvas: no display, no pyplot global state).
-
-* :func:`plot_srcc_vs_labels` — median SRCC against the number of labels, one line per dataset (and feature
-  set), the paper's Table 1 numbers as dashed lines with hollow markers in the same colour.
-* :func:`plot_scatter` — predicted score against subjective score, with the cubic fit of the official code.
-* :func:`plot_embedding` — 2-D embedding of features of good vs bad images, like the paper's Fig. 3. The paper
-  used t-SNE; grepq defaults to PCA (deterministic, fast, linear: it shows separability a linear regressor
-  can use) and offers ``method="tsne"`` (sklearn ``TSNE``, slow, seeded).
-
-Each function writes one PNG (parent folders created) and returns its path.
-"""
+"""PNG plots of evaluation results (matplotlib's Agg canvas: no display, no pyplot state). Each function writes one
+PNG (parent folders created) and returns its path."""
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -24,6 +14,7 @@ from ..data.datasets import table_name
 from . import metrics as M
 from . import paper_numbers
 from .regression import check_features
+from .results import ProtocolResult
 
 __all__ = ["plot_srcc_vs_labels", "plot_scatter", "plot_embedding", "EMBEDDING_METHODS"]
 
@@ -41,42 +32,27 @@ def _new_figure(width: float = 6.0, height: float = 4.5):
 
 def _save(fig: Figure, path) -> str:
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
 
 
 def _rows_of(rows) -> List[Dict[str, Any]]:
-    from .results import ProtocolResult
-
-    if isinstance(rows, ProtocolResult):
-        rows = [rows]
     out: List[Dict[str, Any]] = []
-    for item in rows:
-        if isinstance(item, ProtocolResult):
-            out.extend(dict(r, dataset=r.get("dataset", item.dataset)) for r in item.rows)
-        else:
-            out.append(dict(item))
+    for item in [rows] if isinstance(rows, ProtocolResult) else rows:
+        out.extend(item.to_rows() if isinstance(item, ProtocolResult) else [dict(item)])
     return out
 
 
 def plot_srcc_vs_labels(rows, path, *, title: Optional[str] = None, show_paper: bool = True) -> str:
-    """Median SRCC against the number of labels, per dataset (and feature set), paper numbers dashed.
-
-    Args:
-        rows: data-efficient rows (keys dataset, n_train, srcc, optional feature_set, alpha_selection) or
-            ProtocolResult objects; per-split rows are reduced to their median per label count.
-        path: output PNG path. title: optional title. show_paper: draw the paper's Table 1 values.
-
-    Returns:
-        ``path``.
-    """
+    """Median SRCC against the number of labels, one line per dataset (and feature set), the paper's Table 1 dashed
+    in the same colour. ``rows``: data-efficient rows (dataset, n_train, srcc; optional feature_set,
+    alpha_selection) or ProtocolResult objects, per split or medians."""
     rows = [r for r in _rows_of(rows) if r.get("protocol", "data_efficient") == "data_efficient"]
     if not rows:
         raise ValueError("plot_srcc_vs_labels: expected data-efficient rows (dataset, n_train, srcc), got none")
-    groups: "OrderedDict[tuple, Dict[int, List[float]]]" = OrderedDict()
+    groups: Dict[tuple, Dict[int, List[float]]] = {}
     for r in rows:
         if "n_train" not in r or "srcc" not in r:
             raise ValueError(f"plot_srcc_vs_labels: expected keys n_train and srcc in every row, got {sorted(r)}")
@@ -110,12 +86,8 @@ def plot_srcc_vs_labels(rows, path, *, title: Optional[str] = None, show_paper: 
 
 def plot_scatter(pred, mos, path, title: Optional[str] = None, *, xlabel: str = "predicted score",
                  ylabel: str = "MOS") -> str:
-    """Scatter of predicted scores (N,) against subjective scores (N,), with the cubic fit score -> MOS
-    of the official code and SRCC / PLCC (cubic) in the legend.
-
-    Returns:
-        ``path``.
-    """
+    """Predicted scores (N,) against subjective scores (N,), with the official code's cubic fit score -> MOS and
+    SRCC / PLCC (cubic) in the legend."""
     p, m = M.check_pair(pred, mos, M.MIN_SAMPLES["none"])
     fig, ax = _new_figure(5.0, 4.5)
     ax.scatter(p, m, s=6, alpha=0.5, color="tab:blue", edgecolors="none")
@@ -138,17 +110,9 @@ def plot_scatter(pred, mos, path, title: Optional[str] = None, *, xlabel: str = 
 
 def plot_embedding(features, labels, path, *, method: str = "pca", seed: int = 0, title: Optional[str] = None,
                    perplexity: float = TSNE_PERPLEXITY) -> str:
-    """2-D embedding of features coloured by label (e.g. "bad" MOS < 25 vs "good" MOS > 75, paper Fig. 3).
-
-    Args:
-        features: (N, D) feature array. labels: (N,) class of each row (str, bool or int; booleans are shown
-            as "good" (True) / "bad" (False)). path: output PNG.
-        method: "pca" (default; features centred, first two principal components) or "tsne" (sklearn TSNE,
-            PCA initialisation, ``random_state=seed``). perplexity: t-SNE perplexity (clipped below N).
-
-    Returns:
-        ``path``.
-    """
+    """2-D embedding of features (N, D) coloured by their labels (N,) (str, int, or bool: True "good", False "bad"),
+    like the paper's Fig. 3. ``method``: "pca" (default: deterministic, linear, so it shows what a linear regressor
+    can separate) or "tsne" (the paper's; sklearn TSNE, PCA init, ``random_state=seed``, perplexity below N)."""
     X = check_features(features)
     lab = np.asarray(labels)
     if lab.shape != (X.shape[0],):
@@ -175,11 +139,9 @@ def plot_embedding(features, labels, path, *, method: str = "pca", seed: int = 0
                  random_state=int(seed)).fit_transform(X)
         axes = ["t-SNE 1", "t-SNE 2"]
     fig, ax = _new_figure(5.0, 4.5)
-    classes = list(OrderedDict.fromkeys(lab.tolist()))
-    # bad in blue and good in orange, as in the paper's Fig. 3
-    fixed = {"bad": "tab:blue", "good": "tab:orange"}
+    fixed = {"bad": "tab:blue", "good": "tab:orange"}  # as in the paper's Fig. 3
     cycle = [c["color"] for c in rcParams["axes.prop_cycle"]]
-    for i, c in enumerate(sorted(classes, key=str)):
+    for i, c in enumerate(sorted(set(lab.tolist()), key=str)):
         sel = lab == c
         ax.scatter(Y[sel, 0], Y[sel, 1], s=8, alpha=0.7, color=fixed.get(str(c), cycle[i % len(cycle)]),
                    label=f"{c} ({int(sel.sum())})", edgecolors="none")

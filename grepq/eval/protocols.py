@@ -81,7 +81,7 @@ class _DataEfficientPlan:
     codes: Optional[np.ndarray]
     refs: Any
     dataset: Optional[str]
-    variant: Optional[str]
+    pair_weight: Optional[str]
     keep_indices: bool
 
 
@@ -104,7 +104,7 @@ def data_efficient(
     plcc_fit: str = "none",
     svr_epsilon: float = SVR_EPSILON,
     dataset: Optional[str] = None,
-    variant: Optional[str] = None,
+    pair_weight: Optional[str] = None,
     keep_indices: bool = False,
     progress: bool = False,
     blas_threads: Optional[int] = DATA_EFFICIENT_BLAS_THREADS,
@@ -126,7 +126,7 @@ def data_efficient(
         feature_sets: {name: column slice or index array} (default {"all": all columns}).
         standardize: unit-variance columns from the labelled training samples only.
         plcc_fit: PLCC mapping of each row ("none" | "cubic" | "logistic4").
-        dataset, variant: labels stored in the result. keep_indices: keep the split indices in the result.
+        dataset, pair_weight: labels stored in the result. keep_indices: keep the split indices in the result.
         progress: show a tqdm bar over splits.
         blas_threads: BLAS threads during the run (default 1, see ``DATA_EFFICIENT_BLAS_THREADS``; None
             leaves the process setting alone).
@@ -134,7 +134,7 @@ def data_efficient(
     Returns:
         :class:`ProtocolResult` (protocol "data_efficient"); rows have keys dataset, split, n_train, n_test,
         alpha, srcc, plcc, krcc, plcc_fit, feature_set, regressor, alpha_selection (+ cv_criterion,
-        standardize, seed, variant, train_scenes/test_scenes with refs); ``.medians`` gives the median per
+        standardize, seed, pair_weight, train_scenes/test_scenes with refs); ``.medians`` gives the median per
         n_train.
     """
     X = check_features(features)
@@ -151,7 +151,7 @@ def data_efficient(
     plan = _DataEfficientPlan(n_list=n_list, n_splits=int(n_splits), train_fraction=train_fraction,
                               fsets=_resolve_feature_sets(feature_sets, P),
                               codes=scene_codes(refs, N) if refs is not None else None, refs=refs,
-                              dataset=dataset, variant=variant, keep_indices=keep_indices)
+                              dataset=dataset, pair_weight=pair_weight, keep_indices=keep_indices)
     rows: List[Dict[str, Any]] = []
     kept: Dict[int, Dict[str, Any]] = {}
     with _blas_threads(blas_threads):
@@ -161,7 +161,7 @@ def data_efficient(
             rows.extend(_data_efficient_split(X, y, s, settings, plan, kept))
     return ProtocolResult(protocol="data_efficient", dataset=dataset, rows=rows,
                           settings=_data_efficient_settings(settings, plan, N, P, blas_threads),
-                          variant=variant, split_indices=kept if keep_indices else None)
+                          pair_weight=pair_weight, split_indices=kept if keep_indices else None)
 
 
 def _data_efficient_settings(settings: RegressionSettings, plan: _DataEfficientPlan, N: int, P: int,
@@ -228,8 +228,8 @@ def _data_efficient_split(X, y, s: int, settings: RegressionSettings, plan: _Dat
             if settings.alpha_selection == "cv":
                 row["cv_criterion"] = settings.cv_criterion
                 row["cv_score"] = float(cv_scores[best])
-            if plan.variant is not None:
-                row["variant"] = plan.variant
+            if plan.pair_weight is not None:
+                row["pair_weight"] = plan.pair_weight
             rows.append(row)
     return rows
 

@@ -1,26 +1,16 @@
-"""The paper's tables from one configuration (``grepq reproduce``): plan, run (resumable), report.
+"""``grepq reproduce``: the paper's tables from one configuration (:data:`grepq.eval.schema.REPRODUCE_SCHEMA`).
 
-The configuration (:data:`grepq.eval.schema.REPRODUCE_SCHEMA`) gives the weights, a root per dataset and the tables:
+Table 2 (zero-shot) and Table 1 (data-efficient) run on every dataset given, Table 3 on ``tables.cross_pairs`` whose
+two datasets are given, Table 4 (LL features only, ``tables.table4_dataset``) once per ``weights.ll_per_pair_weight``
+entry. What cannot run (no root, a paper dataset absent, a pair missing a dataset) is listed as skipped, with why.
 
-* Table 2 (zero-shot) and Table 1 (data-efficient, ``protocol.n_train`` labels) on every dataset given;
-* Table 3 (cross-dataset) on ``tables.cross_pairs`` (default: the paper's six pairs) whose two datasets are given;
-* Table 4 (LL features only, ``tables.table4_dataset``) once per ``weights.ll_variants`` entry.
+Resumable: features are extracted once per (weights, dataset) through the feature cache, and each step writes
+``<out>/steps/<step>.json`` after its result files. A step is done when that record's ``key`` equals
+:func:`step_key` now (the step, its datasets and image counts, the result settings, each weights file's size and
+mtime): a killed run restarts at the first step not done; a changed setting redoes the steps it concerns.
 
-A dataset without a root, a paper dataset absent from the file, a pair or a Table-4 run that misses a dataset:
-each is listed as skipped, with the reason, in the plan (``--dry-run``), on stderr and in ``report.md``.
-
-**Shared and resumable work.** Features are extracted once per (weights, dataset) through the feature cache
-(:func:`grepq.eval.runner.dataset_features`, resumable part files) and every table reads them from there. Each step
-writes ``<out>/steps/<step>.json`` *after* its result files and plots: a step is done when that file exists and its
-``key`` equals the step's key now (a hash of the step, the dataset entry and image count, the scoring and protocol
-settings, and the size and modification time of each weights file), so a killed run restarts at the first step
-not done, and a changed setting redoes the steps it concerns. A step killed half-way is done again from its start
-(features: from the last cache part file).
-
-Outputs in ``<out>``: the result JSON/CSV files and plots of :mod:`grepq.eval.runner`, ``tables.md``
-(:func:`grepq.eval.tables.render_all`: measured beside the paper), ``srcc_vs_labels.png``, ``report.md`` (tables,
-skipped items, settings that differ from the paper, plots, timings) and ``run_info.json`` (versions, weights
-fingerprints, dataset counts, timings, the configuration).
+Outputs in ``<out>``: the result files and plots of :mod:`grepq.eval.runner`, ``tables.md``, ``srcc_vs_labels.png``,
+``report.md`` (tables, skipped items, settings that differ from the paper, timings) and ``run_info.json``.
 """
 from __future__ import annotations
 
@@ -103,8 +93,7 @@ def entry_table_name(name: str, entry: Dict[str, Any]) -> str:
 
 def _load_entry(name: str, entry: Dict[str, Any]) -> IQADataset:
     options = dict(entry.get("options") or {})
-    # the CSV loader's display name: the entry's, so that two CSV datasets do not share the name "csv" in result
-    # files (given apart: load_dataset's own first parameter is called name)
+    # a CSV dataset is named after its entry, so that two CSV datasets do not share the name "csv" in result files
     display = options.pop("name", name) if _loader(name, entry) == "csv" else None
     try:
         ds = load_dataset(_loader(name, entry), entry["root"], limit=entry.get("limit"), **options)
@@ -117,23 +106,20 @@ def _resolve(ref: str, names: Dict[str, str]) -> Optional[str]:
     """A dataset named in tables.* -> the entry name: the entry itself, else the entry with the same table name."""
     if ref in names:
         return ref
-    want = table_name(ref)
-    return next((n for n, t in names.items() if t == want), None)
+    return next((n for n, t in names.items() if t == table_name(ref)), None)
 
 
 def _load_datasets(cfg: Dict[str, Any], skipped: List[Tuple[str, str]]) -> Dict[str, IQADataset]:
-    loaded: Dict[str, IQADataset] = {}
+    loaded = {}
     for name, entry in cfg["datasets"].items():
-        entry = entry or {}
-        if not entry.get("root"):
+        if (entry or {}).get("root"):
+            loaded[name] = _load_entry(name, entry)
+        else:
             skipped.append((f"dataset {name}", "no root given"))
-            continue
-        loaded[name] = _load_entry(name, entry)
-    tables = sorted({1, 2} & set(cfg["tables"]["run"]))
-    given = {entry_table_name(n, cfg["datasets"][n] or {}) for n in cfg["datasets"]}
-    for ds in paper.TABLE2_SRCC if tables else ():
-        if ds not in given:
-            skipped.append((f"dataset {ds}", "not in the configuration (the paper's Tables 1 and 2 report it)"))
+    given = {entry_table_name(n, e or {}) for n, e in cfg["datasets"].items()}
+    if {1, 2} & set(cfg["tables"]["run"]):
+        skipped += [(f"dataset {ds}", "not in the configuration (the paper's Tables 1 and 2 report it)")
+                    for ds in paper.TABLE2_SRCC if ds not in given]
     return loaded
 
 
@@ -145,29 +131,23 @@ def _table_steps(cfg: Dict[str, Any], loaded: Dict[str, IQADataset], skipped: Li
             steps.append(Step(f"table2/{n}", "zeroshot", (n,), 2))
         if 1 in tables:
             steps.append(Step(f"table1/{n}", "data_efficient", (n,), 1))
-    if 3 in tables:
-        for src, tgt in cfg["tables"]["cross_pairs"]:
-            pair = (_resolve(src, names), _resolve(tgt, names))
-            if None in pair:
-                missing = [r for r, p in zip((src, tgt), pair) if p is None]
-                skipped.append((f"Table 3 {src} -> {tgt}", f"{' and '.join(missing)} not given"))
-                continue
+    for src, tgt in cfg["tables"]["cross_pairs"] if 3 in tables else ():
+        pair = (_resolve(src, names), _resolve(tgt, names))
+        if None in pair:
+            missing = [r for r, p in zip((src, tgt), pair) if p is None]
+            skipped.append((f"Table 3 {src} -> {tgt}", f"{' and '.join(missing)} not given"))
+        else:
             steps.append(Step(f"table3/{pair[0]}->{pair[1]}", "cross_dataset", pair, 3))
     if 4 in tables:
-        steps += _table4_steps(cfg, names, skipped)
+        per_pw, ds = cfg["weights"]["ll_per_pair_weight"], cfg["tables"]["table4_dataset"]
+        entry = _resolve(ds, names)
+        if not per_pw:
+            skipped.append(("Table 4", "no LL weights per pair weight listed (weights.ll_per_pair_weight)"))
+        elif entry is None:
+            skipped.append(("Table 4", f"its dataset {ds} is not given"))
+        else:
+            steps += [Step(f"table4/{m}", "data_efficient", (entry,), 4, weights=m) for m in per_pw]
     return steps
-
-
-def _table4_steps(cfg: Dict[str, Any], names: Dict[str, str], skipped: List[Tuple[str, str]]) -> List[Step]:
-    variants, ds = cfg["weights"]["ll_variants"], cfg["tables"]["table4_dataset"]
-    if not variants:
-        skipped.append(("Table 4", "no LL variants listed (weights.ll_variants)"))
-        return []
-    entry = _resolve(ds, names)
-    if entry is None:
-        skipped.append(("Table 4", f"its dataset {ds} is not given"))
-        return []
-    return [Step(f"table4/{m}", "data_efficient", (entry,), 4, weights=m) for m in variants]
 
 
 def make_plan(cfg: Dict[str, Any]) -> Plan:
@@ -176,16 +156,14 @@ def make_plan(cfg: Dict[str, Any]) -> Plan:
     skipped: List[Tuple[str, str]] = []
     loaded = _load_datasets(cfg, skipped)
     table_steps = _table_steps(cfg, loaded, skipped)
-    features, seen = [], set()
-    for s in table_steps:
-        for n in s.datasets:
-            if (s.weights, n) not in seen:
-                seen.add((s.weights, n))
-                suffix = "" if s.weights == MAIN else f"@{s.weights}"
-                features.append(Step(f"features/{n}{suffix}", "features", (n,), 0, s.weights, len(loaded[n])))
+    features = {}
     for s in table_steps:
         s.images = sum(len(loaded[n]) for n in s.datasets)
-    plan = Plan(cfg, loaded, features + table_steps, skipped)
+        for n in s.datasets:
+            suffix = "" if s.weights == MAIN else f"@{s.weights}"
+            features.setdefault((s.weights, n), Step(f"features/{n}{suffix}", "features", (n,), 0, s.weights,
+                                                     len(loaded[n])))
+    plan = Plan(cfg, loaded, list(features.values()) + table_steps, skipped)
     missing = [f"weights.{k}: {p or 'not given'}" for k, p in weight_files(plan).items()
                if (p is None and k != "clip") or (p is not None and not _is_file_or_name(p))]
     if missing:
@@ -203,17 +181,13 @@ def weight_files(plan: Plan) -> Dict[str, Optional[str]]:
         out.update({k: w[k] for k in ("hl", "clip") if "high" in comps})
     if used - {MAIN}:
         out["pristine"] = w["pristine"]
-    out.update({f"ll_variants.{m}": w["ll_variants"][m] for m in sorted(used - {MAIN})})
+    out.update({f"ll_per_pair_weight.{m}": w["ll_per_pair_weight"][m] for m in sorted(used - {MAIN})})
     return out
 
 
 def _is_file_or_name(path: str) -> bool:
     """An existing file or folder, or a name without a file suffix (a CLIP model name such as "RN50")."""
     return os.path.exists(path) or (not Path(path).suffix and os.sep not in path)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Step records (resumability)
 
 
 def _file_stamp(path: Optional[str]) -> Optional[List[Any]]:
@@ -227,7 +201,7 @@ def step_key(plan: Plan, step: Step) -> str:
     """Hash of everything a step's result depends on that the configuration says (see the module doc)."""
     cfg, w = plan.cfg, plan.cfg["weights"]
     weights = {k: _file_stamp(w[k]) for k in ("hl", "clip", "pristine")}
-    weights["ll"] = _file_stamp(w["ll"] if step.weights == MAIN else w["ll_variants"][step.weights])
+    weights["ll"] = _file_stamp(w["ll"] if step.weights == MAIN else w["ll_per_pair_weight"][step.weights])
     doc = {"step": step.id, "kind": step.kind, "weights": weights,
            "scoring": {k: v for k, v in flatten(cfg).items() if k.startswith("scoring.") and k in RESULT_SETTINGS},
            "protocol": cfg["protocol"] if step.kind != "features" else None,
@@ -235,24 +209,17 @@ def step_key(plan: Plan, step: Step) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def _record_path(plan: Plan, step: Step) -> Path:
-    return plan.out / STEPS_DIR / step.record_name
-
-
 def step_done(plan: Plan, step: Step) -> Optional[Dict[str, Any]]:
     """The step's record if it is done with the current settings, else None."""
-    path = _record_path(plan, step)
-    if not path.is_file():
-        return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads((plan.out / STEPS_DIR / step.record_name).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
     return record if isinstance(record, dict) and record.get("key") == step_key(plan, step) else None
 
 
 def _write_record(plan: Plan, step: Step, seconds: float) -> None:
-    path = _record_path(plan, step)
+    path = plan.out / STEPS_DIR / step.record_name
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"step": step.id, "key": step_key(plan, step), "seconds": round(seconds, 3),
@@ -260,12 +227,9 @@ def _write_record(plan: Plan, step: Step, seconds: float) -> None:
     os.replace(tmp, path)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Plan text (--dry-run)
-
-
 def describe_plan(plan: Plan) -> str:
-    """Datasets with the image counts their loaders read, every step with its status, and what is skipped."""
+    """The plan as text (``--dry-run``): datasets with their image counts, every step with its status, the weights
+    and what is skipped."""
     lines = [f"grepq reproduce: output folder {plan.out}", "", "datasets (images read, from the loaders):"]
     for name, ds in plan.datasets.items():
         lines.append(f"  {name:<14} {len(ds):>7} images  {ds.name} ({ds.polarity}"
@@ -273,9 +237,8 @@ def describe_plan(plan: Plan) -> str:
     todo = [s for s in plan.steps if step_done(plan, s) is None]
     lines += ["", f"steps ({len(plan.steps)}; {len(todo)} to run, {len(plan.steps) - len(todo)} done before):"]
     for i, s in enumerate(plan.steps, 1):
-        status = "to run" if s in todo else "done"
         what = f"{s.images} images" if s.kind == "features" else f"Table {s.table}"
-        lines.append(f"  {i:>3}. {s.id:<34} {what:<14} {status}")
+        lines.append(f"  {i:>3}. {s.id:<34} {what:<14} {'to run' if s in todo else 'done'}")
     lines += ["", "weights:"] + [f"  {k:<14} {p}" for k, p in weight_files(plan).items()]
     if plan.cfg["output"]["cache"] is None:
         lines.append("  (output.cache is null: features are extracted again by every step that needs them)")
@@ -285,54 +248,44 @@ def describe_plan(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Running
-
-
-def _feature_sets(cfg: Dict[str, Any], protocol: str, components) -> List[str]:
-    return list(cfg["protocol"]["feature_sets"] or default_feature_sets(protocol, components))
-
-
 def _run_step(plan: Plan, step: Step, scorer) -> None:
     from . import runner
     cfg, out, feats = plan.cfg, plan.out, feature_options(plan.cfg)
     ds = [plan.datasets[n] for n in step.datasets]
-    plots = cfg["output"]["plots"]
+    plots, comps = cfg["output"]["plots"], scorer.settings.components
     if step.kind == "features":
         runner.dataset_features(scorer, ds[0], **feats)
     elif step.kind == "zeroshot":
         runner.run_zero_shot(scorer, ds[0], out, plots=plots, **feats)
     elif step.kind == "cross_dataset":
-        runner.run_cross_dataset(scorer, ds[0], ds[1], out, **feats, **cross_dataset_options(cfg),
-                                 feature_sets=_feature_sets(cfg, "cross-dataset", scorer.settings.components))
+        fsets = cfg["protocol"]["feature_sets"] or default_feature_sets("cross-dataset", comps)
+        runner.run_cross_dataset(scorer, ds[0], ds[1], out, feature_sets=list(fsets), **feats,
+                                 **cross_dataset_options(cfg))
     else:
-        fsets = ["ll"] if step.table == 4 else _feature_sets(cfg, "data-efficient", scorer.settings.components)
-        runner.run_data_efficient(scorer, ds[0], out, plots=plots, feature_sets=fsets,
-                                  variant=None if step.table != 4 else step.weights, **feats,
-                                  **data_efficient_options(cfg))
+        table4 = step.table == 4
+        fsets = ["ll"] if table4 else cfg["protocol"]["feature_sets"] or default_feature_sets("data-efficient", comps)
+        runner.run_data_efficient(scorer, ds[0], out, plots=plots, feature_sets=list(fsets),
+                                  pair_weight=step.weights if table4 else None, **feats, **data_efficient_options(cfg))
 
 
-class _Scorers:
-    """The main scorer and one LL-only scorer per Table-4 variant, built when first needed."""
+class _Scorers(dict):
+    """weights ("main" or a Table-4 pair weight) -> scorer, built when first asked for; Table 4's score LL only."""
 
     def __init__(self, cfg: Dict[str, Any]):
-        self.cfg, self.built = cfg, {}
+        super().__init__()
+        self.cfg = cfg
 
-    def get(self, weights: str):
-        if weights not in self.built:
-            if weights == MAIN:
-                self.built[weights] = scorer_from_config(self.cfg)
-            else:
-                self.built[weights] = scorer_from_config(self.cfg, self.cfg["weights"]["ll_variants"][weights],
-                                                         components=["low"])
-        return self.built[weights]
-
-    def fingerprints(self) -> Dict[str, Any]:
-        return {k: s.fingerprints() for k, s in self.built.items()}
+    def __missing__(self, weights: str):
+        if weights == MAIN:
+            self[weights] = scorer_from_config(self.cfg)
+        else:
+            self[weights] = scorer_from_config(self.cfg, self.cfg["weights"]["ll_per_pair_weight"][weights],
+                                               components=["low"])
+        return self[weights]
 
 
 def _run_steps(plan: Plan, scorers: _Scorers) -> Dict[str, Dict[str, Any]]:
-    """Every step not done, in order; returns the timings. One progress bar counts images to extract plus one per
+    """Every step not done, in order; returns the timings. The progress bar counts images to extract plus one per
     table step, so its ETA follows the feature extraction, which dominates the run."""
     cost = {s.id: (s.images if s.kind == "features" else 1) for s in plan.steps}
     timings: Dict[str, Dict[str, Any]] = {}
@@ -344,28 +297,23 @@ def _run_steps(plan: Plan, scorers: _Scorers) -> Dict[str, Dict[str, Any]]:
             record = step_done(plan, step)
             if record is not None:
                 timings[step.id] = {"status": "done before", "seconds": record.get("seconds")}
-                bar.update(cost[step.id])
-                continue
-            bar.set_postfix_str(f"step {i}/{len(plan.steps)} {step.id}")
-            t0 = time.perf_counter()
-            _run_step(plan, step, scorers.get(step.weights))
-            seconds = time.perf_counter() - t0
-            _write_record(plan, step, seconds)
-            timings[step.id] = {"status": "ran", "seconds": round(seconds, 3)}
+            else:
+                bar.set_postfix_str(f"step {i}/{len(plan.steps)} {step.id}")
+                t0 = time.perf_counter()
+                _run_step(plan, step, scorers[step.weights])
+                seconds = time.perf_counter() - t0
+                _write_record(plan, step, seconds)
+                timings[step.id] = {"status": "ran", "seconds": round(seconds, 3)}
+                tqdm.write(f"grepq reproduce: {step.id} done in {seconds:.1f} s", file=sys.stderr)
             bar.update(cost[step.id])
-            tqdm.write(f"grepq reproduce: {step.id} done in {seconds:.1f} s", file=sys.stderr)
     finally:
         bar.close()
     return timings
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Report
-
-
 def settings_differing_from_paper(cfg: Dict[str, Any]) -> List[str]:
     """Result-changing settings (:data:`RESULT_SETTINGS`) that are not the paper's: a paper key set to another value,
-    or a key whose value comes from the official code or grepq (the paper silent or different), with its note."""
+    or a key whose value comes from the official code or grepq, with its note."""
     flat, defaults = flatten(cfg, schema=REPRODUCE_SCHEMA), REPRODUCE_SCHEMA.flat
     out = []
     for key in RESULT_SETTINGS:
@@ -377,7 +325,7 @@ def settings_differing_from_paper(cfg: Dict[str, Any]) -> List[str]:
     return out
 
 
-def run_info(plan: Plan, scorers: _Scorers, timings: Dict[str, Any], seconds: float) -> Dict[str, Any]:
+def run_info(plan: Plan, fingerprints: Dict[str, Any], timings: Dict[str, Any], seconds: float) -> Dict[str, Any]:
     """Versions, weights fingerprints, dataset counts, skipped items, timings and the configuration."""
     import numpy
     import scipy
@@ -387,7 +335,7 @@ def run_info(plan: Plan, scorers: _Scorers, timings: Dict[str, Any], seconds: fl
         "grepq": __version__, "python": platform.python_version(), "platform": platform.platform(),
         "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
         "sklearn": sklearn.__version__, "cuda": torch.version.cuda,
-        "fingerprints": scorers.fingerprints(),
+        "fingerprints": fingerprints,
         "datasets": {n: {"name": d.name, "root": str(d.root), "images": len(d), "polarity": d.polarity,
                          "split_by_scene": d.is_synthetic} for n, d in plan.datasets.items()},
         "skipped": [{"item": i, "reason": r} for i, r in plan.skipped],
@@ -397,7 +345,7 @@ def run_info(plan: Plan, scorers: _Scorers, timings: Dict[str, Any], seconds: fl
 
 
 def render_report(plan: Plan, tables_text: str, info: Dict[str, Any]) -> str:
-    """report.md: skipped items, settings that differ from the paper, the tables, plots, timings."""
+    """report.md: datasets, skipped items, settings that differ from the paper, the tables, plots, timings."""
     lines = ["# GRepQ: the paper's tables reproduced", "",
              f"grepq {info['grepq']}, torch {info['torch']}, finished {info['finished']}; weights fingerprints and "
              "versions in `run_info.json`.", "", "## Datasets", "", "| entry | dataset | images | root |",
@@ -420,9 +368,8 @@ def render_report(plan: Plan, tables_text: str, info: Dict[str, Any]) -> str:
 def run_reproduce(cfg: Dict[str, Any], dry_run: bool = False, log=None) -> Dict[str, Any]:
     """Plan, then (unless ``dry_run``) run every step not done and write the report.
 
-    Returns:
-        {"plan": Plan, "plan_text": str} for a dry run; plus "tables": Markdown, "report": path of report.md,
-        "run_info": the run_info.json dict otherwise.
+    Returns {"plan": Plan, "plan_text": str}, plus, unless ``dry_run``, "tables" (Markdown), "report" (path of
+    report.md) and "run_info" (the run_info.json dict).
     """
     log = log or (lambda text: print(text, file=sys.stderr))
     plan = make_plan(cfg)
@@ -436,13 +383,13 @@ def run_reproduce(cfg: Dict[str, Any], dry_run: bool = False, log=None) -> Dict[
     plan.out.mkdir(parents=True, exist_ok=True)
     scorers = _Scorers(cfg)
     timings = _run_steps(plan, scorers)
-    for weights in dict.fromkeys(s.weights for s in plan.steps):
-        scorers.get(weights)  # fingerprints of every weights used, also when their steps were done before
+    # every weights used, also when their steps were done before
+    fingerprints = {w: scorers[w].fingerprints() for w in dict.fromkeys(s.weights for s in plan.steps)}
     tables_text = render_all(plan.out)
     de_rows = [r for r in load_rows(plan.out)[0] if r.get("protocol") == "data_efficient"]
     if de_rows and cfg["output"]["plots"]:
         plot_srcc_vs_labels(de_rows, str(plan.out / "srcc_vs_labels.png"))
-    info = run_info(plan, scorers, timings, time.perf_counter() - t0)
+    info = run_info(plan, fingerprints, timings, time.perf_counter() - t0)
     (plan.out / "run_info.json").write_text(json.dumps(info, indent=1, default=str) + "\n", encoding="utf-8")
     report = plan.out / "report.md"
     report.write_text(render_report(plan, tables_text, info), encoding="utf-8")

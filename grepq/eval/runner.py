@@ -131,9 +131,9 @@ def plot_good_bad_embedding(features: np.ndarray, dataset: IQADataset, path: str
 def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Optional[Path] = None,
                        official_clive_resize: bool = True, plots: bool = True, progress: bool = True,
                        cache_every: Optional[int] = None, feature_sets: Sequence[str] = ("hl+ll", "hl", "ll"),
-                       variant: Optional[str] = None,
+                       pair_weight: Optional[str] = None,
                        **protocol_options) -> ProtocolResult:
-    """Table 1 (and Table 4 with ``variant`` = the LL model's similarity measure): regression from few labels."""
+    """Table 1 (and Table 4 with ``pair_weight`` = the LL model's pair weight): regression from few labels."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fs = dataset_features(scorer, dataset, cache_dir, official_clive_resize, progress, cache_every)
@@ -143,10 +143,10 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, cache_dir: Op
         raise ValueError(f"feature sets {missing} need components that were not computed (have {list(slices)})")
     name = table_name(dataset.name)
     result = protocols.data_efficient(_matrix(fs), dataset.scores, refs=dataset.refs,
-                              feature_sets={f: slices[f] for f in feature_sets}, dataset=name, variant=variant,
+                              feature_sets={f: slices[f] for f in feature_sets}, dataset=name, pair_weight=pair_weight,
                               progress=progress, **protocol_options)
     s = result.settings
-    stem = out_dir / "_".join(_slug(x) for x in ("data_efficient", name, variant or "", s.get("regressor", ""),
+    stem = out_dir / "_".join(_slug(x) for x in ("data_efficient", name, pair_weight or "", s.get("regressor", ""),
                                                    s.get("alpha_selection", "")) if x)
     result.save_json(str(stem) + ".json")
     result.save_csv(str(stem) + ".csv")

@@ -1,17 +1,14 @@
-"""The evaluation configurations: :data:`EVAL_SCHEMA` (``grepq eval``: sections ``weights``, ``scoring``, ``data``,
-``protocol``, ``output``) and :data:`REPRODUCE_SCHEMA` (``grepq reproduce``: the same ``weights``, ``scoring``,
-``protocol``, ``output`` sections, plus ``datasets`` (a root per dataset) and ``tables``), in the machinery of
-:mod:`grepq.config`. Each key names its source (``paper`` / ``official`` / ``grepq``); the defaults of the protocol
-keys are the protocols' own constants. The option names of ``grepq eval`` map onto keys by
-:data:`grepq.commands.eval.EVAL_OPTIONS`.
+"""The evaluation configurations (:mod:`grepq.config` machinery): :data:`EVAL_SCHEMA` (``grepq eval``: ``weights``,
+``scoring``, ``data``, ``protocol``, ``output``) and :data:`REPRODUCE_SCHEMA` (``grepq reproduce``: the same
+``weights``, ``scoring``, ``protocol``, ``output``, plus ``datasets`` and ``tables``). Each key names its source
+(paper / official / grepq); the protocol keys' defaults are the protocols' own constants.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, Sequence
 
 from ..config import ConfigError, Key, Schema, flatten, suggest
-from ..data.datasets import DatasetError as _DatasetError
-from ..data.datasets import loader_name
+from ..data.datasets import DatasetError, loader_name
 from . import metrics as _metrics
 from . import paper_numbers as _paper
 from . import regression as _regression
@@ -82,10 +79,10 @@ EVAL_PROTOCOL: Dict[str, Key] = {
                           source="paper"),
     "seed": Key(0, int, "seed of the splits (split s draws from [seed, s])", source="grepq"),
     "feature_sets": Key(None, list, "hl+ll, hl, ll (null: all three for data-efficient, hl+ll for cross-dataset; "
-                                    "paper: GRepQ_D = [HL | LL], §3.4)", ("hl+ll", "hl", "ll"), nullable=True,
+                                    "paper: GRepQ_D = [HL | LL], §3.3, Eq. 4)", ("hl+ll", "hl", "ll"), nullable=True,
                         source="paper", items=str),
-    "variant": Key(None, str, "label stored with the result, e.g. the LL model's pair weight (Table 4)",
-                   nullable=True, source="grepq"),
+    "pair_weight": Key(None, str, "label stored with the result: the pair weight of Eq. 1 the LL model was trained "
+                                  "with (Table 4)", nullable=True, source="grepq"),
     "regressor_file": Key(None, str, "cross-dataset: test this saved regressor (grepq fit, or --save-regressor of "
                                      "an earlier run) instead of fitting one on the source; the same code path as "
                                      "grepq score --regressor", nullable=True, source="grepq"),
@@ -155,15 +152,13 @@ EVAL_SCHEMA = Schema("eval", {"weights": EVAL_WEIGHTS, "scoring": EVAL_SCORING, 
                      _check_eval)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# ``grepq reproduce``: the paper's tables from one file of weights and dataset folders.
-#: What a dataset entry of ``datasets`` may hold.
+#: What an entry of ``grepq reproduce``'s ``datasets`` may hold.
 DATASET_ENTRY_KEYS = ("root", "loader", "options", "limit")
 
 REPRODUCE_TABLES: Dict[str, Key] = {
     "run": Key([1, 2, 3, 4], list, "tables to produce: 1 = data-efficient and 2 = zero-shot on every dataset given, "
                                    "3 = cross-dataset pairs (tables.cross_pairs), 4 = LL-only by pair weight "
-                                   "(weights.ll_variants)", (1, 2, 3, 4), source="paper", items=int),
+                                   "(weights.ll_per_pair_weight)", (1, 2, 3, 4), source="paper", items=int),
     "cross_pairs": Key([[loader_name(s), loader_name(t)] for s, t in _paper.TABLE3_SRCC], list,
                        "Table 3's (train, test) pairs of dataset names (paper Table 3)", source="paper"),
     "table4_dataset": Key(loader_name(_paper.TABLE4_DATASET), str, "Table 4's dataset (paper: KonIQ-10k)",
@@ -171,7 +166,7 @@ REPRODUCE_TABLES: Dict[str, Key] = {
 }
 
 REPRODUCE_SCHEMA_TREE: Dict[str, Any] = {
-    "weights": dict(EVAL_WEIGHTS, ll_variants=Key(
+    "weights": dict(EVAL_WEIGHTS, ll_per_pair_weight=Key(
         {}, dict, "Table 4: LL weights per pair weight s of Eq. 1, {none|ssim|ms_ssim|gmsd|lpips|fsim: path}; "
                   "each scored with LL features only (paper Table 4)", source="paper")),
     "datasets": Key({}, dict, "name -> {root: folder, loader: (default the name), options: {...}, limit: N}; "
@@ -198,7 +193,7 @@ def _check_dataset_entry(name: str, entry: Any) -> None:
                           f"{suggest(unknown[0], DATASET_ENTRY_KEYS)}")
     try:
         loader_name(entry.get("loader") or name)
-    except _DatasetError as exc:
+    except DatasetError as exc:
         raise ConfigError(f"{where}: {exc} (set 'loader:' for a dataset of another name)") from None
     for key, types in (("root", str), ("loader", str), ("options", dict), ("limit", int)):
         value = entry.get(key)
@@ -215,12 +210,12 @@ def _check_reproduce(cfg: Dict[str, Any]) -> None:
     for pair in cfg["tables"]["cross_pairs"]:
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
             raise ConfigError(f"tables.cross_pairs: expected [train, test] pairs of dataset names, got {pair!r}")
-    for measure, path in cfg["weights"]["ll_variants"].items():
-        if _paper.canonical_similarity(str(measure)) not in _paper.SIMILARITY_MEASURES:
-            raise ConfigError(f"weights.ll_variants: unknown pair weight {measure!r}; expected one of "
-                              f"{list(_paper.SIMILARITY_MEASURES)}")
+    for pair_weight, path in cfg["weights"]["ll_per_pair_weight"].items():
+        if _paper.table4_pair_weight(str(pair_weight)) not in _paper.TABLE4_PAIR_WEIGHTS:
+            raise ConfigError(f"weights.ll_per_pair_weight: unknown pair weight {pair_weight!r}; expected one of "
+                              f"{list(_paper.TABLE4_PAIR_WEIGHTS)}")
         if not isinstance(path, str):
-            raise ConfigError(f"weights.ll_variants.{measure}: expected a weights file, got {path!r}")
+            raise ConfigError(f"weights.ll_per_pair_weight.{pair_weight}: expected a weights file, got {path!r}")
 
 
 REPRODUCE_SCHEMA = Schema("reproduce", REPRODUCE_SCHEMA_TREE, _check_reproduce)
