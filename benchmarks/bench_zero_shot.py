@@ -454,7 +454,7 @@ def run_floor(paths: Dict[str, Path], components: str = "low,high", chunk: int =
     if "high" in components:
         hl = HighLevelModel(load_clip(paths["clip"])).eval()
         hl.load_visual(load_hl_visual_weights(paths["hl"]))
-    patch_sets = [list(zs.iter_patch_chunks(x, chunk)) for x in imgs] if ll is not None else []
+    patch_sets = [list(zs.iter_patch_chunks([x], chunk)) for x in imgs] if ll is not None else []
     normed = [normalize(x)[None] for x in imgs] if hl is not None else []
     with torch.inference_mode():
         if ll is not None:                      # warm-up (allocator, oneDNN primitives)

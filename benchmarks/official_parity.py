@@ -210,17 +210,16 @@ def run_grepq(paths: Dict[str, Path], hdf5: Path) -> Dict[str, object]:
     """grepq's Python API on the same files (the official pristine HDF5)."""
     from grepq import GRepQ
     from grepq.data.io import read_image
-    from grepq.scoring.zero_shot import hl_embedding
-    scorer = GRepQ(ll_weights=paths["ll"], hl_weights=paths["hl"], clip_weights=paths["clip"], pristine=hdf5,
-                   device="cpu")
+    from grepq.scoring.zero_shot import hl_embeddings
+    scorer = GRepQ.from_files(paths["ll"], paths["hl"], paths["clip"], hdf5, device="cpu")
     out = {"scores": {}, "ll": {}, "hl": {}, "text": scorer.hl.text_features.detach().clone()}
     with torch.no_grad():
         for p in sorted(paths["images"].iterdir()):
             img = read_image(p)
             row = scorer.score_image(img, p.name)
             out["scores"][p.name] = {"q_low": row.q_low, "q_high": row.q_high}
-            out["ll"][p.name] = scorer.ll_patch_features(img)
-            out["hl"][p.name] = hl_embedding(scorer.hl, img).reshape(-1)
+            out["ll"][p.name] = scorer.ll_patch_features([img])[0]
+            out["hl"][p.name] = hl_embeddings(scorer.hl, img[None])[0].reshape(-1)
     return out
 
 
@@ -353,7 +352,7 @@ Both sides score against the pristine HDF5 that the official `pristine(config)` 
 | Q_L per image (Eq. 5-6) | `compute_niqe_distance_single_image` | `GRepQ.score_image`; `grepq score` |
 | Q_H per image (Eq. 2) | `compute_hlm_score_single_image` | the same two |
 | LL features | the LL model's output inside the official single-image call (recorded) | `GRepQ.ll_patch_features(img)` |
-| HL embedding | `model.image_encoder(...)` inside the official single-image call (recorded) | `grepq.scoring.zero_shot.hl_embedding` |
+| HL embedding | `model.image_encoder(...)` inside the official single-image call (recorded) | `grepq.scoring.zero_shot.hl_embeddings` |
 | prompt embeddings | `clip_model.encode_text(clip.tokenize(["A good photo.", "A bad photo."]))` | `GRepQ.hl.text_features` |
 | pristine patches | `pristine(config)` (its own random patch order) | `select_pristine_patches` (compared as sets) |
 | QACL | `weighted_contrastive_loss(..., mode_in=True)`; B=8, D=9, C=128 | `grepq.losses.qacl(..., variant="official")` |

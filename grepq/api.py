@@ -1,4 +1,4 @@
-"""The scoring API: ``GRepQ(...).score(paths_or_tensors)`` gives Q_L, Q_H and GRepQ_Z = Q_H + Q_L per image (Eq. 7)."""
+"""The scoring API: ``GRepQ.from_files(...).score(paths)`` gives Q_L, Q_H and GRepQ_Z = Q_H + Q_L per image (Eq. 7)."""
 from __future__ import annotations
 
 import logging
@@ -54,21 +54,16 @@ class ScoreRow:
 
 
 class GRepQ:
-    """Zero-shot GRepQ scorer, built from models and settings: ``GRepQ(ll, hl, pristine, settings)``.
-
-    For weight files use :meth:`from_files`. The settings are read as ``scorer.settings.X``.
+    """Zero-shot GRepQ scorer from built models: ``GRepQ(ll, hl, pristine, settings)``; from files:
+    :meth:`from_files`.
 
     Args:
-        ll: the low-level model (:class:`LowLevelModel`), needed for the "low" component; moved to the device.
-        hl: the high-level model (:class:`HighLevelModel`, with its prompt embeddings), needed for "high".
-        pristine: the pristine patches (N, 3, R, R) float32 in [0, 1] of Eq. 5, or a function returning them (read
-            only if needed: with the pristine statistics cached, never).
-        settings: :class:`ScoringSettings` (default: its defaults).
-        cache: a :class:`grepq.scoring.cache.ConstantsCache` keeping the pristine statistics across processes, or
-            None (computed once per scorer).
-        fingerprints: known content fingerprints ``{"ll": ..., "pristine": ...}`` of the models' weights and the
-            pristine patches (:func:`grepq.fingerprint.tensors_fingerprint` of the same tensors; what
-            :meth:`fingerprints` returns); missing ones are computed from the tensors when needed.
+        ll, hl: :class:`LowLevelModel` (for "low"), :class:`HighLevelModel` with its prompt embeddings (for "high").
+        pristine: the pristine patches (N, 3, R, R) float32 in [0, 1] of Eq. 5, or a function returning them (called
+            only if the pristine statistics are not cached).
+        settings: :class:`ScoringSettings` (default: its defaults), read as ``scorer.settings``.
+        cache: a :class:`ConstantsCache` for the pristine statistics, or None (computed once per scorer).
+        fingerprints: known :meth:`fingerprints` entries (``"ll"``, ``"pristine"``); the others are computed.
     """
 
     def __init__(self, ll: Optional[LowLevelModel] = None, hl: Optional[HighLevelModel] = None,
@@ -110,24 +105,20 @@ class GRepQ:
                    pos_embedding: str = "drop", prompts: Tuple[str, str] = DEFAULT_PROMPTS, k2: float = K2,
                    save_pristine: Optional[Union[str, Path]] = None,
                    cache: Union[bool, str, Path, ConstantsCache, None] = True, **settings) -> "GRepQ":
-        """A scorer from weight files (or already built models) and settings keywords.
+        """A scorer from weight files (or built models) and :class:`ScoringSettings` keywords.
 
         Args:
-            ll_weights: low-level weights (the official ``.tar``, a grepq checkpoint) or a :class:`LowLevelModel`.
-            hl_weights: high-level weights (the official ``high_level_model_weights.pth``, a grepq checkpoint), a
-                :class:`HighLevelModel` (its ``pos_embedding`` is set to ``pos_embedding``), or ``"stock-clip"`` to
-                score with CLIP's untouched image encoder.
-            clip_weights: CLIP weights for the prompt embeddings (and, with "stock-clip", the image encoder): a model
-                name, ``RN50.pt`` or a state dict file (default: ``$GREPQ_CLIP_WEIGHTS``, else "RN50" from CLIP's
-                cache). With the prompt embeddings cached, only its size and date are read.
-            pristine: pristine patches: the official HDF5 file, a folder of pristine images, or a (N, 3, R, R) tensor.
+            ll_weights: the official ``.tar``, a grepq checkpoint or a :class:`LowLevelModel`.
+            hl_weights: the official ``high_level_model_weights.pth``, a grepq checkpoint, a :class:`HighLevelModel`
+                (its ``pos_embedding`` is set), or ``"stock-clip"`` for CLIP's untouched image encoder.
+            clip_weights: CLIP for the prompt embeddings (and "stock-clip"): a model name, ``RN50.pt`` or a state dict
+                file (default: ``$GREPQ_CLIP_WEIGHTS``, else "RN50" from CLIP's cache).
+            pristine: the official HDF5 file, a folder of pristine images, or a (N, 3, R, R) tensor.
             pos_embedding: "drop" (official), "interpolate" or "keep" (docs/method.md §4).
-            prompts, k2: the (good, bad) prompts and k2 of Eq. 2 (paper: "a good photo." / "a bad photo.", 10).
-            save_pristine: when ``pristine`` is a folder, also write the selected patches to this HDF5 file.
-            cache: True (default) keeps the pristine statistics and the prompt embeddings in the user's cache folder
-                (:func:`grepq.scoring.cache.default_cache_dir`), a folder or a ConstantsCache to keep them there,
-                False or None to compute them in every process. Scores are the same bits either way.
-            **settings: :class:`ScoringSettings` fields (device, components, chunk_size, amp, ...).
+            prompts, k2: Eq. 2's (good, bad) prompts and k2 (paper §3.2, §4.1: "a good photo." / "a bad photo.", 10).
+            save_pristine: with a folder as ``pristine``, also write the selected patches to this HDF5 file.
+            cache: True: the pristine statistics and prompt embeddings in :func:`default_cache_dir`; a folder or a
+                ConstantsCache; False/None: computed in every process. Same bits either way.
         """
         settings = ScoringSettings(**settings)
         store = _as_cache(cache)
@@ -141,11 +132,9 @@ class GRepQ:
             hl = _high_level(hl_weights, clip_weights, store, prompts, pos_embedding, k2)
         return cls(ll, hl, pristine_source, settings, cache=store, fingerprints=fps)
 
-    # ------------------------------------------------------------------------------------------------------
     @property
     def pristine_patches(self) -> Optional[torch.Tensor]:
-        """The pristine patches (N, 3, R, R) in [0, 1] of Eq. 5, or None when the scorer has no low-level part.
-        Read on first use when the scorer was given a function for them."""
+        """The pristine patches (N, 3, R, R) in [0, 1] of Eq. 5 (read on first use), None without the LL model."""
         if self.ll is None:
             return None
         if callable(self._pristine):
@@ -153,10 +142,8 @@ class GRepQ:
         return self._pristine
 
     def fingerprints(self) -> dict:
-        """Content fingerprints (:func:`grepq.fingerprint.tensors_fingerprint`) of what the scores and features
-        depend on: ``ll`` (LL weights), ``hl`` (CLIP image encoder, without the training-only head),
-        ``clip_text`` (the prompt embeddings of Eq. 2: all Q_H uses of CLIP's text encoder) and ``pristine``
-        (the pristine patches). A component the scorer was built without has None."""
+        """Content fingerprints (:func:`tensors_fingerprint`) of ``ll`` (LL weights), ``hl`` (CLIP image encoder),
+        ``clip_text`` (Eq. 2's prompt embeddings) and ``pristine`` (the patches); None for a missing component."""
         fp = {"ll": None, "hl": None, "clip_text": None, "pristine": None}
         if self.ll is not None:
             fp["ll"] = self._fingerprint("ll", lambda: self.ll.state_dict())
@@ -174,48 +161,43 @@ class GRepQ:
 
     @property
     def pristine_stats(self) -> zs.GaussianStats:
-        """μ_p (1, C) and Σ_p (C, C) of Eq. 5: the MVG fit of the LL features of the pristine patches, computed once
-        per scorer, or once per machine with a cache (:mod:`grepq.scoring.cache`; the same bits either way)."""
+        """μ_p (1, C) and Σ_p (C, C) of Eq. 5 from the pristine patches' LL features: once per scorer, or once per
+        machine with a cache (the same bits)."""
         if self._pristine_stats is None:
             if self.cache is None:
-                self._pristine_stats = self._fit_pristine()
+                arrays = self._fit_pristine()
             else:
-                arrays = self.cache.get_or_compute("pristine-stats", self._pristine_stats_key(), self._pristine_arrays)
-                self._pristine_stats = zs.GaussianStats(torch.from_numpy(arrays["mean"]).to(self.device),
-                                                        torch.from_numpy(arrays["cov"]).to(self.device),
-                                                        int(arrays["count"]))
+                arrays = self.cache.get_or_compute("pristine-stats", self._pristine_stats_key(), self._fit_pristine)
+            self._pristine_stats = zs.GaussianStats(torch.from_numpy(arrays["mean"]).to(self.device),
+                                                    torch.from_numpy(arrays["cov"]).to(self.device),
+                                                    int(arrays["count"]))
         return self._pristine_stats
 
-    def _fit_pristine(self) -> zs.GaussianStats:
+    def _fit_pristine(self) -> Dict[str, np.ndarray]:
         feats = []
         patches = self.pristine_patches
         with torch.no_grad(), autocast_context(self.device, self.settings.amp):
             for sl in range(0, patches.shape[0], self.settings.chunk_size):
                 chunk = patches[sl:sl + self.settings.chunk_size].to(self.device, torch.float32)
                 feats.append(self.ll(chunk).float())
-        return zs.fit_gaussian(torch.cat(feats))
-
-    def _pristine_arrays(self) -> Dict[str, np.ndarray]:
-        stats = self._fit_pristine()
+        stats = zs.fit_gaussian(torch.cat(feats))
         return {"mean": stats.mean.cpu().numpy(), "cov": stats.cov.cpu().numpy(), "count": np.asarray(stats.count)}
 
     def _pristine_stats_key(self) -> dict:
-        """What μ_p and Σ_p depend on (see :mod:`grepq.scoring.cache` for why the rounding-only ones are in it)."""
+        """What μ_p and Σ_p depend on, rounding-only settings included (:mod:`grepq.scoring.cache`)."""
         fp = self.fingerprints()
         s = self.settings
         return {"ll": fp["ll"], "pristine": fp["pristine"], "amp": s.amp, "device": self.device.type,
                 "chunk_size": s.chunk_size, "channels_last": bool(s.channels_last), "torch": torch.__version__}
 
-    def ll_patch_features(self, img: torch.Tensor) -> torch.Tensor:
-        """LL features (N, 128) of all R x R patches (stride R/2) of an image (3, H, W) in [0, 1]."""
+    def ll_patch_features(self, imgs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """LL features (N_i, 128) float32 of the patches (R, stride) of images (3, H_i, W_i) in [0, 1], small ones
+        upsampled as ``small_image`` says: the features of Q_L."""
         s = self.settings
-        img = zs.ensure_min_size(img, s.small_image, s.patch_size, s.patch_stride)
+        imgs = [zs.ensure_min_size(im, s.small_image, s.patch_size, s.patch_stride) for im in imgs]
         with autocast_context(self.device, s.amp):
-            return zs.ll_patch_features(self.ll, img, s.chunk_size, s.patch_size, s.patch_stride).float()
-
-    def q_low(self, img: torch.Tensor) -> float:
-        """Q_L (Eq. 5-6) of one image (3, H, W) in [0, 1]."""
-        return self.compute([img], components=("low",))[0]["q_low"]
+            feats = zs.ll_patch_features(self.ll, imgs, s.chunk_size, s.patch_size, s.patch_stride)
+        return [f.float() for f in feats]
 
     def _hl_input(self, img: torch.Tensor) -> torch.Tensor:
         if min(img.shape[-2:]) < 32:
@@ -224,10 +206,6 @@ class GRepQ:
             img = zs.ensure_min_size(img, "upsample", 32, 32)
         return img
 
-    def q_high(self, img: torch.Tensor) -> float:
-        """Q_H (Eq. 2) of one image (3, H, W) in [0, 1], at its own resolution."""
-        return self.compute([img], components=("high",))[0]["q_high"]
-
     @torch.no_grad()
     def compute(self, imgs: Sequence[torch.Tensor], features: bool = False,
                 components: Optional[Sequence[str]] = None) -> List[dict]:
@@ -235,8 +213,8 @@ class GRepQ:
 
         Args:
             imgs: B tensors (3, H, W) float32 in [0, 1], all of one shape (one batch through each model).
-            features: also return ``"ll"`` (128,) — the LL model on the whole image — and ``"hl"`` (E,) — the CLIP
-                embedding of the whole image — as float32 numpy arrays (docs/method.md §5).
+            features: also return ``"ll"`` (128,) and ``"hl"`` (E,): the LL model's output and the CLIP embedding of
+                the whole image, float32 numpy arrays (docs/method.md §5).
             components: a subset of the scorer's components (default: all of them).
         Returns:
             B dicts with ``"q_low"`` / ``"q_high"`` (Python floats) for the computed components.
@@ -253,17 +231,14 @@ class GRepQ:
         out: List[dict] = [{} for _ in imgs]
         if "low" in components:
             pristine = self.pristine_stats
-            with autocast_context(self.device, self.settings.amp):
-                if features:
-                    whole = torch.stack(list(imgs)).to(self.device).contiguous(memory_format=self._memory_format)
+            if features:
+                whole = torch.stack(list(imgs)).to(self.device).contiguous(memory_format=self._memory_format)
+                with autocast_context(self.device, self.settings.amp):
                     ll = self.ll(whole).float().cpu().numpy()
-                    for row, f in zip(out, ll):
-                        row["ll"] = f
-                s = self.settings
-                prepped = [zs.ensure_min_size(im, s.small_image, s.patch_size, s.patch_stride) for im in imgs]
-                patch_feats = zs.ll_patch_features_many(self.ll, prepped, s.chunk_size, s.patch_size, s.patch_stride)
-            for row, f in zip(out, patch_feats):
-                d = zs.niqe_distance(pristine, zs.fit_gaussian(f.float()), self.settings.cov_eps)
+                for row, f in zip(out, ll):
+                    row["ll"] = f
+            for row, f in zip(out, self.ll_patch_features(imgs)):
+                d = zs.niqe_distance(pristine, zs.fit_gaussian(f), self.settings.cov_eps)
                 row["q_low"] = float(zs.quality_from_distance(d, self.settings.k1))
         if "high" in components:
             x = torch.stack([self._hl_input(im) for im in imgs]).contiguous(memory_format=self._memory_format)
@@ -278,14 +253,12 @@ class GRepQ:
 
     def iter_computed(self, sources: Sequence, decode, features: bool = False, progress_desc: Optional[str] = None,
                       initial: int = 0, total: Optional[int] = None, progress: Optional[bool] = None):
-        """``(source, result)`` for every source, in order: ``result`` is a :meth:`compute` dict, or the exception
-        (an :class:`ImageReadError` from ``decode(source) -> (3, H, W)``, or a ValueError such as an image too small
-        with ``small_image="error"``) that stopped this source; other exceptions propagate.
+        """``(source, result)`` for every source, in order: a :meth:`compute` dict, or the exception of
+        ``decode(source) -> (3, H, W)`` or a ValueError of :meth:`compute` (e.g. ``small_image="error"``).
 
-        Decoding runs ``decode_workers`` threads ahead; consecutive images of one size go through the models together
-        (``batch_size``, ``max_batch_pixels``). A batch that runs out of device memory is computed again one image at
-        a time (only a single image running out of memory propagates). The progress bar shows when ``progress_desc``
-        is given and ``progress`` (default: the scorer's ``progress``) is true.
+        Decoding runs ``decode_workers`` threads ahead; consecutive same-size images form batches; a batch out of
+        device memory is recomputed one image at a time. A progress bar shows with ``progress_desc`` and ``progress``
+        (default: the settings').
         """
         show = self.settings.progress if progress is None else progress
         bar = tqdm(total=total if total is not None else len(sources) + initial, initial=initial, desc=progress_desc,
@@ -327,13 +300,9 @@ class GRepQ:
 
     def score(self, inputs: Union[str, Path, torch.Tensor, Sequence], on_error: str = "raise",
               progress: Optional[bool] = None) -> List[ScoreRow]:
-        """Score images given as file paths, folders (their images, sorted) or (3, H, W) tensors.
-
-        ``on_error="raise"`` stops at the first unreadable image (an :class:`ImageReadError` naming it);
-        ``"record"`` keeps going and returns a row with ``error`` set for it. Non-image files and empty folders
-        found while expanding folders are logged as warnings. Rows come in the order of the inputs. ``progress``:
-        show the progress bar (default: the settings' ``progress``).
-        """
+        """One :class:`ScoreRow` per image, in input order, of file paths, folders (their images, sorted) or
+        (3, H, W) tensors. ``on_error="raise"`` stops at the first unreadable image (:class:`ImageReadError`),
+        ``"record"`` gives it a row with ``error``. ``progress``: the bar (default: the settings')."""
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
         if isinstance(inputs, (str, Path, torch.Tensor)):
@@ -368,9 +337,9 @@ class GRepQ:
                 if not isinstance(res, (ImageReadError, ValueError)):
                     raise res
                 msg = str(res) if name in str(res) else f"{name}: {res}"
+                if on_error == "raise" and msg == str(res):
+                    raise res
                 if on_error == "raise":
-                    if isinstance(res, ImageReadError) or msg == str(res):
-                        raise res
                     raise ValueError(msg) from res
                 rows.append(ScoreRow(name, error=msg))
             else:
@@ -386,13 +355,10 @@ def _check_tensor(img: torch.Tensor, name: str) -> None:
 
 
 def _row(name: str, res: dict) -> ScoreRow:
-    row = ScoreRow(name, q_low=res.get("q_low"), q_high=res.get("q_high"))
-    if row.q_low is not None and row.q_high is not None:
-        row.q_total = row.q_high + row.q_low
-    return row
+    q_low, q_high = res.get("q_low"), res.get("q_high")
+    return ScoreRow(name, q_low, q_high, zs.total_quality(q_low, q_high))
 
 
-# ---------------------------------------------------------------------------------------------------- from_files
 def _as_cache(cache) -> Optional[ConstantsCache]:
     if cache is None or cache is False:
         return None

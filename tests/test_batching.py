@@ -91,12 +91,12 @@ def test_prefetch_map_reads_a_bounded_distance_ahead_and_cancels_on_early_stop()
     assert not any(t.name.startswith("grepq-decode") for t in threading.enumerate())
 
 
-def test_ll_patch_features_many_matches_one_image_at_a_time(ll_model):
+def test_ll_patch_features_of_many_images_match_one_image_at_a_time(ll_model):
     imgs = [torch.from_numpy(photo(n, (200, 232))).permute(2, 0, 1).float() / 255 for n in ("astronaut", "coffee")]
     imgs.append(torch.from_numpy(photo("chelsea", (150, 300))).permute(2, 0, 1).float() / 255)
-    many = zs.ll_patch_features_many(ll_model, imgs, chunk=7)
+    many = zs.ll_patch_features(ll_model, imgs, chunk=7)
     for img, f in zip(imgs, many):
-        one = zs.ll_patch_features(ll_model, img, chunk=64)
+        one = zs.ll_patch_features(ll_model, [img], chunk=64)[0]
         assert f.shape == one.shape
         assert torch.allclose(f, one, rtol=1e-5, atol=1e-5)
 

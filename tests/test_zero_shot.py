@@ -24,6 +24,7 @@ from grepq.data.io import CLIP_MEAN, CLIP_STD
 from grepq.models.low_level import official_state_dict
 from grepq.scoring import pristine as pr
 from grepq.scoring import zero_shot as zs
+from grepq.scoring.settings import default_hdf5_name
 
 TOL_SCORE = 1e-5
 TOL_FEAT = 1e-4
@@ -111,9 +112,9 @@ def test_scores_and_features_match_official_pipeline(scorer, weights, photo_dir,
         assert abs(row.q_low - q_low) < TOL_SCORE
         assert abs(row.q_high - q_high) < TOL_SCORE
         assert row.q_total == pytest.approx(row.q_low + row.q_high, abs=1e-12)
-        ours_ll = scorer.ll_patch_features(img)
+        ours_ll = scorer.ll_patch_features([img])[0]
         assert ours_ll.shape == ll_feats.shape and (ours_ll - ll_feats).abs().max() < TOL_FEAT
-        ours_hl = zs.hl_embedding(scorer.hl, img)
+        ours_hl = zs.hl_embeddings(scorer.hl, img[None])[0]
         assert (ours_hl - hl_feat).abs().max() < TOL_FEAT
     # the scores differ between images (the check above is not vacuous)
     assert len({round(r.q_low, 6) for r in rows}) == len(rows)
@@ -121,8 +122,8 @@ def test_scores_and_features_match_official_pipeline(scorer, weights, photo_dir,
 
 def test_chunking_gives_the_same_features(scorer):
     img = torch.from_numpy(photo("astronaut")).permute(2, 0, 1).float() / 255
-    one = zs.ll_patch_features(scorer.ll, img, chunk=10_000)
-    small = zs.ll_patch_features(scorer.ll, img, chunk=7)
+    one = zs.ll_patch_features(scorer.ll, [img], chunk=10_000)[0]
+    small = zs.ll_patch_features(scorer.ll, [img], chunk=7)[0]
     assert one.shape == (((512 - 96) // 48 + 1) ** 2, 128)
     assert torch.allclose(one, small, atol=1e-5)
 
@@ -200,7 +201,7 @@ def test_pristine_selection_matches_official_rule(tmp_path):
     expect = torch.cat([official_select(official_read(tmp_path / f"{n}.png")) for n in ("astronaut", "coffee")])
     assert patches.shape == expect.shape and torch.equal(patches, expect)
     assert {p.split("/")[-1] for p, _ in skipped} == {"tiny.png", "small.png"}
-    out = pr.write_pristine_hdf5(patches, tmp_path / pr.default_hdf5_name())
+    out = pr.write_pristine_hdf5(patches, tmp_path / default_hdf5_name())
     assert out.name == "pristine_patches_096_0.75_0.80.hdf5"
     assert torch.equal(pr.read_pristine_hdf5(out), patches)
 

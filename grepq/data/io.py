@@ -1,24 +1,11 @@
-"""Reading images the way the official GRepQ pipeline reads an 8-bit RGB file, whatever the file holds.
+"""Reading any image file into a (3, H, W) float32 tensor in [0, 1], as the official ``ToTensor()(Image.open(p))``
+reads an 8-bit RGB file (``uint8 / 255``). Other PIL modes:
 
-The official code does ``transforms.ToTensor()(Image.open(path))``: for an 8-bit RGB file that is
-``uint8 / 255`` in a (3, H, W) float tensor, and a one-channel file is repeated to three channels.
-grepq reads every other kind of file into the same (3, H, W) float32 tensor in [0, 1]:
+- L, 1: grey repeated to R=G=B (the official ``torch.cat([x] * 3)``);
+- LA, RGBA, PA: alpha dropped, colours as stored; P: palette applied (the official code reads the indices as grey);
+- CMYK, YCbCr, ...: converted to RGB by PIL; I;16*, I: ``value / 65535`` grey; F: float grey clipped to [0, 1].
 
-=============  =====================================================================================
-PIL mode       handling
-=============  =====================================================================================
-RGB            ``uint8 / 255`` (identical to the official ``ToTensor``)
-L, 1           grey repeated to R=G=B (identical to the official ``torch.cat([x] * 3)``)
-LA, RGBA, PA   the alpha channel is dropped (colour values kept as stored, no compositing)
-P              the palette is applied (the official code would read palette *indices* as grey)
-CMYK, YCbCr    converted to RGB by PIL
-I;16*, I       16-bit grey: ``value / 65535``, repeated to three channels
-F              32-bit float grey: values taken as they are, clipped to [0, 1]
-=============  =====================================================================================
-
-EXIF orientation is ignored, as in the official code (the pixels are used in stored order).
-Anything PIL cannot decode (a truncated or corrupt file, a non-image) raises :class:`ImageReadError`
-naming the file.
+EXIF orientation is ignored, as in the official code. A file PIL cannot decode raises :class:`ImageReadError`.
 """
 from __future__ import annotations
 
@@ -37,12 +24,9 @@ IMAGE_EXTENSIONS = (
     ".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".gif", ".jp2", ".j2k",
 )
 
-#: CLIP's input normalisation, per RGB channel of images in [0, 1] (OpenAI CLIP preprocessing; the official GRepQ code
-#: uses the same numbers): the HL training data and the HL model normalise with it.
+#: CLIP's input normalisation per RGB channel of images in [0, 1] (OpenAI CLIP; the official GRepQ code too).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-__all__ = ["CLIP_MEAN", "CLIP_STD", "ImageReadError", "IMAGE_EXTENSIONS", "read_image", "list_images", "expand_inputs"]
 
 
 class ImageReadError(OSError):
@@ -77,12 +61,7 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
 
 
 def _array_to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 or float32 array -> contiguous float32 tensor (3, H, W); uint8 is divided by 255.
-
-    One pass converts and transposes into the output and the division is in place, so a large photograph needs
-    only its float32 copy besides the uint8 array. The values are those of ``uint8 / 255`` in float32 (as
-    torchvision's ``ToTensor``).
-    """
+    """(H, W, 3) uint8 or float32 array -> float32 tensor (3, H, W); uint8 / 255 in place (one float32 copy)."""
     out = np.empty((arr.shape[2], arr.shape[0], arr.shape[1]), dtype=np.float32)
     np.copyto(out, arr.transpose(2, 0, 1))
     if arr.dtype == np.uint8:
@@ -91,10 +70,7 @@ def _array_to_tensor(arr: np.ndarray) -> torch.Tensor:
 
 
 def read_image(path: PathLike) -> torch.Tensor:
-    """Read an image file into a float32 tensor of shape (3, H, W) with values in [0, 1].
-
-    Raises :class:`ImageReadError` (naming ``path``) for a missing, truncated, corrupt or non-image file.
-    """
+    """An image file as a float32 tensor (3, H, W) in [0, 1]; :class:`ImageReadError` if missing or undecodable."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(path, "no such file")
@@ -111,22 +87,13 @@ def read_image(path: PathLike) -> torch.Tensor:
 
 
 def list_images(folder: PathLike, recursive: bool = False) -> List[Path]:
-    """Image files (by :data:`IMAGE_EXTENSIONS`) in ``folder``, sorted by name.
-
-    Other files are left out; use :func:`expand_inputs` to get them reported.
-    """
-    folder = Path(folder)
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Image files (by :data:`IMAGE_EXTENSIONS`) in ``folder``, sorted by name; other files left out silently."""
+    return expand_inputs([folder], recursive)[0]
 
 
 def expand_inputs(paths: Sequence[PathLike], recursive: bool = False) -> Tuple[List[Path], List[Tuple[str, str]]]:
-    """Expand a list of image files and folders into image files.
-
-    Returns ``(images, skipped)``: ``images`` in the order given (a folder's images sorted by name) and
-    ``skipped`` a list of ``(path, reason)`` for folder entries that are not images, empty folders and
-    paths that do not exist, so that nothing is dropped without a word.
-    """
+    """``(images, skipped)`` from image files and folders: images in the order given (a folder's sorted by name);
+    ``skipped``: (path, reason) of folder entries that are not images, empty folders and missing paths."""
     images: List[Path] = []
     skipped: List[Tuple[str, str]] = []
     for p in paths:

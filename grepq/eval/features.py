@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from ..data.io import ImageReadError, read_image
 from ..fingerprint import digest_tensors as _digest_tensors
 from ..parallel import Shard
+from ..scoring.zero_shot import total_quality
 from ..version import __version__
 
 __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
@@ -64,9 +65,7 @@ class FeatureSet:
 
     @property
     def q_total(self) -> Optional[np.ndarray]:
-        if self.q_low is None or self.q_high is None:
-            return None
-        return self.q_low + self.q_high
+        return total_quality(self.q_low, self.q_high)
 
     def matrix(self, which: str = "hl+ll") -> np.ndarray:
         """Regression features: "hl" (N, E), "ll" (N, 128) or "hl+ll" (N, E + 128) = [HL | LL] as docs/method.md §5."""

@@ -331,6 +331,7 @@ def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=N
     that do not exist. Weights are checked first (:meth:`Regressor.check_scorer`).
     """
     from ..data.io import expand_inputs  # torch: a regressor file loads without it
+    from ..scoring.zero_shot import total_quality
     from .features import extract_features
 
     regressor.check_scorer(scorer, allow_mismatch)
@@ -349,6 +350,6 @@ def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=N
             continue
         q_low = None if fs.q_low is None else float(fs.q_low[i])
         q_high = None if fs.q_high is None else float(fs.q_high[i])
-        q_total = None if q_low is None or q_high is None else q_low + q_high
-        rows.append({"image": p, "q_low": q_low, "q_high": q_high, "q_total": q_total, "q_pred": float(q_pred[i])})
+        rows.append({"image": p, "q_low": q_low, "q_high": q_high, "q_total": total_quality(q_low, q_high),
+                     "q_pred": float(q_pred[i])})
     return rows, failed

@@ -1,7 +1,4 @@
-"""Feeding images to the models: decoding ahead in threads, and batches of same-size images.
-
-Used by :meth:`grepq.GRepQ.score` and :func:`grepq.eval.features.extract_features`; both keep the input order.
-"""
+"""Feeding images to the models in input order: decoding ahead in threads, batches of same-size images."""
 from __future__ import annotations
 
 from collections import deque
@@ -10,19 +7,15 @@ from typing import Callable, Iterable, Iterator, List, Sequence, Tuple, TypeVar
 
 import torch
 
-__all__ = ["prefetch_map", "same_size_batches", "batch_limit"]
-
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def prefetch_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 0) -> Iterator[Tuple[T, object]]:
-    """``(item, fn(item))`` for every item, in order; an exception raised by ``fn`` is yielded in place of its result.
+    """``(item, fn(item))`` for every item, in order; an exception raised by ``fn`` is yielded as the result.
 
-    With ``workers > 0``, ``fn`` runs in that many threads, at most ``workers + 1`` items ahead of the consumer
-    (image decoding in PIL releases the GIL, so this overlaps decoding with the models' compute; the bound keeps the
-    decoded images waiting in memory to a few). ``workers=0`` calls ``fn`` in the caller's thread, one item at a
-    time. If the consumer stops early, decodes not yet started are cancelled.
+    ``workers > 0``: ``fn`` runs in that many threads (PIL decoding releases the GIL), at most ``workers + 1`` items
+    ahead; decodes not yet started are cancelled if the consumer stops early. ``workers=0``: in the caller's thread.
     """
     if workers <= 0:
         for it in items:
@@ -68,11 +61,8 @@ def batch_limit(height: int, width: int, batch_size: int, max_batch_pixels: int)
 
 def same_size_batches(stream: Iterable[Tuple[T, object]], batch_size: int,
                       max_batch_pixels: int) -> Iterator[List[Tuple[T, object]]]:
-    """Group consecutive ``(key, image)`` pairs whose images (3, H, W) have one shape into batches.
-
-    A batch holds at most :func:`batch_limit` images; a value that is not a tensor (an exception from decoding)
-    comes out alone, in its place. Nothing is reordered: concatenating the batches gives the stream back.
-    """
+    """Consecutive ``(key, image (3, H, W))`` pairs of one shape in batches of at most :func:`batch_limit`; a value
+    that is not a tensor (a decoding error) comes alone. Concatenating the batches gives the stream back."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     bucket: List[Tuple[T, object]] = []

@@ -1,32 +1,15 @@
-"""On-disk cache of the scoring constants: computed once per machine, not once per process (issue 14).
+"""On-disk cache of the scoring constants, computed once per machine instead of once per process.
 
-Two things every scorer computes the same way from the same inputs are kept here:
+Entries: ``pristine-stats`` (μ_p (1, C), Σ_p (C, C) of Eq. 5) and ``prompt-embeddings`` (the (2, E) text embeddings
+of Eq. 2; with them cached CLIP's text transformer is not built). An entry's file ``<root>/<kind>-<key>.npz`` is
+named by a hash of everything its values depend on, as content fingerprints, including what changes them only by
+float32 rounding (chunk size, device type, channels_last, torch version): a cached run gives the same bits as an
+uncached one. Files hold numpy arrays only (``allow_pickle=False``) with their key and a SHA-256 checksum; an entry
+unreadable, corrupt or made for another key is reported, deleted and recomputed. Writes are atomic.
 
-- ``pristine-stats``: μ_p (1, C) and Σ_p (C, C) of Eq. 5, the MVG fit of the LL features of the pristine patches;
-- ``prompt-embeddings``: the (2, E) text embeddings of Eq. 2's prompts (with them cached, CLIP's text transformer
-  is not built at all).
-
-**Keys.** An entry's name is a hash of everything its values depend on, as content fingerprints
-(:func:`grepq.fingerprint.tensors_fingerprint`): for the pristine statistics the LL weights, the pristine patches,
-``amp``, the device type, ``chunk_size``, ``channels_last`` and the torch version; for the prompt embeddings the
-text-tower tensors of the CLIP file, the prompts and the torch version. ``chunk_size``, the device type,
-``channels_last`` and the torch version change the values only by float32 rounding, and are keyed anyway: a run with
-the cache then gives the same bits as a run without it (the project's rule for speed-ups), at the price of one
-recomputation when one of them changes.
-
-**File fingerprints.** Hashing a file's tensors costs about as much as what the cache saves (the CLIP text tower
-is ~250 MB in float32), so the content fingerprint of a file's tensors is remembered in ``files.json`` under the
-file's (absolute path, size, modification time in ns, inode, device): a file replaced or edited gets another
-entry and is hashed again. Only a file rewritten in place with the same size within the same nanosecond of mtime
-would be missed; ``--no-cache`` bypasses all of this.
-
-**Files.** ``<root>/<kind>-<key>.npz`` (numpy arrays, read with ``allow_pickle=False``: nothing in a cache file can
-execute code) with the key's readable parts and a SHA-256 checksum of the arrays; an entry that is unreadable,
-fails its checksum or was made for another key is reported, deleted and recomputed, never trusted. Writes are
-atomic (temporary file + rename), so concurrent processes at worst compute the same entry twice.
-
-**Where.** ``$GREPQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/grepq``, else ``~/.cache/grepq`` (``--cache-dir`` on the
-command line).
+A file's content fingerprint (hashing CLIP's text tower costs about what the cache saves) is remembered in
+``files.json`` under the file's (absolute path, size, mtime_ns, inode, device). Folder: ``$GREPQ_CACHE_DIR``, else
+``$XDG_CACHE_HOME/grepq``, else ``~/.cache/grepq`` (``--cache-dir``; ``--no-cache`` bypasses it).
 """
 from __future__ import annotations
 
@@ -39,8 +22,6 @@ from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Union
 
 import numpy as np
-
-__all__ = ["CACHE_ENV", "CACHE_FORMAT", "default_cache_dir", "ConstantsCache"]
 
 log = logging.getLogger("grepq")
 
@@ -76,13 +57,11 @@ def _checksum(key_text: str, arrays: Mapping[str, np.ndarray]) -> str:
 
 
 class ConstantsCache:
-    """The scoring-constants cache in one folder (module docstring): ``load``/``save`` entries, memoise file
-    fingerprints. ``root=None`` uses :func:`default_cache_dir`."""
+    """The scoring-constants cache in one folder (``root=None``: :func:`default_cache_dir`)."""
 
     def __init__(self, root: Union[str, os.PathLike, None] = None):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
 
-    # ---------------------------------------------------------------------------------------------- entries
     @staticmethod
     def key_text(kind: str, parts: Mapping[str, object]) -> str:
         """The canonical JSON of an entry's key: its kind, :data:`CACHE_FORMAT` and ``parts``."""
@@ -149,7 +128,6 @@ class ConstantsCache:
             self.save(kind, parts, arrays)
         return arrays
 
-    # ---------------------------------------------------------------------------------------------- files
     def file_fingerprint(self, path: Union[str, os.PathLike], what: str, compute: Callable[[], str]) -> str:
         """The content fingerprint ``compute()`` gives for ``what`` in the file ``path``, remembered under the
         file's (absolute path, size, mtime_ns, inode, device) in ``files.json``; computed again when any changed."""

@@ -1,13 +1,9 @@
-"""Pristine patches for the zero-shot low-level score (docs/method.md §4): selection, and the official HDF5 format.
+"""Pristine patches for Q_L (docs/method.md §4): selection as the official code does it, and its HDF5 format.
 
-From each pristine image: non-overlapping R x R patches (R = 96; the remainder at the border is dropped); keep those
-whose sharpness exceeds ``sharpness`` x the sharpest patch of that image, then, of those, the ones whose
-colourfulness exceeds ``colorfulness`` x the most colourful of them. Sharpness is the sum over the patch of the
-local standard deviation of its grey image (Gaussian window 7x7, σ = 7/6, zero padding); colourfulness is
-sqrt(σ_rg² + σ_yb²) + sqrt(μ_rg² + μ_yb²) with rg = |R − G|, yb = |(R + G)/2 − B| (no 0.3 factor), as the
-official code computes them.
-
-HDF5 format (the official ``pristine_patches_096_0.75_0.80.hdf5``): dataset ``data``, float32, (N, 3, R, R) in [0, 1].
+From each pristine image: non-overlapping R x R patches (border remainder dropped); keep those whose sharpness
+exceeds ``sharpness`` x the image's sharpest, then of those the ones whose colourfulness exceeds ``colorfulness`` x
+the most colourful. HDF5 format (official ``pristine_patches_096_0.75_0.80.hdf5``): dataset ``data``, float32,
+(N, 3, R, R) in [0, 1].
 """
 from __future__ import annotations
 
@@ -21,15 +17,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.io import ImageReadError, list_images, read_image
-from .settings import COLORFULNESS_THRESHOLD, PATCH_SIZE, SHARPNESS_THRESHOLD, default_hdf5_name
+from .settings import COLORFULNESS_THRESHOLD, PATCH_SIZE, SHARPNESS_THRESHOLD
 
-__all__ = [
-    "PATCH_SIZE", "SHARPNESS_THRESHOLD", "COLORFULNESS_THRESHOLD",
-    "sharpness", "colorfulness", "select_patches", "select_pristine_patches",
-    "read_pristine_hdf5", "write_pristine_hdf5", "default_hdf5_name", "load_pristine",
-]
-
-# PATCH_SIZE, SHARPNESS_THRESHOLD (0.75), COLORFULNESS_THRESHOLD (0.80), default_hdf5_name: grepq.scoring.settings
 #: Sharpness window: 7x7 Gaussian, σ = 7/6 (official ``select_patches``).
 SHARPNESS_WINDOW = 7
 SHARPNESS_SIGMA = 7.0 / 6.0
@@ -37,25 +26,21 @@ SHARPNESS_SIGMA = 7.0 / 6.0
 GREY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
-def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2.0
-    g = coords ** 2
-    k = torch.exp(-(g[None, :] + g[:, None]) / (2 * sigma ** 2))
-    return (k / k.sum()).to(dtype=dtype, device=device).view(1, 1, size, size)
-
-
 def sharpness(patches: torch.Tensor) -> torch.Tensor:
-    """Sum of the local standard deviation of each patch's grey image. (N, 3, R, R) -> (N,)."""
+    """Sum of the local standard deviation of each patch's grey image (zero padding). (N, 3, R, R) -> (N,)."""
     w = torch.tensor(GREY_WEIGHTS, dtype=patches.dtype, device=patches.device).view(1, 3, 1, 1)
     grey = (patches * w).sum(1, keepdim=True)
-    k = _gaussian_window(SHARPNESS_WINDOW, SHARPNESS_SIGMA, patches.dtype, patches.device)
+    g = (torch.arange(SHARPNESS_WINDOW, dtype=torch.float32) - (SHARPNESS_WINDOW - 1) / 2.0) ** 2
+    k = torch.exp(-(g[None, :] + g[:, None]) / (2 * SHARPNESS_SIGMA ** 2))
+    k = (k / k.sum()).to(dtype=patches.dtype, device=patches.device).view(1, 1, SHARPNESS_WINDOW, SHARPNESS_WINDOW)
     mu = F.conv2d(grey, k, padding=SHARPNESS_WINDOW // 2)
     ex2 = F.conv2d(grey ** 2, k, padding=SHARPNESS_WINDOW // 2)
     return (ex2 - mu ** 2).abs().sqrt().sum(dim=(1, 2, 3))
 
 
 def colorfulness(patches: torch.Tensor) -> torch.Tensor:
-    """Hasler–Süsstrunk colourfulness without the 0.3 factor, std unbiased (torch.std). (N, 3, R, R) -> (N,)."""
+    """Hasler–Süsstrunk colourfulness without the 0.3 factor, std unbiased: rg = |R − G|, yb = |(R + G)/2 − B|,
+    sqrt(σ_rg² + σ_yb²) + sqrt(μ_rg² + μ_yb²). (N, 3, R, R) -> (N,)."""
     r, g, b = patches[:, 0], patches[:, 1], patches[:, 2]
     rg = (r - g).abs().flatten(1)
     yb = (0.5 * (r + g) - b).abs().flatten(1)
@@ -64,23 +49,16 @@ def colorfulness(patches: torch.Tensor) -> torch.Tensor:
     return std_root + mean_root
 
 
-def _grid_patches(img: torch.Tensor, size: int) -> torch.Tensor:
-    """Non-overlapping patches in row-major order: (3, H, W) -> (N, 3, size, size); N = 0 if the image is smaller."""
-    if min(img.shape[-2:]) < size:
-        return img.new_zeros(0, 3, size, size)
-    p = img.unfold(1, size, size).unfold(2, size, size)            # (3, nh, nw, size, size)
-    return p.permute(1, 2, 0, 3, 4).reshape(-1, 3, size, size)
-
-
 def select_patches(img: torch.Tensor, patch_size: int = PATCH_SIZE, sharpness_threshold: float = SHARPNESS_THRESHOLD,
                    colorfulness_threshold: float = COLORFULNESS_THRESHOLD) -> torch.Tensor:
-    """The selected pristine patches of one image (3, H, W) in [0, 1] -> (K, 3, R, R), row-major order.
+    """The selected pristine patches of one image (3, H, W) in [0, 1] -> (K, 3, R, R), row-major.
 
     (The official code shuffles each image's patches first; the statistics of Eq. 5-6 do not depend on order.)
     """
-    patches = _grid_patches(img, patch_size)
-    if patches.shape[0] == 0:
-        return patches
+    if min(img.shape[-2:]) < patch_size:
+        return img.new_zeros(0, 3, patch_size, patch_size)
+    patches = img.unfold(1, patch_size, patch_size).unfold(2, patch_size, patch_size)   # (3, nh, nw, R, R)
+    patches = patches.permute(1, 2, 0, 3, 4).reshape(-1, 3, patch_size, patch_size)
     s = sharpness(patches)
     patches = patches[s > sharpness_threshold * s.max()]
     if patches.shape[0] == 0:
@@ -89,18 +67,12 @@ def select_patches(img: torch.Tensor, patch_size: int = PATCH_SIZE, sharpness_th
     return patches[c > colorfulness_threshold * c.max()]
 
 
-def select_pristine_patches(
-    images: Union[str, Path, Sequence[Union[str, Path]]],
-    patch_size: int = PATCH_SIZE,
-    sharpness_threshold: float = SHARPNESS_THRESHOLD,
-    colorfulness_threshold: float = COLORFULNESS_THRESHOLD,
-    progress: bool = True,
-) -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
-    """Select pristine patches from a folder (or list) of pristine images.
-
-    Returns ``(patches (N, 3, R, R) float32, skipped)``: ``skipped`` lists ``(path, reason)`` for images that could
-    not be read or gave no patch (smaller than R). Raises if no patch at all was selected.
-    """
+def select_pristine_patches(images: Union[str, Path, Sequence[Union[str, Path]]], patch_size: int = PATCH_SIZE,
+                            sharpness_threshold: float = SHARPNESS_THRESHOLD,
+                            colorfulness_threshold: float = COLORFULNESS_THRESHOLD,
+                            progress: bool = True) -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
+    """Pristine patches (N, 3, R, R) float32 from a folder (or list) of images, and ``skipped``: (path, reason) of
+    images unreadable or giving no patch. Raises if no patch at all was selected."""
     if isinstance(images, (str, Path)):
         folder = Path(images)
         if not folder.is_dir():
@@ -142,7 +114,7 @@ def write_pristine_hdf5(patches: torch.Tensor, path: Union[str, Path]) -> Path:
 
 
 def read_pristine_hdf5(path: Union[str, Path]) -> torch.Tensor:
-    """Read pristine patches (N, 3, R, R) float32 from the official HDF5 format, checking what it holds."""
+    """Pristine patches (N, 3, R, R) float32 from the official HDF5 format, checked (shape, N >= 2, in [0, 1])."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pristine patch file not found: {path}")
@@ -164,13 +136,12 @@ def read_pristine_hdf5(path: Union[str, Path]) -> torch.Tensor:
 
 
 def load_pristine(source: Union[str, Path], save_to: Union[str, Path, None] = None, progress: bool = True,
-                  patch_size: int = PATCH_SIZE, sharpness_threshold: float = SHARPNESS_THRESHOLD,
-                  colorfulness_threshold: float = COLORFULNESS_THRESHOLD) -> torch.Tensor:
-    """Pristine patches from an HDF5 file or a folder of pristine images (selected, then optionally saved)."""
+                  patch_size: int = PATCH_SIZE) -> torch.Tensor:
+    """Pristine patches from an HDF5 file or a folder of pristine images (selected, then saved to ``save_to``)."""
     source = Path(source)
-    if source.is_dir():
-        patches, _ = select_pristine_patches(source, patch_size, sharpness_threshold, colorfulness_threshold, progress)
-        if save_to is not None:
-            write_pristine_hdf5(patches, save_to)
-        return patches
-    return read_pristine_hdf5(source)
+    if not source.is_dir():
+        return read_pristine_hdf5(source)
+    patches, _ = select_pristine_patches(source, patch_size, progress=progress)
+    if save_to is not None:
+        write_pristine_hdf5(patches, save_to)
+    return patches

@@ -1,8 +1,5 @@
-"""Zero-shot quality (method.md §4): Q_L from a NIQE-style distance (Eq. 5-6), Q_H from prompts (Eq. 2),
-their sum (Eq. 7).
-
-All functions take already-built models; :class:`grepq.GRepQ` wires weights, files and devices around them.
-"""
+"""Zero-shot quality (docs/method.md §4; paper §3.3): Q_L from a NIQE-style distance (Eq. 5-6), Q_H from prompts
+(Eq. 2), their sum GRepQ_Z (Eq. 7). Functions of built models; :class:`grepq.GRepQ` wires files and devices."""
 from __future__ import annotations
 
 import math
@@ -16,15 +13,6 @@ import torch.nn.functional as F
 from ..models.high_level import HighLevelModel, normalize
 from .settings import COV_EPS, K1, PATCH_SIZE, PATCH_STRIDE, SMALL_IMAGE_MODES
 
-__all__ = [
-    "PATCH_SIZE", "PATCH_STRIDE", "K1", "COV_EPS", "SMALL_IMAGE_MODES",
-    "GaussianStats", "patch_grid", "iter_patch_chunks", "ll_patch_features", "fit_gaussian",
-    "niqe_distance", "quality_from_distance", "ensure_min_size", "hl_embedding", "hl_embeddings",
-    "ll_patch_features_many",
-]
-
-# PATCH_SIZE (R = 96), PATCH_STRIDE (48), K1 (0.01), COV_EPS (0.001), SMALL_IMAGE_MODES: grepq.scoring.settings
-
 
 @dataclass
 class GaussianStats:
@@ -36,7 +24,7 @@ class GaussianStats:
 
 
 def patch_grid(height: int, width: int, size: int = PATCH_SIZE, stride: int = PATCH_STRIDE) -> tuple:
-    """Number of patch rows and columns over an image; the remainder at the border is dropped."""
+    """(rows, columns) of patches over an image; the remainder at the border is dropped."""
     if height < size or width < size:
         return 0, 0
     return (height - size) // stride + 1, (width - size) // stride + 1
@@ -44,12 +32,10 @@ def patch_grid(height: int, width: int, size: int = PATCH_SIZE, stride: int = PA
 
 def ensure_min_size(img: torch.Tensor, mode: str = "upsample", size: int = PATCH_SIZE,
                     stride: int = PATCH_STRIDE) -> torch.Tensor:
-    """Make sure an image (3, H, W) gives at least 2 patches (a covariance needs two samples).
+    """An image (3, H, W) that gives at least 2 patches (a covariance needs two), unchanged if it already does.
 
-    Images that already give two or more patches are returned unchanged (so every image the official code can score
-    gets the official score). For the others (the official code crashes on them): ``mode="upsample"`` (grepq's
-    documented handling) resizes the image, keeping its aspect ratio, with bicubic interpolation so its short side is
-    R + stride = 144 px (at least 2x2 patches); ``mode="error"`` raises a ValueError.
+    Otherwise (the official code crashes): ``mode="upsample"`` resizes it bicubic, keeping its aspect ratio, to a
+    short side of R + stride = 144 px; ``mode="error"`` raises a ValueError.
     """
     if mode not in SMALL_IMAGE_MODES:
         raise ValueError(f"small_image must be one of {SMALL_IMAGE_MODES}, got {mode!r}")
@@ -66,18 +52,12 @@ def ensure_min_size(img: torch.Tensor, mode: str = "upsample", size: int = PATCH
     return out.clamp(0.0, 1.0)
 
 
-def iter_patch_chunks(img: torch.Tensor, chunk: int, size: int = PATCH_SIZE,
+def iter_patch_chunks(imgs: Sequence[torch.Tensor], chunk: int, size: int = PATCH_SIZE,
                       stride: int = PATCH_STRIDE) -> Iterator[torch.Tensor]:
-    """Patches of (3, H, W) at the given stride, row-major, in chunks of at most ``chunk`` -> (n, 3, R, R) each.
+    """The patches of images (3, H_i, W_i), image after image, each row-major, in chunks (n <= chunk, 3, R, R).
 
-    The patches are views of the image until a chunk is copied, so memory stays at one chunk whatever the image size.
+    A chunk may span two images; the patches stay views of the images until a chunk is copied (memory: one chunk).
     """
-    return _patch_chunks([img], chunk, size, stride)
-
-
-def _patch_chunks(imgs: Sequence[torch.Tensor], chunk: int, size: int, stride: int) -> Iterator[torch.Tensor]:
-    """The patches of several images (3, H_i, W_i), image after image, each row-major, in chunks of ``chunk``
-    (a chunk may span two images) -> (n, 3, R, R) each; one chunk is copied at a time."""
     buf, filled = [], 0
     for img in imgs:
         view = img.unfold(1, size, stride).unfold(2, size, stride)  # (3, nh, nw, R, R), a view
@@ -97,11 +77,23 @@ def _patch_chunks(imgs: Sequence[torch.Tensor], chunk: int, size: int, stride: i
 
 
 @torch.no_grad()
-def ll_patch_features(model: nn.Module, img: torch.Tensor, chunk: int = 64, size: int = PATCH_SIZE,
-                      stride: int = PATCH_STRIDE) -> torch.Tensor:
-    """LL model output for every patch of an image: (3, H, W) in [0, 1] -> (N, C), computed ``chunk`` patches at a
-    time."""
-    return ll_patch_features_many(model, [img], chunk, size, stride)[0]
+def ll_patch_features(model: nn.Module, imgs: Sequence[torch.Tensor], chunk: int = 64, size: int = PATCH_SIZE,
+                      stride: int = PATCH_STRIDE) -> List[torch.Tensor]:
+    """LL model outputs of every patch of each image (3, H_i, W_i) in [0, 1] -> a list of (N_i, C).
+
+    The patches of all images go through the model ``chunk`` at a time, across image boundaries; a patch's features
+    do not depend on its chunk-mates (eval mode) beyond float32 summation order.
+    """
+    device = next(model.parameters()).device
+    imgs = [img.to(device) for img in imgs]
+    counts = []
+    for img in imgs:
+        nh, nw = patch_grid(img.shape[-2], img.shape[-1], size, stride)
+        if nh * nw == 0:
+            raise ValueError(f"image of {img.shape[-1]}x{img.shape[-2]} pixels holds no {size}x{size} patch")
+        counts.append(nh * nw)
+    feats = [model(p) for p in iter_patch_chunks(imgs, chunk, size, stride)]
+    return list(torch.cat(feats).split(counts))
 
 
 def fit_gaussian(features: torch.Tensor) -> GaussianStats:
@@ -127,26 +119,23 @@ def quality_from_distance(d: torch.Tensor, k1: float = K1) -> torch.Tensor:
     return torch.sigmoid(-k1 * d)
 
 
-@torch.no_grad()
-def hl_embedding(model: HighLevelModel, img: torch.Tensor) -> torch.Tensor:
-    """HL embedding (E,) of a whole image (3, H, W) in [0, 1]: :func:`hl_embeddings` of a batch of one."""
-    return hl_embeddings(model, img[None])[0]
+def total_quality(q_low, q_high):
+    """Eq. 7: GRepQ_Z = Q_H + Q_L (floats or arrays of one shape); None when either is None."""
+    if q_low is None or q_high is None:
+        return None
+    return q_high + q_low
 
 
 @torch.no_grad()
 def hl_embeddings(model: HighLevelModel, imgs: torch.Tensor) -> torch.Tensor:
-    """HL embeddings (B, E) of whole images (B, 3, H, W) in [0, 1]: CLIP normalisation, no resize or crop
-    (method.md §4).
+    """HL embeddings (B, E) of whole images (B, 3, H, W) in [0, 1]: CLIP normalisation, no resize or crop.
 
-    Each image's embedding is computed independently of the others in the batch (CLIP's ResNet in eval mode has no
-    cross-sample operation); batching only changes the float32 summation order inside the convolutions.
-    With ``pos_embedding="keep"`` the images are first resized (short side 224, bicubic, antialiased) and
-    centre-cropped to 224x224, CLIP's own preprocessing, since the kept embedding fixes the input size.
+    Each image's embedding is independent of its batch-mates (eval mode). With ``pos_embedding="keep"`` the images
+    are first resized (short side 224, bicubic, antialiased) and centre-cropped to 224x224, as CLIP's preprocessing.
     """
     if imgs.dim() != 4 or imgs.shape[1] != 3:
         raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(imgs.shape)}")
-    device = model.text_features.device
-    x = imgs.to(device)
+    x = imgs.to(model.text_features.device)
     if model.pos_embedding == "keep":
         side = int(round((model.visual.attnpool.positional_embedding.shape[0] - 1) ** 0.5)) * 32
         h, w = x.shape[-2:]
@@ -156,24 +145,3 @@ def hl_embeddings(model: HighLevelModel, imgs: torch.Tensor) -> torch.Tensor:
         top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
         x = x[:, :, top:top + side, left:left + side]
     return model.embed(normalize(x))
-
-
-@torch.no_grad()
-def ll_patch_features_many(model: nn.Module, imgs: Sequence[torch.Tensor], chunk: int = 64, size: int = PATCH_SIZE,
-                           stride: int = PATCH_STRIDE) -> List[torch.Tensor]:
-    """:func:`ll_patch_features` of several images (each (3, H_i, W_i)) -> a list of (N_i, C).
-
-    The patches of all images are fed through the model ``chunk`` at a time, a chunk running across image
-    boundaries, so small images fill the batches; memory stays at one chunk of patches. Each patch's features do
-    not depend on its chunk-mates (the LL model is in eval mode), up to float32 summation order.
-    """
-    device = next(model.parameters()).device
-    imgs = [img.to(device) for img in imgs]
-    counts = []
-    for img in imgs:
-        nh, nw = patch_grid(img.shape[-2], img.shape[-1], size, stride)
-        if nh * nw == 0:
-            raise ValueError(f"image of {img.shape[-1]}x{img.shape[-2]} pixels holds no {size}x{size} patch")
-        counts.append(nh * nw)
-    feats = [model(p) for p in _patch_chunks(imgs, chunk, size, stride)]
-    return list(torch.cat(feats).split(counts))
