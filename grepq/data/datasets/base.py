@@ -18,26 +18,16 @@ MOS = "mos"
 DMOS = "dmos"
 POLARITIES = (MOS, DMOS)
 
+
 class DatasetError(ValueError):
     """A dataset's files are missing, malformed or inconsistent; the message names the file and the problem."""
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The dataset record
-# ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class IQADataset:
-    """An evaluation dataset: N images and their subjective scores.
-
-    Attributes:
-        name: display name ("CLIVE", "KonIQ-10k", ...).
-        root: absolute path of the folder the dataset was loaded from.
-        paths: N absolute image paths, in the order of the score file.
-        scores: float64 array of shape (N,), read-only.
-        polarity: "mos" (higher is better) or "dmos" (lower is better).
-        refs: N reference-scene ids for synthetic datasets (images sharing a scene share the id), else None.
-        score_range: the nominal (low, high) of the rating scale, or None where the scale is unbounded.
-    """
+    """An evaluation dataset: N absolute image ``paths`` (score-file order), ``scores`` (N,) float64 read-only,
+    ``polarity`` "mos" (higher is better) or "dmos", ``refs``: N reference-scene ids for synthetic datasets (else
+    None), ``score_range``: the rating scale's nominal (low, high), None where unbounded."""
 
     name: str
     root: Path
