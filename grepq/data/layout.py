@@ -36,7 +36,7 @@ from .io import IMAGE_EXTENSIONS
 __all__ = ["DataError", "REF_TAG", "FSIM_FILE", "VERSIONS_FILE", "PARTIAL_DIR", "SIDECAR_DIR", "OFFICIAL_LIST",
            "NAMINGS", "FSIM_DIAGONAL_TOL", "reference_file", "version_file", "item_folder_name", "meta_dir",
            "is_image", "is_reference", "list_image_folders", "data_fingerprint", "folder_versions",
-           "check_fsim", "stored_fsim_path", "read_similarity", "write_official_list"]
+           "check_fsim", "stored_fsim_path", "read_fsim_matrix", "write_official_list"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -181,7 +181,7 @@ def stored_fsim_path(folder: Path) -> Path:
     return meta_dir(folder) / FSIM_FILE
 
 
-def read_similarity(folder: Path, n_files: int) -> np.ndarray:
+def read_fsim_matrix(folder: Path, n_files: int) -> np.ndarray:
     """The stored (n_files, n_files) FSIM matrix of a folder, checked (finite, in [0, 1], symmetric, diagonal 1)."""
     path = stored_fsim_path(folder)
     try:
