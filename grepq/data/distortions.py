@@ -1,37 +1,28 @@
-"""Synthetic distortions of the KADIS-700k generator, for the GRepQ training set (docs/method.md §6).
+"""The KADIS-700k distortions GRepQ's training set was made with (docs/method.md §6; official repository, issue #3).
 
-The authors generated GRepQ's training set with the KADIS-700k MATLAB generator (official repository,
-issue #3): ``imdist_generator.m`` of Lin, Hosu and Saupe, which maps its input to [0, 1] with ``mapmm``,
-calls one distortion function, and maps the result with ``mapmm`` again. This module re-implements the
-fourteen generator types GRepQ's recipes use (the authors' twelve, :data:`AUTHORS_TYPES`, and the two
-colour saturations; ``id`` = KADIS type id), with the generator's five levels each (``imdist_generator.m``'s
-``levels`` table):
+KADIS's ``imdist_generator.m`` (Lin, Hosu and Saupe) stretches its input to [0, 1] (``mapmm``), calls one
+distortion function and stretches the result again. grepq re-implements the 14 types its recipes use (the authors'
+12, :data:`AUTHORS_TYPES`, and two colour saturations); :data:`KADIS_TYPES` holds their parameters at levels 1..5
+(``imdist_generator.m``'s table):
 
-===========================  ====  ========================================  ===========================================
-name                         id    level 1 .. 5 (``DISTORTION_LEVELS``)      operation (the KADIS function it follows)
-===========================  ====  ========================================  ===========================================
-gaussian_blur                1     sigma 0.1, 0.5, 1, 2, 5                   ``imblurgauss``: imgaussfilt
-lens_blur                    2     radius 1, 2, 4, 6, 8                      ``imblurlens``: fspecial('disk'), replicate
-motion_blur                  3     length 1, 2, 4, 6, 10                     ``imblurmotion``: fspecial('motion', len,
-                                                                             angle), angle uniform in 0..180 (integer)
-hsv_saturation               7     factor 0.4, 0.2, 0.1, 0, -0.4             ``imcolorsaturate``: HSV S times factor
-lab_saturation               8     factor 1, 2, 3, 6, 9                      ``imsaturate``: Lab a*, b* times factor,
-                                                                             clipped to [0, 1]
-jpeg2000                     9     ratio 16, 32, 45, 120, 400                ``imcompressjp2k``: JPEG 2000 (OpenJPEG,
-                                                                             9/7 wavelet, RGB->YCbCr component
-                                                                             transform)
-jpeg                         10    quality 43, 36, 24, 7, 4                  ``imcompressjpeg``: JPEG (libjpeg, 4:2:0)
-white_noise                  11    variance .001, .002, .003, .005, .01      ``imnoisegauss``: imnoise 'gaussian'
-white_noise_color_component  12    variance .0001, .0005, .001, .002, .003   ``imnoisecolorcomp``: imnoise on YCbCr
-denoise_nlm                  15    variance .01, .03, .05, .1, .15           ``imdenoise`` SUBSTITUTE: noise, then
-                                                                             non-local means instead of DnCNN
-brighten                     16    amount 0.1, 0.2, 0.4, 0.7, 1.1            ``imbrighten``: tone curve, mixed 2:1
-                                                                             with the same curve on Lab L*
-darken                       17    amount 0.05, 0.1, 0.2, 0.4, 0.8           ``imdarken``: tone curve
-high_sharpen                 24    amount 1, 2, 3, 6, 12                     ``imsharpenHi``: unsharp mask of L*, radius
-                                                                             3, clipped
-contrast_change              25    amount 0.3, 0.15, 0, -0.4, -0.6           ``imcontrastc``: S-shaped tone curve
-===========================  ====  ========================================  ===========================================
+====  ===========================  ================  ================================================================
+id    name                         KADIS function    operation
+====  ===========================  ================  ================================================================
+1     gaussian_blur                imblurgauss       imgaussfilt
+2     lens_blur                    imblurlens        fspecial('disk'), replicated borders
+3     motion_blur                  imblurmotion      fspecial('motion', length, angle), integer angle uniform in 0..180
+7     hsv_saturation               imcolorsaturate   HSV saturation times a factor
+8     lab_saturation               imsaturate        Lab a*, b* times a factor, clipped to [0, 1]
+9     jpeg2000                     imcompressjp2k    OpenJPEG, 9/7 wavelet, RGB -> YCbCr component transform
+10    jpeg                         imcompressjpeg    libjpeg, 4:2:0
+11    white_noise                  imnoisegauss      imnoise 'gaussian'
+12    white_noise_color_component  imnoisecolorcomp  imnoise on YCbCr
+15    denoise_nlm                  imdenoise         SUBSTITUTE: the noise, then non-local means instead of DnCNN
+16    brighten                     imbrighten        tone curve, mixed 2:1 with the same curve on Lab L*
+17    darken                       imdarken          tone curve
+24    high_sharpen                 imsharpenHi       unsharp mask of L*, radius 3, clipped
+25    contrast_change              imcontrastc       S-shaped tone curve
+====  ===========================  ================  ================================================================
 
 ``denoise_nlm`` is a labelled substitute: KADIS denoises with MATLAB's pretrained DnCNN, which grepq cannot ship;
 grepq adds the same noise and removes it with scikit-image's non-local means per channel (:data:`NLM_SETTINGS`;
@@ -266,13 +257,11 @@ KADIS_TYPES: Tuple[KadisType, ...] = (
               _op_contrast_change),
 )
 _BY_NAME: Dict[str, KadisType] = {t.name: t for t in KADIS_TYPES}
-#: KADIS id -> type.
 TYPES_BY_ID: Dict[int, KadisType] = {t.id: t for t in KADIS_TYPES}
 #: Parameter per level 1 (mildest) .. 5 (strongest), by type name: ``imdist_generator.m``'s table (docs/method.md §6).
 DISTORTION_LEVELS: Dict[str, Tuple[float, ...]] = {t.name: t.levels for t in KADIS_TYPES}
 #: Level tables of ``legacy=True`` where they differ (grepq before the KADIS check: JPEG 2000 level 5 = 170).
 LEGACY_LEVELS: Dict[str, Tuple[float, ...]] = {"jpeg2000": (16, 32, 45, 120, 170)}
-#: KADIS-700k / KADID-10k distortion id by type name.
 DISTORTION_KADIS_IDS: Dict[str, int] = {t.name: t.id for t in KADIS_TYPES}
 
 

@@ -198,40 +198,23 @@ def fsim_features(versions: Union[torch.Tensor, np.ndarray], *, chromatic: bool 
     return FSIMFeatures(pc=pc, gm=gm, i=chroma_i, q=chroma_q)
 
 
-def _similarity(a: torch.Tensor, b: torch.Tensor, a2: torch.Tensor, b2: torch.Tensor, c: float) -> torch.Tensor:
-    return (2.0 * a * b + c) / (a2 + b2 + c)
+def _similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
+    return (2.0 * a * b + c) / (a ** 2 + b ** 2 + c)
 
 
-class _Maps(NamedTuple):
-    # The per-version maps and their squares, (N, h, w) each; i/q/i2/q2 are None without chrominance.
-    pc: torch.Tensor
-    pc2: torch.Tensor
-    gm: torch.Tensor
-    gm2: torch.Tensor
-    i: Optional[torch.Tensor]
-    i2: Optional[torch.Tensor]
-    q: Optional[torch.Tensor]
-    q2: Optional[torch.Tensor]
-
-    @classmethod
-    def of(cls, f: FSIMFeatures) -> "_Maps":
-        chroma = f.i is not None
-        return cls(f.pc, f.pc ** 2, f.gm, f.gm ** 2, f.i, f.i ** 2 if chroma else None,
-                   f.q, f.q ** 2 if chroma else None)
-
-    def select(self, index) -> "_Maps":
-        return _Maps(*(None if t is None else t[index] for t in self))
+def _rows(f: FSIMFeatures, index: slice) -> FSIMFeatures:
+    return FSIMFeatures(*(None if t is None else t[index] for t in f))
 
 
-def _pair_scores(a: _Maps, b: _Maps) -> torch.Tensor:
+def _pair_scores(a: FSIMFeatures, b: FSIMFeatures) -> torch.Tensor:
     """FSIM of the pairs (a[p], b[p]); a and b broadcast against each other over the first dimension."""
-    score = _similarity(a.pc, b.pc, a.pc2, b.pc2, FSIM_T1)  # S_PC
-    score *= _similarity(a.gm, b.gm, a.gm2, b.gm2, FSIM_T2)  # S_G
+    score = _similarity(a.pc, b.pc, FSIM_T1)  # S_PC
+    score *= _similarity(a.gm, b.gm, FSIM_T2)  # S_G
     pc_max = torch.maximum(a.pc, b.pc)  # PC_m, the weight of each location
     score *= pc_max
     if a.i is not None:
-        s_iq = _similarity(a.i, b.i, a.i2, b.i2, FSIM_T3)  # S_I
-        s_iq *= _similarity(a.q, b.q, a.q2, b.q2, FSIM_T4)  # S_Q
+        s_iq = _similarity(a.i, b.i, FSIM_T3)  # S_I
+        s_iq *= _similarity(a.q, b.q, FSIM_T4)  # S_Q
         score *= torch.abs(s_iq) ** FSIM_LAMBDA
     return score.sum(dim=(-2, -1)) / pc_max.sum(dim=(-2, -1))
 
@@ -243,16 +226,15 @@ def fsim_matrix(versions: Union[torch.Tensor, np.ndarray], *, chromatic: bool = 
     ``piq.fsim(versions[j:j+1], versions[k:k+1], data_range=1.0)`` to ~1e-12 in float64 (the official loader's
     dtype; float32 errs below 1e-6, ``benchmarks/bench_fsim.py``). Lower triangle mirrored, diagonal 1."""
     feats = fsim_features(versions, chromatic=chromatic, dtype=dtype, device=device)
-    maps = _Maps.of(feats)
     d = feats.pc.shape[0]
     hw = feats.pc.shape[-1] * feats.pc.shape[-2]
     block = max(1, _MAX_BLOCK_ELEMENTS // (4 * hw))
     out = torch.eye(d, dtype=feats.pc.dtype, device=feats.pc.device)  # diagonal exactly 1, as the official loader
     for j in range(1, d):  # row j of the lower triangle: version j against versions 0..j-1
-        row = maps.select(slice(j, j + 1))
+        row = _rows(feats, slice(j, j + 1))
         for start in range(0, j, block):
             stop = min(j, start + block)
-            values = _pair_scores(row, maps.select(slice(start, stop)))
+            values = _pair_scores(row, _rows(feats, slice(start, stop)))
             out[j, start:stop] = values
             out[start:stop, j] = values
     return out

@@ -27,7 +27,6 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -400,17 +399,15 @@ def _write_report(summary: PrepareSummary, settings: Dict[str, Any], inputs: Lis
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["status", "name", "source", "reason"])
-    for status in ("done", "skipped_done", "failed", "ignored"):
-        for r in lists[status]:
-            writer.writerow([status, r.get("name", ""), r.get("source", r.get("path", "")), r.get("reason", "")])
-    for r in summary.warnings:
-        writer.writerow(["warning", r["name"], r["source"], r["warning"]])
     csv_path = path.with_suffix(".csv")
     tmp = csv_path.with_name(csv_path.name + ".tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["status", "name", "source", "reason"])
+        for status in ("done", "skipped_done", "failed", "ignored"):
+            for r in lists[status]:
+                writer.writerow([status, r.get("name", ""), r.get("source", r.get("path", "")), r.get("reason", "")])
+        writer.writerows(["warning", r["name"], r["source"], r["warning"]] for r in summary.warnings)
     os.replace(tmp, csv_path)
     return path
 

@@ -118,12 +118,9 @@ class LLTrainingDataset(Dataset):
 
 
 def hl_preprocess(img: torch.Tensor, crop: int = 224, small_crop: str = "pad") -> torch.Tensor:
-    """HL training input (official order): ToTensor → CLIP Normalize → CenterCrop ``crop`` (no resize).
-
-    img: (3, H, W) in [0, 1] -> (3, crop, crop). An image smaller than ``crop``: "pad" = torchvision's
-    CenterCrop zero-pads the *normalised* tensor (so the border is the CLIP mean colour; official), "resize" =
-    the short side is first resized to ``crop`` (bicubic, antialiased, clamped to [0, 1]) (``small_crop``).
-    """
+    """HL training input, official order: CLIP Normalize, then CenterCrop: (3, H, W) in [0, 1] -> (3, crop, crop).
+    Smaller images: ``small_crop`` "pad" zero-pads the normalised tensor (official: a CLIP-mean border) or
+    "resize" resizes the short side to ``crop`` first (bicubic, antialiased, clamped)."""
     from torchvision.transforms import functional as TF
 
     if small_crop not in ("pad", "resize"):
@@ -136,10 +133,8 @@ def hl_preprocess(img: torch.Tensor, crop: int = 224, small_crop: str = "pad") -
 
 
 class HLTrainingDataset(Dataset):
-    """High-level training samples: the reference (``*_REF*``) of each image folder, CLIP-normalised, centre-cropped.
-
-    ``dataset[index]`` -> ``{"image": (3, crop, crop), "index": int, "name": str}``. No randomness.
-    """
+    """HL training samples, each folder's reference: ``dataset[index]`` -> ``{"image": (3, crop, crop) (by
+    :func:`hl_preprocess`), "index": int, "name": str}``."""
 
     def __init__(self, root, limit: Optional[int] = None, crop: int = 224, small_crop: str = "pad"):
         self.folders = list_image_folders(root, limit)
@@ -168,11 +163,8 @@ class HLTrainingDataset(Dataset):
 
 
 class EpochSampler(DistributedSampler):
-    """``DistributedSampler`` (shuffled by seed + epoch, sharded by rank) yielding ``(epoch, index)`` pairs.
-
-    ``set_epoch(e)`` as usual; ``set_start(k)`` skips this rank's first k indices of the epoch (resuming inside
-    an epoch without loading the skipped samples). With one process it is a seeded shuffle of the whole set.
-    """
+    """``DistributedSampler`` (shuffled by seed + epoch, sharded by rank) yielding ``(epoch, index)`` pairs;
+    ``set_start(k)`` skips this rank's first k indices of the epoch (resuming inside an epoch)."""
 
     def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False):

@@ -99,11 +99,8 @@ class IQADataset:
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise DatasetError(f"{self.name}: index out of range for {len(self)} images "
                                f"(got min {idx.min()}, max {idx.max()})")
-        return IQADataset(
-            name=self.name, root=self.root, paths=[self.paths[i] for i in idx], scores=self.scores[idx],
-            polarity=self.polarity, refs=None if self.refs is None else [self.refs[i] for i in idx],
-            score_range=self.score_range,
-        )
+        return IQADataset(self.name, self.root, [self.paths[i] for i in idx], self.scores[idx], self.polarity,
+                          None if self.refs is None else [self.refs[i] for i in idx], self.score_range)
 
     def head(self, n: int) -> "IQADataset":
         """The first ``n`` images (all of them if the dataset has fewer), for a ``--limit N`` option."""
