@@ -16,7 +16,7 @@ import torch
 __all__ = ["FRAGMENT_GRID", "FRAGMENT_PATCH", "FLIP_P", "sample_seed", "sample_generator", "bilinear_resize",
            "upsample_min_side", "fragment_offsets", "fragment_index", "sample_fragments", "fragment_views"]
 
-FRAGMENT_GRID = 7  # grid x grid cells (paper §4 "7x7 grids"; official get_spatial_fragments fragments_h/w = 7)
+FRAGMENT_GRID = 7  # grid x grid cells (paper §4.1 "7x7 grids"; official get_spatial_fragments fragments_h/w = 7)
 FRAGMENT_PATCH = 32  # mini-patch side (official fsize_h/w = 32) -> 7 * 32 = 224
 FLIP_P = 0.5  # positive view: horizontal and vertical flips, p = 0.5 each (official RandomHorizontal/VerticalFlip)
 
