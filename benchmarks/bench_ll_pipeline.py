@@ -134,7 +134,7 @@ def main() -> None:
         d = sample["anchor"].shape[0]
         h, w = images[0][1].shape[:2]
         check = slow[(0, 0)]
-        diff = float((check["similarity"] - sample["similarity"]).abs().max())
+        diff = float((check["pair_weight"] - sample["pair_weight"]).abs().max())
         fast[(0, 0)], slow[(0, 0)]  # warm-up (filter banks, allocator)
         r_fast = rate(fast, max(len(fast), 8), args.repeats)
         r_slow = rate(slow, args.official_samples, args.repeats)

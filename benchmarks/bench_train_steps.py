@@ -112,7 +112,7 @@ def plain_step_time(task: str, data: Path, steps: int, clip_path: str) -> float:
     t0 = None
     for i, batch in enumerate(loader):
         if task == "ll":
-            a, p, s = batch["anchor"], batch["positive"], batch["similarity"]
+            a, p, s = batch["anchor"], batch["positive"], batch["pair_weight"]
             b, d = a.shape[:2]
             fa = model(a.flatten(0, 1)).view(b, d, -1)
             fp = model(p.flatten(0, 1)).view(b, d, -1)

@@ -225,32 +225,43 @@ def test_command_line(photos, tmp_path):
     assert main([str(photos), "--out", str(tmp_path / "x"), "--recipe", "fixed", "--n-types", "2"]) == 2  # clear error
 
 
-#: Digest of what grepq wrote before recipes existed (main at 57a4ad3: `prepare(photos, out, seed=3)` on PHOTOS):
-#: decoded pixels of every file, fsim.npy, and versions.json without grepq_version / source path.
-MAIN_57A4AD3_DIGEST = "57e6f72292c46b0b6a907f3ad7c50220f827dd29892b5c5577caf40ef8a9b2e0"
+#: What grepq wrote before recipes existed (main at 57a4ad3: `prepare(photos, out, seed=3)` on PHOTOS), checked
+#: by running 57a4ad3 itself: the exact decoded pixels of every file and versions.json (without grepq_version /
+#: source path), and each fsim.npy's sum and index-weighted sum. FSIM is compared to 1e-10, not bit for bit: its
+#: last bits follow torch's CPU kernels (ATEN_CPU_CAPABILITY=default vs avx512 changes them; the pixels do not).
+MAIN_57A4AD3_DIGEST = "5f23f48faadf0cba2ce91b69441192c649ec9f6c4b0ef46730fedf3b4cdef0b9"
+MAIN_57A4AD3_FSIM_SUMS = {"astronaut": (72.88474352553521, 2889.636374899116),
+                          "chelsea": (71.73728171231652, 2847.3928174311786),
+                          "coffee": (68.86580843063612, 2683.979700965546)}
 
 
-def content_digest(out: Path) -> str:
+def content_digest(out: Path):
+    """(sha256 of the decoded pixels, names and versions.json of every item, {item: FSIM sums})."""
     import hashlib
-    h = hashlib.sha256()
+    h, sums = hashlib.sha256(), {}
     for folder in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for f in sorted(folder.iterdir()):
             h.update(f.name.encode())
             if f.suffix == ".png":
                 h.update(np.asarray(Image.open(f)).tobytes())
             elif f.suffix == ".npy":
-                h.update(np.load(f).tobytes())
+                m = np.load(f)
+                sums[folder.name] = (m.sum(), (m * np.arange(m.size).reshape(m.shape)).sum())
             else:
                 meta = json.loads(f.read_text())
                 meta.pop("grepq_version"), meta.pop("source")
                 h.update(json.dumps(meta, sort_keys=True).encode())
-    return h.hexdigest()
+    return h.hexdigest(), sums
 
 
 def test_recipe_fixed_reproduces_the_files_grepq_wrote_before_recipes(photos, tmp_path):
     out = tmp_path / "fixed"
     prepare(photos, out, recipe="fixed", seed=3, progress=False)
-    assert content_digest(out) == MAIN_57A4AD3_DIGEST
+    digest, sums = content_digest(out)
+    assert digest == MAIN_57A4AD3_DIGEST
+    assert sums.keys() == MAIN_57A4AD3_FSIM_SUMS.keys()
+    for name, expected in MAIN_57A4AD3_FSIM_SUMS.items():
+        np.testing.assert_allclose(sums[name], expected, rtol=1e-10, atol=0)
     meta = json.loads((out / "coffee" / VERSIONS_FILE).read_text())
     assert meta["settings"]["format"] == 1 and "recipe" not in meta["settings"]  # old folders keep counting as done
     assert len(prepare(photos, out, recipe="fixed", seed=3, progress=False).skipped_done) == 3

@@ -144,17 +144,17 @@ def test_versions_and_stored_fsim(data):
     ref = [i for i, n in enumerate(names) if "_REF" in n]
     keep = [i for i in range(len(names)) if i not in ref]
     paper = LLTrainingDataset(data, versions="distorted")[(0, 1)]
-    assert paper["anchor"].shape[0] == 4 and paper["similarity"].shape == (4, 4)
-    assert np.allclose(paper["similarity"].numpy(), stored[np.ix_(keep, keep)], atol=1e-7)
+    assert paper["anchor"].shape[0] == 4 and paper["pair_weight"].shape == (4, 4)
+    assert np.allclose(paper["pair_weight"].numpy(), stored[np.ix_(keep, keep)], atol=1e-7)
     official = LLTrainingDataset(data, versions="all")[(0, 1)]
     assert official["anchor"].shape == (5, 3, 224, 224)
-    assert np.allclose(official["similarity"].numpy(), stored, atol=1e-7)
+    assert np.allclose(official["pair_weight"].numpy(), stored, atol=1e-7)
 
 
 def test_official_layout_computes_fsim_with_piq(tmp_path):
     root = make_training_set(tmp_path / "official", n=1, size=(48, 56), layout="official")
     ds = LLTrainingDataset(root, versions="all", fsim_source="auto")
-    s = ds[(0, 0)]["similarity"]
+    s = ds[(0, 0)]["pair_weight"]
     assert s.shape == (5, 5) and torch.allclose(s, s.t()) and torch.all(s.diagonal() == 1)
     files = sorted((root / "img00").glob("*.png"))
     x = [torch.from_numpy(np.array(Image.open(f))).permute(2, 0, 1)[None].double() / 255 for f in files[:2]]
@@ -237,11 +237,11 @@ def test_pair_weight_none_is_infonce():
     task = LLTask(cfg)
     g = torch.Generator().manual_seed(0)
     batch = {"anchor": torch.rand(2, 3, 3, 32, 32, generator=g), "positive": torch.rand(2, 3, 3, 32, 32, generator=g),
-             "similarity": torch.full((2, 3, 3), 0.9)}
+             "pair_weight": torch.full((2, 3, 3), 0.9)}
     task.model.eval()
     out = task.forward(batch)["loss"]
     with torch.no_grad():
         fa = task.model(batch["anchor"].flatten(0, 1)).view(2, 3, -1)
         fp = task.model(batch["positive"].flatten(0, 1)).view(2, 3, -1)
     assert abs(out.item() - qacl(fa, fp, torch.zeros(2, 3, 3)).item()) < 1e-5
-    assert abs(out.item() - qacl(fa, fp, batch["similarity"]).item()) > 1e-3
+    assert abs(out.item() - qacl(fa, fp, batch["pair_weight"]).item()) > 1e-3

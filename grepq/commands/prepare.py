@@ -72,15 +72,17 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run :func:`grepq.data.prepare.prepare` from parsed options. Exit status 0 (no failures) or 2."""
-    from ..data.prepare import prepare
+    from ..data.prepare import PrepareSettings, prepare
 
     types = [t for t in args.types.split(",") if t] if args.types is not None else None
     try:
-        summary = prepare(args.inputs, args.out, recipe=args.recipe, types=types, levels=args.levels,
-                          n_types=args.n_types, n_levels=args.n_levels, seed=args.seed, min_size=args.min_size,
-                          ext=args.ext, naming=args.naming, workers=args.workers, shard=args.shard,
-                          progress=not args.no_progress, range_mode=args.range_mode, fsim_dtype=args.fsim_dtype,
-                          on_collision=args.on_collision, recursive=args.recursive)
+        settings = PrepareSettings(recipe=args.recipe, types=types, levels=args.levels, n_types=args.n_types,
+                                   n_levels=args.n_levels, seed=args.seed, min_size=args.min_size, ext=args.ext,
+                                   naming=args.naming, workers=args.workers, shard=args.shard,
+                                   progress=not args.no_progress, range_mode=args.range_mode,
+                                   fsim_dtype=args.fsim_dtype, on_collision=args.on_collision,
+                                   recursive=args.recursive)
+        summary = prepare(args.inputs, args.out, settings)
     except (ValueError, TypeError) as exc:
         print(f"grepq prepare: {exc}", file=sys.stderr)
         return 2

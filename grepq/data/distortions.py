@@ -1,61 +1,39 @@
-"""Synthetic distortions of the KADIS-700k generator, for the GRepQ training set (docs/method.md §6).
+"""The KADIS-700k distortions GRepQ's training set was made with (docs/method.md §6; official repository, issue #3).
 
-The authors generated GRepQ's training set with the KADIS-700k MATLAB generator (official repository,
-issue #3): ``imdist_generator.m`` of Lin, Hosu and Saupe, which maps its input to [0, 1] with ``mapmm``,
-calls one distortion function, and maps the result with ``mapmm`` again. This module re-implements the
-fourteen generator types GRepQ's recipes use (the authors' twelve, :data:`AUTHORS_TYPES`, and the two
-colour saturations; ``id`` = KADIS type id), with the generator's five levels each (``imdist_generator.m``'s
-``levels`` table):
+KADIS's ``imdist_generator.m`` (Lin, Hosu and Saupe) stretches its input to [0, 1] (``mapmm``), calls one
+distortion function and stretches the result again. grepq re-implements the 14 types its recipes use (the authors'
+12, :data:`AUTHORS_TYPES`, and two colour saturations); :data:`KADIS_TYPES` holds their parameters at levels 1..5
+(``imdist_generator.m``'s table):
 
-===========================  ====  ========================================  ===========================================
-name                         id    level 1 .. 5 (``DISTORTION_LEVELS``)      operation (the KADIS function it follows)
-===========================  ====  ========================================  ===========================================
-gaussian_blur                1     sigma 0.1, 0.5, 1, 2, 5                   ``imblurgauss``: imgaussfilt
-lens_blur                    2     radius 1, 2, 4, 6, 8                      ``imblurlens``: fspecial('disk'), replicate
-motion_blur                  3     length 1, 2, 4, 6, 10                     ``imblurmotion``: fspecial('motion', len,
-                                                                             angle), angle uniform in 0..180 (integer)
-hsv_saturation               7     factor 0.4, 0.2, 0.1, 0, -0.4             ``imcolorsaturate``: HSV S times factor
-lab_saturation               8     factor 1, 2, 3, 6, 9                      ``imsaturate``: Lab a*, b* times factor,
-                                                                             clipped to [0, 1]
-jpeg2000                     9     ratio 16, 32, 45, 120, 400                ``imcompressjp2k``: JPEG 2000 (OpenJPEG,
-                                                                             9/7 wavelet, RGB->YCbCr component
-                                                                             transform)
-jpeg                         10    quality 43, 36, 24, 7, 4                  ``imcompressjpeg``: JPEG (libjpeg, 4:2:0)
-white_noise                  11    variance .001, .002, .003, .005, .01      ``imnoisegauss``: imnoise 'gaussian'
-white_noise_color_component  12    variance .0001, .0005, .001, .002, .003   ``imnoisecolorcomp``: imnoise on YCbCr
-denoise_nlm                  15    variance .01, .03, .05, .1, .15           ``imdenoise`` SUBSTITUTE: noise, then
-                                                                             non-local means instead of DnCNN
-brighten                     16    amount 0.1, 0.2, 0.4, 0.7, 1.1            ``imbrighten``: tone curve, mixed 2:1
-                                                                             with the same curve on Lab L*
-darken                       17    amount 0.05, 0.1, 0.2, 0.4, 0.8           ``imdarken``: tone curve
-high_sharpen                 24    amount 1, 2, 3, 6, 12                     ``imsharpenHi``: unsharp mask of L*, radius
-                                                                             3, clipped
-contrast_change              25    amount 0.3, 0.15, 0, -0.4, -0.6           ``imcontrastc``: S-shaped tone curve
-===========================  ====  ========================================  ===========================================
+====  ===========================  ================  ================================================================
+id    name                         KADIS function    operation
+====  ===========================  ================  ================================================================
+1     gaussian_blur                imblurgauss       imgaussfilt
+2     lens_blur                    imblurlens        fspecial('disk'), replicated borders
+3     motion_blur                  imblurmotion      fspecial('motion', length, angle), integer angle uniform in 0..180
+7     hsv_saturation               imcolorsaturate   HSV saturation times a factor
+8     lab_saturation               imsaturate        Lab a*, b* times a factor, clipped to [0, 1]
+9     jpeg2000                     imcompressjp2k    OpenJPEG, 9/7 wavelet, RGB -> YCbCr component transform
+10    jpeg                         imcompressjpeg    libjpeg, 4:2:0
+11    white_noise                  imnoisegauss      imnoise 'gaussian'
+12    white_noise_color_component  imnoisecolorcomp  imnoise on YCbCr
+15    denoise_nlm                  imdenoise         SUBSTITUTE: the noise, then non-local means instead of DnCNN
+16    brighten                     imbrighten        tone curve, mixed 2:1 with the same curve on Lab L*
+17    darken                       imdarken          tone curve
+24    high_sharpen                 imsharpenHi       unsharp mask of L*, radius 3, clipped
+25    contrast_change              imcontrastc       S-shaped tone curve
+====  ===========================  ================  ================================================================
 
-**Denoise (KADIS 15) is a substitute.** KADIS adds Gaussian noise and removes it with MATLAB's
-pretrained DnCNN (``denoisingNetwork('DnCNN')``, one colour channel at a time), which grepq cannot ship.
-grepq's type ``denoise_nlm`` adds the same noise and removes it with scikit-image's non-local means
-(:data:`NLM_SETTINGS`, per channel as KADIS does, filtering strength from the known noise level). It
-leaves the same kind of damage (smoothed texture, residual noise at the strong levels) but not DnCNN's
-pixels; it is labelled as a substitute in its name, in ``versions.json`` and in ``docs/differences.md``.
-The recipe ``authors-no-denoise`` of :mod:`grepq.data.recipes` leaves it out.
+``denoise_nlm`` is a labelled substitute: KADIS denoises with MATLAB's pretrained DnCNN, which grepq cannot ship;
+grepq adds the same noise and removes it with scikit-image's non-local means per channel (:data:`NLM_SETTINGS`;
+``docs/differences.md``). ``range_mode="kadis"`` (default) stretches the input and every result to [0, 1] with
+``mapmm`` (after the type's own clipping) as ``imdist_generator.m``; ``"clip"`` only clips. ``legacy=True`` (recipe
+``fixed``) keeps grepq's behaviour before its check against KADIS, for old runs: ``jpeg2000`` without the colour
+transform and level-5 ratio 170, ``lab_saturation`` not clipped before the stretch.
 
-**Range handling** (``range_mode``). ``"kadis"`` (default, ``imdist_generator.m``): the input is
-stretched to [0, 1] (``mapmm``: global min..max of the whole H x W x 3 array) and so is every result
-(after the type's own clipping: ``imsaturate``, ``imsharpenHi`` and ``imbrighten`` truncate to [0, 1]
-first). ``"clip"``: no stretch, results clipped to [0, 1].
-
-**Legacy** (``legacy=True``, recipe ``fixed``): grepq's behaviour before its check against KADIS's
-own output, kept so that old runs can be reproduced bit for bit: ``jpeg2000`` without the component
-transform and with a level-5 ratio of 170, ``lab_saturation`` not clipped before the final stretch.
-The other types are the same in both.
-
-Images are numpy arrays (H, W, 3), float32 in [0, 1] (uint8 is accepted and divided by 255); every
-function returns a new float32 (H, W, 3) array in [0, 1]. Random types draw from a
-``numpy.random.Generator``; :func:`distortion_stack` seeds one per (type, level) from its ``seed``, so
-the same seed gives byte-identical results. Checked against the unmodified KADIS code's output in
-``tests/test_distortions.py`` (measured agreement: ``docs/differences.md``).
+Images are numpy arrays (H, W, 3) float32 in [0, 1] (uint8 accepted); every function returns a new float32
+(H, W, 3) in [0, 1]. Random types draw from a ``numpy.random.Generator`` seeded per (item seed, type, level), so a
+seed gives byte-identical results. Checked against KADIS's own output in ``tests/test_distortions.py``.
 """
 from __future__ import annotations
 
@@ -74,24 +52,22 @@ __all__ = [
     "AUTHORS_TYPES", "AUTHORS_LEVELS", "DEFAULT_TYPES", "DEFAULT_LEVELS", "DEFAULT_RANGE_MODE", "RANGE_MODES",
     "NLM_SETTINGS", "DistortionSpec", "gaussian_blur", "lens_blur", "motion_blur", "jpeg", "jpeg2000",
     "white_noise", "white_noise_color_component", "denoise_nlm", "brighten", "darken", "high_sharpen",
-    "contrast_change", "hsv_saturation", "lab_saturation", "apply_distortion", "distortion_specs",
+    "contrast_change", "hsv_saturation", "lab_saturation", "apply_distortion", "distort_specs",
     "distortion_stack", "jpeg2000_available", "kadis_type",
 ]
 
 RANGE_MODES = ("kadis", "clip")
 DEFAULT_RANGE_MODE = "kadis"  # mapmm on input and outputs, as imdist_generator.m (see the module docstring)
-#: The authors' recipe (method.md §6): per image 4 of these KADIS types (ids 1, 2, 3, 9, 10, 11, 12, 15, 16, 17, 24,
-#: 25; 15 = grepq's substitute), 2 of AUTHORS_LEVELS per type.
+#: The authors' recipe (docs/method.md §6): per image 4 of these 12 KADIS types, 2 of AUTHORS_LEVELS per type.
 AUTHORS_TYPES: Tuple[str, ...] = ("gaussian_blur", "lens_blur", "motion_blur", "jpeg2000", "jpeg", "white_noise",
                                   "white_noise_color_component", "denoise_nlm", "brighten", "darken",
                                   "high_sharpen", "contrast_change")
 AUTHORS_LEVELS: Tuple[int, ...] = (2, 3, 4, 5)
-# Recipe "fixed" (grepq's default before the authors' recipe was known; kept for old runs): every one of these
-# 4 types at levels 2 and 4, D = 8. The paper (Sec. 3.1) names "blur, compression, noise, and color saturation".
+# Recipe "fixed" (grepq's default before the authors' recipe was known): these 4 types at levels 2 and 4, D = 8,
+# after paper §3.1's "blur, compression, noise, and color saturation".
 DEFAULT_TYPES: Tuple[str, ...] = ("gaussian_blur", "jpeg", "white_noise", "hsv_saturation")
 DEFAULT_LEVELS: Tuple[int, ...] = (2, 4)
-#: Denoiser of the ``denoise_nlm`` substitute: skimage.restoration.denoise_nl_means per channel, fast mode,
-#: 5x5 patches searched within 6 pixels, h = 0.8 sigma with sigma the known noise std (skimage's guidance).
+#: ``denoise_nlm``: skimage's denoise_nl_means per channel, 5x5 patches within 6 px, h = 0.8 sigma (the noise std).
 NLM_SETTINGS = {"patch_size": 5, "patch_distance": 6, "h_over_sigma": 0.8, "fast_mode": True}
 #: The sample range of KADIS's motion-blur angle: randi([0, 180]) degrees.
 MOTION_ANGLE_RANGE = (0, 180)
@@ -134,28 +110,17 @@ def _finish(x: np.ndarray, range_mode: str) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def _need_rng(rng, what: str) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{what}: expected a numpy.random.Generator, got {type(rng).__name__}")
-    return rng
-
-
 def _codec_roundtrip(x: np.ndarray, fmt: str, **options) -> np.ndarray:
     """Write ``x`` (H, W, 3) in [0, 1] as 8 bits with Pillow in ``fmt``, read it back: float64 (H, W, 3)."""
     buf = io.BytesIO()
-    Image.fromarray(_to_uint8(x), mode="RGB").save(buf, format=fmt, **options)
+    Image.fromarray(np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)).save(buf, format=fmt, **options)
     buf.seek(0)
     with Image.open(buf) as im:
         return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
 
 
-# ------------------------------------------------------------------------------------------------ the types
-# Each ``_op_<type>(x, value, rng, legacy)`` takes the checked float32 image and returns the unclipped float64
-# result of the KADIS function (before the generator's final mapmm).
+# Each ``_op_<type>(x, value, rng, legacy)``: the checked float32 image -> the unclipped float64 result of the KADIS
+# function (before the generator's final mapmm).
 
 
 def _op_gaussian_blur(x, sigma, rng, legacy):
@@ -169,7 +134,7 @@ def _op_lens_blur(x, radius, rng, legacy):
 
 
 def _op_motion_blur(x, length, rng, legacy):
-    angle = int(_need_rng(rng, "motion_blur").integers(MOTION_ANGLE_RANGE[0], MOTION_ANGLE_RANGE[1] + 1))
+    angle = int(rng.integers(MOTION_ANGLE_RANGE[0], MOTION_ANGLE_RANGE[1] + 1))
     return ops.correlate_replicate(x.astype(np.float64), ops.motion_kernel(length, angle))
 
 
@@ -208,18 +173,18 @@ def _op_jpeg(x, quality, rng, legacy):
 def _op_white_noise(x, variance, rng, legacy):
     if variance < 0:
         raise ValueError(f"white_noise: expected variance >= 0, got {variance}")
-    return ops.gaussian_noise(x.astype(np.float64), variance, _need_rng(rng, "white_noise"))
+    return ops.gaussian_noise(x.astype(np.float64), variance, rng)
 
 
 def _op_white_noise_color_component(x, variance, rng, legacy):
     ycc = ops.rgb_to_ycbcr(x.astype(np.float64))
-    return ops.ycbcr_to_rgb(ops.gaussian_noise(ycc, variance, _need_rng(rng, "white_noise_color_component")))
+    return ops.ycbcr_to_rgb(ops.gaussian_noise(ycc, variance, rng))
 
 
 def _op_denoise_nlm(x, variance, rng, legacy):
     from skimage.restoration import denoise_nl_means
 
-    noisy = ops.gaussian_noise(x.astype(np.float64), variance, _need_rng(rng, "denoise_nlm"))
+    noisy = ops.gaussian_noise(x.astype(np.float64), variance, rng)
     sigma = float(np.sqrt(variance))
     s = NLM_SETTINGS
     return np.stack([denoise_nl_means(noisy[..., c], patch_size=s["patch_size"], patch_distance=s["patch_distance"],
@@ -252,13 +217,8 @@ def _op_contrast_change(x, amount, rng, legacy):
 
 @dataclass(frozen=True)
 class KadisType:
-    """One KADIS-700k distortion type as grepq implements it.
-
-    ``id``: KADIS / KADID-10k type id; ``name``: grepq's name; ``kadis_function``: the ``distortions/*.m``
-    function it follows; ``levels``: its parameter at levels 1..5 (``imdist_generator.m``); ``parameter``: what
-    the parameter means; ``random``: whether it draws random numbers; ``substitute``: non-empty when grepq
-    replaces part of the KADIS function (what and why).
-    """
+    """One KADIS-700k type: KADIS id, grepq name, the ``distortions/*.m`` function it follows, its parameter at
+    levels 1..5 and what it means, whether it draws random numbers, and (if so) what grepq substitutes and why."""
 
     id: int
     name: str
@@ -297,13 +257,11 @@ KADIS_TYPES: Tuple[KadisType, ...] = (
               _op_contrast_change),
 )
 _BY_NAME: Dict[str, KadisType] = {t.name: t for t in KADIS_TYPES}
-#: KADIS id -> type.
 TYPES_BY_ID: Dict[int, KadisType] = {t.id: t for t in KADIS_TYPES}
 #: Parameter per level 1 (mildest) .. 5 (strongest), by type name: ``imdist_generator.m``'s table (docs/method.md §6).
 DISTORTION_LEVELS: Dict[str, Tuple[float, ...]] = {t.name: t.levels for t in KADIS_TYPES}
 #: Level tables of ``legacy=True`` where they differ (grepq before the KADIS check: JPEG 2000 level 5 = 170).
 LEGACY_LEVELS: Dict[str, Tuple[float, ...]] = {"jpeg2000": (16, 32, 45, 120, 170)}
-#: KADIS-700k / KADID-10k distortion id by type name.
 DISTORTION_KADIS_IDS: Dict[str, int] = {t.name: t.id for t in KADIS_TYPES}
 
 
@@ -319,10 +277,7 @@ def kadis_type(key) -> KadisType:
 
 @dataclass(frozen=True)
 class DistortionSpec:
-    """One distortion: a type name (a key of ``DISTORTION_LEVELS``) and a KADIS level index 1..5.
-
-    ``legacy=True`` selects grepq's pre-check behaviour of the type (module docstring; recipe ``fixed``).
-    """
+    """One distortion: a type name (a key of ``DISTORTION_LEVELS``), a KADIS level 1..5, ``legacy`` (recipe fixed)."""
 
     type: str
     level: int
@@ -369,8 +324,6 @@ def apply_distortion(img: np.ndarray, spec: DistortionSpec, rng: Optional[np.ran
     With ``range_mode="kadis"`` the input is first min-max stretched (KADIS ``mapmm``), then the result.
     ``rng`` drives the random types (default: the spec's own stream for item seed 0).
     """
-    if range_mode not in RANGE_MODES:
-        raise ValueError(f"range_mode: expected one of {RANGE_MODES}, got {range_mode!r}")
     x = _check_image(img)
     if range_mode == "kadis":
         x = _mapmm(x.astype(np.float64)).astype(np.float32)
@@ -385,8 +338,8 @@ def _public(type_name: str) -> Callable[..., np.ndarray]:
     def distort(img: np.ndarray, value: float, rng: Optional[np.random.Generator] = None, *,
                 range_mode: str = "clip", legacy: bool = False) -> np.ndarray:
         x = _check_image(img)
-        if kt.random:
-            _need_rng(rng, type_name)
+        if kt.random and not isinstance(rng, np.random.Generator):
+            raise TypeError(f"{type_name}: expected a numpy.random.Generator, got {type(rng).__name__}")
         return _finish(kt.op(x, value, rng, legacy), range_mode)
 
     distort.__name__ = distort.__qualname__ = type_name
@@ -414,21 +367,6 @@ high_sharpen = _public("high_sharpen")
 contrast_change = _public("contrast_change")
 
 
-def _as_level(level):
-    return int(level) if isinstance(level, (int, np.integer)) and not isinstance(level, bool) else level
-
-
-def distortion_specs(types: Sequence[str], levels: Sequence[int], *, legacy: bool = False) -> List[DistortionSpec]:
-    """The specs of ``types`` x ``levels``, ordered by type then level; raises ValueError for bad choices."""
-    if isinstance(types, str) or isinstance(levels, (str, int)):
-        raise TypeError(f"types and levels must be sequences, got types={types!r}, levels={levels!r}")
-    if len(types) == 0 or len(levels) == 0:
-        raise ValueError(f"expected at least one type and one level, got types={types!r}, levels={levels!r}")
-    if len(set(types)) != len(types) or len(set(levels)) != len(levels):
-        raise ValueError(f"expected no repeated types or levels, got types={list(types)}, levels={list(levels)}")
-    return [DistortionSpec(t, _as_level(lv), legacy) for t in types for lv in levels]
-
-
 def distort_specs(image: np.ndarray, specs: Sequence[DistortionSpec], seed: int = 0, *,
                   range_mode: str = DEFAULT_RANGE_MODE) -> List[Tuple[DistortionSpec, np.ndarray]]:
     """Apply each spec to ``image`` (H, W, 3) with its own random stream seeded by (``seed``, type, level).
@@ -445,12 +383,12 @@ def distort_specs(image: np.ndarray, specs: Sequence[DistortionSpec], seed: int 
 def distortion_stack(image: np.ndarray, types: Sequence[str] = DEFAULT_TYPES,
                      levels: Sequence[int] = DEFAULT_LEVELS, seed: int = 0, *,
                      range_mode: str = DEFAULT_RANGE_MODE, legacy: bool = False) -> List[Tuple[str, np.ndarray]]:
-    """The distorted versions of ``image`` (H, W, 3) float32 in [0, 1] (uint8 accepted), every type x level.
-
-    Returns ``[(name, version), ...]`` with ``name = "<type>_<level>"`` and ``version`` (H, W, 3) float32 in
-    [0, 1], ordered by type (as given) then level (as given): len(types) * len(levels) entries (the reference
-    itself is not included). Deterministic: each (type, level) draws from its own stream seeded by
-    (``seed``, type, level), so the same seed gives byte-identical outputs whatever else is in the stack.
-    """
-    specs = distortion_specs(types, levels, legacy=legacy)
+    """Every type x level of ``image`` (H, W, 3) in [0, 1]: ``[("<type>_<level>", version (H, W, 3) float32), ...]``
+    by type then level as given, the reference not included; each (type, level) has its own seeded stream."""
+    if isinstance(types, str) or isinstance(levels, (str, int)):
+        raise TypeError(f"types and levels must be sequences, got types={types!r}, levels={levels!r}")
+    if not types or not levels or len(set(types)) != len(types) or len(set(levels)) != len(levels):
+        raise ValueError(f"expected at least one type and one level, none repeated, got types={list(types)}, "
+                         f"levels={list(levels)}")
+    specs = [DistortionSpec(t, int(lv) if isinstance(lv, np.integer) else lv, legacy) for t in types for lv in levels]
     return [(spec.name, out) for spec, out in distort_specs(image, specs, seed, range_mode=range_mode)]

@@ -1,15 +1,10 @@
-"""The aligned fragment sampler of the low-level model (method.md §2; official ``get_spatial_fragments``, FAST-VQA).
+"""The aligned fragment sampler of the LL model (docs/method.md §2; official ``get_spatial_fragments``, FAST-VQA).
 
-Each training sample is a stack of D versions of one image, (D, 3, H, W) float32 in [0, 1]. Two views are cut
-from it: the anchor (7 x 7 mini-patches of 32 x 32 at random offsets within their grid cells) and the positive
-(a second sampling, flipped), the same offsets and flips for every version. A stack whose short side is under
-grid * patch = 224 is upsampled first (bilinear), as the official loader does.
-
-Randomness. Every random choice of a sample (fragment offsets, flips) comes from a local ``torch.Generator``
-seeded from ``(seed, epoch, index)`` (:func:`sample_seed`), so the data do not depend on the number of
-DataLoader workers, on the number of processes, or on resuming.
-
-Shapes: fragments are (D, 3, S, S), S = grid * patch.
+Two views are cut from a stack of D versions (D, 3, H, W): the anchor (7 x 7 mini-patches of 32 x 32 at random
+offsets in their grid cells) and the positive (a second sampling, flipped), with the same offsets and flips for every
+version. A stack whose short side is under 224 is upsampled first, as the official loader does. All randomness of a
+sample comes from a ``torch.Generator`` seeded by (seed, epoch, index), so the data do not depend on workers,
+processes or resuming. Fragments are (D, 3, S, S), S = grid * patch.
 """
 from __future__ import annotations
 
@@ -21,13 +16,9 @@ import torch
 __all__ = ["FRAGMENT_GRID", "FRAGMENT_PATCH", "FLIP_P", "sample_seed", "sample_generator", "bilinear_resize",
            "upsample_min_side", "fragment_offsets", "fragment_index", "sample_fragments", "fragment_views"]
 
-FRAGMENT_GRID = 7  # grid x grid cells (paper §4 "7x7 grids"; official get_spatial_fragments fragments_h/w = 7)
+FRAGMENT_GRID = 7  # grid x grid cells (paper §4.1 "7x7 grids"; official get_spatial_fragments fragments_h/w = 7)
 FRAGMENT_PATCH = 32  # mini-patch side (official fsize_h/w = 32) -> 7 * 32 = 224
 FLIP_P = 0.5  # positive view: horizontal and vertical flips, p = 0.5 each (official RandomHorizontal/VerticalFlip)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Randomness
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -41,10 +32,6 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(sample_seed(seed, epoch, index))
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Sampler
-
-
 def _linear_axis(n_in: int, n_out: int,
                  dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source indices and weights of 1-D linear interpolation, ``align_corners=False`` (PyTorch's convention)."""
@@ -56,10 +43,8 @@ def _linear_axis(n_in: int, n_out: int,
 
 
 def bilinear_resize(stack: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of (..., H, W) to ``size``, as ``F.interpolate(mode="bilinear", align_corners=False)``
-    (to ~1e-5: PyTorch computes the source coordinates in float32, grepq in float64), written with element-wise
-    operations so the result is bit-identical for any number of threads (``F.interpolate``'s vectorised paths differ in
-    the last bit between thread counts, and the data must not depend on the DataLoader's worker count)."""
+    """Bilinear resize of (..., H, W) to ``size`` as ``F.interpolate(mode="bilinear", align_corners=False)`` (to
+    ~1e-5), element-wise so that the bits do not depend on the thread count (``F.interpolate``'s do)."""
     h0, h1, hw0, hw1 = _linear_axis(stack.shape[-2], size[0], stack.dtype)
     w0, w1, ww0, ww1 = _linear_axis(stack.shape[-1], size[1], stack.dtype)
     x = stack.index_select(-2, h0) * hw0[:, None] + stack.index_select(-2, h1) * hw1[:, None]
@@ -67,12 +52,10 @@ def bilinear_resize(stack: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 
 
 def upsample_min_side(stack: torch.Tensor, min_side: int) -> torch.Tensor:
-    """Upsample (bilinear) so the short side reaches ``min_side`` (official: when min(H, W) < 224); else unchanged.
+    """Upsample (bilinear) (D, 3, H, W) so the short side is ``min_side``, aspect kept (official: when under 224).
 
-    stack: (D, 3, H, W) -> (D, 3, H', W') with min(H', W') = min_side and the aspect ratio kept (rounded). The
-    official code passes ``scale_factor = 1/ratio``, whose floor can land one pixel short; grepq sets the size.
-    The official code also computes the fragment grid from the size *before* upsampling (so it samples only the
-    top-left part of an upsampled image); grepq uses the upsampled size.
+    Unlike the official code, the size is set (its ``scale_factor`` can land a pixel short) and the fragment grid
+    uses the upsampled size (the official one samples only the top-left part of an upsampled image).
     """
     h, w = stack.shape[-2:]
     if min(h, w) >= min_side:
@@ -84,12 +67,9 @@ def upsample_min_side(stack: torch.Tensor, min_side: int) -> torch.Tensor:
 
 def fragment_offsets(h: int, w: int, grid: int, patch: int,
                      generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Top-left corners (grid, grid) of the mini-patches, the official rule (FAST-VQA's aligned fragments).
-
-    Cell i starts at ``min(res // grid * i, res - patch)``; when the cell (res // grid) is larger than the patch a
-    random offset ``randint(res // grid - patch)`` is added per cell, else none. Rows, then columns, are drawn
-    from ``generator``. Needs ``min(h, w) >= patch``.
-    """
+    """Top-left corners (grid, grid) of the mini-patches, the official (FAST-VQA) rule: cell i starts at
+    ``min(res // grid * i, res - patch)``, plus ``randint(res // grid - patch)`` per cell when the cell is larger
+    than the patch (rows, then columns, from ``generator``)."""
     if min(h, w) < patch:
         raise ValueError(f"image of {h}x{w} is smaller than a {patch}x{patch} mini-patch")
 
@@ -127,13 +107,9 @@ def sample_fragments(stack: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
 
 def fragment_views(stack: torch.Tensor, generator: torch.Generator, grid: int = FRAGMENT_GRID,
                    patch: int = FRAGMENT_PATCH, flip_p: float = FLIP_P) -> Tuple[torch.Tensor, torch.Tensor, Dict]:
-    """The anchor and positive views of one image's versions, aligned across versions (docs/method.md §2).
-
-    stack: (D, 3, H, W) in [0, 1]. Upsampled first when its short side is under grid*patch. The anchor is one
-    fragment sampling; the positive a second sampling (new offsets, the same for every version) flipped
-    horizontally and vertically with probability ``flip_p`` each (the same flips for every version).
-    Returns (anchor (D, 3, S, S), positive (D, 3, S, S), info with the offsets and flips).
-    """
+    """Anchor and positive views of the versions (D, 3, H, W), aligned across versions (docs/method.md §2): two
+    fragment samplings, the second flipped horizontally and vertically with probability ``flip_p`` each.
+    Returns (anchor (D, 3, S, S), positive (D, 3, S, S), info with the offsets and flips)."""
     if stack.dim() != 4 or stack.shape[1] != 3:
         raise ValueError(f"expected a version stack of shape (D, 3, H, W), got {tuple(stack.shape)}")
     size = grid * patch

@@ -1,32 +1,15 @@
-"""FSIM between every pair of distorted versions of one image, computed once per version.
+"""FSIM between every pair of versions of one image, each version's quantities computed once (docs/method.md §2).
 
-The quality-aware contrastive loss (docs/method.md §2) weighs every pair of versions of an image by their
-FSIM. The official loader computes it with one ``piq.fsim(x, y, data_range=1.0)`` call per pair
-(lower triangle, symmetrised, diagonal 1), in float64. Each such call rebuilds the log-Gabor filter
-bank and recomputes the phase congruency and gradient maps of *both* images, although every one of
-those quantities depends on one image only. :func:`fsim_matrix` computes them once per version, for
-all D versions in one batch, and then combines them per pair with vectorised arithmetic:
+The pair weight of Eq. 1 is FSIM (Zhang et al., "FSIM: A Feature Similarity Index for Image Quality Assessment",
+IEEE TIP 2011). The official loader calls ``piq.fsim(x, y, data_range=1.0)`` once per pair (lower triangle,
+symmetrised, diagonal 1, float64), recomputing the log-Gabor bank, phase congruency (PC), Scharr gradient (GM) and
+YIQ chrominance of both images each time. :func:`fsim_matrix` computes the bank once per size and PC, GM, I, Q once
+per version (batched), then combines them per pair. It follows piq's choices (inputs on 0..255, average pooling by
+``max(1, round(min(H, W) / 256))``, piq's frequency grid, low-pass and noise model, the lower median of
+``torch.median``) and equals piq to about 1e-12 in float64; only the summation order differs.
 
-=====================================  ==============================  ================================
-quantity                               depends on                      computed
-=====================================  ==============================  ================================
-log-Gabor bank and its noise constants image size                      once (cached)
-phase congruency PC of luminance Y     one version                     once per version (batched FFT)
-gradient magnitude GM of Y (Scharr)    one version                     once per version
-chrominance I, Q (YIQ)                 one version                     once per version
-S_PC, S_G, S_I, S_Q, PC_m, the sums    a pair                          per pair, vectorised
-=====================================  ==============================  ================================
-
-The result equals piq's ``fsim`` (``reduction='none'``, ``data_range=1.0``, ``chromatic=True``, piq
-0.8 defaults) to about 1e-12 in float64 (the tests hold it to 1e-5). This is an independent
-implementation of the published method (Zhang et al., "FSIM: A Feature Similarity Index for Image
-Quality Assessment", IEEE TIP 2011) that follows piq's choices where they matter for the value:
-inputs rescaled to 0..255, average pooling by ``max(1, round(min(H, W) / 256))``, YIQ colour space,
-piq's frequency grid (``get_meshgrid``), low-pass filter and noise model, and the lower median of
-``torch.median``. Only the summation order differs.
-
-Shapes: ``versions`` is (D, C, H, W) with C = 3 (RGB, needed for ``chromatic=True``) or C = 1, values
-in [0, 1]; :func:`fsim_matrix` returns a (D, D) tensor, symmetric, diagonal exactly 1.
+Shapes: ``versions`` (D, C, H, W), C = 3 (RGB, for ``chromatic=True``) or 1, in [0, 1] -> (D, D), symmetric,
+diagonal exactly 1.
 """
 from __future__ import annotations
 
@@ -38,17 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = [
-    "FSIMFeatures",
-    "fsim_features",
-    "fsim_from_features",
-    "fsim_matrix",
-    "fsim_pair",
-    "fsim_matrix_piq",
-    "FSIM_T1", "FSIM_T2", "FSIM_T3", "FSIM_T4", "FSIM_LAMBDA",
-]
+__all__ = ["FSIMFeatures", "fsim_features", "fsim_matrix", "fsim_pair", "fsim_matrix_piq",
+           "FSIM_T1", "FSIM_T2", "FSIM_T3", "FSIM_T4", "FSIM_LAMBDA"]
 
-# --- constants of FSIM (Zhang et al. 2011, Sec. III; the same values in piq.fsim and the MATLAB code) -------------
+# FSIM's constants (Zhang et al. 2011, Sec. III; the same in piq.fsim and the MATLAB code)
 FSIM_T1 = 0.85  # T1: stability constant of the phase-congruency similarity S_PC
 FSIM_T2 = 160.0  # T2: stability constant of the gradient-magnitude similarity S_G (values on 0..255)
 FSIM_T3 = 200.0  # T3: stability constant of the chrominance similarity S_I
@@ -57,7 +33,7 @@ FSIM_LAMBDA = 0.03  # lambda: exponent of the chromatic term (S_I * S_Q)^lambda 
 DATA_SCALE = 255.0  # the constants above assume pixel values on 0..255 (piq rescales by 255 / data_range)
 POOL_TARGET = 256  # average pooling by max(1, round(min(H, W) / 256)) before everything (FSIM MATLAB code, piq)
 
-# --- phase congruency (Kovesi's log-Gabor model; defaults of FSIM's MATLAB code and piq.fsim) ------------------------
+# Phase congruency (Kovesi's log-Gabor model; defaults of FSIM's MATLAB code and piq.fsim)
 PC_SCALES = 4  # number of wavelet scales
 PC_ORIENTATIONS = 4  # number of filter orientations
 PC_MIN_WAVELENGTH = 6  # wavelength of the smallest-scale filter
@@ -69,31 +45,20 @@ PC_LOWPASS_CUTOFF = 0.45  # Butterworth low-pass applied to every log-Gabor filt
 PC_LOWPASS_ORDER = 15  # ... and order
 PC_NOISE_RESCALE = 1.7  # empirical rescaling of the noise threshold for the PC_2 measure (Kovesi; piq)
 
-# YIQ (NTSC) weights used by FSIM_C (rows: Y, I, Q; columns: R, G, B), as in FSIM's MATLAB code and piq.rgb2yiq.
+# YIQ (NTSC) weights of FSIM_C (rows Y, I, Q; columns R, G, B), as piq.rgb2yiq; Scharr x kernel / 16, as piq.fsim.
 _YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
-# Scharr kernel (x direction, normalised by 16) used for the gradient magnitude, as in piq.fsim.
 _SCHARR_X = ((-3.0, 0.0, 3.0), (-10.0, 0.0, 10.0), (-3.0, 0.0, 3.0))
-
-# Upper bound for the elements of one block of pairs (memory control only).
-_MAX_BLOCK_ELEMENTS = 12_000_000
+_MAX_BLOCK_ELEMENTS = 12_000_000  # elements of one block of pairs (memory only)
 
 
 class FSIMFeatures(NamedTuple):
-    """Per-version FSIM quantities, each (D, H', W') on the pooled grid (H' = H // pool, W' = W // pool).
-
-    ``pc``: phase congruency of luminance; ``gm``: Scharr gradient magnitude of luminance (0..255 scale);
-    ``i``, ``q``: YIQ chrominance channels (0..255 scale), ``None`` when computed with ``chromatic=False``.
-    """
+    """Per-version FSIM quantities, each (D, H', W') on the pooled grid: phase congruency and Scharr gradient
+    magnitude of luminance, YIQ chrominance I and Q (0..255 scale; None with ``chromatic=False``)."""
 
     pc: torch.Tensor
     gm: torch.Tensor
     i: Optional[torch.Tensor]
     q: Optional[torch.Tensor]
-
-
-def _pool_size(h: int, w: int) -> int:
-    # Python's round (half to even), as piq uses.
-    return max(1, round(min(h, w) / POOL_TARGET))
 
 
 def _ifftshift2(x: torch.Tensor) -> torch.Tensor:
@@ -158,11 +123,8 @@ def _filter_bank(h: int, w: int, dtype: torch.dtype, device: str) -> Tuple[torch
 
 
 def _phase_congruency(lum: torch.Tensor) -> torch.Tensor:
-    """Phase congruency of a batch of luminance maps (N, h, w) (0..255 scale) -> (N, h, w).
-
-    One image at a time: its 16 filter responses (4 scales x 4 orientations) stay small enough for the
-    caches, which is faster on a CPU than one large batch and bounds the memory to O(16 h w).
-    """
+    """Phase congruency of luminance maps (N, h, w) (0..255 scale) -> (N, h, w); one image at a time (its 16
+    responses stay in the caches: faster on a CPU than one batch, memory O(16 h w))."""
     n, h, w = lum.shape
     bank, factor = _filter_bank(h, w, lum.dtype, str(lum.device))
     bank = bank.to(torch.complex128 if lum.dtype == torch.float64 else torch.complex64)
@@ -214,15 +176,12 @@ def _as_versions(versions: Union[torch.Tensor, np.ndarray], dtype: torch.dtype,
 def fsim_features(versions: Union[torch.Tensor, np.ndarray], *, chromatic: bool = True,
                   dtype: torch.dtype = torch.float64,
                   device: Optional[Union[str, torch.device]] = None) -> FSIMFeatures:
-    """Per-version FSIM quantities of ``versions`` (D, C, H, W) in [0, 1] (see :class:`FSIMFeatures`).
-
-    All D versions are pooled, converted to YIQ and filtered in one batch; nothing here depends on a pair.
-    """
+    """Per-version FSIM quantities of ``versions`` (D, C, H, W) in [0, 1] (:class:`FSIMFeatures`), in one batch."""
     x = _as_versions(versions, dtype, device)
     if chromatic and x.shape[1] != 3:
         raise ValueError(f"chromatic=True needs RGB images (3 channels), got shape {tuple(x.shape)}")
     x = x * DATA_SCALE
-    k = _pool_size(*x.shape[-2:])
+    k = max(1, round(min(x.shape[-2:]) / POOL_TARGET))  # Python's round (half to even), as piq
     if k > 1:
         x = F.avg_pool2d(x, k)
     if x.shape[1] == 3:
@@ -239,78 +198,43 @@ def fsim_features(versions: Union[torch.Tensor, np.ndarray], *, chromatic: bool 
     return FSIMFeatures(pc=pc, gm=gm, i=chroma_i, q=chroma_q)
 
 
-def _similarity(a: torch.Tensor, b: torch.Tensor, a2: torch.Tensor, b2: torch.Tensor, c: float) -> torch.Tensor:
-    return (2.0 * a * b + c) / (a2 + b2 + c)
+def _similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
+    return (2.0 * a * b + c) / (a ** 2 + b ** 2 + c)
 
 
-class _Maps(NamedTuple):
-    # The per-version maps and their squares, (N, h, w) each; i/q/i2/q2 are None without chrominance.
-    pc: torch.Tensor
-    pc2: torch.Tensor
-    gm: torch.Tensor
-    gm2: torch.Tensor
-    i: Optional[torch.Tensor]
-    i2: Optional[torch.Tensor]
-    q: Optional[torch.Tensor]
-    q2: Optional[torch.Tensor]
-
-    @classmethod
-    def of(cls, f: FSIMFeatures) -> "_Maps":
-        chroma = f.i is not None
-        return cls(f.pc, f.pc ** 2, f.gm, f.gm ** 2, f.i, f.i ** 2 if chroma else None,
-                   f.q, f.q ** 2 if chroma else None)
-
-    def select(self, index) -> "_Maps":
-        return _Maps(*(None if t is None else t[index] for t in self))
+def _rows(f: FSIMFeatures, index: slice) -> FSIMFeatures:
+    return FSIMFeatures(*(None if t is None else t[index] for t in f))
 
 
-def _pair_scores(a: _Maps, b: _Maps) -> torch.Tensor:
+def _pair_scores(a: FSIMFeatures, b: FSIMFeatures) -> torch.Tensor:
     """FSIM of the pairs (a[p], b[p]); a and b broadcast against each other over the first dimension."""
-    score = _similarity(a.pc, b.pc, a.pc2, b.pc2, FSIM_T1)  # S_PC
-    score *= _similarity(a.gm, b.gm, a.gm2, b.gm2, FSIM_T2)  # S_G
+    score = _similarity(a.pc, b.pc, FSIM_T1)  # S_PC
+    score *= _similarity(a.gm, b.gm, FSIM_T2)  # S_G
     pc_max = torch.maximum(a.pc, b.pc)  # PC_m, the weight of each location
     score *= pc_max
     if a.i is not None:
-        s_iq = _similarity(a.i, b.i, a.i2, b.i2, FSIM_T3)  # S_I
-        s_iq *= _similarity(a.q, b.q, a.q2, b.q2, FSIM_T4)  # S_Q
+        s_iq = _similarity(a.i, b.i, FSIM_T3)  # S_I
+        s_iq *= _similarity(a.q, b.q, FSIM_T4)  # S_Q
         score *= torch.abs(s_iq) ** FSIM_LAMBDA
     return score.sum(dim=(-2, -1)) / pc_max.sum(dim=(-2, -1))
-
-
-def fsim_from_features(features: FSIMFeatures, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """FSIM (FSIM_C when the features hold chrominance) of the pairs (rows[p], cols[p]) -> (P,)."""
-    maps = _Maps.of(features)
-    hw = features.pc.shape[-1] * features.pc.shape[-2]
-    block = max(1, _MAX_BLOCK_ELEMENTS // (4 * hw))
-    out = [_pair_scores(maps.select(rows[s:s + block]), maps.select(cols[s:s + block]))
-           for s in range(0, len(rows), block)]
-    if not out:
-        return torch.zeros(0, dtype=features.pc.dtype, device=features.pc.device)
-    return torch.cat(out)
 
 
 def fsim_matrix(versions: Union[torch.Tensor, np.ndarray], *, chromatic: bool = True,
                 dtype: torch.dtype = torch.float64,
                 device: Optional[Union[str, torch.device]] = None) -> torch.Tensor:
-    """FSIM between every pair of ``versions`` (D, C, H, W) in [0, 1] -> (D, D) tensor of ``dtype``.
-
-    Entry [j, k] equals ``piq.fsim(versions[j:j+1], versions[k:k+1], data_range=1.0, chromatic=chromatic)``
-    (to ~1e-12 in float64). As in the official loader the lower triangle is computed, mirrored to the upper
-    one (FSIM is symmetric), and the diagonal is set to exactly 1. ``dtype`` float64 (default) matches the
-    official loader, which computes in float64; float32 is faster, with errors below 1e-6 (see
-    ``benchmarks/bench_fsim.py``). ``device`` defaults to the input's device.
-    """
+    """FSIM between every pair of ``versions`` (D, C, H, W) in [0, 1] -> (D, D) of ``dtype``, [j, k] =
+    ``piq.fsim(versions[j:j+1], versions[k:k+1], data_range=1.0)`` to ~1e-12 in float64 (the official loader's
+    dtype; float32 errs below 1e-6, ``benchmarks/bench_fsim.py``). Lower triangle mirrored, diagonal 1."""
     feats = fsim_features(versions, chromatic=chromatic, dtype=dtype, device=device)
-    maps = _Maps.of(feats)
     d = feats.pc.shape[0]
     hw = feats.pc.shape[-1] * feats.pc.shape[-2]
     block = max(1, _MAX_BLOCK_ELEMENTS // (4 * hw))
     out = torch.eye(d, dtype=feats.pc.dtype, device=feats.pc.device)  # diagonal exactly 1, as the official loader
     for j in range(1, d):  # row j of the lower triangle: version j against versions 0..j-1
-        row = maps.select(slice(j, j + 1))
+        row = _rows(feats, slice(j, j + 1))
         for start in range(0, j, block):
             stop = min(j, start + block)
-            values = _pair_scores(row, maps.select(slice(start, stop)))
+            values = _pair_scores(row, _rows(feats, slice(start, stop)))
             out[j, start:stop] = values
             out[start:stop, j] = values
     return out
@@ -327,19 +251,12 @@ def fsim_pair(a: Union[torch.Tensor, np.ndarray], b: Union[torch.Tensor, np.ndar
         b = b[None]
     if a.shape != b.shape or a.dim() != 4 or a.shape[0] != 1:
         raise ValueError(f"expected two images of the same shape (C, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
-    versions = torch.cat([a.to(b.device), b])
-    feats = fsim_features(versions, chromatic=chromatic, dtype=dtype, device=device)
-    idx1 = torch.tensor([1], device=feats.pc.device)
-    idx0 = torch.tensor([0], device=feats.pc.device)
-    return float(fsim_from_features(feats, idx1, idx0)[0])
+    return float(fsim_matrix(torch.cat([a.to(b.device), b]), chromatic=chromatic, dtype=dtype, device=device)[1, 0])
 
 
 def fsim_matrix_piq(stack: torch.Tensor) -> torch.Tensor:
-    """FSIM between every pair of versions as the official loader computes it (the slow path).
-
-    One ``piq.fsim(x_i, x_j, data_range=1.0)`` per pair of the lower triangle, in float64, symmetrised, diagonal 1.
-    stack: (D, 3, H, W) in [0, 1] -> (D, D) float64.
-    """
+    """The official loader's FSIM matrix: one ``piq.fsim(x_i, x_j, data_range=1.0)`` per pair of the lower
+    triangle, float64, symmetrised, diagonal 1. stack (D, 3, H, W) in [0, 1] -> (D, D) float64."""
     import piq
 
     d = stack.shape[0]

@@ -1,24 +1,9 @@
-"""The image operations of the KADIS-700k generator's distortion functions, on float64 arrays (H, W, 3).
-
-Each function here is one MATLAB building block that ``imdist_generator.m`` (KADIS-700k, Lin, Hosu and
-Saupe) reaches through its ``distortions/*.m`` functions; :mod:`grepq.data.distortions` composes them
-into the KADIS types. They follow MATLAB's documented behaviour (read for facts only; no MATLAB code is
-used or needed):
-
-* ``imfilter(a, k, 'replicate', 'same')``: correlation with a 2-D kernel, borders replicated
-  (:func:`correlate_replicate`; FFT-based, the same sums up to float rounding).
-* ``imgaussfilt(a, sigma)``: a normalised Gaussian of size ``2*ceil(2*sigma)+1``, replicated borders
-  (:func:`gaussian_filter`).
-* ``fspecial('disk', r)``: each kernel cell is the area of the unit pixel square inside the disc of
-  radius ``r`` (:func:`disk_kernel`).
-* ``fspecial('motion', len, theta)``: an anti-aliased line one pixel wide (:func:`motion_kernel`).
-* ``rgb2lab`` / ``lab2rgb`` (sRGB, D65), ``rgb2ycbcr`` / ``ycbcr2rgb`` (BT.601, studio range, the
-  floating-point forms; ``ycbcr2rgb`` clips to [0, 1] as MATLAB does for floating-point output).
-* KADIS ``utils/curves.m``: a tone curve through fixed points (MATLAB ``spline``, not-a-knot, which is
-  the parabola for three points), clamped to [0, 1] (:func:`tone_curve`).
-* ``imnoise(a, 'gaussian', 0, v)``: ``a + sqrt(v) * N(0, 1)`` clipped to [0, 1] (:func:`gaussian_noise`).
-
-Arrays are float64 (H, W, 3) unless said otherwise.
+"""The MATLAB building blocks of the KADIS-700k generator's distortion functions (``imdist_generator.m``, Lin,
+Hosu and Saupe), on float64 (H, W, 3) arrays, after MATLAB's documented behaviour (no MATLAB code used):
+``imfilter(.., 'replicate')`` (:func:`correlate_replicate`), ``imgaussfilt`` (size 2*ceil(2*sigma)+1),
+``fspecial('disk')``, ``fspecial('motion')``, ``rgb2lab``/``lab2rgb`` (sRGB, D65), ``rgb2ycbcr``/``ycbcr2rgb``
+(BT.601 studio range, floating point, ``ycbcr2rgb`` clipped), KADIS ``utils/curves.m`` (:func:`tone_curve`) and
+``imnoise(.., 'gaussian')``.
 """
 from __future__ import annotations
 
@@ -32,12 +17,9 @@ __all__ = ["correlate_replicate", "gaussian_kernel1d", "gaussian_filter", "disk_
            "srgb_to_lab", "lab_to_srgb", "rgb_to_ycbcr", "ycbcr_to_rgb", "tone_curve", "gaussian_noise",
            "SRGB_TO_XYZ", "D65_WHITE", "YCBCR_MATRIX", "YCBCR_OFFSET"]
 
-#: Gaussian window half-width in sigmas: MATLAB ``imgaussfilt``'s default size 2*ceil(2*sigma)+1.
-GAUSS_RADIUS_SIGMAS = 2.0
-#: Kernels with more taps than this are applied by FFT (the same correlation up to float rounding).
-FFT_MIN_TAPS = 26
-# sRGB (IEC 61966-2-1) primaries to CIE XYZ and the D65 white point (the values grepq has used since its first
-# release; within 1e-4 of every published rounding; see docs/differences.md for the measured effect).
+GAUSS_RADIUS_SIGMAS = 2.0  # Gaussian window half-width in sigmas: imgaussfilt's size 2*ceil(2*sigma)+1
+FFT_MIN_TAPS = 26  # kernels with more taps are applied by FFT (the same correlation up to float rounding)
+# sRGB (IEC 61966-2-1) to CIE XYZ and the D65 white (within 1e-4 of every published rounding; docs/differences.md).
 SRGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
                         [0.212671, 0.715160, 0.072169],
                         [0.019334, 0.119193, 0.950227]])
@@ -49,9 +31,6 @@ YCBCR_MATRIX = np.array([[65.481, 128.553, 24.966],
                          [-37.797, -74.203, 112.0],
                          [112.0, -93.786, -18.214]]) / 255.0
 YCBCR_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
-
-
-# ------------------------------------------------------------------------------------------------ filtering
 
 
 def correlate_replicate(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -99,11 +78,8 @@ def _disc_column_area(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.nda
 
 
 def disk_kernel(radius: float) -> np.ndarray:
-    """``fspecial('disk', radius)``: (2c+1, 2c+1) with c = ceil(radius - 0.5), cell = pixel area inside the disc.
-
-    The area of each unit pixel square centred on integer offsets that lies inside the disc of ``radius``
-    (computed by integrating the chord length; error < 1e-7 of a cell), normalised to sum 1.
-    """
+    """``fspecial('disk', radius)``: (2c+1, 2c+1), c = ceil(radius - 0.5); each cell is the area of its unit pixel
+    square inside the disc (chord length integrated, error < 1e-7), normalised to sum 1."""
     if radius <= 0:
         raise ValueError(f"disk_kernel: expected radius > 0, got {radius}")
     c = int(np.ceil(radius - 0.5))
@@ -114,15 +90,10 @@ def disk_kernel(radius: float) -> np.ndarray:
 
 
 def motion_kernel(length: float, angle_deg: float) -> np.ndarray:
-    """``fspecial('motion', length, angle)``: a line of ``length`` pixels at ``angle`` degrees (counter-clockwise).
-
-    MATLAB's construction: on the quarter of the grid the line points into (offsets x along sign(cos),
-    y >= 0, as far as ``fix(half * cos + sign(cos))`` and ``fix(half * sin + 1)`` with half = (length-1)/2),
-    each cell gets ``1 - d`` (zero when negative), d its distance to the line; for cells at least ``half``
-    from the centre, d is measured to the line's end point instead. The other half is the point reflection;
-    the kernel is normalised to sum 1 and turned so that image rows run downwards.
-    Returns an odd-sided (kh, kw) float64 kernel.
-    """
+    """``fspecial('motion', length, angle)``: a line of ``length`` px at ``angle`` degrees (counter-clockwise) ->
+    an odd-sided (kh, kw) float64 kernel. MATLAB's construction: on the grid quarter the line points into, each
+    cell gets max(0, 1 - d), d its distance to the line (to the end point for cells ``(length-1)/2`` or more from
+    the centre); the other half is the point reflection; normalised to sum 1, rows running downwards."""
     eps = np.finfo(np.float64).eps
     length = max(1.0, float(length))
     half = (length - 1.0) / 2.0
@@ -146,9 +117,6 @@ def motion_kernel(length: float, angle_deg: float) -> np.ndarray:
     return full[::-1] if cos > 0 else full
 
 
-# ------------------------------------------------------------------------------------------------ colour
-
-
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB in [0, 1] -> CIELAB (D65): (..., 3) -> (..., 3), L* in [0, 100]."""
     lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
@@ -162,11 +130,8 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """CIELAB (D65) -> sRGB without clipping (out-of-gamut colours leave [0, 1]): (..., 3) -> (..., 3).
-
-    The sRGB curve is extended to negative linear values by odd symmetry (those clip to 0 wherever a KADIS
-    function truncates, so the extension only matters to grepq's legacy compressing Lab saturation).
-    """
+    """CIELAB (D65) -> sRGB, not clipped: (..., 3) -> (..., 3); the sRGB curve is odd-symmetric below 0 (which
+    matters only to the legacy Lab saturation: KADIS functions truncate)."""
     fy = (lab[..., 0] + 16.0) / 116.0
     f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
     xyz = np.where(f > _LAB_DELTA, f ** 3, 3 * _LAB_DELTA ** 2 * (f - 4.0 / 29.0)) * D65_WHITE
@@ -186,14 +151,9 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     return np.clip((ycc - YCBCR_OFFSET) @ np.linalg.inv(YCBCR_MATRIX).T, 0.0, 1.0)
 
 
-# ------------------------------------------------------------------------------------------------ tone, noise
-
-
 def tone_curve(x: np.ndarray, knots_x: Sequence[float], knots_y: Sequence[float]) -> np.ndarray:
-    """KADIS ``curves``: the not-a-knot cubic spline through (0, 0), the knots and (1, 1), clamped to [0, 1].
-
-    With one inner knot the spline is the parabola through the three points (as MATLAB's ``spline``).
-    """
+    """KADIS ``curves``: the not-a-knot spline through (0, 0), the knots and (1, 1) (MATLAB ``spline``: with one
+    inner knot, the parabola), clamped to [0, 1]."""
     kx = np.concatenate([[0.0], np.asarray(knots_x, dtype=np.float64), [1.0]])
     ky = np.concatenate([[0.0], np.asarray(knots_y, dtype=np.float64), [1.0]])
     return np.clip(CubicSpline(kx, ky, bc_type="not-a-knot")(x), 0.0, 1.0)

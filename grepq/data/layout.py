@@ -1,25 +1,17 @@
-"""The training-set layout: the one place that says how a prepared folder is named and read.
+"""The training-set layout: how a prepared folder is named and read, for ``grepq prepare`` (the writer) and the
+training loaders (the readers). A training root holds one folder per image::
 
-``grepq prepare`` (the writer, :mod:`grepq.data.prepare`) and the training loaders (the readers,
-:mod:`grepq.data.training_set`) both import it. A training root holds one folder per image::
+    <root>/<item>/<name>_REF.<ext>                    the reference (REF_TAG)
+    <root>/<item>/<name>_<type>_<level>.<ext>         a distorted version, grepq naming, or
+    <root>/<item>/<name>_<id:02d>_<level:02d>.<ext>   KADIS naming (KADIS id, level)
+    <meta>/fsim.npy                                   (D, D) FSIM between the D image files in versions.json's order
+    <meta>/versions.json                              that order, each file's KADIS id, level and parameter, the
+                                                      settings and the grepq version
 
-    <root>/<item>/<name>_REF.<ext>                     the reference (REF_TAG)
-    <root>/<item>/<name>_<type>_<level>.<ext>          a distorted version, grepq naming ("grepq"), or
-    <root>/<item>/<name>_<id:02d>_<level:02d>.<ext>    the same, KADIS naming ("kadis": KADIS id, level)
-    <meta>/fsim.npy                                    (D, D) FSIM between the D image files, in the order of
-                                                       versions.json's "files" (else sorted file names)
-    <meta>/versions.json                               that order, each file's KADIS id, name, level and
-                                                       parameter, the settings and the grepq version
-
-``<meta>`` is the item folder itself (grepq's layout) or, for the official loader's layout
-(``naming="kadis"``), the hidden sidecar ``<root>/.grepq/<item>/``: the official loader reads every file
-of an item folder as an image (``sorted(os.listdir)``), so nothing but the 9 images may be there. In that
-layout the item folder is named ``<name>.bmp`` and the root lists the items in ``LIVEFB.csv`` (column
-``im_loc``), which is how the official ``data_read_utils.get_dataset_list`` finds them.
-
-Hidden folders (``.partial`` of an interrupted prepare, the ``.grepq`` sidecar) and plain files at the
-root are not items. The official layout (a folder of images and nothing else, no metadata) is read too:
-its versions are the image files in sorted name order.
+``<meta>`` is the item folder, or for the official loader's layout (``naming="kadis"``: item folders
+``<name>.bmp`` holding only the 9 images, listed in ``<root>/LIVEFB.csv``) the sidecar ``<root>/.grepq/<item>/``.
+Hidden folders and files at the root are not items. A folder of images without metadata (the official layout) is
+read too: its versions are its image files in sorted name order.
 """
 from __future__ import annotations
 
@@ -36,7 +28,7 @@ from .io import IMAGE_EXTENSIONS
 __all__ = ["DataError", "REF_TAG", "FSIM_FILE", "VERSIONS_FILE", "PARTIAL_DIR", "SIDECAR_DIR", "OFFICIAL_LIST",
            "NAMINGS", "FSIM_DIAGONAL_TOL", "reference_file", "version_file", "item_folder_name", "meta_dir",
            "is_image", "is_reference", "list_image_folders", "data_fingerprint", "folder_versions",
-           "check_fsim", "stored_fsim_path", "read_similarity", "write_official_list"]
+           "check_fsim", "stored_fsim_path", "read_fsim_matrix", "write_official_list"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -54,19 +46,14 @@ class DataError(ValueError):
     """Training data that cannot be used: a missing folder, unreadable files, inconsistent versions or FSIM."""
 
 
-# ------------------------------------------------------------------------------------------------ names
-
-
 def reference_file(name: str, ext: str) -> str:
     """File name of an item's reference: ``<name>_REF.<ext>``."""
     return f"{name}{REF_TAG}.{ext}"
 
 
 def version_file(name: str, spec, ext: str, naming: str = "grepq") -> str:
-    """File name of a distorted version (``spec``: a :class:`grepq.data.distortions.DistortionSpec`).
-
-    ``naming="grepq"``: ``<name>_<type>_<level>.<ext>``; ``"kadis"``: ``<name>_<id:02d>_<level:02d>.<ext>``.
-    """
+    """File name of a version (``spec``: a DistortionSpec): ``<name>_<type>_<level>.<ext>`` (grepq) or
+    ``<name>_<id:02d>_<level:02d>.<ext>`` (kadis)."""
     if naming == "grepq":
         return f"{name}_{spec.name}.{ext}"
     if naming == "kadis":
@@ -82,11 +69,8 @@ def item_folder_name(name: str, naming: str = "grepq") -> str:
 
 
 def meta_dir(folder: PathLike, naming: Optional[str] = None) -> Path:
-    """Where an item's ``fsim.npy`` / ``versions.json`` live: in the folder, or in ``<root>/.grepq/<item>/``.
-
-    With ``naming`` given, the place that naming uses; else the folder if it holds ``versions.json`` or
-    ``fsim.npy``, the sidecar if that exists, otherwise the folder.
-    """
+    """Where an item's ``fsim.npy`` / ``versions.json`` live: the place ``naming`` uses; without it, the folder if
+    it holds either file, else the sidecar ``<root>/.grepq/<item>/`` if it exists, else the folder."""
     folder = Path(folder)
     sidecar = folder.parent / SIDECAR_DIR / folder.name
     if naming is not None:
@@ -104,9 +88,6 @@ def is_image(name: str) -> bool:
 def is_reference(name: str) -> bool:
     """Whether an image file name is a reference (its stem contains ``_REF``)."""
     return REF_TAG in Path(name).stem
-
-
-# ------------------------------------------------------------------------------------------------ reading
 
 
 def list_image_folders(root: Optional[PathLike], limit: Optional[int] = None) -> List[Path]:
@@ -181,8 +162,8 @@ def stored_fsim_path(folder: Path) -> Path:
     return meta_dir(folder) / FSIM_FILE
 
 
-def read_similarity(folder: Path, n_files: int) -> np.ndarray:
-    """The stored (n_files, n_files) FSIM matrix of a folder, checked (finite, in [0, 1], symmetric, diagonal 1)."""
+def read_fsim_matrix(folder: Path, n_files: int) -> np.ndarray:
+    """The stored (n_files, n_files) FSIM matrix of a folder, checked by :func:`check_fsim`."""
     path = stored_fsim_path(folder)
     try:
         matrix = np.load(path, allow_pickle=False)
@@ -191,15 +172,9 @@ def read_similarity(folder: Path, n_files: int) -> np.ndarray:
     return check_fsim(np.asarray(matrix, dtype=np.float64), n_files, path)
 
 
-# ------------------------------------------------------------------------------------------------ official list
-
-
 def write_official_list(root: PathLike) -> Path:
-    """Write ``<root>/LIVEFB.csv`` (column ``im_loc``) listing every ``<name>.bmp`` item folder under ``root``.
-
-    The official loader turns each ``im_loc`` into ``<stem>.bmp`` under its data folder; this lists the
-    complete items (those with a sidecar ``versions.json``), sorted. Written atomically.
-    """
+    """Write ``<root>/LIVEFB.csv`` (column ``im_loc``, as the official loader reads it): the complete
+    ``<name>.bmp`` items (with a sidecar ``versions.json``), sorted, atomically."""
     root = Path(root)
     names = sorted(p.name[:-len(".bmp")] for p in root.iterdir() if p.is_dir() and p.name.endswith(".bmp")
                    and (root / SIDECAR_DIR / p.name / VERSIONS_FILE).is_file())

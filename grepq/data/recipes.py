@@ -1,23 +1,11 @@
-"""Recipes: which distortions each image of the training set gets (``grepq prepare --recipe``).
+"""Recipes: which distortions each image of the training set gets (``grepq prepare --recipe``; docs/method.md §6).
 
-=====================  =========================================================================================
-recipe                 versions per image
-=====================  =========================================================================================
-``authors``            the authors' recipe (default; docs/method.md §6): 4 different KADIS types drawn from their 12
-                       (:data:`~grepq.data.distortions.AUTHORS_TYPES`, ids 1 2 3 9 10 11 12 15 16 17 24 25; 15 is
-                       grepq's labelled substitute ``denoise_nlm``), and for each type 2 different levels drawn
-                       from {2, 3, 4, 5}: D = 8 versions plus the reference
-``authors-no-denoise`` the same draw from the other 11 types (no substitute in the data)
-``fixed``              grepq's behaviour before the authors' recipe was known, for old runs: every one of
-                       gaussian_blur, jpeg, white_noise, hsv_saturation at levels 2 and 4, with the legacy
-                       jpeg2000 / lab_saturation if chosen (bit for bit what grepq wrote then)
-``grid``               free choice: every given type at every given level
-``random``             free choice: ``n_types`` of the given types, ``n_levels`` of the given levels per type
-=====================  =========================================================================================
-
-Every draw is a function of (seed, image name) only (:func:`Recipe.draw` takes the item seed, which
-``prepare`` derives from both), so shards, resumed runs and reruns make the same set. Within an item the
-versions are ordered by KADIS id, then level.
+``authors`` (default): 4 different KADIS types drawn from the authors' 12 (:data:`~grepq.data.distortions.
+AUTHORS_TYPES`; 15 is grepq's labelled substitute ``denoise_nlm``), 2 different levels of {2, 3, 4, 5} for each:
+D = 8 versions. ``authors-no-denoise``: the same from the other 11. ``fixed``: grepq's behaviour before the authors'
+recipe was known, bit for bit, for old runs (gaussian_blur, jpeg, white_noise, hsv_saturation at levels 2 and 4).
+``grid``: every given type at every given level. ``random``: ``n_types`` of the given types, ``n_levels`` of the
+given levels. A draw depends on (seed, image name) only (the item seed), so shards and reruns make the same set.
 """
 from __future__ import annotations
 
@@ -45,10 +33,7 @@ _PRESETS: Dict[str, Dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Recipe:
-    """Which versions an image gets: ``n_types`` of ``types`` and ``n_levels`` of ``levels`` per type (None = all).
-
-    ``legacy`` (recipe ``fixed`` only) selects grepq's pre-check jpeg2000 / lab_saturation.
-    """
+    """Which versions an image gets: ``n_types`` of ``types`` and ``n_levels`` of ``levels`` per type (None = all)."""
 
     name: str
     types: Tuple[str, ...]
@@ -82,11 +67,8 @@ class Recipe:
         return self.n_types is None and self.n_levels is None
 
     def draw(self, item_seed: int) -> List[DistortionSpec]:
-        """The distortions of one item (seeded by its item seed): ``n_types x n_levels`` specs.
-
-        A grid gives types x levels in the given order (the order ``fixed`` always used); a draw is ordered by
-        KADIS id, then level.
-        """
+        """The distortions of one item (``n_types x n_levels`` specs): a grid in the given order, a draw by KADIS id
+        then level."""
         if self.is_grid:
             return [DistortionSpec(t, int(lv), self.legacy) for t in self.types for lv in self.levels]
         rng = np.random.default_rng(np.random.SeedSequence([int(item_seed), zlib.crc32(b"grepq.recipe")]))
@@ -109,11 +91,8 @@ class Recipe:
 def make_recipe(name: Optional[str] = None, types: Optional[Sequence[str]] = None,
                 levels: Optional[Sequence[int]] = None, n_types: Optional[int] = None,
                 n_levels: Optional[int] = None) -> Recipe:
-    """A :class:`Recipe` from a preset name and optional overrides of its pools and counts.
-
-    ``name=None``: ``grid`` when ``types`` or ``levels`` are given (what ``types``/``levels`` always meant),
-    else the default ``authors``. Overriding the pools of ``authors`` makes it a ``random`` recipe.
-    """
+    """A :class:`Recipe` from a preset and overrides of its pools and counts (``name=None``: ``grid`` when ``types``
+    or ``levels`` are given, else ``authors``; overriding the pools of ``authors`` makes it ``random``)."""
     if name is None:
         name = "grid" if (types is not None or levels is not None) else DEFAULT_RECIPE
     if name not in _PRESETS:

@@ -1,17 +1,10 @@
-"""The training datasets of both models, reading the layout of :mod:`grepq.data.layout`.
+"""The training datasets of both models, reading the layout of :mod:`grepq.data.layout` (``grepq prepare``'s
+folders, or the official layout: a folder of versions and nothing else, FSIM then computed in the loader).
 
-* :class:`LLTrainingDataset`: one image folder -> its D versions as two aligned fragment views
-  (:mod:`grepq.data.fragments`) and their pair weights (the stored ``fsim.npy``, FSIM computed per pair as the
-  official loader does, or Table 4's other measures).
-* :class:`HLTrainingDataset`: the reference (``*_REF*``) of each folder, CLIP-normalised and centre-cropped.
-* :class:`EpochSampler`: the seeded, sharded order of samples, as ``(epoch, index)`` keys.
-
-Layouts read (``data.root``): grepq's prepared folders (``grepq prepare``, with ``fsim.npy`` and
-``versions.json`` in the folder or in the ``.grepq`` sidecar of the official naming), or the official layout:
-a folder of versions and nothing else. FSIM is then computed in the loader with one ``piq.fsim(data_range=1.0)``
-per pair in float64, as the official loader does (slow: ``ll.fsim_source: compute``).
-
-Shapes: a version stack is (D, 3, H, W) float32 in [0, 1]; fragments are (D, 3, S, S), S = grid * patch.
+:class:`LLTrainingDataset`: an image folder -> its D versions as two aligned fragment views and their pair weights
+(Eq. 1); :class:`HLTrainingDataset`: each folder's reference, CLIP-normalised and centre-cropped;
+:class:`EpochSampler`: the seeded, sharded order of samples as ``(epoch, index)`` keys. A version stack is
+(D, 3, H, W) float32 in [0, 1]; fragments are (D, 3, S, S), S = grid * patch.
 """
 from __future__ import annotations
 
@@ -25,7 +18,6 @@ from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .fragments import FLIP_P, FRAGMENT_GRID, FRAGMENT_PATCH, fragment_views, sample_generator
-from .fsim import fsim_matrix_piq
 from .io import CLIP_MEAN, CLIP_STD, ImageReadError, read_image
 from .layout import (
     FSIM_FILE,
@@ -34,15 +26,12 @@ from .layout import (
     is_image,
     is_reference,
     list_image_folders,
-    read_similarity,
+    read_fsim_matrix,
     stored_fsim_path,
 )
-from .similarity import MEASURES, similarity_matrix
+from .pair_weights import PAIR_WEIGHTS, pair_weight_matrix
 
-__all__ = ["PAIR_MEASURES", "LLTrainingDataset", "HLTrainingDataset", "EpochSampler", "hl_preprocess"]
-
-#: Pair weights of Eq. 1 the LL loader provides (``ll.pair_weight``): FSIM (paper), Table 4's others, none.
-PAIR_MEASURES = ("fsim",) + MEASURES + ("none",)
+__all__ = ["LLTrainingDataset", "HLTrainingDataset", "EpochSampler", "hl_preprocess"]
 
 
 def _key(item) -> Tuple[int, int]:
@@ -67,32 +56,25 @@ def _read_stack(folder: Path, names: Sequence[str]) -> torch.Tensor:
 
 
 class LLTrainingDataset(Dataset):
-    """Low-level training samples: one image folder -> its D versions as two fragment views and their FSIM.
+    """LL training samples: ``dataset[(epoch, index)]`` -> ``{"anchor": (D, 3, S, S), "positive": (D, 3, S, S),
+    "pair_weight": (D, D) float32, "index": int, "name": str}``.
 
-    ``dataset[(epoch, index)]`` -> ``{"anchor": (D, 3, S, S), "positive": (D, 3, S, S), "similarity": (D, D)
-    float32, "index": int, "name": str}``. Each version is decoded once per sample.
-
-    Args:
-        root: folder of image folders. limit: first N folders only.
-        versions: "distorted" (the files without ``_REF``: paper D = 8) or "all" (every image file: official 9).
-        fsim_source: where FSIM comes from: "stored" (``fsim.npy``), "compute" (piq per pair, official) or "auto"
-            (used only when ``measure`` is "fsim").
-        measure: the pair weight: "fsim" (paper), "ssim", "ms_ssim", "gmsd" (Table 4; computed from the decoded
-            versions, :mod:`grepq.data.similarity`) or "none" (all zeros: InfoNCE, Table 4's "None" row).
-        grid, patch, flip_p: fragment sampler parameters. seed: the run's seed.
+    ``versions``: "distorted" (files without ``_REF``, paper D = 8) or "all" (official: 9); ``pair_weight``: one of
+    :data:`~grepq.data.pair_weights.PAIR_WEIGHTS`; FSIM from ``fsim_source`` "stored" (``fsim.npy``), "compute"
+    (piq per pair, official) or "auto" (stored if present); ``grid``, ``patch``, ``flip_p``: the fragment sampler.
     """
 
     def __init__(self, root, limit: Optional[int] = None, versions: str = "distorted", fsim_source: str = "auto",
                  grid: int = FRAGMENT_GRID, patch: int = FRAGMENT_PATCH, flip_p: float = FLIP_P, seed: int = 0,
-                 measure: str = "fsim"):
+                 pair_weight: str = "fsim"):
         if versions not in ("distorted", "all"):
             raise ValueError(f"versions must be 'distorted' or 'all', got {versions!r}")
         if fsim_source not in ("auto", "stored", "compute"):
             raise ValueError(f"fsim_source must be 'auto', 'stored' or 'compute', got {fsim_source!r}")
-        if measure not in PAIR_MEASURES:
-            raise ValueError(f"measure must be one of {PAIR_MEASURES}, got {measure!r}")
+        if pair_weight not in PAIR_WEIGHTS:
+            raise ValueError(f"pair_weight must be one of {PAIR_WEIGHTS}, got {pair_weight!r}")
         self.folders = list_image_folders(root, limit)
-        self.versions, self.fsim_source, self.measure = versions, fsim_source, measure
+        self.versions, self.fsim_source, self.pair_weight = versions, fsim_source, pair_weight
         self.grid, self.patch, self.flip_p, self.seed = grid, patch, float(flip_p), int(seed)
 
     def __len__(self) -> int:
@@ -110,44 +92,35 @@ class LLTrainingDataset(Dataset):
         return names, keep
 
     def load(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Decode the selected versions of folder ``index``: (stack (D, 3, H, W), pair weights (D, D) float64)."""
+        """The selected versions of folder ``index`` and their pair weights: ((D, 3, H, W), (D, D) float64)."""
         folder = self.folders[index]
         names, keep = self._select(folder)
         stack = _read_stack(folder, [names[i] for i in keep])
-        if self.measure == "none":
-            return stack, torch.zeros(len(keep), len(keep), dtype=torch.float64)
-        if self.measure != "fsim":
-            try:
-                return stack, similarity_matrix(stack, self.measure)
-            except ValueError as exc:
-                raise DataError(f"{folder}: {exc}") from None
         stored = stored_fsim_path(folder).is_file()
-        if self.fsim_source == "stored" and not stored:
+        if self.pair_weight == "fsim" and self.fsim_source == "stored" and not stored:
             raise DataError(f"{folder}: no {FSIM_FILE} (looked for {stored_fsim_path(folder)}; ll.fsim_source: "
                             f"stored); run grepq prepare, or use fsim_source 'compute' / 'auto'")
-        if self.fsim_source == "compute" or (self.fsim_source == "auto" and not stored):
-            sim = fsim_matrix_piq(stack)
-        else:
-            full = read_similarity(folder, len(names))
-            sim = torch.from_numpy(full[np.ix_(keep, keep)].copy())
-        return stack, sim
+        if self.pair_weight == "fsim" and self.fsim_source != "compute" and stored:
+            full = read_fsim_matrix(folder, len(names))
+            return stack, torch.from_numpy(full[np.ix_(keep, keep)].copy())
+        try:
+            return stack, pair_weight_matrix(stack, self.pair_weight)
+        except ValueError as exc:
+            raise DataError(f"{folder}: {exc}") from None
 
     def __getitem__(self, item) -> Dict[str, object]:
         epoch, index = _key(item)
-        stack, sim = self.load(index)
+        stack, weights = self.load(index)
         g = sample_generator(self.seed, epoch, index)
         anchor, positive, _ = fragment_views(stack, g, self.grid, self.patch, self.flip_p)
         return {"anchor": anchor.contiguous(), "positive": positive.contiguous(),
-                "similarity": sim.to(torch.float32), "index": index, "name": self.folders[index].name}
+                "pair_weight": weights.to(torch.float32), "index": index, "name": self.folders[index].name}
 
 
 def hl_preprocess(img: torch.Tensor, crop: int = 224, small_crop: str = "pad") -> torch.Tensor:
-    """HL training input (official order): ToTensor → CLIP Normalize → CenterCrop ``crop`` (no resize).
-
-    img: (3, H, W) in [0, 1] -> (3, crop, crop). An image smaller than ``crop``: "pad" = torchvision's
-    CenterCrop zero-pads the *normalised* tensor (so the border is the CLIP mean colour; official), "resize" =
-    the short side is first resized to ``crop`` (bicubic, antialiased, clamped to [0, 1]) (``small_crop``).
-    """
+    """HL training input, official order: CLIP Normalize, then CenterCrop: (3, H, W) in [0, 1] -> (3, crop, crop).
+    Smaller images: ``small_crop`` "pad" zero-pads the normalised tensor (official: a CLIP-mean border) or
+    "resize" resizes the short side to ``crop`` first (bicubic, antialiased, clamped)."""
     from torchvision.transforms import functional as TF
 
     if small_crop not in ("pad", "resize"):
@@ -160,10 +133,8 @@ def hl_preprocess(img: torch.Tensor, crop: int = 224, small_crop: str = "pad") -
 
 
 class HLTrainingDataset(Dataset):
-    """High-level training samples: the reference (``*_REF*``) of each image folder, CLIP-normalised, centre-cropped.
-
-    ``dataset[index]`` -> ``{"image": (3, crop, crop), "index": int, "name": str}``. No randomness.
-    """
+    """HL training samples, each folder's reference: ``dataset[index]`` -> ``{"image": (3, crop, crop) (by
+    :func:`hl_preprocess`), "index": int, "name": str}``."""
 
     def __init__(self, root, limit: Optional[int] = None, crop: int = 224, small_crop: str = "pad"):
         self.folders = list_image_folders(root, limit)
@@ -192,11 +163,8 @@ class HLTrainingDataset(Dataset):
 
 
 class EpochSampler(DistributedSampler):
-    """``DistributedSampler`` (shuffled by seed + epoch, sharded by rank) yielding ``(epoch, index)`` pairs.
-
-    ``set_epoch(e)`` as usual; ``set_start(k)`` skips this rank's first k indices of the epoch (resuming inside
-    an epoch without loading the skipped samples). With one process it is a seeded shuffle of the whole set.
-    """
+    """``DistributedSampler`` (shuffled by seed + epoch, sharded by rank) yielding ``(epoch, index)`` pairs;
+    ``set_start(k)`` skips this rank's first k indices of the epoch (resuming inside an epoch)."""
 
     def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False):

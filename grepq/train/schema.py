@@ -87,7 +87,7 @@ _TREE: Dict[str, Any] = {
                                         "'fsim'", ("auto", "stored", "compute")),
         "pair_weight": Key("fsim", str, "weight s_jk of a pair of versions in Eq. 1: 'fsim' (paper §3.2); Table 4's "
                                         "'ssim', 'ms_ssim', 'gmsd' (piq, computed in the loader; mapping to [0, 1] "
-                                        "in grepq/data/similarity.py is grepq's, the paper gives none); 'none' = "
+                                        "in grepq/data/pair_weights.py is grepq's, the paper gives none); 'none' = "
                                         "s ≡ 0, plain InfoNCE (Table 4's 'None' row). LPIPS is not provided",
                            ("fsim", "ssim", "ms_ssim", "gmsd", "none")),
         "grid": Key(7, int, "fragments: grid x grid cells (paper §4: 7x7; official get_spatial_fragments)"),

@@ -157,12 +157,12 @@ class LLTask(Task):
     def build_dataset(self, root, limit: Optional[int] = None) -> LLTrainingDataset:
         s = self.section
         return LLTrainingDataset(root, limit=limit, versions=s["versions"], fsim_source=s["fsim_source"],
-                                 measure=s["pair_weight"],
+                                 pair_weight=s["pair_weight"],
                                  grid=s["grid"], patch=s["patch"], flip_p=s["flip_p"], seed=self.cfg["seed"])
 
     def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:
-        """batch: anchor/positive (B, D, 3, S, S), similarity (B, D, D) -> {"loss", "loss_per_image"}."""
-        a, p, sim = self._to(batch["anchor"]), self._to(batch["positive"]), self._to(batch["similarity"])
+        """batch: anchor/positive (B, D, 3, S, S), pair_weight (B, D, D) -> {"loss", "loss_per_image"}."""
+        a, p, sim = self._to(batch["anchor"]), self._to(batch["positive"]), self._to(batch["pair_weight"])
         if self.section["pair_weight"] == "none":  # Table 4 "None": no quality-aware weighting (InfoNCE)
             sim = torch.zeros_like(sim)
         b, d = a.shape[:2]

@@ -21,39 +21,21 @@ Dataset (count, polarity): score file -> image folder
 * AGIQA-3K (2982; MOS): ``data.csv`` -> its image folder (found, or ``image_dir=``)
 * any CSV (MOS or DMOS, configurable): an image column and a score column
 
-Checks made by every loader, each failing with a :class:`DatasetError` that names the file:
-
-* a score that is not a finite number (naming the file, the row/line/entry and the value);
-* the same image listed twice;
-* a number of images different from the count the owners document (``strict_count=False`` accepts a
-  partial or modified copy; :meth:`IQADataset.head` is the separate way to use the first N images);
-* images listed in the score file but missing on disk (how many, and the first few names).
-
-File names are matched case-insensitively on disk (TID2013 lists ``I01_11_1.BMP`` and ``i01_01_1.bmp``
-in one file, for example), so a copy unpacked on a case-sensitive file system loads as it would on Windows.
-
-``load_dataset(name, root, **options)`` picks a loader by name (case-insensitive, with aliases such as
-``livec``, ``koniq``, ``kadid``); :data:`DATASETS` maps the canonical names to the loader functions.
+Every loader checks that each score is a finite number, that no image is listed twice, that the count is the
+documented one (``strict_count=False`` accepts a partial copy) and that every image exists (matched
+case-insensitively: TID2013 lists ``I01_11_1.BMP`` and ``i01_01_1.bmp``); each failure is a :class:`DatasetError`
+naming the file and the row. ``load_dataset(name, root, **options)`` picks a loader by name or alias.
 """
 from __future__ import annotations
 
 from .base import DMOS, MOS, POLARITIES, DatasetError, IQADataset, PathLike
 from .loaders import (
-    AGIQA3K_COUNT,
-    CLIVE_COUNT,
     CLIVE_NUM_TRAINING,
     CLIVE_TOTAL,
-    CSIQ_COUNT,
     EXPECTED_COUNTS,
-    FLIVE_COUNT,
-    KADID_COUNT,
-    KONIQ_COUNT,
     LIVE_COUNT,
     LIVE_FOLDERS,
     LIVE_TOTAL,
-    PIPAL_COUNT,
-    SPAQ_COUNT,
-    TID2013_COUNT,
     load_agiqa3k,
     load_clive,
     load_csiq,
@@ -69,11 +51,9 @@ from .loaders import (
 from .registry import ALIASES, DATASETS, TABLE_NAMES, load_dataset, loader_name, table_name
 
 __all__ = [
-    "DatasetError", "IQADataset", "MOS", "DMOS",
+    "DatasetError", "IQADataset", "MOS", "DMOS", "POLARITIES", "PathLike",
     "load_clive", "load_koniq10k", "load_live", "load_csiq", "load_pipal", "load_flive", "load_spaq",
     "load_tid2013", "load_kadid10k", "load_agiqa3k", "load_csv",
     "DATASETS", "ALIASES", "EXPECTED_COUNTS", "TABLE_NAMES", "loader_name", "table_name", "load_dataset",
-    "POLARITIES", "PathLike", "CLIVE_TOTAL", "CLIVE_NUM_TRAINING", "CLIVE_COUNT", "KONIQ_COUNT", "LIVE_FOLDERS",
-    "LIVE_TOTAL", "LIVE_COUNT", "CSIQ_COUNT", "PIPAL_COUNT", "FLIVE_COUNT", "SPAQ_COUNT", "TID2013_COUNT",
-    "KADID_COUNT", "AGIQA3K_COUNT",
+    "CLIVE_TOTAL", "CLIVE_NUM_TRAINING", "LIVE_FOLDERS", "LIVE_TOTAL", "LIVE_COUNT",
 ]

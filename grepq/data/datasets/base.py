@@ -18,26 +18,16 @@ MOS = "mos"
 DMOS = "dmos"
 POLARITIES = (MOS, DMOS)
 
+
 class DatasetError(ValueError):
     """A dataset's files are missing, malformed or inconsistent; the message names the file and the problem."""
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The dataset record
-# ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class IQADataset:
-    """An evaluation dataset: N images and their subjective scores.
-
-    Attributes:
-        name: display name ("CLIVE", "KonIQ-10k", ...).
-        root: absolute path of the folder the dataset was loaded from.
-        paths: N absolute image paths, in the order of the score file.
-        scores: float64 array of shape (N,), read-only.
-        polarity: "mos" (higher is better) or "dmos" (lower is better).
-        refs: N reference-scene ids for synthetic datasets (images sharing a scene share the id), else None.
-        score_range: the nominal (low, high) of the rating scale, or None where the scale is unbounded.
-    """
+    """An evaluation dataset: N absolute image ``paths`` (score-file order), ``scores`` (N,) float64 read-only,
+    ``polarity`` "mos" (higher is better) or "dmos", ``refs``: N reference-scene ids for synthetic datasets (else
+    None), ``score_range``: the rating scale's nominal (low, high), None where unbounded."""
 
     name: str
     root: Path
@@ -109,11 +99,8 @@ class IQADataset:
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise DatasetError(f"{self.name}: index out of range for {len(self)} images "
                                f"(got min {idx.min()}, max {idx.max()})")
-        return IQADataset(
-            name=self.name, root=self.root, paths=[self.paths[i] for i in idx], scores=self.scores[idx],
-            polarity=self.polarity, refs=None if self.refs is None else [self.refs[i] for i in idx],
-            score_range=self.score_range,
-        )
+        return IQADataset(self.name, self.root, [self.paths[i] for i in idx], self.scores[idx], self.polarity,
+                          None if self.refs is None else [self.refs[i] for i in idx], self.score_range)
 
     def head(self, n: int) -> "IQADataset":
         """The first ``n`` images (all of them if the dataset has fewer), for a ``--limit N`` option."""

@@ -1,11 +1,11 @@
-"""Generic readers and checks shared by the dataset loaders: CSV, XLSX and MATLAB score files, score
-parsing, duplicate and count checks, case-insensitive image lookup. Every failure is a
-:class:`~grepq.data.datasets.base.DatasetError` naming the file."""
+"""Readers and checks shared by the dataset loaders (CSV, XLSX, MATLAB score files; duplicates, counts, image
+lookup). Every failure is a :class:`~grepq.data.datasets.base.DatasetError` naming the file."""
 from __future__ import annotations
 
 import csv
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -14,16 +14,23 @@ from tqdm import tqdm
 
 from .base import DatasetError, IQADataset, PathLike
 
-_MAX_LISTED = 5
-#: Show a progress bar when locating at least this many images.
-_PROGRESS_MIN = 2000
-#: Rows searched for a header in a spreadsheet.
-_HEADER_SEARCH_ROWS = 50
+_MAX_LISTED = 5  # names an error message lists
+_PROGRESS_MIN = 2000  # a progress bar when locating at least this many images
+_HEADER_SEARCH_ROWS = 50  # rows searched for a spreadsheet's header
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Shared checks and readers
-# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Listing:
+    """What a score file lists: image names (relative to the image folder), their scores, where each one is
+    listed ("line 4", for error messages) and, for synthetic datasets, the reference scene of each."""
+
+    source: Path
+    names: List[str]
+    scores: List[float]
+    where: List[str]
+    refs: Optional[List[str]] = None
+
+
 def _root(root: PathLike, dataset: str) -> Path:
     path = Path(root).expanduser().absolute()
     if not path.is_dir():
@@ -37,20 +44,22 @@ def _require_file(path: Path, dataset: str, what: str) -> Path:
     return path
 
 
+def _require_dir(path: Path, dataset: str) -> Path:
+    if not path.is_dir():
+        raise DatasetError(f"{dataset}: expected the image folder {path}, which is not a folder")
+    return path
+
+
 def _to_score(value: object, source: Path, where: str) -> float:
     """A finite float from a score cell, else a DatasetError naming the file, the place and the value."""
     if value is None:
         raise DatasetError(f"missing score in {source}, {where}: got an empty cell")
-    if isinstance(value, bool):
-        raise DatasetError(f"non-numeric score in {source}, {where}: got {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-    else:
-        text = value
     try:
-        number = float(text)  # type: ignore[arg-type]
+        number = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise DatasetError(f"non-numeric score in {source}, {where}: got {value!r}") from None
+        number = None
+    if number is None or isinstance(value, bool):
+        raise DatasetError(f"non-numeric score in {source}, {where}: got {value!r}")
     if not math.isfinite(number):
         raise DatasetError(f"score is not a finite number in {source}, {where}: got {value!r}")
     return number
@@ -61,25 +70,21 @@ def _check_duplicates(dataset: str, names: Sequence[str], where: Sequence[str], 
     first: Dict[str, int] = {}
     dups: List[str] = []
     for i, name in enumerate(names):
-        key = name.casefold()
-        if key in first:
-            dups.append(f"{name!r} ({where[first[key]]} and {where[i]})")
-        else:
-            first[key] = i
+        j = first.setdefault(name.casefold(), i)
+        if j != i:
+            dups.append(f"{name!r} ({where[j]} and {where[i]})")
     if dups:
-        listed = "; ".join(dups[:_MAX_LISTED])
         more = f" and {len(dups) - _MAX_LISTED} more" if len(dups) > _MAX_LISTED else ""
         raise DatasetError(f"{dataset}: {len(dups)} duplicate entr{'y' if len(dups) == 1 else 'ies'} in "
-                           f"{source}: {listed}{more}")
+                           f"{source}: {'; '.join(dups[:_MAX_LISTED])}{more}")
 
 
 def _check_count(dataset: str, n: int, expected: Optional[int], strict_count: bool, source: Path,
                  detail: str = "") -> None:
-    if expected is None or n == expected or not strict_count:
-        return
-    raise DatasetError(f"{dataset}: {source} lists {n} images{detail}, expected {expected} (the count of the "
-                       f"dataset as its owners distribute it); pass strict_count=False to load a partial or "
-                       f"modified copy")
+    if expected is not None and n != expected and strict_count:
+        raise DatasetError(f"{dataset}: {source} lists {n} images{detail}, expected {expected} (the count of the "
+                           f"dataset as its owners distribute it); pass strict_count=False to load a partial or "
+                           f"modified copy")
 
 
 class _FolderIndex:
@@ -91,26 +96,22 @@ class _FolderIndex:
     def _listing(self, folder: Path) -> Optional[Dict[str, str]]:
         if folder not in self._listings:
             try:
-                entries = os.listdir(folder)
+                entries = sorted(os.listdir(folder))
             except OSError:
                 self._listings[folder] = None
             else:
                 table: Dict[str, str] = {}
-                for entry in sorted(entries):
+                for entry in entries:
                     table.setdefault(entry.casefold(), entry)
                 self._listings[folder] = table
         return self._listings[folder]
 
     def find(self, base: Path, rel: str) -> Optional[Path]:
-        direct = base / rel
-        if direct.is_file():
-            return direct
+        if (base / rel).is_file():
+            return base / rel
         current = base
         for part in PurePath(rel).parts:
-            listing = self._listing(current)
-            if listing is None:
-                return None
-            actual = listing.get(part.casefold())
+            actual = (self._listing(current) or {}).get(part.casefold())
             if actual is None:
                 return None
             current = current / actual
@@ -118,28 +119,20 @@ class _FolderIndex:
 
 
 def _missing_error(dataset: str, missing: Sequence[str], total: int, source: Path, where: str) -> DatasetError:
-    listed = ", ".join(missing[:_MAX_LISTED])
     more = f", ... ({len(missing) - _MAX_LISTED} more)" if len(missing) > _MAX_LISTED else ""
     return DatasetError(f"{dataset}: {len(missing)} of {total} images listed in {source} are missing under "
-                        f"{where}: {listed}{more}")
+                        f"{where}: {', '.join(missing[:_MAX_LISTED])}{more}")
 
 
 def _locate(dataset: str, rels: Sequence[str], base: Path, source: Path) -> List[Path]:
     """Absolute paths of ``rels`` (relative to ``base``); a DatasetError if any is missing."""
     index = _FolderIndex()
-    paths: List[Path] = []
-    missing: List[str] = []
-    bar = tqdm(rels, desc=f"{dataset}: locating images", unit="img", leave=False,
-               disable=True if len(rels) < _PROGRESS_MIN else None)
-    for rel in bar:
-        hit = index.find(base, rel)
-        if hit is None:
-            missing.append(rel)
-        else:
-            paths.append(hit)
+    found = [index.find(base, rel) for rel in tqdm(rels, desc=f"{dataset}: locating images", unit="img",
+                                                   leave=False, disable=True if len(rels) < _PROGRESS_MIN else None)]
+    missing = [rel for rel, hit in zip(rels, found) if hit is None]
     if missing:
         raise _missing_error(dataset, missing, len(rels), source, str(base))
-    return paths
+    return found
 
 
 def _read_csv(path: Path, dataset: str, columns: Sequence[str]) -> List[Tuple[int, Dict[str, str]]]:
@@ -149,23 +142,32 @@ def _read_csv(path: Path, dataset: str, columns: Sequence[str]) -> List[Tuple[in
         header = next(reader, None)
         if header is None:
             raise DatasetError(f"{dataset}: {path} is empty; expected a header row with columns {list(columns)}")
-        position = {}
+        position: Dict[str, int] = {}
         for i, name in enumerate(header):
             position.setdefault(name.strip().casefold(), i)
         missing = [c for c in columns if c.casefold() not in position]
         if missing:
             raise DatasetError(f"{dataset}: {path} has no column {', '.join(repr(c) for c in missing)}; "
                                f"expected columns {list(columns)}, got header {header}")
-        rows: List[Tuple[int, Dict[str, str]]] = []
+        rows = []
         for record in reader:
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            values = {}
-            for c in columns:
-                i = position[c.casefold()]
-                values[c] = record[i].strip() if i < len(record) else ""
-            rows.append((reader.line_num, values))
+            if any(cell.strip() for cell in record):
+                cells = [position[c.casefold()] for c in columns]
+                rows.append((reader.line_num, {c: record[i].strip() if i < len(record) else ""
+                                               for c, i in zip(columns, cells)}))
     return rows
+
+
+def _csv_listing(source: Path, dataset: str, image_column: str, score_column: str,
+                 ref_column: Optional[str] = None) -> Listing:
+    """The :class:`Listing` of a CSV score file: one image, score (and reference) column, lines as places."""
+    rows = _read_csv(source, dataset, [image_column, score_column] + ([ref_column] if ref_column else []))
+    empty = [line for line, r in rows if not r[image_column]]
+    if empty:
+        raise DatasetError(f"{dataset}: empty image path in {source}, line {empty[0]}")
+    scores = [_to_score(r[score_column], source, f"line {line}, column {score_column}") for line, r in rows]
+    return Listing(source, [r[image_column] for _, r in rows], scores, [f"line {line}" for line, _ in rows],
+                   [r[ref_column] for _, r in rows] if ref_column else None)
 
 
 def _cell_text(value: object) -> str:
@@ -179,49 +181,40 @@ def _cell_text(value: object) -> str:
 
 def _read_xlsx(path: Path, dataset: str, columns: Sequence[str], sheet: Optional[str] = None,
                optional: Sequence[str] = ()) -> Tuple[str, List[Tuple[int, Dict[str, object]]]]:
-    """Rows of a spreadsheet below its header row, as (Excel row number, {column: value}).
+    """(sheet title, rows below the header as (Excel row number, {column: value})) of a spreadsheet.
 
-    The header is the first row (of the first 50) holding every name in ``columns`` (case-insensitive); it need
-    not be on row 1 nor start in column A. Columns in ``optional`` are returned when present (else None).
-    Returns (sheet title, rows).
+    The header is the first row (of the first 50) holding every name of ``columns`` (case-insensitive), anywhere
+    in the row; columns of ``optional`` are returned when present (else None). Empty rows are skipped.
     """
-    try:
-        import openpyxl
-    except ImportError as exc:  # pragma: no cover - openpyxl is a dependency
-        raise DatasetError(f"{dataset}: reading {path} needs the openpyxl package") from exc
+    import openpyxl
+
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"{dataset}: cannot read the spreadsheet {path}: {type(exc).__name__}: {exc}") from None
     try:
-        if sheet is None:
-            ws = book.worksheets[0]
-        else:
+        ws = book.worksheets[0]
+        if sheet is not None:
             names = {n.strip().casefold(): n for n in book.sheetnames}
             if sheet.casefold() not in names:
                 raise DatasetError(f"{dataset}: {path} has no sheet {sheet!r}; its sheets are {book.sheetnames}")
             ws = book[names[sheet.casefold()]]
         ws.reset_dimensions()  # some writers record wrong dimensions; read every row
-        wanted = [c.casefold() for c in columns]
         position: Optional[Dict[str, int]] = None
         rows: List[Tuple[int, Dict[str, object]]] = []
         for row_number, row in enumerate(ws.iter_rows(min_row=1, min_col=1, values_only=True), start=1):
             if position is None:
-                if row_number > _HEADER_SEARCH_ROWS:
-                    break
                 cells = [_cell_text(v).casefold() for v in row]
-                if all(w in cells for w in wanted):
-                    position = {}
-                    for c in list(columns) + list(optional):
-                        if c.casefold() in cells:
-                            position[c] = cells.index(c.casefold())
+                if all(c.casefold() in cells for c in columns):
+                    position = {c: cells.index(c.casefold()) for c in [*columns, *optional] if c.casefold() in cells}
+                elif row_number >= _HEADER_SEARCH_ROWS:
+                    break
                 continue
-            values = {c: (row[i] if i < len(row) else None) for c, i in position.items()}
-            for c in optional:
-                values.setdefault(c, None)
-            if all(values[c] is None or (isinstance(values[c], str) and not values[c].strip()) for c in columns):
-                continue  # an empty row
-            rows.append((row_number, values))
+            values = {c: (row[position[c]] if c in position and position[c] < len(row) else None)
+                      for c in [*columns, *optional]}
+            if any(values[c] is not None and not (isinstance(values[c], str) and not values[c].strip())
+                   for c in columns):
+                rows.append((row_number, values))
         if position is None:
             raise DatasetError(f"{dataset}: no header row with columns {list(columns)} in the first "
                                f"{_HEADER_SEARCH_ROWS} rows of sheet {ws.title!r} of {path}")
@@ -244,25 +237,20 @@ def _load_mat(path: Path, dataset: str) -> Dict[str, np.ndarray]:
     return {k: v for k, v in content.items() if not k.startswith("__")}
 
 
-def _mat_var(content: Dict[str, np.ndarray], var: str, path: Path, dataset: str) -> np.ndarray:
+def _mat_vector(content: Dict[str, np.ndarray], var: str, path: Path, dataset: str) -> np.ndarray:
+    """Variable ``var`` of a loaded .mat file, a 1 x N or N x 1 array, as a flat (N,) array."""
     if var not in content:
         raise DatasetError(f"{dataset}: {path} has no variable {var!r}; its variables are {sorted(content)}")
-    return content[var]
-
-
-def _mat_vector(arr: np.ndarray, path: Path, var: str, dataset: str) -> np.ndarray:
-    """A 1 x N or N x 1 MATLAB array as a flat (N,) array."""
-    arr = np.asarray(arr)
+    arr = np.asarray(content[var])
     if arr.ndim != 2 or min(arr.shape) > 1:
         raise DatasetError(f"{dataset}: expected {var} in {path} to be a 1xN or Nx1 array, got shape {arr.shape}")
     return arr.reshape(-1)
 
 
-def _mat_strings(arr: np.ndarray, path: Path, var: str, dataset: str) -> List[str]:
-    """A MATLAB cell array of strings (as loaded by scipy: object array of 1-element char arrays) as a list."""
+def _mat_strings(content: Dict[str, np.ndarray], var: str, path: Path, dataset: str) -> List[str]:
+    """A MATLAB cell array of strings (scipy: an object array of 1-element char arrays) as a list."""
     out = []
-    for i, item in enumerate(_mat_vector(arr, path, var, dataset)):
-        value = item
+    for i, value in enumerate(_mat_vector(content, var, path, dataset)):
         while isinstance(value, np.ndarray):
             if value.size != 1:
                 raise DatasetError(f"{dataset}: expected {var} in {path} to be a cell array of file names; "
@@ -274,10 +262,9 @@ def _mat_strings(arr: np.ndarray, path: Path, var: str, dataset: str) -> List[st
     return out
 
 
-def _mat_scores(arr: np.ndarray, path: Path, var: str, dataset: str) -> List[float]:
-    values = _mat_vector(arr, path, var, dataset)
+def _mat_scores(content: Dict[str, np.ndarray], var: str, path: Path, dataset: str) -> List[float]:
     return [_to_score(v.item() if isinstance(v, np.generic) else v, path, f"{var} entry {i + 1}")
-            for i, v in enumerate(values)]
+            for i, v in enumerate(_mat_vector(content, var, path, dataset))]
 
 
 def _dataset(name: str, root: Path, paths: List[Path], scores: Sequence[float], polarity: str,
@@ -286,16 +273,17 @@ def _dataset(name: str, root: Path, paths: List[Path], scores: Sequence[float], 
                       polarity=polarity, refs=refs, score_range=score_range)
 
 
+def _checked(name: str, listing: Listing, expected: Optional[int], strict_count: bool, detail: str = "") -> None:
+    """No image listed twice, and the documented count (``expected``) unless ``strict_count`` is False."""
+    _check_duplicates(name, listing.names, listing.where, listing.source)
+    _check_count(name, len(listing.names), expected, strict_count, listing.source, detail)
 
 
-def _listed_dataset(name: str, root: Path, source: Path, names: Sequence[str], where: Sequence[str],
-                    scores: Sequence[float], *, expected: Optional[int], strict_count: bool, image_dir: Path,
-                    polarity: str, refs: Optional[List[str]] = None,
-                    score_range: Optional[Tuple[float, float]] = None) -> IQADataset:
-    """The common end of a loader that lists its images in one score file ``source``: no image twice, the
-    documented count (``expected``), every image found under ``image_dir`` (case-insensitively); ``where[i]`` names
-    the row or line of ``names[i]`` for the error messages."""
-    _check_duplicates(name, names, where, source)
-    _check_count(name, len(names), expected, strict_count, source)
-    paths = _locate(name, names, image_dir, source)
-    return _dataset(name, root, paths, scores, polarity, refs, score_range)
+def _listed_dataset(name: str, root: Path, listing: Listing, image_dir: Path, polarity: str,
+                    score_range: Optional[Tuple[float, float]], expected: Optional[int],
+                    strict_count: bool) -> IQADataset:
+    """The common end of a loader whose score file lists its images: checked (:func:`_checked`), every image
+    found under ``image_dir`` (case-insensitively)."""
+    _checked(name, listing, expected, strict_count)
+    paths = _locate(name, listing.names, image_dir, listing.source)
+    return _dataset(name, root, paths, listing.scores, polarity, listing.refs, score_range)

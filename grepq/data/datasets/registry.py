@@ -6,37 +6,15 @@ import inspect
 import re
 from typing import Callable, Dict, Optional
 
+from . import loaders
 from .base import DatasetError, IQADataset, PathLike
-from .loaders import (
-    load_agiqa3k,
-    load_clive,
-    load_csiq,
-    load_csv,
-    load_flive,
-    load_kadid10k,
-    load_koniq10k,
-    load_live,
-    load_pipal,
-    load_spaq,
-    load_tid2013,
-)
 
-# ---------------------------------------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------------------------------------
 #: Canonical dataset name -> loader function ``loader(root, **options) -> IQADataset``.
 DATASETS: Dict[str, Callable[..., IQADataset]] = {
-    "clive": load_clive,
-    "koniq10k": load_koniq10k,
-    "live": load_live,
-    "csiq": load_csiq,
-    "pipal": load_pipal,
-    "flive": load_flive,
-    "spaq": load_spaq,
-    "tid2013": load_tid2013,
-    "kadid10k": load_kadid10k,
-    "agiqa3k": load_agiqa3k,
-    "csv": load_csv,
+    "clive": loaders.load_clive, "koniq10k": loaders.load_koniq10k, "live": loaders.load_live,
+    "csiq": loaders.load_csiq, "pipal": loaders.load_pipal, "flive": loaders.load_flive, "spaq": loaders.load_spaq,
+    "tid2013": loaders.load_tid2013, "kadid10k": loaders.load_kadid10k, "agiqa3k": loaders.load_agiqa3k,
+    "csv": loaders.load_csv,
 }
 
 #: Other accepted names (compared lower-cased, without spaces, '-' and '_') -> canonical name.
@@ -59,9 +37,8 @@ TABLE_NAMES: Dict[str, str] = {
 
 
 def table_name(name: Optional[str]) -> Optional[str]:
-    """The table name of a dataset ("koniq-10k" -> "KonIQ", "livec" -> "CLIVE", "KonIQ" -> "KonIQ"). Names that are
-    not a registered dataset (a CSV dataset's own name) are returned stripped but otherwise unchanged; None stays
-    None."""
+    """The name tables print ("koniq-10k" -> "KonIQ", "livec" -> "CLIVE"); other names (a CSV dataset's) stripped,
+    None stays None."""
     if name is None:
         return None
     text = str(name).strip()
@@ -74,9 +51,8 @@ def table_name(name: Optional[str]) -> Optional[str]:
 
 
 def loader_name(name: str) -> str:
-    """The registry's loader name for ``name`` (case-insensitive, aliases accepted: "KonIQ-10k" -> "koniq10k"), the key
-    of :data:`DATASETS`; a DatasetError listing the valid names otherwise. :func:`table_name` gives the name tables
-    print."""
+    """The key of :data:`DATASETS` for ``name`` (case-insensitive, aliases: "KonIQ-10k" -> "koniq10k"); a DatasetError
+    listing the valid names otherwise."""
     key = re.sub(r"[\s_\-]", "", str(name).casefold())
     key = ALIASES.get(key, key)
     if key not in DATASETS:
@@ -87,11 +63,7 @@ def loader_name(name: str) -> str:
 
 def load_dataset(dataset: str, root: PathLike, /, *, limit: Optional[int] = None, **options: object) -> IQADataset:
     """Load the dataset named ``dataset`` from ``root`` with the loader's keyword ``options``; ``limit`` keeps the
-    first N images. ``dataset`` and ``root`` are positional-only, so a loader option may be called ``name`` (the CSV
-    loader's).
-
-    The count check applies to the whole score file; ``limit`` is applied after it.
-    """
+    first N images, after the count check (positional-only arguments: a loader option may be called ``name``)."""
     key = loader_name(dataset)
     loader = DATASETS[key]
     allowed = [p for p in inspect.signature(loader).parameters if p != "root"]
