@@ -81,6 +81,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..utils import atomic_write
 from ..version import __version__ as GREPQ_VERSION
 from .distortions import DEFAULT_RANGE_MODE, RANGE_MODES, DistortionSpec, distort_specs
 from .fsim import fsim_matrix
@@ -434,9 +435,8 @@ def _write_report(summary: PrepareSummary, settings: Dict[str, Any], inputs: Lis
         "warnings": summary.warnings,
     }
     path = summary.out_dir / f"{stem}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["status", "name", "source", "reason"])
@@ -446,10 +446,8 @@ def _write_report(summary: PrepareSummary, settings: Dict[str, Any], inputs: Lis
             writer.writerow([status, r.get("name", ""), r.get("source", r.get("path", "")), r.get("reason", "")])
     for r in summary.warnings:
         writer.writerow(["warning", r["name"], r["source"], r["warning"]])
-    csv_path = path.with_suffix(".csv")
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, csv_path)
+    with atomic_write(path.with_suffix(".csv")) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
     return path
 
 
