@@ -1,24 +1,11 @@
-"""The configuration machinery of grepq: defaults → YAML file(s) → command-line options → ``key.sub=value``
-overrides, strict and saved. One machinery, several schemas (:class:`Schema`), each declared next to its code:
+"""The configuration machinery: defaults → YAML file(s) → command-line options → ``key.sub=value`` overrides,
+strict, validated and saved. Each schema (:class:`Schema`) is declared next to its code (``train/schema.py``,
+``eval/schema.py``); each key names its source (:data:`SOURCES`). This module imports nothing of grepq.
 
-* :data:`grepq.train.schema.TRAIN_SCHEMA` (``grepq train``);
-* :data:`grepq.eval.schema.EVAL_SCHEMA` (``grepq eval``) and :data:`grepq.eval.schema.REPRODUCE_SCHEMA`
-  (``grepq reproduce``).
-
-Each key names its source (``paper`` / ``official`` / ``authors`` / ``grepq``, :data:`SOURCES`);
-``--print-config`` of each command prints the resolved configuration with every key's source and note.
-This module imports nothing of grepq.
-
-Rules:
-
-* **Strict.** An unknown key (in a YAML file or an override) is an error naming the key and suggesting the
-  closest valid one; a value of the wrong type or outside its choices is an error naming the key.
-* **Overrides.** ``key.sub=value``; the value is parsed with ``yaml.safe_load`` (``null``, ``true``, ``[a, b]``);
-  a float key also accepts ``1e-5`` (which YAML 1.1 reads as a string).
-* **Inheritance.** A YAML file may start with ``base: other.yaml`` (a path relative to that file, or a preset
-  name); the base is loaded first, then this file's keys are applied on top.
-* **Presets.** A bare name is looked up in ``configs/`` of the repository and in ``grepq/configs/``, the same
-  files shipped as package data for pip-installed users.
+* Strict: an unknown key, a wrong type or a value outside the choices is an error naming the key ("did you mean").
+* Overrides ``key.sub=value`` are parsed with ``yaml.safe_load``; a float key also accepts ``1e-5``.
+* A YAML file may start with ``base: other.yaml`` (relative to it, or a preset name), applied first.
+* A bare name is a preset in the repository's ``configs/`` or ``grepq/configs/`` (the same files, package data).
 """
 from __future__ import annotations
 
@@ -33,7 +20,7 @@ import yaml
 
 __all__ = [
     "ConfigError", "Key", "Schema", "SOURCES",
-    "defaults", "load_config", "apply_overrides", "set_values", "parse_override", "validate", "flatten",
+    "defaults", "load_config", "set_values", "parse_override", "validate", "flatten",
     "dump_config", "resolve_config_path", "describe", "suggest",
 ]
 
@@ -51,12 +38,8 @@ SOURCES = ("paper", "official", "authors", "grepq")
 
 @dataclass(frozen=True)
 class Key:
-    """One configuration key: its default, accepted type(s), allowed values and a note (symbol and source).
-
-    ``source`` (one of :data:`SOURCES`) names where the default comes from; the training keys name it in their
-    note. ``items``: for a list key, the type of its items; a string value is then split on commas
-    (``"50,100,200"`` -> ``[50, 100, 200]``), as command-line options give lists.
-    """
+    """One configuration key: default, accepted type(s), allowed values, a note (symbol), ``source`` (one of
+    :data:`SOURCES`). ``items``: a list key's item type; a string value is then split on commas ("50,100")."""
 
     default: Any
     type: Union[type, Tuple[type, ...]]
@@ -65,11 +48,6 @@ class Key:
     nullable: bool = False
     source: Optional[str] = None
     items: Optional[type] = None
-
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Schemas: every function below takes the ``schema`` it works in.
 
 
 def _schema_items(tree: Dict[str, Any], prefix: str = ""):
@@ -82,13 +60,8 @@ def _schema_items(tree: Dict[str, Any], prefix: str = ""):
 
 
 class Schema:
-    """A configuration schema.
-
-    Args:
-        name: "train", "eval", "reproduce" (shown in errors).
-        tree: nested dict of :class:`Key` (sections are dicts).
-        check: whole-configuration checks ``check(cfg)`` raising :class:`ConfigError` (values that must agree).
-    """
+    """A configuration schema: ``name`` (shown in errors), ``tree`` (nested dicts of :class:`Key`) and ``check(cfg)``,
+    the whole-configuration checks (values that must agree) raising :class:`ConfigError`."""
 
     def __init__(self, name: str, tree: Dict[str, Any], check: Optional[Callable[[Dict[str, Any]], None]] = None):
         self.name, self.tree, self.check = name, tree, check
@@ -96,9 +69,6 @@ class Schema:
         bad = [k for k, v in self.flat.items() if v.source is not None and v.source not in SOURCES]
         if bad:
             raise ValueError(f"schema {name}: keys {bad} name a source outside {SOURCES}")
-
-    def __repr__(self) -> str:
-        return f"Schema({self.name!r}, {len(self.flat)} keys)"
 
 
 def defaults(schema: Schema) -> Dict[str, Any]:
@@ -254,10 +224,6 @@ def _merge(cfg: Dict[str, Any], update: Dict[str, Any], where: str, schema: Sche
             raise ConfigError(f"{key!r} (in {where}) is a section: expected a mapping, got {value!r}")
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Files and overrides
-
-
 def resolve_config_path(name: Union[str, os.PathLike], relative_to: Optional[Path] = None) -> Path:
     """A config file: the path as given (or relative to ``relative_to``), else a preset name in ``configs/``."""
     p = Path(name).expanduser()
@@ -311,14 +277,6 @@ def parse_override(text: str) -> Tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(cfg: Dict[str, Any], overrides: Sequence[str], *, schema: Schema) -> Dict[str, Any]:
-    """Apply ``key.sub=value`` overrides strictly; returns ``cfg`` (modified in place)."""
-    for text in overrides:
-        key, value = parse_override(text)
-        set_values(cfg, {key: value}, f"override {text!r}", schema=schema)
-    return cfg
-
-
 def validate(cfg: Dict[str, Any], *, schema: Schema) -> Dict[str, Any]:
     """Whole-config checks: every key present and well typed, and values that must agree with each other."""
     flat = flatten(cfg, schema=schema)
@@ -341,7 +299,9 @@ def load_config(path: Optional[Union[str, os.PathLike]] = None, overrides: Seque
         for file, data in _read_yaml(resolve_config_path(path)):
             _merge(cfg, data, str(file), schema)
     set_values(cfg, dict(values or {}), "command line", schema=schema)
-    apply_overrides(cfg, overrides, schema=schema)
+    for text in overrides:
+        key, value = parse_override(text)
+        set_values(cfg, {key: value}, f"override {text!r}", schema=schema)
     return validate(cfg, schema=schema)
 
 

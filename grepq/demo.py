@@ -1,24 +1,13 @@
-"""``grepq demo``: GRepQ's low-level model trained and evaluated end to end on the CPU, offline, in minutes.
+"""``grepq demo``: the low-level model trained and evaluated end to end on the CPU, offline, in minutes.
 
-What it does, with nothing to download (the photographs ship with scikit-image):
-
-1. splits scikit-image's photographs into a training and a held-out set (by photograph);
-2. synthesises the training set with the distortion bank (:mod:`grepq.data.prepare`: 4 types x 2 levels,
-   FSIM stored) — the held-out set gets two *other* distortion types (JPEG, JPEG 2000), at all 5 levels;
-3. trains the low-level model with QACL for a bounded time (``--minutes``);
-4. selects pristine patches from the training photographs and computes Q_L (Eq. 5-6) for every held-out image;
-5. compares, against MS-SSIM of each held-out image to its undistorted photograph (a full-reference quality), the
-   trained model and the same network untrained: zero-shot SRCC of Q_L and few-shot ridge regression on the LL
-   features (held-out photographs split by scene);
-6. runs the high-level model zero-shot (CLIP's image encoder with the antonym prompts) when CLIP weights are
-   available (``--clip-weights``, ``$GREPQ_CLIP_WEIGHTS`` or CLIP's cache), and says how to enable it otherwise;
-7. writes ``report.md`` and PNG plots, and prints a summary.
-
-This is a demonstration of the pipeline at toy scale, not a reproduction of the paper's numbers (see README).
+scikit-image's photographs are split by scene; the training part is synthesised (4 types x 2 levels, FSIM stored)
+and the LL model trained with QACL for ``--minutes``; the held-out part gets two other types (JPEG, JPEG 2000) at
+all 5 levels. Q_L (Eq. 5-6) and few-shot ridge on LL features of the trained and the untrained network are compared
+against MS-SSIM to the undistorted photo; CLIP's HL zero-shot is added when weights are available. Writes
+``report.md`` and plots. A demonstration at toy scale, not a reproduction of the paper's numbers.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -64,8 +53,7 @@ class DemoResult:
 
 
 def check_gain(d: DemoResult) -> Optional[str]:
-    """``grepq demo --check``: None when the trained LL model's zero-shot SRCC (Q_L against MS-SSIM on the held-out
-    images) is higher than the untrained network's, else the reason, naming both numbers (NaN counts as a failure)."""
+    """``--check``: None when the trained model's zero-shot SRCC beats the untrained one's, else why (NaN fails)."""
     if math.isfinite(d.srcc_trained) and math.isfinite(d.srcc_untrained) and d.srcc_trained > d.srcc_untrained:
         return None
     return (f"the trained low-level model does not beat the untrained one on the held-out set: zero-shot Q_L SRCC "
@@ -92,11 +80,8 @@ def _load_photo(path: Path, side: int) -> np.ndarray:
 
 
 def _clip_source(clip_weights: Optional[str]) -> Optional[str]:
-    if clip_weights:
-        return clip_weights
-    env = os.environ.get("GREPQ_CLIP_WEIGHTS")
-    if env:
-        return env
+    if clip_weights or os.environ.get("GREPQ_CLIP_WEIGHTS"):
+        return clip_weights or os.environ["GREPQ_CLIP_WEIGHTS"]
     cached = Path(os.path.expanduser("~/.cache/clip/RN50.pt"))
     return str(cached) if cached.is_file() else None
 
@@ -141,15 +126,12 @@ def _train_ll(out: Path, minutes: float, device: str, seed: int, progress: bool)
     summary = prepare(photos, out / "train_set", recipe="grid", types=TRAIN_TYPES, levels=TRAIN_LEVELS, seed=seed,
                       progress=progress, range_mode="clip")
     if not summary.ok:
-        raise RuntimeError(f"grepq demo: synthesis failed for {summary.failed}")
+        raise ValueError(f"synthesis failed for {summary.failed}")
     cfg = load_train_config(None, [
         "task=ll", f"seed={seed}", f"run.dir={out / 'run_ll'}", f"run.device={device}",
-                                   f"data.root={out / 'train_set'}",
-        "data.num_workers=0", "data.pin_memory=false", f"run.progress={str(progress).lower()}", "run.log_every=1",
-        "run.checkpoint_every=20", "ll.batch_size=4", "ll.grid=7", "ll.patch=16", "ll.epochs=1000",
-                                   "ll.schedule=constant",
-        f"run.max_seconds={minutes * 60:.0f}",
-    ])
+        f"data.root={out / 'train_set'}", "data.num_workers=0", "data.pin_memory=false",
+        f"run.progress={str(progress).lower()}", "run.log_every=1", "run.checkpoint_every=20", "ll.batch_size=4",
+        "ll.grid=7", "ll.patch=16", "ll.epochs=1000", "ll.schedule=constant", f"run.max_seconds={minutes * 60:.0f}"])
     t0 = time.perf_counter()
     result = train(cfg)
     return result, time.perf_counter() - t0, photos
@@ -212,9 +194,8 @@ OWN_PREDICTOR_LABELLED_PHOTOS = 2
 
 
 def _own_predictor_demo(demo: DemoResult, ll: np.ndarray, quality: np.ndarray, scenes, seed: int) -> None:
-    """README's "your own quality predictor": label the images of two held-out photographs, ``grepq fit`` a
-    regressor on the trained LL features (saved to ``my_predictor.json`` and loaded back), predict the images
-    of the other photographs and report their SRCC (a note in the result and a section of the report)."""
+    """README's "your own quality predictor": fit a regressor on the trained LL features of two held-out photographs'
+    images (saved to ``my_predictor.json``, loaded back), predict the others' and report their SRCC."""
     import warnings
 
     from .eval import metrics
@@ -254,14 +235,9 @@ def _write_report(out: Path, d: DemoResult, quality: np.ndarray, scores: Dict[st
     fig.tight_layout()
     fig.savefig(out / "q_low_vs_msssim.png", dpi=110)
     plt.close(fig)
-    log = out / "run_ll" / "log.jsonl"
-    steps, losses = [], []
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("type") == "step" and "loss" in rec:
-                steps.append(rec["step"])
-                losses.append(rec["loss"])
+    from .train.logging import read_log
+    records = [r for r in read_log(out / "run_ll" / "log.jsonl") if r.get("type") == "step" and "loss" in r]
+    steps, losses = [r["step"] for r in records], [r["loss"] for r in records]
     if steps:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot(steps, losses)

@@ -1,10 +1,6 @@
-"""Content fingerprints of the tensors a result depends on (weights, pristine patches, prompt embeddings).
-
-A fingerprint is the SHA-256 of the tensors' values (key names, dtype, shape and bytes, keys sorted), so it does not
-depend on the file format the tensors came from: the official ``low_level_model_weights.tar`` and grepq's export of
-the same weights have the same fingerprint. Used by the feature cache (:mod:`grepq.eval.features`) and by the
-regressor files of ``grepq fit`` to refuse features made with other weights.
-"""
+"""Content fingerprints of the tensors a result depends on (weights, pristine patches, prompt embeddings): the
+SHA-256 of names, dtypes, shapes and bytes, keys sorted, so independent of the file format (the official .tar and
+grepq's export of the same weights agree). The feature cache and ``grepq fit``'s regressors use them."""
 from __future__ import annotations
 
 import hashlib

@@ -1,36 +1,15 @@
-"""Processes working on one job: torchrun's process group and shares of a list of items. The bottom of grepq:
-scoring, evaluation and training all use it; it imports nothing of grepq.
+"""Processes working on one job: torchrun's process group and shares of a list of items (bottom layer).
 
-**Process group.** ``torchrun --nproc_per_node N`` sets RANK, LOCAL_RANK and WORLD_SIZE (and MASTER_ADDR/PORT);
-without them the run is a single process and nothing is initialised (:func:`init_distributed`). The backend is
-nccl for CUDA devices and gloo otherwise, so several processes also run on one CPU machine. The environment
-variable ``GREPQ_DIST_BACKEND`` (``gloo`` or ``nccl``) overrides that choice (:func:`dist_backend`):
-``GREPQ_DIST_BACKEND=gloo`` with ``--device cuda:0`` runs several processes on one GPU (SyncBatchNorm included),
-which NCCL refuses ("Duplicate GPU detected"): a check of the multi-process CUDA code on a one-GPU machine
-(benchmarks/gpu_session.py), not a way to train. Training's
-collectives (all-reduce, gathers with gradient) are in :mod:`grepq.train.distributed`.
+**Process group.** Under ``torchrun`` (RANK, LOCAL_RANK, WORLD_SIZE set) :func:`init_distributed` joins it, nccl
+for CUDA devices and gloo otherwise; ``GREPQ_DIST_BACKEND=gloo|nccl`` overrides (gloo with one GPU runs several
+processes on it, a check of the multi-process CUDA code: benchmarks/gpu_session.py). Training's collectives are
+in :mod:`grepq.train.distributed`.
 
-**Shares** (``grepq score`` and ``grepq eval`` over several processes or independent jobs, ``--shard``).
-The N images of a run (after folders are expanded; for ``eval``, the dataset's list) are cut into ``count``
-contiguous shares: share ``index`` takes images ``[index * N // count, (index + 1) * N // count)``
-(:meth:`Shard.share`), the same in every process, so each image is computed exactly once.
-
-Where the share comes from:
-
-* ``torchrun --nproc_per_node W``: rank r of W (RANK / WORLD_SIZE, set by torchrun) takes share r of W, on
-  ``cuda:LOCAL_RANK`` with ``--device cuda`` (nccl) or on the CPU (gloo). After its share, every rank waits at a
-  barrier; then rank 0 merges the parts and writes the result (``score``) or runs the protocol (``eval``); the
-  other ranks exit 0.
-* ``--shard I/N`` (0 <= I < N; e.g. a Slurm array ``--array=0-(N-1)`` with ``--shard $SLURM_ARRAY_TASK_ID/N``):
-  the job takes share I of N and writes its part only. The merge is a separate step: ``grepq score --merge-shards
-  -o OUT`` for scores, and for ``eval`` the same ``grepq eval`` command without ``--shard``, which finds every image
-  in the feature cache and runs the protocol once.
-* Both (``--shard I/N`` for each of N machines, torchrun with W processes on each): share ``I * W + r`` of
-  ``N * W``; merged as independent shards.
-
-The parts: ``eval`` writes its features into the ordinary feature cache (:mod:`grepq.eval.features`; the cache key
-does not depend on the shard, so all shards fill one folder; part file names carry the share); ``score`` writes
-one part file per share (:mod:`grepq.eval.score_shards`)."""
+**Shares** (``grepq score`` / ``grepq eval`` over processes or ``--shard I/N`` jobs): share ``i`` of ``n`` takes
+items ``[i * N // n, (i + 1) * N // n)`` (:meth:`Shard.share`). Under torchrun, rank r of W takes share r and rank
+0 merges after a barrier; with ``--shard I/N`` each job writes its part and a later run merges; both: share
+``I * W + r`` of ``N * W``.
+"""
 from __future__ import annotations
 
 import os
@@ -70,14 +49,17 @@ class DistInfo:
 
 
 def resolve_train_device(device: Optional[str], local_rank: int = 0) -> torch.device:
-    """The device of this process: ``device`` as given ("cuda" becomes cuda:LOCAL_RANK), or, when None,
-    cuda:LOCAL_RANK if CUDA is available and cpu otherwise. Asking for CUDA without CUDA is an error."""
+    """The device of this process: ``device`` ("cuda" becomes cuda:LOCAL_RANK), or when None cuda:LOCAL_RANK if
+    CUDA is available, else cpu. A malformed name, or CUDA without CUDA, is a ValueError."""
     if device is None:
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r}: expected cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} requested but CUDA is not available here; use run.device=cpu")
+            raise ValueError(f"device {device!r} requested but CUDA is not available here; use cpu")
         if dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
     return dev
@@ -100,11 +82,8 @@ def dist_backend(device: torch.device) -> str:
 
 
 def init_distributed(device: Optional[str] = None, timeout: Optional[timedelta] = None) -> DistInfo:
-    """Read RANK/LOCAL_RANK/WORLD_SIZE (torchrun) and initialise the process group, or return a 1-process info.
-
-    ``timeout``: how long a collective (e.g. a barrier) waits for the other processes (None: torch's default,
-    30 min for gloo, 10 min for nccl); scale-out scoring waits at a barrier for the slowest share.
-    """
+    """Join torchrun's process group (RANK/LOCAL_RANK/WORLD_SIZE), or return a 1-process info. ``timeout``: how
+    long a collective waits for the other processes (None: torch's default)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -167,11 +146,8 @@ class Shard:
 
 @dataclass
 class ScaleOut:
-    """This process's place in a scaled-out run: its :class:`Shard`, its device, and whether it merges.
-
-    ``sharded``: the run is split (torchrun with more than one process, or ``--shard``). ``merges``: this process
-    merges the parts after the barrier (rank 0 of a torchrun job without ``--shard``).
-    """
+    """This process's place in a scaled-out run: its :class:`Shard` and device; ``sharded`` (split over processes
+    or ``--shard``) and ``merges`` (rank 0 of a torchrun job without ``--shard`` merges after the barrier)."""
 
     shard: Shard
     device: torch.device

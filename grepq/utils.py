@@ -1,19 +1,19 @@
-"""Small helpers shared by models, training and evaluation."""
+"""Small helpers shared by every layer; torch is imported on first use (the regressor files load without it)."""
 from __future__ import annotations
 
 import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-__all__ = ["atomic_torch_save", "AMP_DTYPES", "autocast_context", "check_amp", "load_weights"]
+__all__ = ["atomic_write", "AMP_DTYPES", "autocast_context", "check_amp", "load_weights"]
 
-#: Mixed-precision settings (``run.amp``, ``grepq score --amp``) and the autocast dtype of each; "off" is float32,
-#: the reference.
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: Mixed-precision settings (``run.amp``, ``grepq score --amp``) -> torch's autocast dtype; "off" is float32.
+AMP_DTYPES = {"off": None, "bf16": "bfloat16", "fp16": "float16"}
 
 
 def autocast_context(device: Union[str, torch.device], amp: str):
@@ -22,42 +22,58 @@ def autocast_context(device: Union[str, torch.device], amp: str):
         raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
     if AMP_DTYPES[amp] is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=AMP_DTYPES[amp])
+    import torch
+    return torch.autocast(device_type=torch.device(device).type, dtype=getattr(torch, AMP_DTYPES[amp]))
 
 
-def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``: a reader (or a run
-    killed mid-write) never sees half a file. Creates the parent folder."""
+@contextlib.contextmanager
+def atomic_write(path: Union[str, os.PathLike], *, fsync: bool = True,
+                 tmp: Optional[Union[str, os.PathLike]] = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (default ``.<name>.tmp<pid>``, or ``tmp``) to write; then fsync it
+    (``fsync``: where a lost file would lose work) and ``os.replace`` it onto ``path``, so a reader, or a run
+    killed mid-write, never sees half a file. On an error the temporary file is removed. Creates the parent folder.
+
+    ``with atomic_write(p) as tmp: torch.save(obj, tmp)``
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    tmp = Path(tmp) if tmp is not None else path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def check_amp(device: Union[str, torch.device], amp: str) -> str:
-    """Validate an ``amp`` setting; warn for float16 on a CPU, where torch's float16 convolutions are emulated
-    (measured: a ResNet18 step 25x slower than float32 on 2 cores) -- bfloat16 is the CPU's fast half precision."""
+    """Validate an ``amp`` setting; warn for float16 on a CPU (emulated: a ResNet18 step 25x slower than float32)."""
     if amp not in AMP_DTYPES:
         raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
-    if amp == "fp16" and torch.device(device).type == "cpu":
+    if amp == "fp16" and str(device).startswith("cpu"):
         warnings.warn("amp 'fp16' on the CPU is much slower than float32 (about 25x for ResNet convolutions); "
                       "use 'bf16' or 'off' there", UserWarning, stacklevel=3)
     return amp
 
 
-def load_weights(path: Union[str, os.PathLike]) -> Any:
-    """``torch.load`` of a weights file on the CPU without executing code (``weights_only=True``), memory-mapped
-    where the format allows (files written by ``torch.save`` since torch 1.6): tensors are read from the page cache
-    when used instead of copied up front. Older (non-zip) files are read whole. Errors propagate as torch raises
-    them."""
+def load_weights(path: Union[str, os.PathLike], what: str = "weights") -> Any:
+    """``torch.load`` on the CPU, ``weights_only`` (no code executed), memory-mapped where the format allows (zip
+    files of torch.save since 1.6; older files are read whole). A missing file is a FileNotFoundError, an
+    unreadable one a ValueError, naming ``what`` and the file."""
+    import torch
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as exc:
-        if "mmap" not in str(exc):
-            raise
-    return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for files that are not checkpoints
+        raise ValueError(f"{path}: not a PyTorch checkpoint readable with weights_only=True "
+                         f"({type(exc).__name__}: {exc})") from None

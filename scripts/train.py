@@ -5,7 +5,7 @@ The same as ``grepq train``; under torchrun: ``torchrun --nproc_per_node N scrip
 """
 import sys
 
-from grepq.commands.train import main
+from grepq.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["train", *sys.argv[1:]]))

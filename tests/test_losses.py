@@ -89,7 +89,7 @@ def test_qacl_official_equals_official_tensor_code_fp32():
     assert abs(ours.item() - theirs.item()) < 1e-6
 
 
-def test_qacl_with_zero_similarity_is_infonce():
+def test_qacl_with_zero_pair_weights_is_infonce():
     """Table 4's "None" row: s ≡ 0 leaves only the positive pair in the numerator."""
     g = torch.Generator().manual_seed(1)
     a, p = torch.randn(2, 4, 8, generator=g), torch.randn(2, 4, 8, generator=g)
@@ -104,7 +104,7 @@ def test_qacl_with_zero_similarity_is_infonce():
     assert got.item() == pytest.approx(expect.item(), rel=1e-6)
 
 
-def test_qacl_similarity_one_gives_zero_loss():
+def test_qacl_pair_weights_one_give_zero_loss():
     a = torch.randn(3, 5, 16)
     assert qacl(a, a.clone(), torch.ones(3, 5, 5), 0.5, "paper").item() == pytest.approx(0.0, abs=1e-6)
 
@@ -114,7 +114,7 @@ def test_qacl_gradients_flow_and_bad_input_raises():
     p = torch.randn(2, 3, 4, requires_grad=True)
     qacl(a, p, torch.rand(2, 3, 3), 0.5).backward()
     assert a.grad.abs().sum() > 0 and p.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match=r"similarity must be \(B, D, D\)"):
+    with pytest.raises(ValueError, match=r"pair_weight must be \(B, D, D\)"):
         qacl(a, p, torch.rand(2, 3, 4))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         qacl(a, p, torch.full((2, 3, 3), 1.5))

@@ -17,7 +17,7 @@ from PIL import Image
 from skimage import data
 from skimage.io import imread
 
-from grepq.commands.prepare import main
+from grepq.cli import main as cli_main
 from grepq.data.distortions import AUTHORS_LEVELS, AUTHORS_TYPES, DISTORTION_KADIS_IDS
 from grepq.data.fsim import fsim_matrix
 from grepq.data.prepare import FSIM_FILE, PARTIAL_DIR, VERSIONS_FILE, check_item, item_seed, prepare
@@ -208,6 +208,10 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     assert len(resumed.skipped_done) >= done_at_kill and len(resumed.done) + len(resumed.skipped_done) == 8
     prepare(inputs, clean, seed=5, progress=False)
     assert tree(killed) == tree(clean) and len(tree(clean)) == 8 * 11, done_at_kill
+
+
+def main(argv):
+    return cli_main(["prepare", *argv])
 
 
 def test_command_line(photos, tmp_path):

@@ -245,3 +245,17 @@ def test_pair_weight_none_is_infonce():
         fp = task.model(batch["positive"].flatten(0, 1)).view(2, 3, -1)
     assert abs(out.item() - qacl(fa, fp, torch.zeros(2, 3, 3)).item()) < 1e-5
     assert abs(out.item() - qacl(fa, fp, batch["pair_weight"]).item()) > 1e-3
+
+
+def test_last_loss_is_the_last_epochs_mean_loss(data, tmp_path):
+    """TrainResult.last_loss: the last epoch's mean loss as log.jsonl records it (not NaN after a finished run),
+    and for a run stopped inside an epoch the mean of that epoch's steps."""
+    done = train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "a", "ll.epochs=2",
+                                                                    "run.log_every=1")))
+    records = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert done.finished and len(epochs) == 2 and done.last_loss == pytest.approx(epochs[-1]["loss"], rel=1e-12)
+    part = train(load_train_config("ll_tiny_cpu", tiny_ll_overrides(data, tmp_path / "b", "ll.epochs=2",
+                                                                    "run.log_every=1", "run.max_steps=2")))
+    steps = [r["loss"] for r in records if r["type"] == "step"][:2]
+    assert not part.finished and part.last_loss == pytest.approx(sum(steps) / 2, rel=1e-12)

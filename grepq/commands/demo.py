@@ -12,10 +12,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="grepq_demo", help="output folder (default: grepq_demo)")
     p.add_argument("--minutes", type=float, default=4.0, help="training time budget in minutes (default: 4)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthesis, training and splits (default: 0)")
     p.add_argument("--clip-weights", help="CLIP RN50 weights to include the high-level model (default: "
                                           "$GREPQ_CLIP_WEIGHTS or ~/.cache/clip/RN50.pt if present)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 unless the trained model's zero-shot SRCC on the held-out images beats "
                         "the untrained one's (for CI and scripts)")
@@ -25,8 +25,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..demo import check_gain, run_demo
     if args.minutes <= 0:
-        print("grepq demo: --minutes must be positive", file=sys.stderr)
-        return 2
+        raise ValueError(f"--minutes must be positive, got {args.minutes}")
     d = run_demo(args.out, minutes=args.minutes, device=args.device, seed=args.seed, clip_weights=args.clip_weights,
                  progress=not args.no_progress)
     print(f"\ngrepq demo: trained the low-level model for {d.train_steps} steps ({d.train_seconds:.0f} s).")

@@ -1,14 +1,12 @@
-"""``grepq prepare``: synthesise the training set (distorted versions + stored FSIM per image), docs/method.md §6.
-
-Argument parsing only; the work is :func:`grepq.data.prepare.prepare`.
-"""
+"""``grepq prepare``: synthesise the training set (distorted versions + FSIM per image), docs/method.md §6; the
+work is :func:`grepq.data.prepare.prepare`."""
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Tuple
 
-__all__ = ["add_parser", "add_arguments", "run", "main"]
+__all__ = ["add_parser", "run"]
 
 
 def _parse_shard(text: str) -> Tuple[int, int]:
@@ -26,8 +24,7 @@ def _parse_levels(text: str) -> List[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers 1..5, got {text!r}") from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command-line options of :func:`grepq.data.prepare.prepare`."""
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..data.distortions import AUTHORS_TYPES, DEFAULT_RANGE_MODE, RANGE_MODES
     from ..data.layout import NAMINGS
     from ..data.prepare import LOSSLESS_EXTS, MIN_SIZE
@@ -54,11 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ext", default=None, choices=LOSSLESS_EXTS, help="image format (default png; kadis: bmp)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default %(default)s)")
     parser.add_argument("--shard", type=_parse_shard, default=(0, 1), help="I/N: this run does items k %% N == I")
-    parser.add_argument("--range-mode", default=DEFAULT_RANGE_MODE, choices=RANGE_MODES)
-    parser.add_argument("--fsim-dtype", default="float64", choices=("float64", "float32"))
-    parser.add_argument("--on-collision", default="error", choices=("error", "suffix"))
+    parser.add_argument("--range-mode", default=DEFAULT_RANGE_MODE, choices=RANGE_MODES,
+                        help="kadis: values mapped as KADIS's imdist_generator.m; clip: clipped to [0, 1] "
+                             "(default %(default)s)")
+    parser.add_argument("--fsim-dtype", default="float64", choices=("float64", "float32"),
+                        help="precision of the stored FSIM matrix (default %(default)s)")
+    parser.add_argument("--on-collision", default="error", choices=("error", "suffix"),
+                        help="two inputs with one file name: refuse (error) or name them <stem>__<k> (suffix)")
     parser.add_argument("--recursive", action="store_true", help="search input folders recursively")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_parser(sub) -> None:
@@ -66,7 +67,7 @@ def add_parser(sub) -> None:
                        description="A folder of photos becomes one folder per image: the reference, its distorted "
                                    "versions (the recipe's KADIS distortions) and the FSIM matrix between every pair "
                                    "(computed once). Parallel (--workers), shardable (--shard I/N), resumable.")
-    add_arguments(p)
+    _add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -75,26 +76,15 @@ def run(args: argparse.Namespace) -> int:
     from ..data.prepare import PrepareSettings, prepare
 
     types = [t for t in args.types.split(",") if t] if args.types is not None else None
-    try:
-        settings = PrepareSettings(recipe=args.recipe, types=types, levels=args.levels, n_types=args.n_types,
-                                   n_levels=args.n_levels, seed=args.seed, min_size=args.min_size, ext=args.ext,
-                                   naming=args.naming, workers=args.workers, shard=args.shard,
-                                   progress=not args.no_progress, range_mode=args.range_mode,
-                                   fsim_dtype=args.fsim_dtype, on_collision=args.on_collision,
-                                   recursive=args.recursive)
-        summary = prepare(args.inputs, args.out, settings)
-    except (ValueError, TypeError) as exc:
-        print(f"grepq prepare: {exc}", file=sys.stderr)
-        return 2
+    settings = PrepareSettings(recipe=args.recipe, types=types, levels=args.levels, n_types=args.n_types,
+                               n_levels=args.n_levels, seed=args.seed, min_size=args.min_size, ext=args.ext,
+                               naming=args.naming, workers=args.workers, shard=args.shard,
+                               progress=not args.no_progress, range_mode=args.range_mode,
+                               fsim_dtype=args.fsim_dtype, on_collision=args.on_collision,
+                               recursive=args.recursive)
+    summary = prepare(args.inputs, args.out, settings)
     print(summary)
     for row in summary.failed:
         print(f"failed: {row.get('source')}: {row.get('reason')}", file=sys.stderr)
     return 0 if summary.ok else 2
 
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``grepq prepare`` as a function."""
-    parser = argparse.ArgumentParser(prog="grepq prepare",
-                                     description="Synthesise the GRepQ training set: distorted versions + FSIM.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

@@ -1,19 +1,13 @@
-"""``grepq train --config CFG [key=value ...]``: train the low-level or high-level model (also under torchrun).
-
-Examples::
-
-    grepq train --config configs/ll_paper.yaml --data prepared/ --run-dir runs/ll
-    grepq train --config hl_official --data prepared/ --run-dir runs/hl hl.clip=RN50.pt
-    torchrun --nproc_per_node 4 -m grepq train --config hl_paper --data prepared/ --run-dir runs/hl4
-
-A run directory that holds a checkpoint is resumed; one that holds another configuration is refused.
-"""
+"""``grepq train --config CFG [key=value ...]``: train the LL or HL model (also under torchrun, e.g.
+``torchrun --nproc_per_node 4 -m grepq train --config hl_paper --data prepared/ --run-dir runs/hl4``). A run
+directory holding a checkpoint is resumed; one holding another configuration is refused."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from typing import List, Optional
+from typing import List
 
 EPILOG = ("Overrides are key.sub=value pairs (values parsed as YAML), e.g. ll.lr=5e-5 run.max_steps=100. "
           "Every key and its source: grepq train --config CFG --print-config.")
@@ -50,11 +44,14 @@ def _reparse(args: argparse.Namespace) -> argparse.Namespace:
         return args
     p = argparse.ArgumentParser(prog="grepq train")
     add_arguments(p, remainder=False)
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
     more = p.parse_intermixed_args(rest)
     args.overrides = more.overrides
     for k, v in vars(more).items():
         if k != "overrides" and v not in (None, False):
             setattr(args, k, v)
+    if getattr(args, "verbose", False):
+        logging.getLogger().setLevel(logging.INFO)
     return args
 
 
@@ -69,44 +66,18 @@ def _overrides(args: argparse.Namespace) -> List[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, dump_config
+    from ..config import dump_config
     from ..train.schema import TRAIN_SCHEMA, load_train_config
 
     args = _reparse(args)
-    try:
-        cfg = load_train_config(args.config, _overrides(args))
-    except ConfigError as exc:
-        print(f"grepq train: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_train_config(args.config, _overrides(args))
     if args.print_config:
         sys.stdout.write(dump_config(cfg, comments=True, schema=TRAIN_SCHEMA))
         return 0
-    from ..data.layout import DataError
-    from ..train import NonFiniteLossError, train
+    from ..train import train
 
-    try:
-        result = train(cfg)
-    except NonFiniteLossError as exc:
-        print(f"grepq train: {exc}", file=sys.stderr)
-        return 1
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
-        print(f"grepq train: {exc}", file=sys.stderr)
-        return 2
+    result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         state = "finished" if result.finished else f"stopped at step {result.step} of {result.total_steps} (resumable)"
         print(f"grepq train: {state}; weights: {result.weights}", file=sys.stderr)
     return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Stand-alone entry point (``scripts/train.py``)."""
-    import logging
-
-    parser = argparse.ArgumentParser(prog="train.py", description="Train a GRepQ model (see grepq train --help)",
-                                     epilog=EPILOG)
-    add_arguments(parser)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    return run(args)

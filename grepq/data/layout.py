@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from ..utils import atomic_write
 from .io import IMAGE_EXTENSIONS
 
 __all__ = ["DataError", "REF_TAG", "FSIM_FILE", "VERSIONS_FILE", "PARTIAL_DIR", "SIDECAR_DIR", "OFFICIAL_LIST",
@@ -179,7 +180,6 @@ def write_official_list(root: PathLike) -> Path:
     names = sorted(p.name[:-len(".bmp")] for p in root.iterdir() if p.is_dir() and p.name.endswith(".bmp")
                    and (root / SIDECAR_DIR / p.name / VERSIONS_FILE).is_file())
     path = root / OFFICIAL_LIST
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text("im_loc\n" + "".join(f"{n}.bmp\n" for n in names), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text("im_loc\n" + "".join(f"{n}.bmp\n" for n in names), encoding="utf-8")
     return path

@@ -27,6 +27,7 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -42,6 +43,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..utils import atomic_write
 from ..version import __version__ as GREPQ_VERSION
 from .distortions import DEFAULT_RANGE_MODE, RANGE_MODES, DistortionSpec, distort_specs
 from .fsim import fsim_matrix
@@ -396,19 +398,17 @@ def _write_report(summary: PrepareSummary, settings: Dict[str, Any], inputs: Lis
               "counts": {**{k: len(v) for k, v in lists.items()}, "other_shards": summary.other_shards},
               "seconds": round(summary.seconds, 3), **lists}
     path = summary.out_dir / f"{stem}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    csv_path = path.with_suffix(".csv")
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["status", "name", "source", "reason"])
-        for status in ("done", "skipped_done", "failed", "ignored"):
-            for r in lists[status]:
-                writer.writerow([status, r.get("name", ""), r.get("source", r.get("path", "")), r.get("reason", "")])
-        writer.writerows(["warning", r["name"], r["source"], r["warning"]] for r in summary.warnings)
-    os.replace(tmp, csv_path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["status", "name", "source", "reason"])
+    for status in ("done", "skipped_done", "failed", "ignored"):
+        for r in lists[status]:
+            writer.writerow([status, r.get("name", ""), r.get("source", r.get("path", "")), r.get("reason", "")])
+    writer.writerows(["warning", r["name"], r["source"], r["warning"]] for r in summary.warnings)
+    with atomic_write(path.with_suffix(".csv")) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
     return path
 
 

@@ -37,6 +37,7 @@ from ..data.io import ImageReadError, read_image
 from ..fingerprint import digest_tensors as _digest_tensors
 from ..parallel import Shard
 from ..scoring.zero_shot import total_quality
+from ..utils import atomic_write
 from ..version import __version__
 
 __all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
@@ -128,9 +129,8 @@ def _save_part(folder: Path, rows: Dict[int, dict], tag: str = "") -> None:
         arrays[k] = np.stack([np.asarray(rows[i][k]) for i in idx])
     n = len(list(folder.glob(f"part-{tag}*.npz")))
     final = folder / f"part-{tag}{n:05d}-{idx[0]:07d}.npz"
-    tmp = folder / f".tmp-{tag}{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, final)
+    with atomic_write(final, tmp=folder / f".tmp-{tag}{os.getpid()}.npz") as tmp:
+        np.savez(tmp, **arrays)
 
 
 def _open_cache(folder: Path, info: dict, paths: List[str], tag: str) -> None:
@@ -139,9 +139,8 @@ def _open_cache(folder: Path, info: dict, paths: List[str], tag: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     meta = folder / "meta.json"
     if not meta.exists():
-        tmp = folder / f".meta-{tag}{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(dict(info, names=paths), indent=1))
-        os.replace(tmp, meta)
+        with atomic_write(meta, tmp=folder / f".meta-{tag}{os.getpid()}.tmp") as tmp:
+            tmp.write_text(json.dumps(dict(info, names=paths), indent=1))
     own = re.compile(re.escape(f".tmp-{tag}") + r"\d+\.npz$")
     for stale in folder.glob(".tmp-*"):
         if own.match(stale.name):

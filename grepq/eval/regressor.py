@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..utils import atomic_write
 from ..version import __version__
 from . import metrics as M
 from .regression import RegressionSettings, as_linear_path, choose_alpha, fit_select
@@ -144,12 +145,9 @@ class Regressor:
     def save(self, path) -> str:
         """Write the regressor file (atomically); returns the path."""
         path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh, indent=1, allow_nan=False)
             fh.write("\n")
-        os.replace(tmp, path)
         return path
 
     @classmethod

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from ..config import flatten
 from ..data.datasets import DatasetError, IQADataset, load_dataset, loader_name, table_name
+from ..utils import atomic_write
 from ..version import __version__
 from . import paper_numbers as paper
 from .from_config import (
@@ -221,10 +222,10 @@ def step_done(plan: Plan, step: Step) -> Optional[Dict[str, Any]]:
 def _write_record(plan: Plan, step: Step, seconds: float) -> None:
     path = plan.out / STEPS_DIR / step.record_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"step": step.id, "key": step_key(plan, step), "seconds": round(seconds, 3),
-                               "images": step.images, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps({"step": step.id, "key": step_key(plan, step), "seconds": round(seconds, 3),
+                                   "images": step.images, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+                                  indent=1))
 
 
 def describe_plan(plan: Plan) -> str:

@@ -1,4 +1,4 @@
-"""Group-contrastive loss (GCL) of the high-level model and the pseudo-label grouping of paper Eq. 2.
+"""Group-contrastive loss (GCL, paper §3.2, Eq. 3) of the high-level model and the grouping by Eq. 2's labels.
 
 Shapes: N images in a batch, M the group size, C the head's feature size, E CLIP's embedding size.
 """
@@ -27,15 +27,8 @@ def group_size_from_divisor(batch_size: int, divisor: int) -> int:
 
 
 def pseudo_label_groups(scores: torch.Tensor, group_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Sort the batch by its pseudo-labels: the lowest M form S_b, the highest M form S_g.
-
-    Args:
-        scores: (N,) pseudo-labels Q_H (Eq. 2).
-        group_size: M, with 2 <= M and 2M <= N (the two groups never share an image).
-    Returns:
-        ``(bad_idx, good_idx)``, two (M,) index tensors into the batch; ties are broken by batch position
-        (stable sort), so the grouping is deterministic.
-    """
+    """The lowest M of the (N,) pseudo-labels (Eq. 2) form S_b, the highest M S_g (2 <= M, 2M <= N) -> two (M,)
+    index tensors ``(bad_idx, good_idx)``; ties broken by batch position (stable sort)."""
     if scores.dim() != 1:
         raise ValueError(f"scores must be (N,), got shape {tuple(scores.shape)}")
     n = scores.shape[0]
@@ -46,19 +39,13 @@ def pseudo_label_groups(scores: torch.Tensor, group_size: int) -> Tuple[torch.Te
 
 
 def gcl(bad: torch.Tensor, good: torch.Tensor, temperature: float = 0.1, variant: str = "paper") -> torch.Tensor:
-    """Group-contrastive loss between the lower- and higher-quality groups.
+    """Group-contrastive loss between S_b (``bad``, (M, C) head features of the lowest pseudo-labels) and S_g
+    (``good``, the highest) -> a scalar tensor. τ2: paper 0.1, official default 0.5.
 
-    Args:
-        bad: (M, C) head features of S_b (lowest pseudo-labels).
-        good: (M, C) head features of S_g (highest pseudo-labels).
-        temperature: τ2 (paper: 0.1; the official loss default: 0.5).
-        variant: "paper" — Eq. 3 on unit-norm features, p(a, b) = exp(a·b/τ2):
-            −Σ_{i∈S_g} log(Σ_{j∈S_g∖i} p(z_i, z_j) / Σ_{j∈S_g∖i ∪ S_b} p(z_i, z_j)) − (the same, S_g and S_b swapped).
-            "official" — for each member, pos = mean cosine to the other members of its group (sum / (M−1)),
-            numerator e^{pos/τ}, denominator numerator + Σ over the other group of e^{cos/τ};
-            loss = Σ −log(num/den) / (2M).
-    Returns:
-        A scalar tensor.
+    "paper" — Eq. 3 on unit-norm features, p(a, b) = exp(a·b/τ2):
+    −Σ_{i∈S_g} log(Σ_{j∈S_g∖i} p(z_i, z_j) / Σ_{j∈S_g∖i ∪ S_b} p(z_i, z_j)) − (the same, S_g and S_b swapped).
+    "official" — pos = mean cosine to the other members of one's group, numerator e^{pos/τ}, denominator numerator
+    + Σ over the other group of e^{cos/τ}; loss = Σ −log(num/den) / (2M).
     """
     if bad.dim() != 2 or good.shape != bad.shape:
         raise ValueError(f"bad and good must both be (M, C), got {tuple(bad.shape)} and {tuple(good.shape)}")

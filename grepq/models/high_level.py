@@ -1,14 +1,8 @@
-"""The high-level (HL) model: CLIP's image encoder (RN50 in the paper) with a projection head, docs/method.md §3-4, §7.
+"""The high-level (HL) model: CLIP's image encoder (RN50) with a projection head, paper §3.2, docs/method.md §3-4, §7.
 
-CLIP comes from OpenAI's ``clip`` package, used as installed: grepq never edits it. The attention-pool positional
-embedding, which fixes CLIP RN50 to 224x224 inputs, is handled by grepq's own pooling function
-(:func:`attention_pool`) with three modes:
-
-- ``"drop"``: no positional embedding (the official GRepQ evaluation, whose README asks users to comment the line out);
-- ``"interpolate"``: the spatial part resized bicubically to the feature grid (as pyiqa does);
-- ``"keep"``: CLIP as trained; inputs must be 224x224 (resize/crop first).
-
-The text encoder is frozen: the prompt embeddings are computed once (:func:`text_embeddings`) and kept as a buffer.
+OpenAI's ``clip`` package is used as installed, never edited. The attention-pool positional embedding (which fixes
+RN50 to 224x224) is grepq's :func:`attention_pool`: "drop" (none: the official evaluation), "interpolate" (bicubic,
+as pyiqa) or "keep" (CLIP as trained, 224x224 only). The frozen text encoder's prompt embeddings are a buffer.
 """
 from __future__ import annotations
 
@@ -23,7 +17,7 @@ import torch.nn.functional as F
 
 from ..data.io import CLIP_MEAN, CLIP_STD
 from ..fingerprint import tensors_fingerprint
-from ..utils import atomic_torch_save, load_weights
+from ..utils import atomic_write, load_weights
 from . import POS_EMBEDDING_MODES
 
 with warnings.catch_warnings():  # clip imports pkg_resources, which warns about its own deprecation
@@ -32,34 +26,27 @@ with warnings.catch_warnings():  # clip imports pkg_resources, which warns about
     import clip.model as clip_model_lib
 
 __all__ = [
-    "POS_EMBEDDING_MODES", "DEFAULT_PROMPTS",
+    "POS_EMBEDDING_MODES", "DEFAULT_PROMPTS", "HIGH_LEVEL_FORMAT", "K2",
     "load_clip", "build_clip", "build_visual", "resolve_clip_file", "clip_state_dict", "clip_text_fingerprint",
-    "attention_pool", "encode_image", "text_embeddings",
-    "HighLevelModel", "load_hl_visual_weights", "check_hl_keys", "save_high_level", "normalize", "pseudo_quality", "K2",
+    "attention_pool", "encode_image", "text_embeddings", "HighLevelModel", "load_hl_visual_weights", "check_hl_keys",
+    "high_level_weights", "save_high_level", "normalize", "pseudo_quality",
 ]
 
-# POS_EMBEDDING_MODES ("drop", "interpolate", "keep") is defined in grepq/models/__init__.py (no torch there, so the
-# command-line parsers read it cheaply)
-#: Antonym prompts of Eq. 2 (paper §3.3; the official code's "A good photo."/"A bad photo." tokenise the same).
+#: Antonym prompts of Eq. 2 (paper §3.2; the official "A good photo."/"A bad photo." tokenise the same).
 DEFAULT_PROMPTS = ("a good photo.", "a bad photo.")
-#: k2 of Eq. 2 (paper §3.3 and the official code: 10).
+#: k2 of Eq. 2 (paper §4.1 and the official code: 10).
 K2 = 10.0
 #: Environment variable naming CLIP weights (a file or a model name) when none is given.
 CLIP_ENV = "GREPQ_CLIP_WEIGHTS"
-
-
 #: The ``format`` tag of grepq's HL weight files (and of the model part of training checkpoints).
 HIGH_LEVEL_FORMAT = "grepq-high-level"
+
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """CLIP normalisation of (..., 3, H, W) images in [0, 1]."""
     mean = torch.tensor(CLIP_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
     std = torch.tensor(CLIP_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return (x - mean) / std
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Loading CLIP weights
 
 
 def clip_architecture(state_dict: Dict[str, torch.Tensor]) -> Dict[str, object]:
@@ -91,10 +78,8 @@ def _vision_architecture(sd: Dict[str, torch.Tensor]) -> Dict[str, object]:
 
 
 def build_visual(state_dict: Dict[str, torch.Tensor], source: str = "<state dict>") -> nn.Module:
-    """CLIP's ResNet image encoder (``clip.model.ModifiedResNet``) alone, float32, from the ``visual.*`` tensors of
-    ``state_dict`` (other keys are ignored: the text transformer is neither built nor read). Made on the meta device
-    and given the tensors (float32 ones as they are, not copied: pass tensors you own, e.g. just read from a file).
-    Strict: every tensor of the encoder must be there."""
+    """CLIP's ResNet image encoder (``ModifiedResNet``) alone, float32, strictly from the ``visual.*`` tensors of
+    ``state_dict`` (other keys ignored). Built on the meta device and given the tensors (float32 ones not copied)."""
     vis = {k[len("visual."):]: (v.float() if v.is_floating_point() else v)
            for k, v in state_dict.items() if k.startswith("visual.")}
     if "attnpool.positional_embedding" not in vis or "attnpool.c_proj.weight" not in vis:
@@ -105,8 +90,7 @@ def build_visual(state_dict: Dict[str, torch.Tensor], source: str = "<state dict
         visual = clip_model_lib.ModifiedResNet(
             layers=arch["vision_layers"], output_dim=vis["attnpool.c_proj.weight"].shape[0], heads=width * 32 // 64,
             input_resolution=arch["image_resolution"], width=width)
-    # strict in effect: any missing or unexpected key raises just below, with the file's name
-    res = visual.load_state_dict(vis, strict=False, assign=True)
+    res = visual.load_state_dict(vis, strict=False, assign=True)  # strict below, naming the file
     if res.missing_keys or res.unexpected_keys:
         raise ValueError(f"{source}: does not match the CLIP image encoder: missing {res.missing_keys[:6]}, "
                          f"unexpected {res.unexpected_keys[:6]} (is it the image encoder of a CLIP ResNet, e.g. RN50?)")
@@ -114,19 +98,13 @@ def build_visual(state_dict: Dict[str, torch.Tensor], source: str = "<state dict
 
 
 def build_clip(state_dict: Dict[str, torch.Tensor]) -> "clip_model_lib.CLIP":
-    """Build a float32 CLIP model from a full CLIP state dict (``visual.*``, ``transformer.*``, ...).
+    """A float32 CLIP model from a full CLIP state dict (architecture from the shapes, as ``clip.model.build_model``).
 
-    The architecture comes from the tensor shapes (:func:`clip_architecture`, the same rule as
-    ``clip.model.build_model``); the model is made on the meta device and the float32 weights are assigned to it, so
-    nothing is randomly initialised first (building RN50 took 0.89 s before, 0.05 s now) and nothing passes through
-    float16 (which ``build_model`` converts to, rounding an fp32 checkpoint). OpenAI's fp16 archives become fp32
-    losslessly.
-    """
+    Built on the meta device and given float32 copies of the tensors: no random init, and no pass through float16
+    (which ``build_model`` does, rounding fp32 checkpoints). OpenAI's fp16 archives become fp32 losslessly."""
     if "visual.attnpool.positional_embedding" not in state_dict and "visual.proj" not in state_dict:
         raise ValueError("not a CLIP state dict: expected keys visual.* (image encoder) and transformer.* (text "
                          "encoder)")
-    # float tensors become float32 copies (the caller's tensors are never shared); integer buffers
-    # (BatchNorm's num_batches_tracked) keep their type
     sd = {k: (v.to(torch.float32, copy=True) if v.is_floating_point() else v.clone())
           for k, v in state_dict.items() if k not in ("input_resolution", "context_length", "vocab_size")}
     arch = clip_architecture(sd)
@@ -144,23 +122,15 @@ def build_clip(state_dict: Dict[str, torch.Tensor]) -> "clip_model_lib.CLIP":
 
 
 def clip_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
-    """Read a CLIP checkpoint: a TorchScript archive (OpenAI's ``RN50.pt``, read whole as TorchScript must be) or a
-    plain state dict file (memory-mapped: :func:`grepq.utils.load_weights`). Tensors come as stored (OpenAI: fp16).
-
-    ``clip.load(path)`` reads the file twice from one handle, which fails for plain state dicts with current torch,
-    so grepq opens the file itself.
-    """
+    """Read a CLIP checkpoint as stored (OpenAI: fp16): a TorchScript archive (``RN50.pt``) or a plain state dict
+    file (memory-mapped). grepq opens it itself: ``clip.load`` fails on plain state dicts with current torch."""
     try:
         with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export; the archives stay
             warnings.simplefilter("ignore", FutureWarning)
             return torch.jit.load(str(path), map_location="cpu").state_dict()
     except RuntimeError:
         pass
-    try:
-        obj = load_weights(path)
-    except Exception as exc:  # torch raises several types for unreadable files
-        raise ValueError(f"{path}: neither a TorchScript CLIP archive nor a state dict "
-                         f"({type(exc).__name__}: {exc})") from None
+    obj = load_weights(path, "CLIP weights")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -169,15 +139,13 @@ def clip_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
 
 
 def clip_text_fingerprint(state_dict: Dict[str, torch.Tensor]) -> str:
-    """Content fingerprint of everything in a CLIP state dict but the image encoder (``visual.*``): what the prompt
-    embeddings depend on, besides the prompts. Part of their cache key (:mod:`grepq.scoring.cache`)."""
+    """Fingerprint of a CLIP state dict without ``visual.*``: what the prompt embeddings depend on (their cache key)."""
     return tensors_fingerprint({k: v for k, v in state_dict.items() if not k.startswith("visual.")})
 
 
 def resolve_clip_file(source: Optional[Union[str, os.PathLike]] = None, download_root: Optional[str] = None) -> Path:
-    """The CLIP weights file ``source`` names: a path, or a name of ``clip.available_models()`` (in
-    ``download_root`` or CLIP's cache, ~/.cache/clip; downloaded when online and missing). ``None`` reads the
-    environment variable ``GREPQ_CLIP_WEIGHTS``, then falls back to "RN50"."""
+    """The CLIP weights file ``source`` names: a path, or a ``clip.available_models()`` name (in ``download_root`` or
+    ~/.cache/clip; downloaded when online). ``None``: ``$GREPQ_CLIP_WEIGHTS``, else "RN50"."""
     if source is None:
         source = os.environ.get(CLIP_ENV) or "RN50"
     path = Path(str(source)).expanduser()
@@ -185,10 +153,8 @@ def resolve_clip_file(source: Optional[Union[str, os.PathLike]] = None, download
         return path
     name = str(source)
     if name not in clip.available_models():
-        raise FileNotFoundError(
-            f"CLIP weights {name!r}: no such file, and not a CLIP model name (available models = "
-            f"{clip.available_models()})"
-        )
+        raise FileNotFoundError(f"CLIP weights {name!r}: no such file, and not a CLIP model name (available models = "
+                                f"{clip.available_models()})")
     root = download_root or os.path.expanduser("~/.cache/clip")
     cached = Path(root) / os.path.basename(clip.clip._MODELS[name])
     if not cached.is_file():
@@ -197,20 +163,14 @@ def resolve_clip_file(source: Optional[Union[str, os.PathLike]] = None, download
         except Exception as exc:  # urllib raises several types when offline
             raise FileNotFoundError(
                 f"CLIP weights {name!r} are not in {root} and could not be downloaded ({type(exc).__name__}: {exc}). "
-                f"Pass a local file (--clip-weights /path/to/RN50.pt) or set {CLIP_ENV}."
-            ) from None
+                f"Pass a local file (--clip-weights /path/to/RN50.pt) or set {CLIP_ENV}.") from None
     return cached
 
 
 def load_clip(source: Optional[Union[str, os.PathLike]] = None,
               download_root: Optional[str] = None) -> "clip_model_lib.CLIP":
-    """A float32 CLIP model on the CPU from a model name, a TorchScript archive or a plain state dict file
-    (:func:`resolve_clip_file` says how ``source`` is found)."""
+    """A float32 CLIP model on the CPU from a model name or a file (:func:`resolve_clip_file`)."""
     return build_clip(clip_state_dict(resolve_clip_file(source, download_root)))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Image encoder without editing CLIP
 
 
 #: ``attention_query="auto"`` uses every token as a query (CLIP's own computation, bit for bit the official
@@ -220,15 +180,8 @@ AUTO_QUERY_BYTES = 256 * 2 ** 20
 
 def attention_pool(pool: nn.Module, x: torch.Tensor, pos_embedding: str = "drop", query: str = "auto") -> torch.Tensor:
     """CLIP's ``AttentionPool2d`` with a choice of positional embedding; (N, C, H, W) -> (N, output_dim).
-
-    CLIP computes attention for all HW+1 tokens as queries and keeps the output of the first (mean) token.
-    ``query="first"`` computes only that token's attention: the same value mathematically, with memory
-    O(HW) instead of O((HW)²) — a 24-megapixel photo needs ~70 GB of attention the other way — but float32 sums in
-    another order (measured: up to 8e-6 relative difference in the embedding, 2e-7 in Q_H).
-    ``query="all"`` is CLIP's own computation; ``"auto"`` (default) uses "all" while one image's attention matrix
-    (heads·(HW+1)² floats) stays under 256 MiB, and "first" beyond; the choice is made per image, never per batch,
-    and a batch is sliced along N so that its attention matrices stay under that bound together.
-    """
+    ``query="all"``: CLIP's computation; ``"first"``: only the first token as query, O(HW) memory instead of
+    O((HW)²), sums in another order (8e-6 relative); ``"auto"``: "all" under :data:`AUTO_QUERY_BYTES` per image."""
     if pos_embedding not in POS_EMBEDDING_MODES:
         raise ValueError(f"pos_embedding must be one of {POS_EMBEDDING_MODES}, got {pos_embedding!r}")
     if query not in ("auto", "all", "first"):
@@ -240,11 +193,8 @@ def attention_pool(pool: nn.Module, x: torch.Tensor, pos_embedding: str = "drop"
     if pos_embedding == "keep":
         if pe.shape[0] != h * w + 1:
             side = int(round((pe.shape[0] - 1) ** 0.5))
-            raise ValueError(
-                f"pos_embedding='keep' needs a {side}x{side} feature grid ({side * 32}x{side * 32} input), got "
-                f"{h}x{w}; "
-                "resize the input or use 'drop' / 'interpolate'"
-            )
+            raise ValueError(f"pos_embedding='keep' needs a {side}x{side} feature grid ({side * 32}x{side * 32} "
+                             f"input), got {h}x{w}; resize the input or use 'drop' / 'interpolate'")
         x = x + pe[:, None, :].to(x.dtype)
     elif pos_embedding == "interpolate":
         side = int(round((pe.shape[0] - 1) ** 0.5))
@@ -254,8 +204,6 @@ def attention_pool(pool: nn.Module, x: torch.Tensor, pos_embedding: str = "drop"
         x = x + torch.cat([pe[:1], spatial.to(pe.dtype)], dim=0)[:, None, :].to(x.dtype)
     per_sample = pool.num_heads * (h * w + 1) ** 2 * x.element_size()
     if query == "auto":
-        # Decided per image, so an image's embedding does not depend on the batch it came in; a batch whose
-        # attention matrices would together pass the limit is computed in slices along N.
         query = "all" if per_sample <= AUTO_QUERY_BYTES else "first"
         step = max(1, AUTO_QUERY_BYTES // per_sample)
         if query == "all" and n > step:
@@ -266,26 +214,18 @@ def attention_pool(pool: nn.Module, x: torch.Tensor, pos_embedding: str = "drop"
 def _attention(pool: nn.Module, x: torch.Tensor, query: str) -> torch.Tensor:
     """CLIP's multi-head attention over tokens (L, N, C) with all or only the first token as queries -> (N, E)."""
     out, _ = F.multi_head_attention_forward(
-        query=x if query == "all" else x[:1], key=x, value=x,
-        embed_dim_to_check=x.shape[-1],
-        num_heads=pool.num_heads,
-        q_proj_weight=pool.q_proj.weight,
-        k_proj_weight=pool.k_proj.weight,
-        v_proj_weight=pool.v_proj.weight,
-        in_proj_weight=None,
+        query=x if query == "all" else x[:1], key=x, value=x, embed_dim_to_check=x.shape[-1],
+        num_heads=pool.num_heads, q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight,
+        v_proj_weight=pool.v_proj.weight, in_proj_weight=None,
         in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
         bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
         out_proj_weight=pool.c_proj.weight, out_proj_bias=pool.c_proj.bias,
-        use_separate_proj_weight=True, training=pool.training, need_weights=False,
-    )
+        use_separate_proj_weight=True, training=pool.training, need_weights=False)
     return out[0]
 
 
 def encode_image(visual: nn.Module, x: torch.Tensor, pos_embedding: str = "drop") -> torch.Tensor:
-    """Run CLIP's ``ModifiedResNet`` (RN50 etc.) on CLIP-normalised images (N, 3, H, W) -> (N, E) embeddings.
-
-    The same layers as ``visual.forward``, with :func:`attention_pool` in place of ``visual.attnpool.forward``.
-    """
+    """CLIP's ``ModifiedResNet`` on CLIP-normalised images (N, 3, H, W) -> (N, E), with :func:`attention_pool`."""
     if not hasattr(visual, "attnpool"):
         raise TypeError("grepq's high-level model needs a CLIP ResNet image encoder (RN50, RN101, ...), not a ViT")
     if x.dim() != 4 or x.shape[1] != 3:
@@ -311,29 +251,15 @@ def text_embeddings(clip_model: nn.Module, prompts: Sequence[str]) -> torch.Tens
 
 
 def pseudo_quality(cos_good: torch.Tensor, cos_bad: torch.Tensor, k2: float = K2) -> torch.Tensor:
-    """Paper Eq. 2: Q_H = 1 / (1 + exp(k2 (cos(z, z_bad) − cos(z, z_good)))) — the zero-shot Q_H and the HL
-    training pseudo-label; the one implementation (:meth:`HighLevelModel.quality_from_embedding` calls it).
-
-    Args:
-        cos_good, cos_bad: (N,) cosine similarities of image embeddings with the "good" / "bad" prompt embeddings.
-        k2: the paper's k2 (10 in the paper and the official code).
-    Returns:
-        (N,) scores in (0, 1), higher is better.
-    """
+    """Paper Eq. 2: Q_H = 1 / (1 + exp(k2 (cos(z, z_bad) − cos(z, z_good)))), the zero-shot Q_H and the HL
+    pseudo-label. cos_good, cos_bad: (N,) cosines with the prompt embeddings -> (N,) in (0, 1), higher is better."""
     return torch.sigmoid(k2 * (cos_good - cos_bad))
 
 
 def load_hl_visual_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
-    """Read HL weights: the official ``high_level_model_weights.pth`` (CLIP ``visual`` state dict, keys without
-    the ``visual.`` prefix) or a grepq HL checkpoint; returns the ``visual`` state dict (and ``head`` keys under
-    ``head.*`` when the file holds them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"high-level weights not found: {path}")
-    try:
-        obj = load_weights(path)
-    except Exception as exc:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    """Read HL weights (the official ``high_level_model_weights.pth``: CLIP's ``visual`` state dict without prefix;
+    or a grepq HL file or training checkpoint) -> ``visual.*`` (and ``head.*`` when held) tensors."""
+    obj = load_weights(path, "high-level weights")
     if isinstance(obj, dict) and obj.get("format") == HIGH_LEVEL_FORMAT:
         return obj["state_dict"]
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and obj["model"].get("format") == HIGH_LEVEL_FORMAT:
@@ -354,36 +280,16 @@ def check_hl_keys(state_dict: Dict[str, torch.Tensor], source: str = "<state dic
 
 
 class HighLevelModel(nn.Module):
-    """CLIP image encoder + projection head, with the prompt embeddings of the frozen text encoder as a buffer.
+    """CLIP image encoder + projection head (paper §3.2), the frozen prompt embeddings as a buffer.
 
-    ``forward(x)``: CLIP-normalised images (N, 3, H, W) -> ``(embedding (N, E), head_output (N, head_dim))``.
-    ``quality(x)``: Eq. 2 pseudo-label / zero-shot Q_H, (N,).
-
-    Args:
-        clip_model: a CLIP model (its ``visual`` is used and trained; its text encoder only to embed the prompts);
-            or None, with ``visual`` and ``text_features`` given instead (so no text encoder needs to exist).
-        prompts: (good, bad) antonym prompts (paper §3.3).
-        head_dim: the head's output size (paper: R^128).
-        head_activation: "none" or "relu" after the head's Linear (the official training applies a ReLU).
-        pos_embedding: attention-pool positional embedding mode (module docstring).
-        k2: Eq. 2's k2 (paper and official: 10).
-        visual: CLIP's image encoder, when ``clip_model`` is None (e.g. :func:`build_visual`).
-        text_features: the (2, E) embeddings of ``prompts`` by CLIP's text encoder (:func:`text_embeddings`), when
-            ``clip_model`` is None (e.g. read from :mod:`grepq.scoring.cache`).
+    ``forward(x)``: CLIP-normalised (N, 3, H, W) -> (embedding (N, E), head output (N, head_dim)); ``quality(x)``:
+    Eq. 2, (N,). Give a CLIP model (its text encoder embeds ``prompts``), or ``visual`` and ``text_features`` (2, E).
+    ``head_activation``: "none" (paper) or "relu" (official); ``pos_embedding``: see :func:`attention_pool`.
     """
 
-    def __init__(
-        self,
-        clip_model: Optional[nn.Module] = None,
-        prompts: Tuple[str, str] = DEFAULT_PROMPTS,
-        head_dim: int = 128,
-        head_activation: str = "none",
-        pos_embedding: str = "drop",
-        k2: float = K2,
-        *,
-        visual: Optional[nn.Module] = None,
-        text_features: Optional[torch.Tensor] = None,
-    ):
+    def __init__(self, clip_model: Optional[nn.Module] = None, prompts: Tuple[str, str] = DEFAULT_PROMPTS,
+                 head_dim: int = 128, head_activation: str = "none", pos_embedding: str = "drop", k2: float = K2, *,
+                 visual: Optional[nn.Module] = None, text_features: Optional[torch.Tensor] = None):
         super().__init__()
         parts = (visual is not None, text_features is not None)
         if parts != ((False, False) if clip_model is not None else (True, True)):
@@ -433,16 +339,14 @@ class HighLevelModel(nn.Module):
 
     def load_visual(self, state_dict: Dict[str, torch.Tensor], source: str = "<state dict>",
                     with_head: bool = False) -> None:
-        """Load ``visual.*`` (and, if ``with_head``, ``head.*``) strictly: every tensor of the encoder must be there."""
+        """Load ``visual.*`` (and, if ``with_head``, ``head.*``) strictly."""
         check_hl_keys(state_dict, source)
-        vis = {k[len("visual."):]: v for k, v in state_dict.items() if k.startswith("visual.")}
-        # strict in effect: any missing or unexpected key raises just below, with the file's name
-        res = self.visual.load_state_dict({k: v.float() for k, v in vis.items()}, strict=False)
+        vis = {k[len("visual."):]: v.float() for k, v in state_dict.items() if k.startswith("visual.")}
+        res = self.visual.load_state_dict(vis, strict=False)  # strict below, naming the file
         if res.missing_keys or res.unexpected_keys:
-            raise ValueError(
-                f"{source}: does not match the CLIP image encoder: missing {res.missing_keys[:6]}, "
-                f"unexpected {res.unexpected_keys[:6]} (is it the image encoder of the same CLIP model, e.g. RN50?)"
-            )
+            raise ValueError(f"{source}: does not match the CLIP image encoder: missing {res.missing_keys[:6]}, "
+                             f"unexpected {res.unexpected_keys[:6]} (is it the image encoder of the same CLIP model, "
+                             f"e.g. RN50?)")
         if with_head:
             head = {k[len("head."):]: v for k, v in state_dict.items() if k.startswith("head.")}
             if not head:
@@ -450,26 +354,26 @@ class HighLevelModel(nn.Module):
             self.head.load_state_dict(head, strict=True)
 
 
-def save_high_level(model: HighLevelModel, path: Union[str, Path], fmt: str = "grepq",
-                    extra: Optional[dict] = None) -> Path:
-    """Save HL weights atomically (temp file + rename).
+def high_level_weights(model: HighLevelModel) -> Dict:
+    """The model in grepq's HL format: ``{"format", "arch", "state_dict": {"visual.*", "head.*"}}`` (CPU copies)."""
+    sd = {"visual." + k: v.detach().cpu().clone() for k, v in model.visual.state_dict().items()}
+    sd.update({"head." + k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()})
+    return {"format": HIGH_LEVEL_FORMAT, "arch": dict(model.arch(), embed_dim=model.embed_dim), "state_dict": sd}
 
-    ``fmt="grepq"``: ``{"format": "grepq-high-level", "arch": ..., "state_dict": {"visual.*", "head.*"}}``
-    (read by :func:`load_hl_visual_weights`; ``extra`` entries are added). ``fmt="official"``: the state dict of
-    CLIP's ``visual`` module, keys without the ``visual.`` prefix, as the released ``high_level_model_weights.pth``
-    (the head is not part of it: the official code throws it away at inference).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    visual = {k: v.detach().cpu().clone() for k, v in model.visual.state_dict().items()}
+
+def save_high_level(weights: Dict, path: Union[str, Path], fmt: str = "grepq", extra: Optional[dict] = None) -> Path:
+    """Save HL weights given in grepq's format (:func:`high_level_weights`) atomically: ``fmt="grepq"`` as they are
+    (plus ``extra`` entries), ``"official"`` as the released ``high_level_model_weights.pth`` (the ``visual``
+    state dict without prefix; the official code drops the head at inference)."""
+    if weights.get("format") != HIGH_LEVEL_FORMAT:
+        raise ValueError(f"expected grepq high-level weights (format {HIGH_LEVEL_FORMAT!r})")
     if fmt == "grepq":
-        sd = {"visual." + k: v for k, v in visual.items()}
-        sd.update({"head." + k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()})
-        obj = {"format": HIGH_LEVEL_FORMAT, "arch": dict(model.arch(), embed_dim=model.embed_dim), "state_dict": sd}
-        if extra:
-            obj.update(extra)
+        obj = {"format": HIGH_LEVEL_FORMAT, "arch": weights.get("arch", {}), "state_dict": weights["state_dict"],
+               **(extra or {})}
     elif fmt == "official":
-        obj = visual
+        obj = {k[len("visual."):]: v for k, v in weights["state_dict"].items() if k.startswith("visual.")}
     else:
         raise ValueError(f"fmt must be 'grepq' or 'official', got {fmt!r}")
-    return atomic_torch_save(obj, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)

@@ -1,8 +1,7 @@
-"""The low-level (LL) model: a ResNet18 trained from scratch and an MLP head to R^128 (docs/method.md §2).
+"""The low-level (LL) model: ResNet18 from scratch + MLP head to R^128 (paper §3.1, docs/method.md §2).
 
-Layout of grepq's own state dict: ``encoder.<i>.*`` (torchvision resnet18's children without ``fc``, in an
-``nn.Sequential``: 0 conv1, 1 bn1, 2 relu, 3 maxpool, 4-7 layer1-4, 8 avgpool) and ``head.0.*``, ``head.2.*``.
-The official checkpoint (246 keys, docs/method.md §7) is read by :func:`load_low_level`.
+grepq's state dict: ``encoder.<i>.*`` (resnet18's children without ``fc``: 0 conv1, 1 bn1, 4-7 layer1-4) and
+``head.0.*``, ``head.2.*``. :func:`load_low_level` also reads the official 246-key checkpoint (docs/method.md §7).
 """
 from __future__ import annotations
 
@@ -14,28 +13,25 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from ..utils import atomic_torch_save, load_weights
+from ..utils import atomic_write, load_weights
 
-__all__ = ["LowLevelModel", "load_low_level", "LoadReport", "official_state_dict", "save_low_level"]
+__all__ = ["LowLevelModel", "load_low_level", "LoadReport", "official_state_dict", "low_level_weights",
+           "save_low_level", "LOW_LEVEL_FORMAT"]
 
 #: Feature size of ResNet18's pooled output.
 RESNET18_DIM = 512
-#: LL feature size, "projected onto R^128" (paper §3.2; official head MLP 512→512→ReLU→128).
+#: LL feature size, "projected onto R^128" (paper §4.1; official head MLP 512→512→ReLU→128).
 LL_FEATURE_DIM = 128
 
 # torchvision resnet18 child name -> index in the official ``encoder.resnet18`` Sequential (fc dropped).
 _CHILD_INDEX = {"conv1": 0, "bn1": 1, "layer1": 4, "layer2": 5, "layer3": 6, "layer4": 7}
-
-
 #: The ``format`` tag of grepq's LL weight files (and of the model part of training checkpoints).
 LOW_LEVEL_FORMAT = "grepq-low-level"
 
-class LowLevelModel(nn.Module):
-    """ResNet18 (no pretrained weights) + MLP head.
 
-    ``forward(x)``: x (B, 3, H, W) in [0, 1] (no normalisation, as the official code) -> (B, feat_dim) head output,
-    the LL feature used downstream. ``encode(x)`` -> (B, 512) pooled encoder output.
-    """
+class LowLevelModel(nn.Module):
+    """ResNet18 (no pretrained weights) + MLP head: ``forward`` (B, 3, H, W) in [0, 1] (not normalised, as the
+    official code) -> (B, feat_dim), the LL feature; ``encode`` -> (B, 512), the pooled encoder output."""
 
     def __init__(self, feat_dim: int = LL_FEATURE_DIM, hidden_dim: int = RESNET18_DIM):
         super().__init__()
@@ -106,29 +102,13 @@ def _from_official(sd: Dict[str, torch.Tensor], path: str) -> (Dict[str, torch.T
     return out, unused
 
 
-def _read_checkpoint(path: Union[str, Path]) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"low-level weights not found: {path}")
-    try:
-        return load_weights(path)  # memory-mapped where the file format allows
-    except Exception as exc:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"{path}: not a PyTorch checkpoint readable with weights_only=True "
-                         f"({type(exc).__name__}: {exc})") from None
-
-
 def load_low_level(source: Union[str, Path, dict],
                    map_location: Union[str, torch.device] = "cpu") -> (LowLevelModel, LoadReport):
-    """Build a :class:`LowLevelModel` from a checkpoint and load it strictly.
-
-    Accepts: the official ``low_level_model_weights.tar`` (``{'model': {'state_dict': ...}, ...}``, 246 keys),
-    a grepq checkpoint (``{'format': 'grepq-low-level' (LOW_LEVEL_FORMAT), 'arch': ..., 'state_dict': ...}`` or a grepq
-    training checkpoint holding ``'model'`` in that form), or a plain state dict in either layout.
-    Every tensor the model uses must be present with its shape (strict); tensors the official file holds but the
-    model does not use (``base_model`` duplicates and its ``fc``) are listed in the returned :class:`LoadReport`.
-    """
+    """A :class:`LowLevelModel` loaded strictly from the official ``low_level_model_weights.tar``, a grepq LL file
+    or training checkpoint, or a plain state dict in either layout. Tensors of the official file the model does not
+    use (the ``base_model`` twins and its ``fc``) are listed in the returned :class:`LoadReport`."""
     name = str(source) if not isinstance(source, dict) else "<state dict>"
-    ckpt = _read_checkpoint(source) if not isinstance(source, dict) else source
+    ckpt = load_weights(source, "low-level weights") if not isinstance(source, dict) else source
     arch: Dict[str, int] = {}
     fmt = "plain state dict"
     if isinstance(ckpt, dict) and ckpt.get("format") == LOW_LEVEL_FORMAT:
@@ -154,27 +134,20 @@ def load_low_level(source: Union[str, Path, dict],
         arch = {"feat_dim": int(w.shape[0]), "hidden_dim": int(w.shape[1])}
     with torch.device("meta"):  # no random initialisation: every tensor comes from the file
         model = LowLevelModel(**arch)
-    # strict in effect: any missing or unexpected key raises just below, with the file's name; float tensors become
-    # float32 (no copy when they are), assigned rather than copied
-    # (a state dict handed in is copied: the model never shares the caller's tensors)
+    # float32, assigned (a state dict handed in is copied: the model never shares the caller's tensors); strict below
     own = isinstance(source, dict)
     tensors = {k: (v.to(torch.float32, copy=own) if v.is_floating_point() else v.clone() if own else v)
                for k, v in sd.items()}
     result = model.load_state_dict(tensors, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
-            f"{name}: does not match the low-level model: missing {result.missing_keys[:6]}"
-            f"{'...' if len(result.missing_keys) > 6 else ''}, unexpected {result.unexpected_keys[:6]}"
-        )
+        raise ValueError(f"{name}: does not match the low-level model: missing {result.missing_keys[:6]}"
+                         f"{'...' if len(result.missing_keys) > 6 else ''}, unexpected {result.unexpected_keys[:6]}")
     return model.to(map_location), LoadReport(name, fmt, unused)
 
 
 def official_state_dict(model: LowLevelModel) -> Dict[str, torch.Tensor]:
-    """The model's weights in the official 246-key layout (``encoder.base_model.*`` + ``encoder.resnet18.*`` + head).
-
-    The official ``base_model.fc`` (resnet18's unused 1000-class classifier) is written as zeros: the official
-    loader needs the key with its shape, and its forward never reads it.
-    """
+    """The weights in the official 246-key layout (``encoder.base_model.*`` + ``encoder.resnet18.*`` + head); the
+    unused ``base_model.fc`` is written as zeros (the official loader needs the key, its forward never reads it)."""
     sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     out: Dict[str, torch.Tensor] = {}
     inv = {v: k for k, v in _CHILD_INDEX.items()}
@@ -192,19 +165,23 @@ def official_state_dict(model: LowLevelModel) -> Dict[str, torch.Tensor]:
     return out
 
 
+def low_level_weights(model: LowLevelModel) -> Dict:
+    """The model in grepq's LL format: ``{"format", "arch", "state_dict"}`` (CPU copies)."""
+    return {"format": LOW_LEVEL_FORMAT, "arch": model.arch(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+
+
 def save_low_level(model: LowLevelModel, path: Union[str, Path], fmt: str = "grepq",
                    extra: Optional[dict] = None) -> Path:
-    """Save LL weights: ``fmt="grepq"`` (state dict + architecture) or ``"official"`` (the released .tar layout)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Save LL weights atomically: ``fmt="grepq"`` (:func:`low_level_weights` plus ``extra``) or ``"official"``
+    (the released .tar layout)."""
     if fmt == "grepq":
-        obj = {"format": LOW_LEVEL_FORMAT, "arch": model.arch(),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-        if extra:
-            obj.update(extra)
+        obj = {**low_level_weights(model), **(extra or {})}
     elif fmt == "official":
         obj = {"model": {"state_dict": official_state_dict(model)}, "optimizer": {"state_dict": {}},
                "current_iteration": 0}
     else:
         raise ValueError(f"fmt must be 'grepq' or 'official', got {fmt!r}")
-    return atomic_torch_save(obj, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)

@@ -23,6 +23,8 @@ from typing import Callable, Dict, Mapping, Optional, Union
 
 import numpy as np
 
+from ..utils import atomic_write
+
 log = logging.getLogger("grepq")
 
 #: Environment variable naming the cache folder.
@@ -107,15 +109,12 @@ class ConstantsCache:
         payload = {k: _contiguous(v) for k, v in arrays.items()}
         payload[_KEY] = np.asarray(key)
         payload[_CHECKSUM] = np.asarray(_checksum(key, {k: v for k, v in payload.items() if k != _KEY}))
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                np.savez(f, **payload)
-            os.replace(tmp, path)
+            with atomic_write(path, fsync=False, tmp=path.with_name(f".tmp-{os.getpid()}-{path.name}")) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **payload)
         except OSError as exc:
             log.warning("cannot write the cache entry %s (%s); continuing without it", path, exc)
-            tmp.unlink(missing_ok=True)
             return None
         return path
 
@@ -152,10 +151,8 @@ class ConstantsCache:
         return memo if isinstance(memo, dict) else {}
 
     def _write_memo(self, memo: dict) -> None:
-        tmp = self.root / f".tmp-{os.getpid()}-{_MEMO}"
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
-            os.replace(tmp, self.root / _MEMO)
+            with atomic_write(self.root / _MEMO, fsync=False, tmp=self.root / f".tmp-{os.getpid()}-{_MEMO}") as tmp:
+                tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
         except OSError as exc:
             log.warning("cannot write %s (%s); continuing without it", self.root / _MEMO, exc)

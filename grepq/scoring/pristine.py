@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.io import ImageReadError, list_images, read_image
+from ..utils import atomic_write
 from .settings import COLORFULNESS_THRESHOLD, PATCH_SIZE, SHARPNESS_THRESHOLD
 
 #: Sharpness window: 7x7 Gaussian, σ = 7/6 (official ``select_patches``).
@@ -105,11 +106,8 @@ def write_pristine_hdf5(patches: torch.Tensor, path: Union[str, Path]) -> Path:
     path = Path(path)
     if patches.dim() != 4 or patches.shape[1] != 3 or patches.shape[2] != patches.shape[3]:
         raise ValueError(f"expected patches of shape (N, 3, R, R), got {tuple(patches.shape)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("data", data=patches.detach().cpu().numpy().astype(np.float32))
-    tmp.replace(path)
     return path
 
 

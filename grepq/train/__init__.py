@@ -1,8 +1,5 @@
-"""Training of the low-level (QACL) and high-level (GCL) models: one engine, two small tasks (docs/method.md §2-3).
-
-``grepq.train.train(cfg)`` runs a configuration from :func:`grepq.train.schema.load_train_config`; ``grepq train`` and
-``scripts/train.py`` are its command lines (also under ``torchrun``).
-"""
+"""Training of the LL (QACL) and HL (GCL) models, docs/method.md §2-3: ``train(cfg)`` runs a configuration of
+:func:`grepq.train.schema.load_train_config` (``grepq train`` is its command line, also under torchrun)."""
 from .engine import NonFiniteLossError, TrainResult, lr_factor, train
 
 __all__ = ["train", "TrainResult", "NonFiniteLossError", "lr_factor"]

@@ -1,22 +1,7 @@
-"""BatchNorm over the global batch when the batch is split over processes (``bn: global``).
-
-grepq's batch sizes are global (``ll.batch_size`` = 8 images, ``hl.batch_size`` = 128): with several processes
-each one holds a part of the batch, and ordinary train-mode BatchNorm would normalise each part by its own
-statistics (the official multi-GPU behaviour, ``bn: train``) — a different computation from the single-GPU run.
-``bn: global`` keeps the single-process statistics:
-
-* one process: ordinary train-mode BatchNorm (nothing is converted);
-* several CUDA processes: ``torch.nn.SyncBatchNorm``;
-* several CPU processes (gloo), where SyncBatchNorm refuses to run: :class:`CrossProcessBatchNorm` below.
-
-:class:`CrossProcessBatchNorm` computes, per channel, the mean over the elements of every process (all-reduce of
-the counts and of the sums), then the biased variance as the all-reduced sum of squared deviations from that mean (a
-second all-reduce: two passes, as accurate as one process's BatchNorm), normalises with them, and updates the running
-statistics as one process would (unbiased variance with the global count, the same momentum). Its backward is
-autograd's through :func:`all_reduce_sum`, a differentiable all-reduce whose backward all-reduces the incoming
-gradients: under DistributedDataParallel, which averages parameter gradients over processes, this gives the
-gradient of the single-process computation (the argument of ``gather_with_grad`` in ``distributed.py``; torch's
-SyncBatchNorm backward sums the same terms). Tested against one process in ``tests/test_distributed.py``.
+"""``bn: global``: BatchNorm with the single-process statistics of the global batch when it is split over processes
+(``SyncBatchNorm`` on CUDA, :class:`CrossProcessBatchNorm` on CPUs: all-reduced counts and sums, then squared
+deviations, in float64). Its backward all-reduces the gradients (:func:`all_reduce_sum`): with DDP's average, the
+single-process gradient (tested in ``tests/test_distributed.py``).
 """
 from __future__ import annotations
 
@@ -52,12 +37,7 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
 
 
 class CrossProcessBatchNorm(_BatchNorm):
-    """BatchNorm (any input (N, C, ...)) whose training-mode statistics are those of the batch of all processes.
-
-    In eval mode, or when not tracking/using batch statistics, it is ordinary BatchNorm. Its state dict has the keys
-    of ``nn.BatchNorm2d`` (weight, bias, running_mean, running_var, num_batches_tracked), so saved weights are
-    unchanged in format.
-    """
+    """BatchNorm of (N, C, ...) whose training-mode statistics are all processes' (``nn.BatchNorm2d``'s keys)."""
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() < 2:
@@ -97,8 +77,7 @@ class CrossProcessBatchNorm(_BatchNorm):
 
 
 def convert_cross_process_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace every BatchNorm layer of ``module`` (recursively) by a :class:`CrossProcessBatchNorm` holding the same
-    parameters and buffers (shared, not copied); returns the converted module."""
+    """Every BatchNorm layer of ``module`` replaced by a :class:`CrossProcessBatchNorm` sharing its tensors."""
     if isinstance(module, _BatchNorm) and not isinstance(module, CrossProcessBatchNorm):
         new = CrossProcessBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                                     module.track_running_stats)
@@ -117,8 +96,7 @@ def convert_cross_process_batchnorm(module: nn.Module) -> nn.Module:
 
 
 def convert_global_batchnorm(module: nn.Module, device: torch.device, world_size: int) -> nn.Module:
-    """``bn: global``: the module unchanged for one process, SyncBatchNorm layers on CUDA, else
-    :class:`CrossProcessBatchNorm` layers."""
+    """``bn: global``: unchanged for one process, SyncBatchNorm on CUDA, else :class:`CrossProcessBatchNorm`."""
     if world_size <= 1:
         return module
     if torch.device(device).type == "cuda":

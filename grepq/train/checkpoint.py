@@ -1,24 +1,15 @@
-"""One resumable ``checkpoint.pth`` per run directory, written atomically, and the run-directory bookkeeping.
+"""The run directory: a resumable ``checkpoint.pth`` (atomic; weights_only; ``grepq score`` reads its model)::
 
-``checkpoint.pth`` holds everything needed to continue a run exactly where it stopped::
-
-    {"format": "grepq-train-checkpoint", "version": 1, "task": "ll" | "hl",
-     "model": <grepq weight dict: {"format": "grepq-low-level" | "grepq-high-level", "arch", "state_dict"}>,
-     "optimizer", "scheduler", "scaler": GradScaler state (run.amp fp16) or None, "state": {"step", "epoch",
-     "batch_in_epoch", "epoch_loss_sum", "epoch_loss_count"}, "config", "world_size", "data": {"count", "sha1"}, "rng":
-     {"torch", "cuda", "numpy", "python"}}
-
-It loads with ``torch.load(weights_only=True)`` (no pickled objects), and ``grepq score --ll-weights`` /
-``--hl-weights`` accept it directly (its ``"model"`` entry is in grepq's weight format).
+    {"format": "grepq-train-checkpoint", "version": 1, "task", "model": <grepq LL/HL weight dict>, "optimizer",
+     "scheduler", "scaler" (run.amp fp16) or None, "state": TrainState, "config", "world_size", "data", "rng"}
 """
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -27,12 +18,12 @@ import torch
 import yaml
 
 from ..config import ConfigError, dump_config
-from ..utils import atomic_torch_save
+from ..utils import atomic_write
 from .schema import MAY_DIFFER_ON_RESUME, TRAIN_SCHEMA, config_differences
 
 __all__ = ["TrainState", "CHECKPOINT_FILE", "CONFIG_FILE", "RUN_INFO_FILE", "LOG_FILE", "save_checkpoint",
            "load_checkpoint", "rng_state", "set_rng_state", "git_revision", "check_run_dir", "write_run_files",
-           "update_run_info", "atomic_write_text", "remove_stale_temporaries"]
+           "update_run_info", "remove_stale_temporaries"]
 
 CHECKPOINT_FILE = "checkpoint.pth"
 CONFIG_FILE = "config.yaml"
@@ -51,9 +42,6 @@ class TrainState:
     batch_in_epoch: int = 0
     epoch_loss_sum: float = 0.0
     epoch_loss_count: int = 0
-
-    def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
 
 
 def rng_state() -> Dict[str, Any]:
@@ -79,8 +67,10 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, obj: Dict[str, Any]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: a reader never sees half a file."""
-    return atomic_torch_save(obj, path)
+    """``torch.save`` atomically (fsync, then rename): a reader never sees half a file."""
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+    return path
 
 
 def load_checkpoint(path: Path) -> Dict[str, Any]:
@@ -95,8 +85,7 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
 
 
 def git_revision() -> str:
-    """The git commit of the grepq source tree, with ``-dirty`` for uncommitted changes; "unknown" outside a
-    checkout."""
+    """The git commit of grepq's source tree (``-dirty`` with uncommitted changes); "unknown" outside a checkout."""
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -109,49 +98,20 @@ def git_revision() -> str:
         return "unknown"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-#: BatchNorm modes that compute the same thing when the run has one process (``bn: global`` became the presets'
-#: mode after runs were made with ``bn: train``; such single-process runs resume under either name).
-SAME_BN_WITH_ONE_PROCESS = frozenset({"global", "train"})
-
-
-def _equivalent(key: str, saved: Any, now: Any, world_size: Optional[int], saved_world: Optional[int]) -> bool:
-    return (key.endswith(".bn") and {saved, now} <= SAME_BN_WITH_ONE_PROCESS
-            and world_size == 1 and saved_world in (None, 1))
-
-
-def _saved_world_size(run_dir: Path, checkpoint: Optional[Dict[str, Any]]) -> Optional[int]:
-    if checkpoint is not None:
-        return checkpoint.get("world_size")
-    try:
-        return json.loads((run_dir / RUN_INFO_FILE).read_text(encoding="utf-8")).get("world_size")
-    except (OSError, ValueError):
-        return None
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def remove_stale_temporaries(run_dir: Path) -> None:
-    """Delete the temporary files a killed run left in ``run_dir`` (``.<file>.tmp<pid>`` of the atomic writes,
-    ``log.jsonl.tmp``); they were never renamed, so nothing depends on them. Call it before the run writes."""
-    if not run_dir.is_dir():
-        return
-    for stale in [*run_dir.glob(".*.tmp[0-9]*"), run_dir / (LOG_FILE + ".tmp")]:
-        if stale.is_file():
-            stale.unlink()
+    """Delete the ``.<file>.tmp<pid>`` files of atomic writes a killed run left (never renamed, so unused)."""
+    for stale in run_dir.glob(".*.tmp[0-9]*"):
+        stale.unlink(missing_ok=True)
 
 
-def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[str, Any]] = None,
-                  world_size: Optional[int] = None) -> None:
-    """An existing run directory must hold a run of the same configuration (keys allowed to differ aside).
-
-    The checkpoint's configuration is authoritative when there is one, else ``config.yaml``. With ``world_size``
-    1 (this run's number of processes) and a run of one process, ``bn`` 'train' and 'global' count as equal (the
-    same computation). Raises :class:`ConfigError` naming every differing key with both values.
-    """
+def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[str, Any]] = None) -> None:
+    """An existing run directory must hold a run of the same configuration (the checkpoint's, else config.yaml's;
+    keys allowed to differ aside): a :class:`ConfigError` names every differing key with both values."""
     saved = None
     source = ""
     if checkpoint is not None:
@@ -164,8 +124,7 @@ def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[
         source = str(run_dir / CONFIG_FILE)
     if not isinstance(saved, dict):
         return
-    saved_world = _saved_world_size(run_dir, checkpoint)
-    diffs = [d for d in config_differences(saved, cfg) if not _equivalent(*d, world_size, saved_world)]
+    diffs = config_differences(saved, cfg)
     if diffs:
         listing = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in diffs)
         raise ConfigError(
@@ -176,8 +135,8 @@ def check_run_dir(run_dir: Path, cfg: Dict[str, Any], checkpoint: Optional[Dict[
 def write_run_files(run_dir: Path, cfg: Dict[str, Any], info: Dict[str, Any]) -> None:
     """``config.yaml`` (the resolved configuration, each key with its note) and ``run_info.json``."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG_FILE, dump_config(cfg, comments=True, schema=TRAIN_SCHEMA))
-    atomic_write_text(run_dir / RUN_INFO_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    _write_text(run_dir / CONFIG_FILE, dump_config(cfg, comments=True, schema=TRAIN_SCHEMA))
+    _write_text(run_dir / RUN_INFO_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
 def update_run_info(run_dir: Path, **fields: Any) -> None:
@@ -187,7 +146,7 @@ def update_run_info(run_dir: Path, **fields: Any) -> None:
     except (OSError, ValueError):
         info = {}
     info.update(fields)
-    atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    _write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
 def run_info(cfg: Dict[str, Any], world_size: int, device: str, backend: Optional[str]) -> Dict[str, Any]:

@@ -1,6 +1,5 @@
-"""The collectives training needs over torchrun's processes (unchanged with one process). The process group itself
-(:func:`grepq.parallel.init_distributed`, :class:`grepq.parallel.DistInfo`) is :mod:`grepq.parallel`'s.
-"""
+"""The collectives training needs over torchrun's processes (identities with one process); the process group is
+:mod:`grepq.parallel`'s."""
 from __future__ import annotations
 
 from typing import Dict
@@ -23,9 +22,8 @@ def all_reduce_mean(values: Dict[str, float], device: torch.device) -> Dict[str,
 
 
 class _GatherWithGrad(torch.autograd.Function):
-    """All-gather along dim 0 whose backward sums the incoming gradients over processes and returns this
-    process's slice (the reduce-scatter of ``torch.distributed.nn.functional.all_gather``, deprecated in
-    torch 2.14, written with plain all_reduce so it runs on gloo and nccl alike)."""
+    """All-gather along dim 0; backward: the gradients summed over processes, this process's slice (plain
+    all_reduce, so it runs on gloo and nccl alike)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
@@ -43,12 +41,8 @@ class _GatherWithGrad(torch.autograd.Function):
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """(n, ...) per process -> (world * n, ...) in rank order, differentiable (every process must pass the same n).
-
-    When every process computes the same loss L of the gathered tensor, the gradient reaching process r's slice is
-    the sum over processes, world · ∂L/∂x_r; DistributedDataParallel then averages the parameter gradients over
-    processes, which gives exactly ∂L/∂θ of the single-process computation on the whole batch.
-    """
+    """(n, ...) per process -> (world * n, ...) in rank order, differentiable (the same n in every process). When
+    every process computes the same loss of it, DDP's gradient average is the single-process gradient."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
     return _GatherWithGrad.apply(x)

@@ -1,15 +1,9 @@
-"""One training loop, checkpointer and logger for both models (EXAMPLES §1): ``train(cfg)``.
-
-Set-up (:func:`train`): processes (torchrun or one), seeds, the task (model, data, loss), sampler and loader,
-optimiser and learning-rate schedule, the run directory (checked against an earlier run, then written), resuming
-from ``checkpoint.pth`` when the run directory holds one. The loop (:func:`train_one_epoch`) is short.
-
-Batch sizes are global (``ll.batch_size`` = N_b = 8 images, ``hl.batch_size`` = N = 128 images) and split evenly
-over the processes. Steps and the schedule are counted in optimiser steps, as the official code counts iterations.
+"""One training loop for both models: ``train(cfg)`` sets up processes, seeds, task, data, optimiser and schedule,
+checks the run directory, resumes from its ``checkpoint.pth`` and runs the epochs. Batch sizes are global, split over
+the processes; steps and the schedule count optimiser steps (the official code's iterations).
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
 import random
@@ -17,7 +11,7 @@ import re
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Dict, Optional
@@ -30,29 +24,12 @@ from ..config import ConfigError
 from ..data.layout import data_fingerprint
 from ..data.training_set import EpochSampler
 from ..parallel import DistInfo, barrier, cleanup, init_distributed
-from .checkpoint import (
-    CHECKPOINT_FILE,
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    LOG_FILE,
-    TrainState,
-    check_run_dir,
-    load_checkpoint,
-    remove_stale_temporaries,
-    rng_state,
-    run_info,
-    save_checkpoint,
-    set_rng_state,
-    update_run_info,
-    write_run_files,
-)
+from . import checkpoint as cp
 from .distributed import all_reduce_mean
 from .logging import RunLogger, truncate_log
 from .tasks import Task, build_task
 
 __all__ = ["train", "train_one_epoch", "lr_factor", "NonFiniteLossError", "TrainResult"]
-
-log = logging.getLogger("grepq.train")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,6 +38,9 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class TrainResult:
+    """Where a run stopped. ``last_loss``: the mean loss of the last epoch trained (or of the unfinished epoch's
+    steps where the run stopped); NaN when this call trained no step."""
+
     run_dir: Path
     step: int
     total_steps: int
@@ -70,12 +50,9 @@ class TrainResult:
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str, eta_ratio: float) -> float:
-    """Learning-rate multiplier after ``step`` optimiser steps (LambdaLR convention: step 0 is the first update).
-
-    Warm-up (official HL): ``step / warmup_steps`` while ``step <= warmup_steps`` (0 at the first update, as the
-    official LambdaLR). Then "constant" = 1, or "cosine" = ``eta + (1 - eta)(1 + cos(pi t / T)) / 2`` over the
-    remaining steps, ``eta = eta_min / lr`` (official LL: CosineAnnealingLR(T_max = all iterations, eta_min 1e-6)).
-    """
+    """Learning-rate multiplier after ``step`` optimiser steps (LambdaLR): ``step / warmup_steps`` during warm-up
+    (official HL), then 1 ("constant") or ``eta + (1 - eta)(1 + cos(pi t / T)) / 2``, ``eta = eta_min / lr`` (official
+    LL's cosine)."""
     if warmup_steps > 0 and step <= warmup_steps:
         return step / warmup_steps
     if schedule == "constant":
@@ -99,14 +76,11 @@ def _set_deterministic(device: torch.device) -> None:
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
 
 
-def train_one_epoch(task: Task, loader, optimizer, scheduler, state: TrainState, logger: RunLogger,
-                    info: DistInfo, log_every: int, checkpoint_every: int, save, stop_at: Optional[int],
-                    deadline: Optional[float] = None, scaler: Optional[torch.amp.GradScaler] = None) -> bool:
-    """Run the batches of one epoch from ``state.batch_in_epoch``; returns True if ``stop_at`` steps were reached
-    or the time ``deadline`` (``time.time()`` value; every process stops at the same step) has passed.
-
-    ``scaler`` (``run.amp: fp16``) scales the loss before ``backward`` and skips the optimiser step whose gradients
-    overflowed, as ``torch.amp.GradScaler`` does; without it the step is plain float32 backward + step."""
+def train_one_epoch(task: Task, loader, opt: _Optim, state: cp.TrainState, logger: RunLogger, info: DistInfo,
+                    run: Dict, save, deadline: Optional[float] = None) -> bool:
+    """Run the batches of one epoch from ``state.batch_in_epoch``; True when ``run["max_steps"]`` steps are done or
+    the time ``deadline`` (``time.time()``; every process stops at the same step) has passed. With ``opt.scaler``
+    (``run.amp: fp16``) the loss is scaled and steps whose gradients overflowed are skipped (GradScaler)."""
     task.train_mode()
     for batch in loader:
         out = task.forward(batch)
@@ -115,26 +89,26 @@ def train_one_epoch(task: Task, loader, optimizer, scheduler, state: TrainState,
             raise NonFiniteLossError(
                 f"non-finite loss ({scalars['loss']}) at step {state.step + 1} (epoch {state.epoch}, batch "
                 f"{state.batch_in_epoch + 1}); stopped before applying it. The last checkpoint is kept.")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
+        opt.optimizer.zero_grad(set_to_none=True)
+        if opt.scaler is None:
             out["loss"].backward()
-            optimizer.step()
+            opt.optimizer.step()
         else:
-            scaler.scale(out["loss"]).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+            opt.scaler.scale(out["loss"]).backward()
+            opt.scaler.step(opt.optimizer)
+            opt.scaler.update()
+        lr = opt.optimizer.param_groups[0]["lr"]
+        opt.scheduler.step()
         state.step += 1
         state.batch_in_epoch += 1
         state.epoch_loss_sum += scalars["loss"]
         state.epoch_loss_count += 1
         logger.step(scalars)
-        if state.step % log_every == 0:
+        if state.step % run["log_every"] == 0:
             logger.write({"type": "step", "step": state.step, "epoch": state.epoch, "lr": lr, **scalars})
-        if state.step % checkpoint_every == 0:
+        if state.step % run["checkpoint_every"] == 0:
             save()
-        if stop_at is not None and state.step >= stop_at:
+        if run["max_steps"] is not None and state.step >= run["max_steps"]:
             return True
         if deadline is not None and all_reduce_mean({"late": float(time.time() >= deadline)}, info.device)["late"] > 0:
             return True
@@ -203,13 +177,12 @@ def _build_optim(cfg: Dict, info: DistInfo, task: Task, data: _Data) -> _Optim:
     return _Optim(optimizer, scheduler, scaler)
 
 
-def _resume(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim, run_dir: Path) -> Optional[TrainState]:
-    """Load ``checkpoint.pth`` of ``run_dir`` when there is one (after checking it is a run of this configuration,
-    data and number of processes); returns its state, or None for a new run."""
-    ckpt_path = run_dir / CHECKPOINT_FILE
-    ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
+def _resume(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim, run_dir: Path) -> Optional[cp.TrainState]:
+    """Load ``run_dir``'s checkpoint, if any, checked against this configuration, data and number of processes."""
+    ckpt_path = run_dir / cp.CHECKPOINT_FILE
+    ckpt = cp.load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
     world = info.world_size
-    check_run_dir(run_dir, cfg, ckpt, world)  # every process checks, so all of them stop on a mismatch
+    cp.check_run_dir(run_dir, cfg, ckpt)  # every process checks, so all of them stop on a mismatch
     if ckpt is None:
         return None
     if ckpt["world_size"] != world:
@@ -223,34 +196,36 @@ def _resume(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim, run
     opt.scheduler.load_state_dict(ckpt["scheduler"])
     if opt.scaler is not None and ckpt.get("scaler") is not None:
         opt.scaler.load_state_dict(ckpt["scaler"])
-    state = TrainState(**ckpt["state"])
-    set_rng_state(ckpt["rng"])
+    state = cp.TrainState(**ckpt["state"])
+    cp.set_rng_state(ckpt["rng"])
     if info.is_main:
         print(f"grepq train: resuming {run_dir} from step {state.step} of {data.total_steps} (epoch {state.epoch})",
               file=sys.stderr)
     return state
 
 
-def _prepare_run_dir(cfg: Dict, info: DistInfo, data: _Data, run_dir: Path, state: TrainState,
+def _prepare_run_dir(cfg: Dict, info: DistInfo, data: _Data, run_dir: Path, state: cp.TrainState,
                      resumed: bool) -> None:
     """Rank 0 writes ``config.yaml`` / ``run_info.json`` and, on resume, cuts the log back to the checkpoint."""
     if info.is_main:
-        remove_stale_temporaries(run_dir)
-        meta = run_info(cfg, info.world_size, str(info.device), info.backend)
+        cp.remove_stale_temporaries(run_dir)
+        meta = cp.run_info(cfg, info.world_size, str(info.device), info.backend)
         meta.update(steps_per_epoch=data.steps_per_epoch, total_steps=data.total_steps, images=len(data.dataset),
                     resumed_from_step=state.step if resumed else None, finished=False)
-        write_run_files(run_dir, cfg, meta)
+        cp.write_run_files(run_dir, cfg, meta)
         if resumed:
-            truncate_log(run_dir / LOG_FILE, state.step, state.epoch)
+            truncate_log(run_dir / cp.LOG_FILE, state.step, state.epoch)
     barrier()
 
 
-def _run_epochs(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim, state: TrainState,
-                run_dir: Path, save) -> None:
-    """The epoch loop, from ``state`` until the last epoch or a stop (run.max_steps, max_epochs, max_seconds)."""
+def _run_epochs(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim, state: cp.TrainState,
+                run_dir: Path, save) -> float:
+    """The epoch loop, from ``state`` until the last epoch or a stop (run.max_steps, max_epochs, max_seconds);
+    returns the mean loss of the last epoch trained (TrainResult.last_loss)."""
     s = cfg[cfg["task"]]
     stop_at = cfg["run"]["max_steps"]
     max_epochs = cfg["run"]["max_epochs"]
+    last_loss = float("nan")
     logger = RunLogger(run_dir, info.is_main, min(data.total_steps, stop_at or data.total_steps), state.step,
                        cfg["run"]["tensorboard"], cfg["run"]["progress"], desc=f"train {cfg['task']}")
     stopped = stop_at is not None and state.step >= stop_at
@@ -267,9 +242,9 @@ def _run_epochs(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim,
                 data.sampler.set_epoch(state.epoch)
                 data.sampler.set_start(state.batch_in_epoch * data.local_batch)
                 started = time.time()
-                stopped = train_one_epoch(task, data.loader, opt.optimizer, opt.scheduler, state, logger, info,
-                                          cfg["run"]["log_every"], cfg["run"]["checkpoint_every"], save, stop_at,
-                                          deadline, opt.scaler)
+                stopped = train_one_epoch(task, data.loader, opt, state, logger, info, cfg["run"], save, deadline)
+                if state.epoch_loss_count:
+                    last_loss = state.epoch_loss_sum / state.epoch_loss_count
                 if state.batch_in_epoch >= data.steps_per_epoch:  # the epoch is complete
                     logger.write({"type": "epoch", "epoch": state.epoch, "step": state.step,
                                   "loss": state.epoch_loss_sum / max(1, state.epoch_loss_count),
@@ -278,6 +253,7 @@ def _run_epochs(cfg: Dict, info: DistInfo, task: Task, data: _Data, opt: _Optim,
                     state.batch_in_epoch, state.epoch_loss_sum, state.epoch_loss_count = 0, 0.0, 0
         finally:
             logger.close()
+    return last_loss
 
 
 def _train(cfg: Dict, info: DistInfo) -> TrainResult:
@@ -291,30 +267,28 @@ def _train(cfg: Dict, info: DistInfo) -> TrainResult:
     data = _build_data(cfg, info, task)
     opt = _build_optim(cfg, info, task, data)
     resumed = _resume(cfg, info, task, data, opt, run_dir)
-    state = resumed if resumed is not None else TrainState()
+    state = resumed if resumed is not None else cp.TrainState()
     _prepare_run_dir(cfg, info, data, run_dir, state, resumed is not None)
     if info.distributed:
         task.wrap_ddp()
-    ckpt_path = run_dir / CHECKPOINT_FILE
+    ckpt_path = run_dir / cp.CHECKPOINT_FILE
 
     def save() -> None:
         if info.is_main:
-            save_checkpoint(ckpt_path, {
-                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": cfg["task"],
+            cp.save_checkpoint(ckpt_path, {
+                "format": cp.CHECKPOINT_FORMAT, "version": cp.CHECKPOINT_VERSION, "task": cfg["task"],
                 "model": task.weights_dict(), "optimizer": opt.optimizer.state_dict(),
-                "scheduler": opt.scheduler.state_dict(), "state": state.as_dict(),
+                "scheduler": opt.scheduler.state_dict(), "state": asdict(state),
                 "scaler": opt.scaler.state_dict() if opt.scaler is not None else None, "config": cfg,
-                "world_size": info.world_size, "data": data.fingerprint, "rng": rng_state()})
+                "world_size": info.world_size, "data": data.fingerprint, "rng": cp.rng_state()})
 
-    _run_epochs(cfg, info, task, data, opt, state, run_dir, save)
-    # -- the end: checkpoint and weights ----------------------------------------------------------------------
+    last_loss = _run_epochs(cfg, info, task, data, opt, state, run_dir, save)
     save()
     finished = state.step >= data.total_steps
     weights = run_dir / task.weights_file
     if info.is_main:
         task.save_weights(weights, extra={"task": cfg["task"], "step": state.step, "finished": finished,
                                           "config": cfg})
-        update_run_info(run_dir, finished=finished, final_step=state.step)
+        cp.update_run_info(run_dir, finished=finished, final_step=state.step)
     barrier()
-    last = state.epoch_loss_sum / state.epoch_loss_count if state.epoch_loss_count else float("nan")
-    return TrainResult(run_dir, state.step, data.total_steps, finished, weights, last)
+    return TrainResult(run_dir, state.step, data.total_steps, finished, weights, last_loss)

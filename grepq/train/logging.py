@@ -1,9 +1,6 @@
-"""Training logs: ``log.jsonl`` (one JSON line per logging step and per epoch), optional TensorBoard, tqdm.
-
-Only rank 0 writes. Lines: ``{"type": "step", "step", "epoch", "loss", "lr", ...}`` every ``run.log_every`` steps and
-``{"type": "epoch", "epoch", "step", "loss", "steps", "seconds"}`` at the end of each epoch (epochs 0-based, steps
-counted from 1). On resume, lines past the checkpoint (written by the interrupted process after its last
-checkpoint) are dropped first, so a resumed log reads like an uninterrupted one.
+"""Training logs on rank 0: ``log.jsonl``, optional TensorBoard, tqdm. Lines ``{"type": "step", "step", "epoch",
+"loss", "lr", ...}`` every ``run.log_every`` steps and ``{"type": "epoch", "epoch", "step", "loss", "steps",
+"seconds"}`` per epoch (epochs from 0, steps from 1). On resume the lines past the checkpoint are dropped first.
 """
 from __future__ import annotations
 
@@ -15,6 +12,8 @@ from pathlib import Path
 from typing import Dict
 
 from tqdm import tqdm
+
+from ..utils import atomic_write
 
 __all__ = ["RunLogger", "truncate_log", "read_log"]
 
@@ -43,9 +42,8 @@ def truncate_log(path: Path, step: int, epoch: int) -> None:
             if (r.get("type") == "step" and r.get("step", 0) <= step)
             or (r.get("type") == "epoch" and r.get("epoch", 0) < epoch)
             or r.get("type") not in ("step", "epoch")]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
 
 
 def _clean(v):

@@ -1,18 +1,7 @@
-"""The two training tasks: each builds its model, data, trainable parameters and loss; one engine runs both.
-
-A task's ``forward(batch)`` returns a dict of scalars whose ``"loss"`` is the tensor to back-propagate; under
-several processes it is scaled so that DistributedDataParallel's gradient average equals the gradient of the
-loss of the whole global batch computed in one process:
-
-* LL (QACL, docs/method.md §2): the loss is a sum (paper) or a mean (official) over images, each image on one process.
-  The local mean averages to the global mean as is; the local sum is multiplied by the number of processes.
-* HL (GCL, docs/method.md §3): groups are formed over the global batch. Every process gathers the embeddings (for the
-  pseudo-labels, detached) and the head outputs (with their gradients) of all processes and computes the same
-  global loss; the gathered gradient is summed over processes (:func:`gather_with_grad`), which DDP's average
-  turns back into the single-process gradient. Nothing to scale.
-* BatchNorm (``bn``): 'global' (the presets) normalises with the statistics of the whole global batch, as one
-  process does (``batchnorm.py``); 'train' with the statistics of each process's part, so the loss then depends on
-  the number of processes (as in the official code on several GPUs).
+"""The two training tasks (model, data, trainable parameters, loss); one engine runs both. ``forward`` scales the
+loss so that DDP's gradient average over processes equals the single-process gradient of the global batch: LL
+(QACL, docs/method.md §2) multiplies a per-process sum by the number of processes; HL (GCL, §3) gathers embeddings
+(detached) and head outputs (with gradients) so every process computes the same global loss.
 """
 from __future__ import annotations
 
@@ -24,8 +13,14 @@ import torch.nn as nn
 
 from ..data.training_set import HLTrainingDataset, LLTrainingDataset
 from ..losses import gcl, group_size_from_divisor, pseudo_label_groups, qacl
-from ..models.high_level import HIGH_LEVEL_FORMAT, HighLevelModel, load_clip, save_high_level
-from ..models.low_level import LOW_LEVEL_FORMAT, LowLevelModel, save_low_level
+from ..models.high_level import (
+    HIGH_LEVEL_FORMAT,
+    HighLevelModel,
+    high_level_weights,
+    load_clip,
+    save_high_level,
+)
+from ..models.low_level import LOW_LEVEL_FORMAT, LowLevelModel, low_level_weights, save_low_level
 from ..parallel import DistInfo
 from ..utils import autocast_context, check_amp
 from .batchnorm import convert_global_batchnorm
@@ -33,15 +28,17 @@ from .distributed import gather_no_grad, gather_with_grad
 
 __all__ = ["Task", "LLTask", "HLTask", "build_task", "TASK_CLASSES"]
 
-class Task:
-    """What differs between the LL and HL training: model, data, trainable parameters, loss.
 
-    Attributes: ``model`` (the unwrapped model that is saved), ``net`` (what ``forward`` calls: ``model`` or a
-    view wrapper, wrapped in DDP by :meth:`wrap_ddp`), ``drop_last``, ``weights_file``.
+class Task:
+    """What differs between the LL and HL training. A task defines ``build_model()``, ``build_dataset(root,
+    limit)``, ``forward(batch) -> scalars``, ``weights_dict()`` (grepq's weight format: ``checkpoint.pth["model"]``),
+    ``_load_state_dict`` and ``save_weights``. ``model`` is the unwrapped model that is saved; ``net`` what
+    ``forward`` calls (``model`` or a view wrapper, in DDP after :meth:`wrap_ddp`).
     """
 
     name = ""
     weights_file = ""
+    weights_format = ""
     drop_last = False
 
     def __init__(self, cfg: Dict, info: Optional[DistInfo] = None):
@@ -57,35 +54,19 @@ class Task:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         elif self.section["bn"] == "global":  # the single-process statistics however the batch is split
             self.model = convert_global_batchnorm(self.model, self.device, self.info.world_size)
-        self.amp = check_amp(self.device, cfg["run"].get("amp", "off"))
-        self.channels_last = bool(cfg["run"].get("channels_last", False))
+        self.amp = check_amp(self.device, cfg["run"]["amp"])
+        self.channels_last = cfg["run"]["channels_last"]
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.module = self.wrap_module(self.model)
         self.net: nn.Module = self.module
 
-    # -- to implement ---------------------------------------------------------------------------------------
-    def build_model(self) -> nn.Module:
-        raise NotImplementedError
-
-    def build_dataset(self, root, limit: Optional[int] = None):
-        raise NotImplementedError
-
-    def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def weights_dict(self) -> Dict:
-        """The model in grepq's weight format (what ``checkpoint.pth["model"]`` holds)."""
-        raise NotImplementedError
-
     def load_weights_dict(self, obj: Dict, source: str = "<checkpoint>") -> None:
-        raise NotImplementedError
+        if obj.get("format") != self.weights_format:
+            raise ValueError(f"{source}: expected {self.weights_format} weights, got format {obj.get('format')!r}")
+        self._load_state_dict(obj["state_dict"], source)
 
-    def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
-        raise NotImplementedError
-
-    # -- shared ---------------------------------------------------------------------------------------------
     def wrap_module(self, model: nn.Module) -> nn.Module:
         return model
 
@@ -106,8 +87,7 @@ class Task:
         return cls(self.trainable_parameters(), lr=s["lr"], betas=tuple(s["betas"]), weight_decay=s["weight_decay"])
 
     def train_mode(self) -> None:
-        """model.train(); with ``bn: frozen`` the BatchNorm layers stay in eval mode (running statistics fixed).
-        ``global``, ``train`` and ``sync`` all use batch statistics; they differ only in which batch (module note)."""
+        """model.train(); with ``bn: frozen`` the BatchNorm layers stay in eval mode (running statistics fixed)."""
         self.model.train()
         if self.section["bn"] == "frozen":
             for m in self.model.modules():
@@ -143,6 +123,7 @@ class LLTask(Task):
 
     name = "ll"
     weights_file = "ll_weights.pt"
+    weights_format = LOW_LEVEL_FORMAT
 
     def build_model(self) -> nn.Module:
         return LowLevelModel(feat_dim=self.section["feat_dim"], hidden_dim=self.section["hidden_dim"])
@@ -157,19 +138,19 @@ class LLTask(Task):
     def build_dataset(self, root, limit: Optional[int] = None) -> LLTrainingDataset:
         s = self.section
         return LLTrainingDataset(root, limit=limit, versions=s["versions"], fsim_source=s["fsim_source"],
-                                 pair_weight=s["pair_weight"],
-                                 grid=s["grid"], patch=s["patch"], flip_p=s["flip_p"], seed=self.cfg["seed"])
+                                 pair_weight=s["pair_weight"], grid=s["grid"], patch=s["patch"], flip_p=s["flip_p"],
+                                 seed=self.cfg["seed"])
 
     def forward(self, batch: Dict) -> Dict[str, torch.Tensor]:
-        """batch: anchor/positive (B, D, 3, S, S), pair_weight (B, D, D) -> {"loss", "loss_per_image"}."""
-        a, p, sim = self._to(batch["anchor"]), self._to(batch["positive"]), self._to(batch["pair_weight"])
+        """batch: anchor/positive (B, D, 3, S, S), pair weights (B, D, D) -> {"loss", "loss_per_image"}."""
+        a, p, w = self._to(batch["anchor"]), self._to(batch["positive"]), self._to(batch["pair_weight"])
         if self.section["pair_weight"] == "none":  # Table 4 "None": no quality-aware weighting (InfoNCE)
-            sim = torch.zeros_like(sim)
+            w = torch.zeros_like(w)
         b, d = a.shape[:2]
         with self.autocast():
             fa, fp = self.net(self._images(a.flatten(0, 1)), self._images(p.flatten(0, 1)))
         fa, fp = fa.float().view(b, d, -1), fp.float().view(b, d, -1)
-        loss = qacl(fa, fp, sim, temperature=self.section["temperature"], variant=self.section["loss"])
+        loss = qacl(fa, fp, w, temperature=self.section["temperature"], variant=self.section["loss"])
         if self.section["loss"] == "paper":  # a sum over images: DDP averages, so scale back to the global sum
             loss = loss * self.info.world_size
             per_image = loss.detach() / (b * self.info.world_size)
@@ -178,13 +159,10 @@ class LLTask(Task):
         return {"loss": loss, "loss_per_image": per_image}
 
     def weights_dict(self) -> Dict:
-        return {"format": LOW_LEVEL_FORMAT, "arch": self.model.arch(),
-                "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+        return low_level_weights(self.model)
 
-    def load_weights_dict(self, obj: Dict, source: str = "<checkpoint>") -> None:
-        if obj.get("format") != LOW_LEVEL_FORMAT:
-            raise ValueError(f"{source}: expected grepq low-level weights, got format {obj.get('format')!r}")
-        self.model.load_state_dict(obj["state_dict"], strict=True)
+    def _load_state_dict(self, sd: Dict, source: str) -> None:
+        self.model.load_state_dict(sd, strict=True)
 
     def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
         return save_low_level(self.model, path, fmt="grepq", extra=extra)
@@ -195,6 +173,7 @@ class HLTask(Task):
 
     name = "hl"
     weights_file = "hl_weights.pt"
+    weights_format = HIGH_LEVEL_FORMAT
     drop_last = True  # official DataLoader drop_last=True: every step has the full N for the groups
 
     def build_model(self) -> nn.Module:
@@ -219,7 +198,7 @@ class HLTask(Task):
         return HLTrainingDataset(root, limit=limit, crop=self.section["crop"], small_crop=self.section["small_crop"])
 
     def group_size(self, n: int) -> int:
-        """M for a global batch of n images: hl.group_size, else round(n / k) (paper §3.3)."""
+        """M for a global batch of n images: hl.group_size, else round(n / k) (paper §3.3, §4.1)."""
         m = self.section["group_size"]
         if m is None:
             return group_size_from_divisor(n, self.section["group_divisor"])
@@ -243,18 +222,13 @@ class HLTask(Task):
         return {"loss": loss, "q_mean": q.mean(), "q_gap": q[good].mean() - q[bad].mean()}
 
     def weights_dict(self) -> Dict:
-        sd = {"visual." + k: v.detach().cpu().clone() for k, v in self.model.visual.state_dict().items()}
-        sd.update({"head." + k: v.detach().cpu().clone() for k, v in self.model.head.state_dict().items()})
-        return {"format": HIGH_LEVEL_FORMAT, "arch": dict(self.model.arch(), embed_dim=self.model.embed_dim),
-                "state_dict": sd}
+        return high_level_weights(self.model)
 
-    def load_weights_dict(self, obj: Dict, source: str = "<checkpoint>") -> None:
-        if obj.get("format") != HIGH_LEVEL_FORMAT:
-            raise ValueError(f"{source}: expected grepq high-level weights, got format {obj.get('format')!r}")
-        self.model.load_visual(obj["state_dict"], source=source, with_head=True)
+    def _load_state_dict(self, sd: Dict, source: str) -> None:
+        self.model.load_visual(sd, source=source, with_head=True)
 
     def save_weights(self, path: Path, extra: Optional[Dict] = None) -> Path:
-        return save_high_level(self.model, path, fmt="grepq", extra=extra)
+        return save_high_level(self.weights_dict(), path, extra=extra)
 
 
 TASK_CLASSES = {"ll": LLTask, "hl": HLTask}
