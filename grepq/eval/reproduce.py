@@ -42,10 +42,8 @@ from ..data.datasets import DatasetError, IQADataset, load_dataset, loader_name,
 from ..version import __version__
 from . import paper_numbers as paper
 from .from_config import (
-    cross_dataset_options,
-    data_efficient_options,
-    default_feature_sets,
     feature_options,
+    regression_settings,
     scorer_from_config,
 )
 from .schema import REPRODUCE_SCHEMA
@@ -289,27 +287,22 @@ def describe_plan(plan: Plan) -> str:
 # Running
 
 
-def _feature_sets(cfg: Dict[str, Any], protocol: str, components) -> List[str]:
-    return list(cfg["protocol"]["feature_sets"] or default_feature_sets(protocol, components))
-
-
 def _run_step(plan: Plan, step: Step, scorer) -> None:
     from . import runner
     cfg, out, feats = plan.cfg, plan.out, feature_options(plan.cfg)
     ds = [plan.datasets[n] for n in step.datasets]
     plots = cfg["output"]["plots"]
     if step.kind == "features":
-        runner.dataset_features(scorer, ds[0], **feats)
+        runner.dataset_features(scorer, ds[0], feats)
     elif step.kind == "zeroshot":
-        runner.run_zero_shot(scorer, ds[0], out, plots=plots, **feats)
+        runner.run_zero_shot(scorer, ds[0], out, feats, plots=plots)
     elif step.kind == "cross_dataset":
-        runner.run_cross_dataset(scorer, ds[0], ds[1], out, **feats, **cross_dataset_options(cfg),
-                                 feature_sets=_feature_sets(cfg, "cross-dataset", scorer.settings.components))
+        runner.run_cross_dataset(scorer, ds[0], ds[1], out, regression_settings(cfg), feats)
     else:
-        fsets = ["ll"] if step.table == 4 else _feature_sets(cfg, "data-efficient", scorer.settings.components)
-        runner.run_data_efficient(scorer, ds[0], out, plots=plots, feature_sets=fsets,
-                                  variant=None if step.table != 4 else step.weights, **feats,
-                                  **data_efficient_options(cfg))
+        if step.table == 4:
+            feats = dataclasses.replace(feats, feature_sets=("ll",))
+        runner.run_data_efficient(scorer, ds[0], out, regression_settings(cfg), feats, plots=plots,
+                                  pair_weight=None if step.table != 4 else step.weights)
 
 
 class _Scorers:

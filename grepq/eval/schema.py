@@ -84,8 +84,8 @@ EVAL_PROTOCOL: Dict[str, Key] = {
     "feature_sets": Key(None, list, "hl+ll, hl, ll (null: all three for data-efficient, hl+ll for cross-dataset; "
                                     "paper: GRepQ_D = [HL | LL], §3.4)", ("hl+ll", "hl", "ll"), nullable=True,
                         source="paper", items=str),
-    "variant": Key(None, str, "label stored with the result, e.g. the LL model's pair weight (Table 4)",
-                   nullable=True, source="grepq"),
+    "pair_weight": Key(None, str, "the LL model's pair weight (Eq. 1), stored with the result (Table 4)",
+                       nullable=True, source="grepq"),
     "regressor_file": Key(None, str, "cross-dataset: test this saved regressor (grepq fit, or --save-regressor of "
                                      "an earlier run) instead of fitting one on the source; the same code path as "
                                      "grepq score --regressor", nullable=True, source="grepq"),

@@ -175,13 +175,14 @@ def table1(rows) -> str:
         PLCC fit, variant); every paper entry appears, "—" where not measured.
     """
     rows = [r for r in _of_protocol(_as_rows(rows), "data_efficient")
-            if paper_numbers.canonical_similarity(r.get("variant")) not in _TABLE4_ONLY or r.get("variant") is None]
+            if paper_numbers.canonical_similarity(r.get("pair_weight")) not in _TABLE4_ONLY
+            or r.get("pair_weight") is None]
 
     def key(r):
         return (paper_numbers.canonical_feature_set(r.get("feature_set", "all")),
                 table_name(r.get("dataset")),
                 int(r["n_train"]), r.get("regressor"), r.get("alpha_selection"), r.get("plcc_fit"),
-                r.get("variant"))
+                r.get("pair_weight"))
 
     groups = _median_groups(rows, key)
     header = ["features", "dataset", "labels", "SRCC (ours)", "SRCC (paper)", "Δ SRCC", "PLCC (ours)",
@@ -340,14 +341,14 @@ def table4(rows) -> str:
             if table_name(r.get("dataset")) == paper_numbers.TABLE4_DATASET
             and paper_numbers.canonical_feature_set(r.get("feature_set", "all")) == "ll"]
     labelled = [r for r in rows
-                if paper_numbers.canonical_similarity(r.get("variant")) in paper_numbers.SIMILARITY_MEASURES
-                and r.get("variant") is not None]
-    has_fsim = any(paper_numbers.canonical_similarity(r.get("variant")) == "FSIM" for r in labelled)
+                if paper_numbers.canonical_similarity(r.get("pair_weight")) in paper_numbers.SIMILARITY_MEASURES
+                and r.get("pair_weight") is not None]
+    has_fsim = any(paper_numbers.canonical_similarity(r.get("pair_weight")) == "FSIM" for r in labelled)
     if not has_fsim:
-        labelled += [dict(r, variant="fsim") for r in rows if r.get("variant") is None]
+        labelled += [dict(r, pair_weight="fsim") for r in rows if r.get("pair_weight") is None]
 
     def key(r):
-        return (paper_numbers.canonical_similarity(r.get("variant")), int(r["n_train"]), r.get("regressor"),
+        return (paper_numbers.canonical_similarity(r.get("pair_weight")), int(r["n_train"]), r.get("regressor"),
                 r.get("alpha_selection"), r.get("plcc_fit"))
 
     groups = _median_groups(labelled, key)
