@@ -61,6 +61,7 @@ def synthetic(n: int, n_refs: Optional[int], seed: int) -> Tuple[np.ndarray, np.
 def run(quick: bool = False, n_splits: int = 10) -> Dict[str, object]:
     """Time ``data_efficient`` on the five datasets; returns seconds per dataset and in total, and the median SRCCs."""
     from grepq.eval.protocols import data_efficient
+    from grepq.eval.regression import RegressionSettings
     from grepq.eval.splits import PAPER_LABEL_COUNTS
 
     data = [(name, *synthetic(n, refs, seed=i)) for i, (name, n, refs) in enumerate(DATASETS)]
@@ -69,8 +70,8 @@ def run(quick: bool = False, n_splits: int = 10) -> Dict[str, object]:
     t_all = time.perf_counter()
     for name, X, y, refs in data:
         t = time.perf_counter()
-        res = data_efficient(X, y, refs=refs, n_train_list=PAPER_LABEL_COUNTS, n_splits=n_splits,
-                             feature_sets=FEATURE_SETS, dataset=name)
+        res = data_efficient(X, y, RegressionSettings(splits=n_splits), refs=refs, feature_sets=FEATURE_SETS,
+                             dataset=name)
         per[name] = time.perf_counter() - t
         medians[name] = float(next(r["srcc"] for r in res.medians
                                    if r["n_train"] == 200 and r["feature_set"] == "hl+ll"))

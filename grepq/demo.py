@@ -144,6 +144,7 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
     from .eval import metrics
     from .eval.features import extract_features
     from .eval.protocols import data_efficient
+    from .eval.regression import RegressionSettings
     from .models.low_level import LowLevelModel, load_low_level
     from .scoring.pristine import select_pristine_patches
 
@@ -163,8 +164,8 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
         fs = extract_features(scorer, paths, progress=False)
         scores[label] = fs.q_low
         ll_feats[label] = fs.ll
-        res = data_efficient(fs.ll.astype(np.float64), quality, refs=scenes, n_train_list=FEW_SHOT_LABELS,
-                             n_splits=10, seed=seed, feature_sets={"ll": slice(0, fs.ll.shape[1])}, dataset="demo")
+        res = data_efficient(fs.ll.astype(np.float64), quality, RegressionSettings(n_train=FEW_SHOT_LABELS, seed=seed),
+                             refs=scenes, feature_sets={"ll": slice(0, fs.ll.shape[1])}, dataset="demo")
         few[label] = {int(r["n_train"]): float(r["srcc"]) for r in res.medians}
     srcc = {k: metrics.srcc(v, quality) for k, v in scores.items()}
 

@@ -15,7 +15,8 @@ from grepq.eval import metrics as M
 from grepq.eval import protocols as PR
 from grepq.eval import splits as SP
 from grepq.eval.features import extract_features
-from grepq.eval.regressor import Regressor, feature_matrix
+from grepq.eval.regression import RegressionSettings
+from grepq.eval.regressor import Regressor
 from grepq.models.low_level import save_low_level
 from grepq.scoring.pristine import write_pristine_hdf5
 
@@ -85,10 +86,10 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
     # the protocol on the same features (read back from the cache fit and score filled: same scorer, same code)
     scorer = scorer_from_args(build_parser().parse_args(["score", *wargs(weights), "x"]))
     X = np.zeros((N_IMAGES, 64 + 128))
-    X[lab] = feature_matrix(extract_features(scorer, [str(d / rows[i][0]) for i in lab], d / "cache",
-                                             name="csv", progress=False))
-    X[test] = feature_matrix(extract_features(scorer, test_paths, d / "cache", name="score", progress=False))
-    res = PR.data_efficient(X, y, n_train_list=(N_LABELS,), n_splits=1)
+    X[lab] = extract_features(scorer, [str(d / rows[i][0]) for i in lab], d / "cache", name="csv",
+                              progress=False).matrix("hl+ll")
+    X[test] = extract_features(scorer, test_paths, d / "cache", name="score", progress=False).matrix("hl+ll")
+    res = PR.data_efficient(X, y, RegressionSettings(n_train=(N_LABELS,), splits=1))
     assert "CV estimate" in out and f"alpha = {res.rows[0]['alpha']:g}" in out
     reg = Regressor.load(reg_file)
     assert reg.info["labels"]["n"] == N_LABELS and reg.info["source"]["kind"] == "csv"

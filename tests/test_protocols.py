@@ -1,5 +1,6 @@
 """Tests of grepq.eval.protocols: regressors, splits, the data-efficient / cross-dataset / zero-shot protocols,
 serialisation."""
+import dataclasses
 import json
 import math
 
@@ -16,6 +17,28 @@ from grepq.eval import results as RS
 from grepq.eval import splits as SP
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0)
+SETTINGS = {f.name for f in dataclasses.fields(RG.RegressionSettings)}
+
+
+def de(X, y, **kw):
+    """data_efficient with its RegressionSettings given as keywords."""
+    settings = RG.RegressionSettings(**{k: kw.pop(k) for k in list(kw) if k in SETTINGS})
+    return PR.data_efficient(X, y, settings, **kw)
+
+
+def cross(Xs, ys, Xt, yt, train_polarity="mos", test_polarity="mos", **kw):
+    """The result of cross_dataset with its RegressionSettings given as keywords."""
+    src, tgt = PR.Labelled(Xs, ys, train_polarity, name="A"), PR.Labelled(Xt, yt, test_polarity, name="B")
+    return PR.cross_dataset(src, tgt, RG.RegressionSettings(**kw))[0]
+
+
+def refit_cv(X, y, settings, folds):
+    """(A,) CV MSE scores refitting on each fold's features (the reference of the Gram and scatter-sum paths)."""
+    oof = np.empty((len(settings.alphas), y.size))
+    for va in folds:
+        tr = np.setdiff1d(np.arange(y.size), va)
+        oof[:, va] = RG.fit_path(X[tr], y[tr], settings).predict(X[va])
+    return -np.mean((oof - y) ** 2, axis=1)
 
 
 def planted(n=400, p=40, noise=0.3, seed=0, offset=2.0):
@@ -35,7 +58,7 @@ def planted(n=400, p=40, noise=0.3, seed=0, offset=2.0):
 def test_ridge_path_equals_sklearn_ridge_per_alpha(n, p, standardize):
     X, y = planted(n=n, p=p, seed=1)
     Xt, _ = planted(n=30, p=p, seed=2)
-    path = RG.fit_ridge_path(X, y, ALPHAS, standardize=standardize)
+    path = RG.fit_path(X, y, RG.RegressionSettings(alphas=ALPHAS, standardize=standardize))
     assert path.coef.shape == (4, p) and path.intercept.shape == (4,)
     pred = path.predict(Xt)
     for i, a in enumerate(ALPHAS):
@@ -52,7 +75,7 @@ def test_ridge_path_equals_sklearn_ridge_per_alpha(n, p, standardize):
 def test_svr_path_equals_sklearn_linear_svr_with_c_mapping():
     X, y = planted(n=60, p=15, seed=3)
     Xt, _ = planted(n=20, p=15, seed=4)
-    path = RG.fit_svr_path(X, y, (0.1, 1.0, 10.0))
+    path = RG.fit_path(X, y, RG.RegressionSettings(regressor="svr", alphas=(0.1, 1.0, 10.0)))
     ys = (y - y.mean()) / y.std()
     for i, a in enumerate((0.1, 1.0, 10.0)):
         ref = SVR(kernel="linear", C=1.0 / (2.0 * a), epsilon=RG.SVR_EPSILON, tol=1e-6).fit(X, ys)
@@ -66,27 +89,23 @@ def test_svr_refuses_large_training_sets_everywhere_saying_how_to_proceed():
     X, y = rng.normal(size=(n, 3)), rng.normal(size=n)
     how = "at most 2000 .*got 2001.*regressor 'ridge'.*subset"
     with pytest.raises(ValueError, match=how):
-        RG.fit_svr_path(X, y)
-    with pytest.raises(ValueError, match=how):
         RG.fit_select(X, y, RG.RegressionSettings(regressor="svr"), None)
     with pytest.raises(ValueError, match="at most 2000 source images, got 2001.*regressor 'ridge'"):
-        PR.cross_dataset(X, y, X[:10], y[:10], regressor="svr")
+        cross(X, y, X[:10], y[:10], regressor="svr")
     big = np.concatenate([X, X[:600]])
     with pytest.raises(ValueError, match="label count.*got 2001"):
-        PR.data_efficient(big, np.concatenate([y, y[:600]]), n_train_list=(n,), n_splits=1, regressor="svr")
+        de(big, np.concatenate([y, y[:600]]), n_train=(n,), splits=1, regressor="svr")
     # ridge takes any size (primal solve)
-    assert PR.cross_dataset(X, y, X[:10], y[:10]).rows[0]["n_train"] == n
+    assert cross(X, y, X[:10], y[:10]).rows[0]["n_train"] == n
 
 
 def test_gram_cv_equals_feature_space_cv():
     X, y = planted(n=100, p=150, seed=5)  # n < P, the data-efficient regime
     folds = SP.make_folds(100, 5, np.random.default_rng(0), None)
-    alphas = np.asarray(ALPHAS)
-    Xc = X - X.mean(axis=0)
     for reg in ("ridge", "svr"):
-        direct = RG._cv_scores(reg, X, y, alphas, folds, "mse", False, RG.SVR_EPSILON)
-        gram = RG._cv_scores_gram(reg, Xc @ Xc.T, y, alphas, folds, "mse", RG.SVR_EPSILON)
-        np.testing.assert_allclose(gram, direct, rtol=1e-6 if reg == "svr" else 1e-9)
+        settings = RG.RegressionSettings(regressor=reg, alphas=ALPHAS)
+        _, gram = RG.gram_fit(RG.LabelledGram(X), 100, y, settings, folds)
+        np.testing.assert_allclose(gram, refit_cv(X, y, settings, folds), rtol=1e-6 if reg == "svr" else 1e-9)
 
 
 # ---------------------------------------------------------------- splits
@@ -128,10 +147,10 @@ def test_cv_folds_by_scene_do_not_share_scenes():
 
 def test_same_seed_gives_identical_rows_and_other_seed_differs():
     X, y = planted(n=300, p=30)
-    kw = dict(n_train_list=(20, 50), n_splits=3)
-    a = PR.data_efficient(X, y, seed=11, **kw).to_rows()
-    b = PR.data_efficient(X, y, seed=11, **kw).to_rows()
-    c = PR.data_efficient(X, y, seed=12, **kw).to_rows()
+    kw = dict(n_train=(20, 50), splits=3)
+    a = de(X, y, seed=11, **kw).to_rows()
+    b = de(X, y, seed=11, **kw).to_rows()
+    c = de(X, y, seed=12, **kw).to_rows()
     assert a == b
     assert [r["srcc"] for r in a] != [r["srcc"] for r in c]
     assert len(a) == 3 * 2
@@ -139,7 +158,7 @@ def test_same_seed_gives_identical_rows_and_other_seed_differs():
 
 def test_n_train_respected_and_labels_nested_inside_training_part():
     X, y = planted(n=300, p=30)
-    res = PR.data_efficient(X, y, n_train_list=(10, 30, 60), n_splits=2, keep_indices=True)
+    res = de(X, y, n_train=(10, 30, 60), splits=2, keep_indices=True)
     for s, info in res.split_indices.items():
         train = set(info["train"].tolist())
         assert not train & set(info["test"].tolist())
@@ -154,7 +173,7 @@ def test_n_train_respected_and_labels_nested_inside_training_part():
 def test_scene_wise_protocol_keeps_scenes_apart():
     X, y = planted(n=400, p=20)
     refs = np.arange(400) % 25
-    res = PR.data_efficient(X, y, refs=refs, n_train_list=(30,), n_splits=3, keep_indices=True)
+    res = de(X, y, refs=refs, n_train=(30,), splits=3, keep_indices=True)
     for info in res.split_indices.values():
         assert not set(refs[info["train"]]) & set(refs[info["test"]])
         assert set(refs[info["labelled"][30]]) <= set(refs[info["train"]])
@@ -165,7 +184,7 @@ def test_planted_linear_relation_is_recovered():
     X, y = planted(n=500, p=30, noise=0.2)
     for reg in ("ridge", "svr"):
         # (libsvm needs millions of iterations for C = 5 when n > P; the large-C end is left out here)
-        res = PR.data_efficient(X, y, n_train_list=(100,), n_splits=3, regressor=reg, alphas=(1.0, 10.0, 100.0))
+        res = de(X, y, n_train=(100,), splits=3, regressor=reg, alphas=(1.0, 10.0, 100.0))
         med = res.medians[0]
         assert med["n_train"] == 100 and med["n_splits"] == 3
         assert med["srcc"] > 0.9 and med["plcc"] > 0.9 and med["krcc"] > 0.7
@@ -173,7 +192,7 @@ def test_planted_linear_relation_is_recovered():
 
 def test_protocol_matches_naive_sklearn_refit():
     X, y = planted(n=300, p=50, noise=1.0)
-    res = PR.data_efficient(X, y, n_train_list=(40,), n_splits=2, alphas=10.0, keep_indices=True)
+    res = de(X, y, n_train=(40,), splits=2, alphas=10.0, keep_indices=True)
     for row in res.rows:
         info = res.split_indices[row["split"]]
         lab, test = info["labelled"][40], info["test"]
@@ -185,9 +204,9 @@ def test_protocol_matches_naive_sklearn_refit():
 
 def test_oracle_is_labelled_and_never_below_cv():
     X, y = planted(n=300, p=60, noise=1.0)
-    kw = dict(n_train_list=(30, 60), n_splits=4, seed=5)
-    cv = PR.data_efficient(X, y, alpha_selection="cv", **kw)
-    oracle = PR.data_efficient(X, y, alpha_selection="oracle", **kw)
+    kw = dict(n_train=(30, 60), splits=4, seed=5)
+    cv = de(X, y, alpha_selection="cv", **kw)
+    oracle = de(X, y, alpha_selection="oracle", **kw)
     assert all(r["alpha_selection"] == "oracle" for r in oracle.rows)
     assert all(m["alpha_selection"] == "oracle" for m in oracle.medians)
     assert all(r["alpha_selection"] == "cv" and r["cv_criterion"] == "mse" for r in cv.rows)
@@ -200,31 +219,31 @@ def test_oracle_is_labelled_and_never_below_cv():
 def test_feature_sets_give_one_row_each_and_standardize_works():
     X, y = planted(n=300, p=30)
     sets = {"hl": slice(0, 20), "ll": slice(20, 30), "hl+ll": slice(0, 30), "odd": np.arange(1, 30, 2)}
-    res = PR.data_efficient(X, y, n_train_list=(40,), n_splits=2, feature_sets=sets, standardize=True,
+    res = de(X, y, n_train=(40,), splits=2, feature_sets=sets, standardize=True,
                             cv_criterion="srcc", plcc_fit="cubic")
     assert [r["feature_set"] for r in res.rows] == list(sets) * 2
     assert all(r["plcc_fit"] == "cubic" and r["standardize"] for r in res.rows)
     assert res.medians[2]["srcc"] > res.medians[1]["srcc"]  # all columns beat a third of them
     with pytest.raises(ValueError, match="reaches column 40"):
-        PR.data_efficient(X, y, n_train_list=(40,), n_splits=1, feature_sets={"x": slice(0, 40)})
+        de(X, y, n_train=(40,), splits=1, feature_sets={"x": slice(0, 40)})
 
 
 def test_bad_inputs_raise_clear_errors():
     X, y = planted(n=100, p=10)
     with pytest.raises(ValueError, match="exceeds the 80 training images"):
-        PR.data_efficient(X, y, n_train_list=(90,), n_splits=1)
+        de(X, y, n_train=(90,), splits=1)
     Xn = X.copy()
     Xn[3, 4] = np.nan
     with pytest.raises(ValueError, match="1 non-finite"):
-        PR.data_efficient(Xn, y, n_splits=1, n_train_list=(20,))
+        de(Xn, y, splits=1, n_train=(20,))
     with pytest.raises(ValueError, match="expected 100 values"):
-        PR.data_efficient(X, y[:-1], n_splits=1, n_train_list=(20,))
+        de(X, y[:-1], splits=1, n_train=(20,))
     with pytest.raises(ValueError, match="regressor"):
-        PR.data_efficient(X, y, n_splits=1, n_train_list=(20,), regressor="lasso")
+        de(X, y, splits=1, n_train=(20,), regressor="lasso")
     with pytest.raises(ValueError, match="exactly one alpha"):
-        PR.data_efficient(X, y, n_splits=1, n_train_list=(20,), alpha_selection="fixed")
+        de(X, y, splits=1, n_train=(20,), alpha_selection="fixed")
     with pytest.raises(ValueError, match="alphas"):
-        PR.data_efficient(X, y, n_splits=1, n_train_list=(20,), alphas=(0.0, 1.0))
+        de(X, y, splits=1, n_train=(20,), alphas=(0.0, 1.0))
 
 
 # ---------------------------------------------------------------- cross-dataset
@@ -234,9 +253,9 @@ def test_cross_dataset_handles_polarity():
     rng = np.random.default_rng(9)
     Xt = Xs + 0.05 * rng.normal(size=Xs.shape)
     yt = ys.copy()
-    mos_mos = PR.cross_dataset(Xs, ys, Xt, yt, source="A", dataset="B").rows[0]
-    dmos_mos = PR.cross_dataset(Xs, -ys, Xt, yt, train_polarity="dmos", source="A", dataset="B").rows[0]
-    mos_dmos = PR.cross_dataset(Xs, ys, Xt, 5 - yt, test_polarity="dmos").rows[0]
+    mos_mos = cross(Xs, ys, Xt, yt).rows[0]
+    dmos_mos = cross(Xs, -ys, Xt, yt, train_polarity="dmos").rows[0]
+    mos_dmos = cross(Xs, ys, Xt, 5 - yt, test_polarity="dmos").rows[0]
     for row in (mos_mos, dmos_mos, mos_dmos):
         assert row["srcc"] > 0.9
     assert dmos_mos["srcc"] == pytest.approx(mos_mos["srcc"], abs=1e-12)
@@ -248,11 +267,13 @@ def test_cross_dataset_large_source_cv_matches_feature_space_cv():
     Xs, ys = planted(n=300, p=12, seed=10, noise=1.0)  # n > P: primal path with per-fold sums
     Xt, yt = planted(n=80, p=12, seed=10, noise=1.0)
     folds = SP.make_folds(300, 5, np.random.default_rng([0, 0]), None)
-    alphas = np.asarray((0.1, 10.0, 1000.0, 30000.0))
-    _, fast = RG._ridge_path_and_cv_large(Xs, ys, alphas, folds, "mse", False)
-    direct = RG._cv_scores("ridge", Xs, ys, alphas, folds, "mse", False, RG.SVR_EPSILON)
+    alphas = (0.1, 10.0, 1000.0, 30000.0)
+    settings = RG.RegressionSettings(alphas=alphas)
+    _, fast = RG.fit_select(Xs, ys, settings, folds)
+    # reference: a primal refit on each fold's features
+    direct = refit_cv(Xs, ys, settings, folds)
     np.testing.assert_allclose(fast, direct, rtol=1e-8)
-    row = PR.cross_dataset(Xs, ys, Xt, yt, alphas=alphas).rows[0]
+    row = cross(Xs, ys, Xt, yt, alphas=alphas).rows[0]
     assert row["alpha"] == float(alphas[int(np.flatnonzero(direct == direct.max())[-1])])
     assert row["n_train"] == 300 and row["n_test"] == 80
 
@@ -260,7 +281,7 @@ def test_cross_dataset_large_source_cv_matches_feature_space_cv():
 def test_cross_dataset_oracle_labelled():
     Xs, ys = planted(n=150, p=20, seed=11)
     Xt, yt = planted(n=60, p=20, seed=11)
-    res = PR.cross_dataset(Xs, ys, Xt, yt, alpha_selection="oracle", regressor="svr")
+    res = cross(Xs, ys, Xt, yt, alpha_selection="oracle", regressor="svr")
     assert res.rows[0]["alpha_selection"] == "oracle" and res.rows[0]["regressor"] == "svr"
 
 
@@ -279,13 +300,14 @@ def test_zero_shot_correlations_rows_and_polarity():
 
 def test_json_and_csv_round_trip(tmp_path):
     X, y = planted(n=200, p=10)
-    res = PR.data_efficient(X, y, n_train_list=(20,), n_splits=2, dataset="KonIQ", pair_weight="ssim")
+    res = de(X, y, n_train=(20,), splits=2, dataset="KonIQ", pair_weight="ssim")
     res.rows[0]["plcc"] = float("nan")  # an undefined correlation must survive as null -> NaN
     path = res.save_json(tmp_path / "out" / "de.json")
     text = open(path).read()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     doc = json.loads(text)
-    assert doc["protocol"] == "data_efficient" and doc["dataset"] == "KonIQ" and doc["pair_weight"] == "ssim"
+    assert doc["protocol"] == "data_efficient" and doc["dataset"] == "KonIQ"
+    assert all(r["pair_weight"] == "ssim" for r in doc["rows"])
     assert doc["schema"] == RS.RESULT_SCHEMA and doc["rows"][0]["plcc"] is None and len(doc["medians"]) == 1
     back = RS.load_result(path)
     assert math.isnan(back.rows[0]["plcc"])

@@ -26,11 +26,10 @@ def planted(n=150, p=30, seed=0):
 def test_saved_regressor_predicts_what_the_protocol_predicts(tmp_path, regressor, standardize):
     X, y = planted()
     n = 40
-    res = PR.data_efficient(X, y, n_train_list=(n,), n_splits=1, regressor=regressor, standardize=standardize,
-                            keep_indices=True, seed=3)
+    settings = RegressionSettings(regressor=regressor, standardize=standardize, seed=3, n_train=(n,), splits=1)
+    res = PR.data_efficient(X, y, settings, keep_indices=True)
     idx = res.split_indices[0]
     lab, test = idx["labelled"][n], idx["test"]
-    settings = RegressionSettings(regressor=regressor, standardize=standardize, seed=3)
     # the protocol's own regressor for this split, from the same functions it runs
     folds = labelled_folds(n, settings.cv_folds, settings.seed, 0)
     if standardize:

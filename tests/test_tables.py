@@ -8,6 +8,7 @@ import pytest
 from grepq.eval import paper_numbers, plots
 from grepq.eval import protocols as PR
 from grepq.eval import tables as T
+from grepq.eval.regression import RegressionSettings as RS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -87,7 +88,7 @@ def test_paper_srcc_looks_up_the_paper_values_by_any_name():
 
 def test_table1_shows_measured_beside_paper_and_dash_for_missing():
     X, y = _data()
-    res = PR.data_efficient(X, y, n_train_list=(50, 100), n_splits=3, dataset="koniq10k")
+    res = PR.data_efficient(X, y, RS(n_train=(50, 100), splits=3), dataset="koniq10k")
     md = T.table1([res])
     med = {m["n_train"]: m["srcc"] for m in res.medians}
     cells = _cells(_line(md, "HL+LL", "KonIQ", 50))
@@ -104,8 +105,8 @@ def test_table1_shows_measured_beside_paper_and_dash_for_missing():
 
 def test_table1_marks_oracle_and_names_cubic_plcc():
     X, y = _data()
-    rows = PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="CSIQ", alpha_selection="oracle",
-                             plcc_fit="cubic").to_rows()
+    settings = RS(n_train=(50,), splits=2, alpha_selection="oracle", plcc_fit="cubic")
+    rows = PR.data_efficient(X, y, settings, dataset="CSIQ").to_rows()
     md = T.table1(rows)
     cells = _cells(_line(md, "HL+LL", "CSIQ", 50))
     assert cells[3].endswith(T.ORACLE_MARK) and cells[9] == f"oracle {T.ORACLE_MARK}"
@@ -123,20 +124,19 @@ def test_table2_and_table3():
     assert "cubic" in md2
 
     Xs, ys = _data(seed=2)
-    cross = PR.cross_dataset(Xs, ys, Xs[:100], -ys[:100], test_polarity="dmos", source="LIVE", dataset="CSIQ",
-                             alpha_selection="oracle")
+    cross, _ = PR.cross_dataset(PR.Labelled(Xs, ys, name="LIVE"),
+                                PR.Labelled(Xs[:100], -ys[:100], "dmos", name="CSIQ"), RS(alpha_selection="oracle"))
     md3 = T.table3([cross])
     cells = _cells(_line(md3, "LIVE → CSIQ", "HL+LL"))
     assert cells[3] == "0.770" and cells[2].endswith(T.ORACLE_MARK)
     assert _cells(_line(md3, "FLIVE → CLIVE", "HL+LL"))[2] == T.MISSING
 
 
-def test_table4_uses_pair_weights_and_falls_back_to_unlabelled_ll_rows():
+def test_table4_uses_variants_and_falls_back_to_unlabelled_ll_rows():
     X, y = _data()
     ll = {"ll": slice(0, 8)}
-    ssim = PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="KonIQ", feature_sets=ll,
-                             pair_weight="ssim")
-    main = PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="KonIQ", feature_sets=ll)
+    ssim = PR.data_efficient(X, y, RS(n_train=(50,), splits=2), dataset="KonIQ", feature_sets=ll, pair_weight="ssim")
+    main = PR.data_efficient(X, y, RS(n_train=(50,), splits=2), dataset="KonIQ", feature_sets=ll)
     md = T.table4([ssim, main])
     assert _cells(_line(md, "SSIM", 50))[2] == f"{ssim.medians[0]['srcc']:.3f}"
     assert _cells(_line(md, "FSIM", 50))[2] == f"{main.medians[0]['srcc']:.3f}"
@@ -148,7 +148,7 @@ def test_table4_uses_pair_weights_and_falls_back_to_unlabelled_ll_rows():
 
 def test_render_all_reads_results_and_writes_tables_md(tmp_path):
     X, y = _data()
-    PR.data_efficient(X, y, n_train_list=(50,), n_splits=2, dataset="CLIVE").save_json(tmp_path / "de.json")
+    PR.data_efficient(X, y, RS(n_train=(50,), splits=2), dataset="CLIVE").save_json(tmp_path / "de.json")
     rng = np.random.default_rng(3)
     q = rng.normal(size=40)
     PR.zero_shot_correlations(q, q + rng.normal(size=40), "mos", dataset="KonIQ").save_json(
@@ -176,7 +176,7 @@ def _is_png(path):
 
 def test_plots_write_non_empty_pngs(tmp_path):
     X, y = _data()
-    res = PR.data_efficient(X, y, n_train_list=(50, 100), n_splits=2, dataset="CLIVE",
+    res = PR.data_efficient(X, y, RS(n_train=(50, 100), splits=2), dataset="CLIVE",
                             feature_sets={"hl+ll": slice(0, 24), "ll": slice(16, 24)})
     p1 = plots.plot_srcc_vs_labels(res.rows, tmp_path / "labels.png")
     p2 = plots.plot_scatter(X @ np.ones(24), y, tmp_path / "sub" / "scatter.png", "CLIVE")

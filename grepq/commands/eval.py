@@ -1,4 +1,4 @@
-"""``grepq eval zeroshot|data-efficient|cross-dataset``: the paper's protocols on a dataset (method.md §5, Tables 1-4).
+"""``grepq eval zeroshot|data-efficient|cross-dataset``: the paper's protocols (docs/method.md §5, Tables 1-4).
 
 Settings come from the evaluation schema (:data:`grepq.eval.schema.EVAL_SCHEMA`): its defaults (each key's source
 named: paper, official or grepq), then a YAML file (``--config``), then the command-line options (each maps to
@@ -83,7 +83,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, help="seed of the splits (protocol.seed; default 0)")
     p.add_argument("--feature-sets", help="comma list of hl+ll, hl, ll (default: all for data-efficient, "
                                           "hl+ll for cross-dataset)")
-    p.add_argument("--pair-weight", help="label stored with the result: the LL model's pair weight of Eq. 1 (Table 4)")
+    p.add_argument("--pair-weight", help="the LL model's pair weight (Eq. 1), stored with the result (Table 4; "
+                                         "protocol.pair_weight)")
     p.add_argument("--plcc-fit", choices=("none", "cubic", "logistic4"),
                    help="PLCC of the regression protocols (protocol.plcc_fit; default none = raw Pearson)")
     p.add_argument("--save-regressor", metavar="FILE",
@@ -96,7 +97,7 @@ def add_parser(sub) -> None:
                    help="with --regressor-file: warn instead of refusing weights other than the regressor's")
     p.add_argument("--no-official-clive-resize", action="store_true", default=None,
                    help="do not resize CLIVE's 1024.JPG and 1113.JPG to 500x500 as the official loader does")
-    p.add_argument("--no-plots", action="store_true", default=None)
+    p.add_argument("--no-plots", action="store_true", default=None, help="write no plots (output.plots)")
     add_weight_options(p)
     p.add_argument("--shard", metavar="I/N",
                    help="only extract the features of share I of N (0 <= I < N) of the images into --cache and exit; "
@@ -133,24 +134,22 @@ def _config(args: argparse.Namespace):
 
 
 def _scale_out(args: argparse.Namespace, cfg):
-    """The :class:`grepq.parallel.ScaleOut` of a run with --shard or under torchrun (its device replaces
-    scoring.device), else None."""
+    """The :class:`grepq.parallel.ScaleOut` of a run with --shard or under torchrun (it chooses the device), or
+    None."""
     from .. import parallel
     if args.shard is None and not parallel.under_torchrun():
         return None
     if cfg["output"]["cache"] is None or str(cfg["output"]["cache"]).lower() == "none":
         raise ValueError("--shard and torchrun put the shares' features into the feature cache: --cache cannot be none")
-    so = parallel.start(args.shard, cfg["scoring"]["device"])
-    cfg["scoring"]["device"] = str(so.device)
-    return so
+    return parallel.start(args.shard, cfg["scoring"]["device"])
 
 
-def _extract_share(so, scorer, datasets, common) -> bool:
+def _extract_share(so, scorer, datasets, opts) -> bool:
     """Features of this process's share of every dataset into the cache; True if this process then runs the
     protocol (rank 0 of a torchrun job without --shard, after the others finished)."""
     from ..eval import runner
     for ds in datasets:
-        fs = runner.dataset_features(scorer, ds, shard=so.shard, **common)
+        fs = runner.dataset_features(scorer, ds, opts, shard=so.shard)
         print(f"grepq eval: {so.describe()}: features of {len(fs)} of {len(ds)} images of {ds.name} in "
               f"{fs.cache_dir}", file=sys.stderr)
     so.barrier()
@@ -173,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         target, source = eval_datasets(args.protocol, cfg)
         so = _scale_out(args, cfg)
-        scorer = scorer_from_config(cfg)
+        scorer = scorer_from_config(cfg, device=None if so is None else str(so.device))
         shares = [d for d in (source, target) if d is not None]
         if so is not None and not _extract_share(so, scorer, shares, feature_options(cfg)):
             return 0

@@ -1,23 +1,15 @@
-"""Per-image features for evaluation, extracted once into a resumable cache (docs/method.md §5).
+"""Per-image features for the protocols, extracted once into a resumable cache (docs/method.md §5).
 
-For each image, one decode gives everything the protocols need:
+One decode per image gives ``hl`` (CLIP image-encoder output on the whole image, E = 1024 for RN50), ``ll`` (the LL
+model's 128-d head output on the whole image, as the official ``get_concatenated_features.py``) and the zero-shot
+``q_low`` (Eq. 6) and ``q_high`` (Eq. 2). Regression features are the feature sets of :data:`FEATURE_SETS`:
+[HL | LL] columns (:meth:`FeatureSet.matrix`).
 
-- ``hl``: CLIP image-encoder output on the whole image (E = 1024 for RN50; CLIP normalisation, no resize or crop);
-- ``ll``: LL model output (head, 128) on the whole image (ResNet's global pooling), as the official
-  ``get_concatenated_features.py``;
-- ``q_low`` / ``q_high``: the zero-shot scores of Eq. 6 and Eq. 2 (``q_total = q_low + q_high``).
-
-Images are decoded ahead in threads and consecutive images of one size go through the models as one batch
-(the scorer's ``decode_workers``, ``batch_size`` and ``max_batch_pixels``: :meth:`grepq.GRepQ.iter_computed`).
-
-The cache lives in ``<cache_dir>/<name>-<key>/``: ``meta.json`` (what the key was made of) and ``part-*.npz`` files
-written atomically every ``save_every`` images, so a killed extraction resumes where it stopped and nothing is
-computed twice. The key hashes the weights (tensor values), the pristine patches, the settings and the image list.
-
-Several processes can fill one cache folder at once, each its own :class:`grepq.parallel.Shard` of the images
-(``grepq eval --shard I/N`` or torchrun): the key does not depend on the shard, and a shard's part and temporary
-file names carry its tag (``part-s<i>of<n>-...``), so writers never collide and a shard only clears its own
-leftover temporary files. An extraction without a shard reads every part, whoever wrote it.
+The cache, ``<cache_dir>/<name>-<key>/``, holds ``meta.json`` and ``part-*.npz`` files written atomically every
+``save_every`` images: a killed extraction resumes where it stopped. The key hashes the weights, the pristine
+patches, the settings and the image list, not the shard: processes filling one cache as :class:`grepq.parallel.Shard`
+s write parts named by their shard (``part-s<i>of<n>-...``) and never collide. Importing this module does not
+import torch (a regressor file loads without it).
 """
 from __future__ import annotations
 
@@ -30,17 +22,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ..data.io import ImageReadError, read_image
-from ..fingerprint import digest_tensors as _digest_tensors
-from ..parallel import Shard
-from ..scoring.zero_shot import total_quality
 from ..utils import atomic_write
 from ..version import __version__
 
-__all__ = ["FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
+__all__ = ["FEATURE_SETS", "FeatureSet", "extract_features", "cache_key", "FEATURE_FORMAT"]
+
+#: Feature sets of Table 1 and the parts they concatenate, in column order ([HL | LL], docs/method.md §5).
+FEATURE_SETS = {"hl+ll": ("hl", "ll"), "hl": ("hl",), "ll": ("ll",)}
 
 #: Bumped when what is stored changes, so old caches are not reused.
 FEATURE_FORMAT = 1
@@ -51,13 +40,14 @@ DEFAULT_SAVE_EVERY = 50
 
 @dataclass
 class FeatureSet:
-    """Features of N images. Arrays of a component that was not computed are None."""
+    """Features of N images: hl (N, E) and ll (N, 128) float32, q_low and q_high (N,) float64; None where a
+    component was not computed."""
 
     names: List[str]
-    hl: Optional[np.ndarray] = None      # (N, E) float32
-    ll: Optional[np.ndarray] = None      # (N, 128) float32
-    q_low: Optional[np.ndarray] = None   # (N,) float64
-    q_high: Optional[np.ndarray] = None  # (N,) float64
+    hl: Optional[np.ndarray] = None
+    ll: Optional[np.ndarray] = None
+    q_low: Optional[np.ndarray] = None
+    q_high: Optional[np.ndarray] = None
     cache_dir: Optional[Path] = None
     failed: List[Tuple[str, str]] = field(default_factory=list)
 
@@ -66,21 +56,50 @@ class FeatureSet:
 
     @property
     def q_total(self) -> Optional[np.ndarray]:
+        from ..scoring.zero_shot import total_quality  # Eq. 7 (lazy: this module imports no torch)
         return total_quality(self.q_low, self.q_high)
 
-    def matrix(self, which: str = "hl+ll") -> np.ndarray:
-        """Regression features: "hl" (N, E), "ll" (N, 128) or "hl+ll" (N, E + 128) = [HL | LL] as docs/method.md §5."""
-        parts = {"hl": [self.hl], "ll": [self.ll], "hl+ll": [self.hl, self.ll]}
-        if which not in parts:
-            raise ValueError(f"feature set must be one of {list(parts)}, got {which!r}")
-        if any(p is None for p in parts[which]):
-            raise ValueError(f"feature set {which!r} needs components that were not extracted")
-        return np.concatenate(parts[which], axis=1)
+    def available(self) -> List[str]:
+        """The feature sets whose components were computed, in :data:`FEATURE_SETS` order (widest first)."""
+        return [name for name, parts in FEATURE_SETS.items() if all(getattr(self, p) is not None for p in parts)]
+
+    def parts(self, name: str) -> Tuple[str, ...]:
+        """The components of feature set ``name``, or a ValueError naming a missing one."""
+        if name not in FEATURE_SETS:
+            raise ValueError(f"feature set: expected one of {list(FEATURE_SETS)}, got {name!r}")
+        missing = [p for p in FEATURE_SETS[name] if getattr(self, p) is None]
+        if missing:
+            raise ValueError(f"feature set {name!r} needs the {' and '.join(missing)} component, which was not "
+                             f"computed (have {self.available()})")
+        return FEATURE_SETS[name]
+
+    def matrix(self, name: Optional[str] = None) -> np.ndarray:
+        """(N, P) float64 regression features of feature set ``name`` (None: every computed component), e.g.
+        "hl+ll" = [HL | LL] (N, E + 128)."""
+        name = self.available()[0] if name is None else name
+        return np.concatenate([getattr(self, p) for p in self.parts(name)], axis=1).astype(np.float64)
+
+    def dims(self, name: str) -> Dict[str, int]:
+        """Column count of each component of feature set ``name``, in order."""
+        return {p: int(getattr(self, p).shape[1]) for p in self.parts(name)}
+
+    def columns(self, names: Sequence[str]) -> Dict[str, slice]:
+        """Column slices of the feature sets ``names`` in :meth:`matrix` ``()``."""
+        start, out = {}, {}
+        for p in ("hl", "ll"):
+            if getattr(self, p) is not None:
+                start[p] = sum(int(getattr(self, q).shape[1]) for q in start)
+        for name in names:
+            parts = self.parts(name)
+            out[name] = slice(start[parts[0]], start[parts[-1]] + int(getattr(self, parts[-1]).shape[1]))
+        return out
 
 
 def cache_key(scorer, paths: Sequence[Union[str, Path]],
               resize: Optional[Dict[str, Tuple[int, int]]] = None) -> Tuple[str, dict]:
     """A hash of everything the features depend on, and the readable parts of it."""
+    from ..fingerprint import digest_tensors
+
     h = hashlib.sha256()
     s = scorer.settings
     info = {
@@ -94,10 +113,10 @@ def cache_key(scorer, paths: Sequence[Union[str, Path]],
         info.update(pos_embedding=scorer.hl.pos_embedding, prompts=list(scorer.hl.prompts), k2=scorer.hl.k2)
     h.update(json.dumps(info, sort_keys=True).encode())
     if scorer.ll is not None:
-        _digest_tensors(h, scorer.ll.state_dict())
-        _digest_tensors(h, {"pristine": scorer.pristine_patches})
+        digest_tensors(h, scorer.ll.state_dict())
+        digest_tensors(h, {"pristine": scorer.pristine_patches})
     if scorer.hl is not None:
-        _digest_tensors(h, {k: v for k, v in scorer.hl.state_dict().items() if not k.startswith("head.")})
+        digest_tensors(h, {k: v for k, v in scorer.hl.state_dict().items() if not k.startswith("head.")})
     for p in paths:
         h.update(str(p).encode() + b"\0")
     return h.hexdigest()[:20], info
@@ -115,7 +134,7 @@ def _load_parts(folder: Path, wanted: range) -> Dict[int, dict]:
     return done
 
 
-def _shard_tag(shard: Optional[Shard]) -> str:
+def _shard_tag(shard) -> str:
     """"" without a shard (the names of single-process caches), else ``s<i>of<n>-``."""
     return "" if shard is None else f"s{shard.index}of{shard.count}-"
 
@@ -147,32 +166,22 @@ def _open_cache(folder: Path, info: dict, paths: List[str], tag: str) -> None:
             stale.unlink(missing_ok=True)
 
 
-def extract_features(
-    scorer,
-    paths: Sequence[Union[str, Path]],
-    cache_dir: Optional[Union[str, Path]] = None,
-    name: str = "images",
-    resize: Optional[Dict[str, Tuple[int, int]]] = None,
-    save_every: Optional[int] = None,
-    progress: bool = True,
-    on_error: str = "raise",
-    shard: Optional[Shard] = None,
-) -> FeatureSet:
-    """HL/LL features and zero-shot scores of every image, cached and resumable.
+def extract_features(scorer, paths: Sequence[Union[str, Path]], cache_dir: Optional[Union[str, Path]] = None,
+                     name: str = "images", resize: Optional[Dict[str, Tuple[int, int]]] = None,
+                     save_every: Optional[int] = None, progress: bool = True, on_error: str = "raise",
+                     shard=None) -> FeatureSet:
+    """HL/LL features and zero-shot scores of every image of ``paths`` (in order) with a :class:`grepq.GRepQ`,
+    cached under ``cache_dir`` (None: no cache) in ``<name>-<key>/``, a part file every ``save_every`` images.
 
-    Args:
-        scorer: a :class:`grepq.GRepQ` (its models, pristine statistics and settings are used).
-        paths: image files, in the order of the returned arrays.
-        cache_dir: where to keep the cache (None: no cache).
-        name: a label for the cache folder (e.g. the dataset name).
-        resize: optional ``{path: (h, w)}`` of images to resize (bilinear, antialiased) after decoding, e.g. the two
-            CLIVE images the official code resizes to 500x500.
-        save_every: write a cache part file every this many images (default :data:`DEFAULT_SAVE_EVERY`).
-        on_error: "raise" at the first image that cannot be read or scored (e.g. too small with
-            ``small_image="error"``), or "record" it in ``failed`` with the reason (its rows are NaN).
-        shard: compute only this share of ``paths`` (:meth:`grepq.parallel.Shard.share`) into the cache, whose key
-            is that of all ``paths``; the returned set holds the share's images only, in order.
+    ``resize``: ``{path: (h, w)}`` to resize after decoding (bilinear, antialiased; the two CLIVE images the official
+    code resizes). ``on_error``: "raise" at the first image that cannot be read or scored, or "record" it in
+    ``failed`` (its rows NaN). ``shard``: compute only that share of ``paths`` (:class:`grepq.parallel.Shard`);
+    the returned set holds the share's images only.
     """
+    import torch.nn.functional as F
+
+    from ..data.io import ImageReadError, read_image
+
     save_every = DEFAULT_SAVE_EVERY if save_every is None else int(save_every)
     if save_every < 1:
         raise ValueError(f"save_every must be a positive number of images, got {save_every}")
@@ -191,7 +200,7 @@ def extract_features(
     pending: Dict[int, dict] = {}
     failed: List[Tuple[str, str]] = []
 
-    def decode(i: int) -> torch.Tensor:
+    def decode(i: int):
         img = read_image(paths[i])
         if paths[i] in resize:
             img = F.interpolate(img[None], size=tuple(resize[paths[i]]), mode="bilinear", align_corners=False,

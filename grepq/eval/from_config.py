@@ -1,68 +1,45 @@
-"""Objects of an evaluation configuration (:data:`grepq.eval.schema.EVAL_SCHEMA` / ``REPRODUCE_SCHEMA``): the scorer,
-the keyword options of the protocols, and one protocol run (``grepq eval``).
-
-The configuration is the nested dict of :func:`grepq.config.load_config`; its ``weights``, ``scoring``,
-``protocol`` and ``output`` sections are shared by ``grepq eval`` and ``grepq reproduce``.
-"""
+"""What a parsed evaluation configuration (:data:`grepq.eval.schema.EVAL_SCHEMA`, ``REPRODUCE_SCHEMA``; sections
+``weights``, ``scoring``, ``protocol``, ``output``, ``data``) makes: the scorer, the feature options, the regression
+settings and one protocol run (``grepq eval``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
-__all__ = ["scorer_from_config", "feature_options", "data_efficient_options", "cross_dataset_options",
-           "default_feature_sets", "eval_datasets", "run_eval"]
+from .regression import RegressionSettings
 
-#: Feature-set name -> the scoring component it needs.
-_NEEDS = {"hl": "high", "ll": "low"}
+__all__ = ["scorer_from_config", "feature_options", "regression_settings", "eval_datasets", "run_eval"]
 
 
 def scorer_from_config(cfg: Dict[str, Any], ll_weights: Optional[str] = None,
-                       components: Optional[Sequence[str]] = None):
-    """A :class:`grepq.GRepQ` from ``cfg["weights"]`` and ``cfg["scoring"]``; ``ll_weights`` / ``components``
-    replace the configured ones (Table 4's LL models, one per pair weight, are scored with LL features only)."""
+                       components: Optional[Sequence[str]] = None, device: Optional[str] = None):
+    """A :class:`grepq.GRepQ` from ``cfg["weights"]`` and ``cfg["scoring"]``; ``ll_weights``, ``components`` and
+    ``device`` replace the configured ones (Table 4 scores with LL weights of its own, LL only)."""
     from ..api import GRepQ
     w, s = cfg["weights"], cfg["scoring"]
     return GRepQ.from_files(
         ll_weights=ll_weights or w["ll"], hl_weights=w["hl"], clip_weights=w["clip"], pristine=w["pristine"],
-        save_pristine=w["save_pristine"], device=s["device"], pos_embedding=s["pos_embedding"],
+        save_pristine=w["save_pristine"], device=device or s["device"], pos_embedding=s["pos_embedding"],
         components=list(components or s["components"]), chunk_size=s["chunk_size"], batch_size=s["batch_size"],
         max_batch_pixels=s["max_batch_pixels"], decode_workers=s["decode_workers"], amp=s["amp"],
         channels_last=s["channels_last"], small_image=s["small_image"], progress=cfg["output"]["progress"],
     )
 
 
-def feature_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Keyword options of the :mod:`grepq.eval.runner` functions that concern features (cache, CLIVE resize)."""
-    out = cfg["output"]
+def feature_options(cfg: Dict[str, Any]):
+    """The :class:`grepq.eval.runner.FeatureOptions` of ``cfg``."""
+    from .runner import FeatureOptions
+    out, fsets = cfg["output"], cfg["protocol"]["feature_sets"]
     cache = out["cache"]
-    return dict(cache_dir=None if cache is None or str(cache).lower() == "none" else Path(cache),
-                official_clive_resize=cfg["scoring"]["official_clive_resize"], cache_every=out["cache_every"],
-                progress=out["progress"])
+    return FeatureOptions(cache_dir=None if cache is None or str(cache).lower() == "none" else Path(cache),
+                          official_clive_resize=cfg["scoring"]["official_clive_resize"],
+                          progress=out["progress"], cache_every=out["cache_every"],
+                          feature_sets=tuple(fsets) if fsets else None)
 
 
-def _regression_options(p: Dict[str, Any]) -> Dict[str, Any]:
-    return dict(regressor=p["regressor"], alphas=list(p["alphas"]), alpha_selection=p["alpha_selection"],
-                cv_folds=p["cv_folds"], plcc_fit=p["plcc_fit"], seed=p["seed"])
-
-
-def data_efficient_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Keyword options of :func:`grepq.eval.protocols.data_efficient` from ``cfg["protocol"]``."""
-    p = cfg["protocol"]
-    return dict(_regression_options(p), n_train_list=list(p["n_train"]), n_splits=p["splits"],
-                train_fraction=p["train_fraction"])
-
-
-def cross_dataset_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Keyword options of :func:`grepq.eval.protocols.cross_dataset` from ``cfg["protocol"]``."""
-    return _regression_options(cfg["protocol"])
-
-
-def default_feature_sets(protocol: str, components: Sequence[str]) -> List[str]:
-    """Feature sets when none are configured: data-efficient every set the components allow (hl+ll, hl, ll),
-    cross-dataset hl+ll (GRepQ_C), or the one component computed."""
-    have = [f for f in ("hl", "ll") if _NEEDS[f] in components]
-    sets = (["hl+ll"] if len(have) == 2 else []) + have
-    return sets if protocol == "data-efficient" else sets[:1]
+def regression_settings(cfg: Dict[str, Any]) -> RegressionSettings:
+    """The :class:`RegressionSettings` of ``cfg["protocol"]``."""
+    return RegressionSettings.from_dict(cfg["protocol"])
 
 
 def eval_datasets(protocol: str, cfg: Dict[str, Any]):
@@ -83,20 +60,18 @@ def eval_datasets(protocol: str, cfg: Dict[str, Any]):
 
 def run_eval(protocol: str, cfg: Dict[str, Any], scorer=None, target=None, source=None):
     """One protocol ("zeroshot", "data-efficient", "cross-dataset") on ``cfg["data"]`` (or the datasets given);
-    result files go to ``cfg["output"]["out"]``. Returns the :class:`grepq.eval.protocols.ProtocolResult`."""
+    result files go to ``cfg["output"]["out"]``. Returns the :class:`grepq.eval.results.ProtocolResult`."""
     from . import runner
     p, out = cfg["protocol"], cfg["output"]
     if target is None:
         target, source = eval_datasets(protocol, cfg)
     scorer = scorer or scorer_from_config(cfg)
-    common = feature_options(cfg)
-    fsets = p["feature_sets"] or default_feature_sets(protocol, scorer.settings.components)
+    opts, settings, out_dir = feature_options(cfg), regression_settings(cfg), Path(out["out"])
     if protocol == "zeroshot":
-        return runner.run_zero_shot(scorer, target, Path(out["out"]), plots=out["plots"], **common)
+        return runner.run_zero_shot(scorer, target, out_dir, opts, plots=out["plots"])
     if protocol == "data-efficient":
-        return runner.run_data_efficient(scorer, target, Path(out["out"]), plots=out["plots"], feature_sets=fsets,
-                                         pair_weight=p["pair_weight"], **common, **data_efficient_options(cfg))
-    return runner.run_cross_dataset(scorer, source, target, Path(out["out"]), feature_sets=fsets, **common,
-                                    **cross_dataset_options(cfg), save_regressor=out["save_regressor"],
-                                    regressor_file=p["regressor_file"],
+        return runner.run_data_efficient(scorer, target, out_dir, settings, opts, plots=out["plots"],
+                                         pair_weight=p["pair_weight"])
+    return runner.run_cross_dataset(scorer, source, target, out_dir, settings, opts,
+                                    save_regressor=out["save_regressor"], regressor_file=p["regressor_file"],
                                     allow_weight_mismatch=p["allow_weight_mismatch"])

@@ -1,36 +1,14 @@
-"""Correlation metrics between predicted quality and subjective scores.
+"""Correlations between predicted quality ``pred`` (N,) and subjective scores ``mos`` (N,), as Python floats.
 
-All functions take two 1-D arrays of the same length N: ``pred`` (the model's score for N images) and
-``mos`` (the subjective score of the same N images). They return Python floats.
+``srcc`` (Spearman, the paper's headline metric), ``krcc`` (Kendall tau-b, as ``scipy.stats.kendalltau``) and
+``plcc`` (Pearson after a mapping ``fit``: "none"; "cubic", the official zero-shot code's ``np.polyfit(pred, mos,
+3)``; "logistic4", the VQEG 4-parameter logistic fitted by ``scipy.optimize.curve_fit``). A fitted PLCC is never
+negative (it measures how well the fit explains ``mos``): read the sign from SRCC or raw PLCC.
 
-* ``srcc`` - Spearman rank-order correlation (SRCC), the paper's headline metric.
-* ``krcc`` - Kendall rank correlation, tau-b (ties handled as in ``scipy.stats.kendalltau``).
-* ``plcc`` - Pearson linear correlation, after an optional monotone-ish mapping of ``pred`` onto ``mos``:
-    - ``fit="none"``: plain Pearson of ``pred`` and ``mos``.
-    - ``fit="cubic"``: the official GRepQ zero-shot code: least-squares cubic polynomial score -> MOS
-      (``numpy.polyfit(pred, mos, 3)``), then Pearson between the fitted values and ``mos``.
-    - ``fit="logistic4"``: the VQEG 4-parameter logistic
-      ``f(x) = (b1 - b2) / (1 + exp(-(x - b3) / b4)) + b2`` fitted with ``scipy.optimize.curve_fit``
-      (standardised input, initial guess from the data, bounded parameters, ``maxfev`` = 20000), then
-      Pearson between ``f(pred)`` and ``mos``.
-
-Fitted PLCC is never negative for a least-squares fit that contains a constant term, whatever the sign of
-the relation: it measures how well the fit explains ``mos``, not whether the predictor points the right
-way. Look at SRCC or ``plcc_raw`` for the sign.
-
-Logistic-fit failure policy (decided here, tested in tests/test_metrics.py): ``plcc(..., fit="logistic4")``
-raises :class:`FitError` when ``curve_fit`` does not converge or returns non-finite parameters. It never
-silently falls back to another mapping, because a table would then mix two PLCC definitions under one
-heading. :func:`correlations`, which reports every metric at once, catches that one error, stores NaN in
-``plcc_logistic`` and the reason in ``plcc_logistic_error`` so that the other metrics survive.
-
-Degenerate input: when ``pred`` or ``mos`` is constant a correlation is undefined; the functions return
-NaN (as scipy does), without a warning. Non-finite input (NaN/inf) raises ``ValueError`` naming the count.
-
-Polarity: a score file holds either a MOS (higher = better quality) or a DMOS (lower = better quality).
-grepq predictors are all "higher = better". :func:`orient` turns labels into "higher = better" by negating
-DMOS, so that a good predictor gets *positive* correlations on every dataset; :func:`signed_correlations`
-does this before computing every metric. Rank and Pearson correlations simply change sign under negation.
+A logistic fit that fails raises :class:`FitError` (never a silent fallback that would mix two PLCC definitions);
+:func:`correlations` stores NaN and the reason instead. A constant ``pred`` or ``mos`` gives NaN; NaN/inf input
+raises a ValueError naming the count. :func:`orient` turns DMOS (lower = better) into "higher = better" so that
+good predictors correlate positively on every dataset.
 """
 from __future__ import annotations
 
@@ -40,24 +18,9 @@ from typing import Dict, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-__all__ = [
-    "FitError",
-    "PLCC_FITS",
-    "POLARITIES",
-    "DATASET_POLARITY",
-    "check_pair",
-    "srcc",
-    "krcc",
-    "plcc",
-    "fit_cubic",
-    "fit_logistic4",
-    "fit_logistic4_params",
-    "correlations",
-    "orient",
-    "polarity_sign",
-    "signed_correlations",
-    "median_or_nan",
-]
+__all__ = ["FitError", "PLCC_FITS", "POLARITIES", "check_finite", "check_pair", "srcc", "krcc", "plcc", "fit_cubic",
+           "fit_logistic4", "fit_logistic4_params", "correlations", "orient", "polarity_sign", "signed_correlations",
+           "median_or_nan"]
 
 #: PLCC mappings: "none" (raw Pearson), "cubic" (official GRepQ zero-shot code, test_zeroshot.py:
 #: np.polyfit(score, mos, deg=3)), "logistic4" (VQEG 4-parameter logistic). docs/method.md §5.
@@ -81,30 +44,8 @@ MIN_SAMPLES = {"none": 3, "cubic": CUBIC_DEGREE + 2, "logistic4": 5}
 
 #: Score polarity. "mos": higher = better quality; "dmos": lower = better quality.
 POLARITIES = ("mos", "dmos")
-_POLARITY_ALIASES = {
-    "mos": "mos",
-    "higher_better": "mos",
-    "higher": "mos",
-    "dmos": "dmos",
-    "lower_better": "dmos",
-    "lower": "dmos",
-}
-
-#: Polarity of the score column each dataset's owners distribute (docs/method.md §8). The dataset loaders
-#: are the authority; this table is the fallback used by reports. KADID-10k's column is *named* dmos
-#: but is higher-is-better (1-5, pristine high), so it counts as "mos" here. PIPAL's Elo: higher = better.
-DATASET_POLARITY = {
-    "CLIVE": "mos",
-    "KonIQ": "mos",
-    "FLIVE": "mos",
-    "SPAQ": "mos",
-    "PIPAL": "mos",
-    "TID2013": "mos",
-    "KADID-10k": "mos",
-    "AGIQA-3K": "mos",
-    "LIVE": "dmos",
-    "CSIQ": "dmos",
-}
+_POLARITY_ALIASES = {"mos": "mos", "higher_better": "mos", "higher": "mos", "dmos": "dmos", "lower_better": "dmos",
+                     "lower": "dmos"}
 
 
 # numpy >= 1.25 has np.exceptions.RankWarning; older versions only np.RankWarning.
@@ -115,41 +56,30 @@ class FitError(RuntimeError):
     """The nonlinear (logistic) mapping used before PLCC could not be fitted."""
 
 
+def check_finite(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr``, or a ValueError naming ``name`` and the count of its NaN/inf values."""
+    bad = int(np.count_nonzero(~np.isfinite(arr)))
+    if bad:
+        raise ValueError(f"{name}: expected finite values, got {bad} non-finite (NaN/inf) of {arr.size}")
+    return arr
+
+
 def _as_vector(x, name: str) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 2 and 1 in arr.shape:
         arr = arr.reshape(-1)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array of scores, got shape {arr.shape}")
-    bad = int(np.count_nonzero(~np.isfinite(arr)))
-    if bad:
-        raise ValueError(
-            f"{name}: expected finite values, got {bad} non-finite (NaN/inf) of {arr.size}"
-        )
-    return arr
+    return check_finite(arr, name)
 
 
 def check_pair(pred, mos, min_count: int = 3):
-    """Validate and convert a (prediction, subjective score) pair.
-
-    Args:
-        pred: (N,) predicted scores (any array-like; (N,1) and (1,N) are accepted).
-        mos: (N,) subjective scores.
-        min_count: smallest N accepted.
-
-    Returns:
-        (pred, mos) as float64 arrays of shape (N,).
-
-    Raises:
-        ValueError: different lengths, fewer than ``min_count`` values, or any NaN/inf (the message names
-        the count).
-    """
+    """``pred`` and ``mos`` ((N,), (N, 1) or (1, N)) as float64 (N,) arrays, or a ValueError: different lengths,
+    fewer than ``min_count`` values, or NaN/inf (counted)."""
     p = _as_vector(pred, "pred")
     m = _as_vector(mos, "mos")
     if p.shape != m.shape:
-        raise ValueError(
-            f"pred and mos: expected the same length, got {p.size} predictions and {m.size} scores"
-        )
+        raise ValueError(f"pred and mos: expected the same length, got {p.size} predictions and {m.size} scores")
     if p.size < min_count:
         raise ValueError(f"expected at least {min_count} scored samples, got {p.size}")
     return p, m
@@ -185,14 +115,7 @@ def krcc(pred, mos) -> float:
 
 
 def fit_cubic(pred, mos) -> np.ndarray:
-    """Least-squares cubic polynomial mapping score -> MOS, as in the official zero-shot code.
-
-    Args:
-        pred: (N,) scores. mos: (N,) subjective scores.
-
-    Returns:
-        (N,) fitted values ``poly(pred)``.
-    """
+    """(N,) fitted values of the least-squares cubic score -> MOS (the official zero-shot code's mapping)."""
     p, m = check_pair(pred, mos, MIN_SAMPLES["cubic"])
     with warnings.catch_warnings():
         # RankWarning when pred has fewer than 4 distinct values: the fit is still the least-squares one.
@@ -209,16 +132,11 @@ def _logistic4(x, b1, b2, b3, b4):
 
 
 def _fit_logistic4_standardised(pred, mos, maxfev: int):
-    """The VQEG 4-parameter logistic fitted on standardised ``pred``: (params (4,), z (N,), mean, std of pred).
+    """The VQEG logistic fitted on standardised ``pred`` (for conditioning): (params (4,), z (N,), mean, std).
 
-    ``pred`` is standardised internally (zero mean, unit std) for conditioning; this does not change the
-    family of curves (the centre and scale are mapped back). Initial guess: asymptotes at max/min of ``mos``
-    (swapped when pred and mos are negatively correlated, so that decreasing relations start on the right
-    branch), centre 0, scale 1. The fit is bounded (trust-region-reflective): asymptotes within
-    ``LOGISTIC_ASYMPTOTE_MARGIN`` MOS ranges of the data, centre within +-``LOGISTIC_CENTRE_BOUND`` std of pred,
-    scale in ``LOGISTIC_SCALE_BOUNDS`` std. Without bounds a convex, unsaturated relation (e.g. exponential)
-    sends an asymptote to infinity and the fit never converges; with them it converges to a curve
-    indistinguishable on the data.
+    Start: asymptotes at max/min of ``mos`` (swapped for a decreasing relation), centre 0, scale 1. Bounded
+    (asymptotes within ``LOGISTIC_ASYMPTOTE_MARGIN`` MOS ranges, centre within ``LOGISTIC_CENTRE_BOUND`` std, scale
+    in ``LOGISTIC_SCALE_BOUNDS``): unbounded, a convex unsaturated relation sends an asymptote to infinity.
     """
     p, m = check_pair(pred, mos, MIN_SAMPLES["logistic4"])
     if _is_constant(p) or _is_constant(m):
@@ -235,9 +153,7 @@ def _fit_logistic4_standardised(pred, mos, maxfev: int):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            params, _ = optimize.curve_fit(
-                _logistic4, z, m, p0=p0, bounds=(lower, upper), maxfev=int(maxfev)
-            )
+            params, _ = optimize.curve_fit(_logistic4, z, m, p0=p0, bounds=(lower, upper), maxfev=int(maxfev))
     except (RuntimeError, ValueError) as exc:
         raise FitError(f"logistic4 fit did not converge on N={p.size} samples: {exc}") from exc
     if not np.all(np.isfinite(params)):
@@ -253,17 +169,8 @@ def fit_logistic4_params(pred, mos, *, maxfev: int = LOGISTIC_MAXFEV) -> np.ndar
 
 
 def fit_logistic4(pred, mos, *, maxfev: int = LOGISTIC_MAXFEV) -> np.ndarray:
-    """Fit the VQEG 4-parameter logistic score -> MOS (details: :func:`_fit_logistic4_standardised`).
-
-    Args:
-        pred: (N,) scores. mos: (N,) subjective scores. maxfev: curve_fit evaluation budget.
-
-    Returns:
-        (N,) fitted values.
-
-    Raises:
-        FitError: curve_fit did not converge within ``maxfev`` or gave non-finite parameters or values.
-    """
+    """(N,) fitted values of the VQEG 4-parameter logistic score -> MOS; :class:`FitError` if curve_fit does not
+    converge within ``maxfev`` or gives non-finite values."""
     params, z, _, _ = _fit_logistic4_standardised(pred, mos, maxfev)
     fitted = _logistic4(z, *params)
     if not np.all(np.isfinite(fitted)):
@@ -272,20 +179,8 @@ def fit_logistic4(pred, mos, *, maxfev: int = LOGISTIC_MAXFEV) -> np.ndarray:
 
 
 def plcc(pred, mos, fit: str = "none", *, maxfev: int = LOGISTIC_MAXFEV) -> float:
-    """Pearson linear correlation between (mapped) ``pred`` (N,) and ``mos`` (N,).
-
-    Args:
-        pred: (N,) predicted scores.
-        mos: (N,) subjective scores.
-        fit: "none" | "cubic" (official GRepQ zero-shot code) | "logistic4" (VQEG); see the module doc.
-        maxfev: evaluation budget of the logistic fit.
-
-    Returns:
-        PLCC as a float; NaN if ``pred`` or ``mos`` is constant.
-
-    Raises:
-        ValueError: bad input or unknown ``fit``. FitError: the logistic fit failed.
-    """
+    """Pearson correlation of ``pred`` (N,) mapped by ``fit`` ("none" | "cubic" | "logistic4", module doc) and
+    ``mos`` (N,); NaN if either is constant; :class:`FitError` if the logistic fit fails."""
     if fit not in PLCC_FITS:
         raise ValueError(f"fit: expected one of {PLCC_FITS}, got {fit!r}")
     p, m = check_pair(pred, mos, MIN_SAMPLES[fit])
@@ -299,16 +194,8 @@ def plcc(pred, mos, fit: str = "none", *, maxfev: int = LOGISTIC_MAXFEV) -> floa
 
 
 def correlations(pred, mos) -> Dict[str, object]:
-    """Every metric at once.
-
-    Args:
-        pred: (N,) predicted scores, N >= 5 (the fitted PLCCs need 5). mos: (N,) subjective scores.
-
-    Returns:
-        dict with float values ``srcc``, ``krcc``, ``plcc_raw`` (fit "none"), ``plcc_cubic``,
-        ``plcc_logistic``, int ``n``, and ``plcc_logistic_error`` (str) only if the logistic fit failed
-        (then ``plcc_logistic`` is NaN).
-    """
+    """Every metric of ``pred`` (N,) and ``mos`` (N,), N >= 5: ``srcc``, ``krcc``, ``plcc_raw``, ``plcc_cubic``,
+    ``plcc_logistic`` (NaN, with ``plcc_logistic_error``, if the fit failed) and ``n``."""
     p, m = check_pair(pred, mos, max(MIN_SAMPLES.values()))
     out: Dict[str, object] = {
         "srcc": srcc(p, m),
@@ -326,10 +213,8 @@ def correlations(pred, mos) -> Dict[str, object]:
 
 
 def polarity_sign(polarity: str) -> float:
-    """+1.0 for a MOS-like score (higher = better), -1.0 for a DMOS-like one (lower = better).
-
-    Accepted names: "mos"/"higher_better"/"higher" and "dmos"/"lower_better"/"lower" (case-insensitive).
-    """
+    """+1.0 for "mos"/"higher_better"/"higher" (higher = better), -1.0 for "dmos"/"lower_better"/"lower"
+    (case-insensitive)."""
     key = str(polarity).strip().lower()
     if key not in _POLARITY_ALIASES:
         raise ValueError(f"polarity: expected one of {sorted(_POLARITY_ALIASES)}, got {polarity!r}")
@@ -342,15 +227,8 @@ def orient(scores, polarity: str) -> np.ndarray:
 
 
 def signed_correlations(pred, scores, polarity: str) -> Dict[str, object]:
-    """:func:`correlations` after :func:`orient`, so a good "higher = better" predictor scores positive.
-
-    Args:
-        pred: (N,) predictions, higher = better quality. scores: (N,) subjective scores.
-        polarity: "mos" or "dmos" (see :func:`polarity_sign`).
-
-    Returns:
-        the :func:`correlations` dict plus ``polarity`` (the canonical name).
-    """
+    """:func:`correlations` of ``pred`` (N,, higher = better) and ``scores`` (N,) oriented by ``polarity``, plus
+    ``polarity`` ("mos" | "dmos")."""
     sign = polarity_sign(polarity)
     out = correlations(pred, sign * np.asarray(scores, dtype=np.float64))
     out["polarity"] = "mos" if sign > 0 else "dmos"

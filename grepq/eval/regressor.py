@@ -1,30 +1,17 @@
-"""GRepQ_D you can keep: a linear quality predictor fit on your own labels, saved to a small JSON file.
+"""GRepQ_D you can keep: a linear quality predictor fit on your own labels (``grepq fit``), saved to a small JSON
+file and applied by ``grepq score --regressor FILE`` or :meth:`Regressor.predict`. Alpha is chosen as the
+data-efficient protocol does (:func:`grepq.eval.regression.fit_select`).
 
-``grepq fit`` fits ridge (default) or linear SVR on frozen GRepQ features of labelled images (alpha chosen by
-cross-validation exactly as the data-efficient protocol does: :func:`grepq.eval.regression.fit_select`) and
-writes a :class:`Regressor` file; ``grepq score --regressor FILE`` and :meth:`Regressor.predict` apply it.
+The file (schema "grepq-regressor", version 1) is plain JSON, read with ``json`` only (loading never executes code):
+``coef`` [P] and ``intercept`` (q_pred = features . coef + intercept; standardisation folded in), ``feature_set``
+and ``feature_dims`` ({"hl": E, "ll": 128}, in column order), ``regressor``, ``alpha``, ``settings``
+(:class:`RegressionSettings`), ``standardization``, ``labels`` (polarity, n, min, max, mean, oriented_from), ``cv``
+(srcc, plcc, folds, criterion, scores), ``source``, ``fingerprints`` (:meth:`grepq.GRepQ.fingerprints`),
+``feature_settings``, ``grepq_version``, ``created`` and a SHA-256 ``checksum`` of the rest.
 
-The file (``REGRESSOR_SCHEMA`` = "grepq-regressor", version 1) is plain JSON, read with ``json`` only (loading
-never executes code)::
-
-    {"schema": "grepq-regressor", "schema_version": 1, "grepq_version": "0.1.0", "created": ISO time,
-     "regressor": "ridge" | "svr", "alpha": chosen alpha, "settings": {RegressionSettings: alphas (grid),
-         alpha_selection, cv_folds, cv_criterion, standardize, svr_epsilon, plcc_fit, seed},
-     "feature_set": "hl+ll" | "hl" | "ll", "feature_dims": {"hl": E, "ll": 128} (the parts in order),
-     "coef": [P floats], "intercept": float      -- q_pred = features . coef + intercept,
-     "standardization": {"standardize": bool, "mean": [P], "scale": [P]} (folded into coef already),
-     "labels": {"polarity": "mos" | "dmos", "n": int, "min", "max", "mean", "oriented_from": null | "dmos"},
-     "cv": {"srcc", "plcc", "folds", "criterion", "scores": [A]} or null,
-     "source": {"kind": "dataset" | "csv" | "arrays" | "cross_dataset", ...},
-     "fingerprints": {"ll", "hl", "clip_text", "pristine"} (grepq.GRepQ.fingerprints()),
-     "feature_settings": {"pos_embedding", "amp", "components"},
-     "checksum": SHA-256 of the canonical JSON of every other field}
-
-``q_pred`` is on the labels' scale and direction: higher is better when ``labels.polarity`` is "mos", lower is
-better for "dmos" (a cross-dataset source regressor is trained on labels turned "higher = better" first:
-``oriented_from`` says so). Features made with other weights than the file's fingerprints are refused
-(:meth:`Regressor.check_scorer`); only the fingerprints the feature set depends on are compared (``hl`` for HL
-features, ``ll`` for LL features; ``pristine`` and ``clip_text`` change the zero-shot scores, not the features).
+``q_pred`` is on the labels' scale and direction (``labels.polarity``; a cross-dataset source regressor is trained
+on labels turned "higher = better" first: ``oriented_from``). Features of other weights than the file's
+fingerprints are refused (:meth:`Regressor.check_scorer`); only the fingerprints the feature set depends on count.
 """
 from __future__ import annotations
 
@@ -43,21 +30,18 @@ import numpy as np
 from ..utils import atomic_write
 from ..version import __version__
 from . import metrics as M
-from .regression import RegressionSettings, as_linear_path, choose_alpha, fit_select
+from .features import FEATURE_SETS
+from .regression import Fit, GramPath, RegressionSettings, choose_alpha, fit_select
 from .results import json_clean
 from .splits import labelled_folds, scene_codes
 
 __all__ = ["Regressor", "RegressorFileError", "WeightMismatchError", "REGRESSOR_SCHEMA", "REGRESSOR_VERSION",
-           "FEATURE_SETS", "fit_regressor", "build_regressor", "feature_matrix", "scorer_feature_settings",
-           "label_info",
-           "feature_dims_of", "predict_images"]
+           "fit_regressor", "build_regressor", "scorer_feature_settings", "label_info", "predict_images"]
 
 log = logging.getLogger(__name__)
 
 REGRESSOR_SCHEMA = "grepq-regressor"
 REGRESSOR_VERSION = 1
-#: Feature sets of Table 1 and the parts they concatenate, in order ([HL | LL], docs/method.md §5).
-FEATURE_SETS = {"hl+ll": ("hl", "ll"), "hl": ("hl",), "ll": ("ll",)}
 #: Scorer settings that change the features (HL: the positional-embedding mode; both: mixed precision).
 _FEATURE_SETTING_KEYS = ("pos_embedding", "amp")
 #: LL feature size (the LL model's head output, docs/method.md §2).
@@ -103,8 +87,8 @@ class Regressor:
 
     def predict(self, features) -> np.ndarray:
         """q_pred (M,) for features (M, P) of this regressor's feature set (or a :class:`FeatureSet`)."""
-        if hasattr(features, "hl") and hasattr(features, "ll"):
-            features = feature_matrix(features, self.feature_set)
+        if hasattr(features, "matrix"):
+            features = features.matrix(self.feature_set)
         X = np.asarray(features, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"features: expected shape (M, {self.coef.shape[0]}) ({self.feature_set} features "
@@ -234,14 +218,6 @@ def _mismatches(reg: Regressor, fps: Dict[str, Optional[str]], settings: Dict[st
 # --------------------------------------------------------------------------------------------------------------
 
 
-def feature_matrix(fs, feature_set: str = "hl+ll") -> np.ndarray:
-    """(N, P) float64 regression features of a :class:`grepq.eval.features.FeatureSet`: [HL | LL] columns of
-    ``feature_set`` (the protocols' ``runner`` matrix, column for column)."""
-    if feature_set not in FEATURE_SETS:
-        raise ValueError(f"feature set: expected one of {list(FEATURE_SETS)}, got {feature_set!r}")
-    return fs.matrix(feature_set).astype(np.float64)
-
-
 def label_info(y: np.ndarray, polarity: str, oriented_from: Optional[str] = None) -> Dict[str, Any]:
     return {"polarity": polarity, "n": int(y.size), "min": float(y.min()), "max": float(y.max()),
             "mean": float(y.mean()), "oriented_from": oriented_from}
@@ -260,64 +236,55 @@ def _cv_estimate(X, y, settings, folds, alpha: float) -> Dict[str, float]:
 
 
 def fit_regressor(X, y, settings=None, *, feature_set: str = "hl+ll", feature_dims: Optional[Dict[str, int]] = None,
-                  polarity: str = "mos", folds: Optional[Sequence[np.ndarray]] = None, refs=None,
-                  source: Optional[Dict[str, Any]] = None, fingerprints: Optional[Dict[str, Any]] = None,
+                  polarity: str = "mos", refs=None, source: Optional[Dict[str, Any]] = None,
+                  fingerprints: Optional[Dict[str, Any]] = None,
                   feature_settings: Optional[Dict[str, Any]] = None) -> Regressor:
-    """Fit a :class:`Regressor` on features X (n, P) and labels y (n,), alpha by ``settings.alpha_selection``
-    ("cv": on ``folds``, default :func:`grepq.eval.splits.labelled_folds` of split 0, by scene with ``refs``;
-    "fixed": the one alpha; "oracle" is refused: it needs test labels).
-
-    Same code as the data-efficient protocol (:func:`grepq.eval.regression.fit_select`), so on the labelled
-    images of split 0 it chooses the protocol's alpha and predicts what the protocol's regressor predicts.
-    """
+    """A :class:`Regressor` on features X (n, P) and labels y (n,), alpha by ``settings.alpha_selection`` ("cv":
+    the data-efficient protocol's folds of split 0, by scene with ``refs``; "fixed"; "oracle" is refused: it needs
+    test labels). On the labelled images of split 0 it chooses the protocol's alpha and predicts what the
+    protocol's regressor predicts."""
     settings = settings or RegressionSettings()
     if settings.alpha_selection == "oracle":
         raise ValueError("alpha_selection 'oracle' needs test labels; a regressor file uses 'cv' or 'fixed'")
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n = y.size
-    if settings.alpha_selection == "cv" and folds is None:
-        groups = scene_codes(refs, n) if refs is not None else None
-        folds = labelled_folds(n, settings.cv_folds, settings.seed, 0, groups)
-    if folds is not None and settings.alpha_selection == "cv" and n // len(folds) < MIN_FOLD_SIZE:
-        warnings.warn(f"only {n} labelled images for {len(folds)} cross-validation folds (about {n // len(folds)} "
-                      f"per fold, fewer than {MIN_FOLD_SIZE}): the alpha choice and the CV estimate are noisy; "
-                      f"label more images or pass fewer folds", stacklevel=2)
-    path, cv = fit_select(X, y, settings, folds if settings.alpha_selection == "cv" else None)
-    best = choose_alpha(settings, cv)
-    return build_regressor(as_linear_path(path), best, cv, folds, settings, X, y, feature_set=feature_set,
-                           feature_dims=feature_dims, labels=label_info(y, polarity), source=source,
-                           fingerprints=fingerprints, feature_settings=feature_settings)
+    folds = None
+    if settings.alpha_selection == "cv":
+        folds = labelled_folds(n, settings.cv_folds, settings.seed, 0, None if refs is None else scene_codes(refs, n))
+        if n // len(folds) < MIN_FOLD_SIZE:
+            warnings.warn(f"only {n} labelled images for {len(folds)} cross-validation folds (about "
+                          f"{n // len(folds)} per fold, fewer than {MIN_FOLD_SIZE}): the alpha choice and the CV "
+                          f"estimate are noisy; label more images or pass fewer folds", stacklevel=2)
+    path, cv = fit_select(X, y, settings, folds)
+    fit = Fit(path=path.linear() if isinstance(path, GramPath) else path, best=choose_alpha(settings, cv), cv=cv,
+              folds=folds)
+    return build_regressor(fit, settings, X, y, feature_set=feature_set, feature_dims=feature_dims,
+                           labels=label_info(y, polarity), source=source, fingerprints=fingerprints,
+                           feature_settings=feature_settings)
 
 
-def build_regressor(path, best: int, cv, folds, settings, X, y, *, feature_set: str, feature_dims=None,
-                    labels: Dict[str, Any], source=None, fingerprints=None, feature_settings=None) -> Regressor:
-    """A :class:`Regressor` from alpha ``best`` of a fitted :class:`grepq.eval.regression.LinearPath` (A models) on
-    training features X (n, P) and labels y (n,) (used for the standardisation record and the CV estimate)."""
-    alpha = settings.alphas[best]
+def build_regressor(fit: Fit, settings, X, y, *, feature_set: str, feature_dims=None, labels: Dict[str, Any],
+                    source=None, fingerprints=None, feature_settings=None) -> Regressor:
+    """A :class:`Regressor` from the chosen alpha of ``fit`` on training features X (n, P) and labels y (n,) (for
+    the standardisation record and the CV estimate)."""
+    alpha = settings.alphas[fit.best]
     scale = (X.std(axis=0) if settings.standardize else np.ones(X.shape[1]))
     cv_info = None
-    if cv is not None:
-        cv_info = dict(_cv_estimate(X, y, settings, folds, alpha), folds=len(folds), criterion=settings.cv_criterion,
-                       scores=[float(s) for s in cv])
+    if fit.cv is not None:
+        cv_info = dict(_cv_estimate(X, y, settings, fit.folds, alpha), folds=len(fit.folds),
+                       criterion=settings.cv_criterion, scores=[float(s) for s in fit.cv])
     info = {"grepq_version": __version__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "regressor": settings.regressor, "alpha": alpha, "settings": settings.to_dict(),
             "standardization": {"standardize": settings.standardize, "mean": X.mean(axis=0),
                                 "scale": np.where(scale > 0, scale, 1.0)},
             "labels": labels, "cv": cv_info, "source": source or {"kind": "arrays"},
             "fingerprints": fingerprints or {}, "feature_settings": feature_settings or {}}
-    return Regressor(coef=path.coef[best].copy(), intercept=float(path.intercept[best]), feature_set=feature_set,
-                     feature_dims=feature_dims or _default_dims(feature_set, X.shape[1]), info=info)
-
-
-def _default_dims(feature_set: str, p: int) -> Dict[str, int]:
-    # [HL | LL] with the LL model's 128-d head output (docs/method.md §2) when both parts are present
-    parts = FEATURE_SETS[feature_set]
-    return {parts[0]: p} if len(parts) == 1 else {"hl": p - LL_DIM, "ll": LL_DIM}
-
-
-def feature_dims_of(fs, feature_set: str) -> Dict[str, int]:
-    return {part: int(getattr(fs, part).shape[1]) for part in FEATURE_SETS[feature_set]}
+    if feature_dims is None:  # [HL | LL] with the LL model's 128-d head output (docs/method.md §2)
+        parts = FEATURE_SETS[feature_set]
+        feature_dims = {parts[0]: X.shape[1]} if len(parts) == 1 else {"hl": X.shape[1] - LL_DIM, "ll": LL_DIM}
+    return Regressor(coef=fit.path.coef[fit.best].copy(), intercept=float(fit.path.intercept[fit.best]),
+                     feature_set=feature_set, feature_dims=feature_dims, info=info)
 
 
 def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=None, allow_mismatch: bool = False,
@@ -339,7 +306,7 @@ def predict_images(scorer, regressor: Regressor, paths: Sequence, *, cache_dir=N
         if why != "no such file or folder":
             log.warning("skipped %s: %s", p, why)
     fs = extract_features(scorer, images, cache_dir=cache_dir, name="score", progress=progress, on_error="record")
-    q_pred = regressor.predict(feature_matrix(fs, regressor.feature_set))
+    q_pred = regressor.predict(fs.matrix(regressor.feature_set))
     bad = {p for p, _ in fs.failed}
     failed.extend(fs.failed)
     rows = []

@@ -33,10 +33,8 @@ from ..utils import atomic_write
 from ..version import __version__
 from . import paper_numbers as paper
 from .from_config import (
-    cross_dataset_options,
-    data_efficient_options,
-    default_feature_sets,
     feature_options,
+    regression_settings,
     scorer_from_config,
 )
 from .schema import REPRODUCE_SCHEMA
@@ -253,20 +251,18 @@ def _run_step(plan: Plan, step: Step, scorer) -> None:
     from . import runner
     cfg, out, feats = plan.cfg, plan.out, feature_options(plan.cfg)
     ds = [plan.datasets[n] for n in step.datasets]
-    plots, comps = cfg["output"]["plots"], scorer.settings.components
+    plots = cfg["output"]["plots"]
     if step.kind == "features":
-        runner.dataset_features(scorer, ds[0], **feats)
+        runner.dataset_features(scorer, ds[0], feats)
     elif step.kind == "zeroshot":
-        runner.run_zero_shot(scorer, ds[0], out, plots=plots, **feats)
+        runner.run_zero_shot(scorer, ds[0], out, feats, plots=plots)
     elif step.kind == "cross_dataset":
-        fsets = cfg["protocol"]["feature_sets"] or default_feature_sets("cross-dataset", comps)
-        runner.run_cross_dataset(scorer, ds[0], ds[1], out, feature_sets=list(fsets), **feats,
-                                 **cross_dataset_options(cfg))
+        runner.run_cross_dataset(scorer, ds[0], ds[1], out, regression_settings(cfg), feats)
     else:
-        table4 = step.table == 4
-        fsets = ["ll"] if table4 else cfg["protocol"]["feature_sets"] or default_feature_sets("data-efficient", comps)
-        runner.run_data_efficient(scorer, ds[0], out, plots=plots, feature_sets=list(fsets),
-                                  pair_weight=step.weights if table4 else None, **feats, **data_efficient_options(cfg))
+        if step.table == 4:
+            feats = dataclasses.replace(feats, feature_sets=("ll",))
+        runner.run_data_efficient(scorer, ds[0], out, regression_settings(cfg), feats, plots=plots,
+                                  pair_weight=None if step.table != 4 else step.weights)
 
 
 class _Scorers(dict):

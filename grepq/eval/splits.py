@@ -22,12 +22,12 @@ from .paper_numbers import LABEL_COUNTS
 __all__ = ["PAPER_LABEL_COUNTS", "PAPER_N_SPLITS", "PAPER_TRAIN_FRACTION", "split_indices", "scene_codes",
            "make_folds", "labelled_folds"]
 
-#: Label counts of Table 1 (paper section 4.2: "a random subset of 50, 100, or 200 samples"); defined once in
+#: Label counts of Table 1 (paper §4.2: "a random subset of 50, 100, or 200 samples"); defined once in
 #: :data:`grepq.eval.paper_numbers.LABEL_COUNTS`.
 PAPER_LABEL_COUNTS = LABEL_COUNTS
-#: Number of random train/test splits, medians reported (paper section 4.2: "median ... across 10 splits").
+#: Number of random train/test splits, medians reported (paper §4.2: "median ... across 10 splits").
 PAPER_N_SPLITS = 10
-#: Training fraction of each split (paper section 4.2: "randomly split ... into 80% and 20%").
+#: Training fraction of each split (paper §4.2: "randomly split ... into 80% and 20%").
 PAPER_TRAIN_FRACTION = 0.8
 
 
