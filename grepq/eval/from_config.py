@@ -12,10 +12,6 @@ from typing import Any, Dict, List, Optional, Sequence
 __all__ = ["scorer_from_config", "feature_options", "data_efficient_options", "cross_dataset_options",
            "default_feature_sets", "eval_datasets", "run_eval"]
 
-#: Feature-set name -> the scoring component it needs.
-_NEEDS = {"hl": "high", "ll": "low"}
-
-
 def scorer_from_config(cfg: Dict[str, Any], ll_weights: Optional[str] = None,
                        components: Optional[Sequence[str]] = None):
     """A :class:`grepq.GRepQ` from ``cfg["weights"]`` and ``cfg["scoring"]``; ``ll_weights`` / ``components``
@@ -60,7 +56,7 @@ def cross_dataset_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
 def default_feature_sets(protocol: str, components: Sequence[str]) -> List[str]:
     """Feature sets when none are configured: data-efficient every set the components allow (hl+ll, hl, ll),
     cross-dataset hl+ll (GRepQ_C), or the one component computed."""
-    have = [f for f in ("hl", "ll") if _NEEDS[f] in components]
+    have = [f for f in ("hl", "ll") if f in components]
     sets = (["hl+ll"] if len(have) == 2 else []) + have
     return sets if protocol == "data-efficient" else sets[:1]
 
