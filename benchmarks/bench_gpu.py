@@ -172,7 +172,7 @@ def grepq_worker(work: Path, device: str, amp: str, decode_workers: int, out: Pa
 
 def official_worker(work: Path, device: str, out: Path) -> dict:
     """The official single-image functions in a loop; CLIP in float16 on CUDA as ``clip.load`` makes it."""
-    off_ll, off_hl, ll, hl = bzs._official_models(work, "low,high")
+    off_ll, off_hl, ll, hl = bzs._official_models(work, "ll,hl")
     import clip.model
 
     if torch.device(device).type == "cuda":

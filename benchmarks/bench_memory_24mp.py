@@ -1,6 +1,6 @@
 """Benchmark: peak memory and time of zero-shot LL scoring (Q_L) of one 24-megapixel photograph (6000x4000).
 
-* **grepq**: ``grepq score IMG --components low --ll-weights ... --pristine ...`` in a subprocess; its peak
+* **grepq**: ``grepq score IMG --components ll --ll-weights ... --pristine ...`` in a subprocess; its peak
   resident memory is the child's RSS high-water mark (``ru_maxrss`` from ``os.wait4``, Linux, kilobytes), its time
   is from start to exit.
 * **official**: the official ``compute_niqe_distance_single_image`` in a subprocess (``/tmp/official``, see
@@ -108,7 +108,7 @@ def official_worker(work: Path, image: Path, out: Path) -> None:
     import torch
 
     if bz.official_available():
-        off_ll, _, ll, _ = bz._official_models(work, "low")   # loaded as the official test_zeroshot.py does
+        off_ll, _, ll, _ = bz._official_models(work, "ll")   # loaded as the official test_zeroshot.py does
         os.chdir(work)  # the official pristine() reads its HDF5 from the working directory
         cfg = bz._official_config(work)
         q = off_ll.compute_niqe_distance_single_image(ll, str(image), cfg)[0]
@@ -159,7 +159,7 @@ def run(quick: bool = False, workdir: Optional[str] = None, official: bool = Tru
         image = make_photo(work / "photo_24mp.jpg")
         bench_inputs.remember(photo_marker, "test")
         out_csv = work / "grepq.csv"
-        cmd = [sys.executable, "-m", "grepq", "score", str(image), "--components", "low",
+        cmd = [sys.executable, "-m", "grepq", "score", str(image), "--components", "ll",
                "--ll-weights", str(paths["ll"]), "--pristine", str(paths["pristine"]), "--output", str(out_csv)]
         busy = [bz.wait_for_idle()]
         g_s, g_rss, _ = measure(cmd)
@@ -196,7 +196,7 @@ def table(res: Dict[str, object]) -> str:
     lines = [f"# zero-shot Q_L of one {res['image']} JPEG ({res['patches']} patches of 96x96, stride 48; "
              f"{res['pristine_patches']} pristine patches)",
              "| run | peak RSS (GiB) | seconds | Q_L |", "|---|---|---|---|",
-             f"| grepq score --components low | {res['grepq_peak_bytes'] / gib:.2f} | {res['grepq_s']:.1f} | "
+             f"| grepq score --components ll | {res['grepq_peak_bytes'] / gib:.2f} | {res['grepq_s']:.1f} | "
              f"{res['grepq_q_low']:.8f} |"]
     if "official_s" in res:
         lines.append(f"| official single-image LL ({res['official_kind']}, all patches in one batch) | "

@@ -264,7 +264,7 @@ def read_scores(csv_path: Path) -> Dict[str, Dict[str, float]]:
                 for r in csv.DictReader(f)}
 
 
-def run_grepq(paths: Dict[str, Path], out_csv: Path, components: str = "low,high",
+def run_grepq(paths: Dict[str, Path], out_csv: Path, components: str = "ll,hl",
               cache_dir: Optional[Path] = None, cold: bool = False) -> float:
     """Seconds for ``grepq score`` on the test folder (subprocess, start to exit). ``cache_dir``: the constants cache
     folder (emptied first when ``cold``); None runs with ``--no-cache``."""
@@ -276,7 +276,7 @@ def run_grepq(paths: Dict[str, Path], out_csv: Path, components: str = "low,high
         if cold and cache_dir.exists():
             shutil.rmtree(cache_dir)
         cmd += ["--cache-dir", str(cache_dir)]
-    if "high" in components:
+    if "hl" in components:
         cmd += ["--hl-weights", str(paths["hl"]), "--clip-weights", str(paths["clip"])]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -286,7 +286,7 @@ def run_grepq(paths: Dict[str, Path], out_csv: Path, components: str = "low,high
     return seconds
 
 
-def run_official(paths: Dict[str, Path], out_csv: Path, components: str = "low,high", mode: str = "loop") -> float:
+def run_official(paths: Dict[str, Path], out_csv: Path, components: str = "ll,hl", mode: str = "loop") -> float:
     """Seconds for the official per-image loop (``mode="loop"``; the plain loop without the official code) or the
     official dataset mode (``mode="dataset"``), in a subprocess."""
     worker = ("official" if mode == "loop" else "official-dataset") if official_available() else "plain"
@@ -340,12 +340,12 @@ def _official_models(work: Path, components: str):
         return model.eval()
 
     ll = hl = None
-    if "low" in components:
+    if "ll" in components:
         ll = off_net.LLModel(encoder="resnet18", head="mlp")
         ll.load_state_dict(torch.load(work / "weights" / "low_level_model_weights.tar")["model"]["state_dict"],
                            strict=True)
         ll = eval_mode(ll)
-    if "high" in components:
+    if "hl" in components:
         hl = off_net.HLModel()
         hl.clip_model.visual.load_state_dict(torch.load(work / "weights" / "high_level_model_weights.pth"),
                                              strict=False)
@@ -406,9 +406,9 @@ def plain_worker(work: Path, images: Path, components: str, out: Path) -> None:
     from grepq.models.low_level import load_low_level
 
     warnings.filterwarnings("ignore")
-    ll = load_low_level(work / "weights" / "low_level_model_weights.tar")[0].eval() if "low" in components else None
+    ll = load_low_level(work / "weights" / "low_level_model_weights.tar")[0].eval() if "ll" in components else None
     hl = None
-    if "high" in components:
+    if "hl" in components:
         hl = load_clip(work / "weights" / "RN50_random.pt")
         # HighLevelModel shares hl.visual: this loads the HL weights into the CLIP model's image encoder
         HighLevelModel(hl).load_visual(load_hl_visual_weights(work / "weights" / "high_level_model_weights.pth"))
@@ -441,7 +441,7 @@ def plain_worker(work: Path, images: Path, components: str, out: Path) -> None:
     _write_worker_csv(out, rows)
 
 
-def run_floor(paths: Dict[str, Path], components: str = "low,high", chunk: int = 64) -> float:
+def run_floor(paths: Dict[str, Path], components: str = "ll,hl", chunk: int = 64) -> float:
     """Seconds of the forward passes alone (LL over all patches, HL on whole images), inputs in memory."""
     from grepq.data.io import read_image
     from grepq.models.high_level import HighLevelModel, load_clip, load_hl_visual_weights, normalize
@@ -449,9 +449,9 @@ def run_floor(paths: Dict[str, Path], components: str = "low,high", chunk: int =
     from grepq.scoring import zero_shot as zs
 
     imgs = [read_image(p) for p in sorted(paths["images"].glob("*.jpg"))]
-    ll = load_low_level(paths["ll"])[0].eval() if "low" in components else None
+    ll = load_low_level(paths["ll"])[0].eval() if "ll" in components else None
     hl = None
-    if "high" in components:
+    if "hl" in components:
         hl = HighLevelModel(load_clip(paths["clip"])).eval()
         hl.load_visual(load_hl_visual_weights(paths["hl"]))
     patch_sets = [list(zs.iter_patch_chunks([x], chunk)) for x in imgs] if ll is not None else []
@@ -587,7 +587,7 @@ def main() -> None:
     bench_inputs.add_argument(ap)
     ap.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--images-dir", help=argparse.SUPPRESS)
-    ap.add_argument("--components", default="low,high", help=argparse.SUPPRESS)
+    ap.add_argument("--components", default="ll,hl", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

@@ -174,7 +174,7 @@ def memory_rows(ctx: Context) -> List[Row]:
         ratio_mem = r["official_peak_bytes"] / peak
         ratio_t = r["official_s"] / r["grepq_s"]
         same = r["abs_score_diff"] <= SCORE_TOL
-        rows.append(Row("24 MP photo (6000x4000), Q_L: peak memory", "`grepq score IMG --components low` vs the "
+        rows.append(Row("24 MP photo (6000x4000), Q_L: peak memory", "`grepq score IMG --components ll` vs the "
                         f"{r['official_kind']} (all patches in one batch)",
                         f"grepq < {MEMORY_24MP_MAX_BYTES / gib:g} GiB",
                         f"{peak / gib:.2f} GiB vs {r['official_peak_bytes'] / gib:.2f} GiB ({ratio_mem:.1f}x less)",
@@ -185,7 +185,7 @@ def memory_rows(ctx: Context) -> List[Row]:
                         f"score diff {r['abs_score_diff']:.1e}", _yes(ratio_t >= 1.0 and same)))
     else:
         est = r["one_batch_estimate_bytes"]
-        rows.append(Row("24 MP photo (6000x4000), Q_L: peak memory", "`grepq score IMG --components low` vs the "
+        rows.append(Row("24 MP photo (6000x4000), Q_L: peak memory", "`grepq score IMG --components ll` vs the "
                         "one-batch path (not run: " + r.get("official_skipped", "") + ")",
                         f"grepq < {MEMORY_24MP_MAX_BYTES / gib:g} GiB",
                         f"{peak / gib:.2f} GiB vs an estimated {est / gib:.1f} GiB ({est / peak:.1f}x less)",

@@ -58,7 +58,7 @@ class GRepQ:
     :meth:`from_files`.
 
     Args:
-        ll, hl: :class:`LowLevelModel` (for "low"), :class:`HighLevelModel` with its prompt embeddings (for "high").
+        ll, hl: :class:`LowLevelModel` (for "ll"), :class:`HighLevelModel` with its prompt embeddings (for "hl").
         pristine: the pristine patches (N, 3, R, R) float32 in [0, 1] of Eq. 5, or a function returning them (called
             only if the pristine statistics are not cached).
         settings: :class:`ScoringSettings` (default: its defaults), read as ``scorer.settings``.
@@ -85,19 +85,19 @@ class GRepQ:
         self._pristine = pristine
         self.ll: Optional[LowLevelModel] = None
         self.hl: Optional[HighLevelModel] = None
-        if "low" in self.settings.components:
+        if "ll" in self.settings.components:
             if ll is None:
-                raise ValueError("the low-level score needs low-level weights (--ll-weights), or leave out the 'low' "
+                raise ValueError("the low-level score needs low-level weights (--ll-weights), or leave out the 'll' "
                                  "component")
             if pristine is None:
                 raise ValueError("the low-level score needs pristine patches (--pristine FILE.hdf5 or a folder of "
                                  "pristine images)")
             self.ll = ll.to(self.device, memory_format=self._memory_format).eval()
-        if "high" in self.settings.components:
+        if "hl" in self.settings.components:
             if hl is None:
                 raise ValueError(
                     f"the high-level score needs high-level weights (--hl-weights FILE), or hl_weights='{STOCK_CLIP}' "
-                    "to score with CLIP's own image encoder, or leave out the 'high' component")
+                    "to score with CLIP's own image encoder, or leave out the 'hl' component")
             self.hl = hl.to(self.device, memory_format=self._memory_format).eval()
 
     @classmethod
@@ -124,11 +124,11 @@ class GRepQ:
         store = _as_cache(cache)
         fps: Dict[str, str] = {}
         ll = hl = pristine_source = None  # a missing one the components need: GRepQ() says which
-        if "low" in settings.components and ll_weights is not None:
+        if "ll" in settings.components and ll_weights is not None:
             ll = _low_level(ll_weights, store, fps)
-        if "low" in settings.components and pristine is not None:
+        if "ll" in settings.components and pristine is not None:
             pristine_source = _pristine_source(pristine, store, fps, save_pristine, settings)
-        if "high" in settings.components and hl_weights is not None:
+        if "hl" in settings.components and hl_weights is not None:
             hl = _high_level(hl_weights, clip_weights, store, prompts, pos_embedding, k2)
         return cls(ll, hl, pristine_source, settings, cache=store, fingerprints=fps)
 
@@ -229,7 +229,7 @@ class GRepQ:
         if missing:
             raise ValueError(f"this scorer was built without the {missing} component(s)")
         out: List[dict] = [{} for _ in imgs]
-        if "low" in components:
+        if "ll" in components:
             pristine = self.pristine_stats
             if features:
                 whole = torch.stack(list(imgs)).to(self.device).contiguous(memory_format=self._memory_format)
@@ -240,7 +240,7 @@ class GRepQ:
             for row, f in zip(out, self.ll_patch_features(imgs)):
                 d = zs.niqe_distance(pristine, zs.fit_gaussian(f), self.settings.cov_eps)
                 row["q_low"] = float(zs.quality_from_distance(d, self.settings.k1))
-        if "high" in components:
+        if "hl" in components:
             x = torch.stack([self._hl_input(im) for im in imgs]).contiguous(memory_format=self._memory_format)
             with autocast_context(self.device, self.settings.amp):
                 e = zs.hl_embeddings(self.hl, x).float()

@@ -159,7 +159,7 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
     paths, quality, scenes = _build_heldout(out, seed)
     scores, few, ll_feats = {}, {}, {}
     for label, model in (("trained", trained), ("untrained", untrained)):
-        scorer = GRepQ.from_files(ll_weights=model, components=["low"], pristine=pristine, device=device,
+        scorer = GRepQ.from_files(ll_weights=model, components=["ll"], pristine=pristine, device=device,
                                   progress=False)
         fs = extract_features(scorer, paths, progress=False)
         scores[label] = fs.q_low
@@ -176,7 +176,7 @@ def run_demo(out_dir: str = "grepq_demo", minutes: float = 4.0, device: str = "c
                   "(OpenAI's file), or set GREPQ_CLIP_WEIGHTS, or put RN50.pt in ~/.cache/clip/.")
     else:
         try:
-            hl = GRepQ.from_files(hl_weights="stock-clip", clip_weights=source, components=["high"], device=device,
+            hl = GRepQ.from_files(hl_weights="stock-clip", clip_weights=source, components=["hl"], device=device,
                                   progress=False)
             q_high = np.array([r.q_high for r in hl.score(paths)])
             hl_srcc = metrics.srcc(q_high, quality)

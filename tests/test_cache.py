@@ -60,12 +60,12 @@ def test_warm_cache_gives_the_same_bits_without_text_tower_or_pristine_file(file
 
 
 def test_a_corrupt_entry_is_recomputed(files, image, tmp_path, caplog):
-    first = scorer(files, cache=tmp_path, components=("low",)).score_image(image)
+    first = scorer(files, cache=tmp_path, components=("ll",)).score_image(image)
     stats = entries(tmp_path, "pristine-stats")[0]
     raw = bytearray(stats.read_bytes())
     raw[len(raw) // 2] ^= 0xFF                                  # a flipped byte inside the arrays
     stats.write_bytes(bytes(raw))
-    again = scorer(files, cache=tmp_path, components=("low",)).score_image(image)
+    again = scorer(files, cache=tmp_path, components=("ll",)).score_image(image)
     assert "recomputing" in caplog.text
     assert again.q_low == first.q_low
     assert ConstantsCache(tmp_path).load("pristine-stats", {"x": 0}) is None  # (no entry: None, no error)
@@ -90,7 +90,7 @@ def test_entries_never_unpickle(tmp_path):
 
 
 def test_key_follows_weights_and_settings_and_file_memo_follows_the_file(files, tmp_path, ll_model):
-    low = {"components": ("low",)}
+    low = {"components": ("ll",)}
     scorer(files, cache=tmp_path, **low).pristine_stats
     scorer(files, cache=tmp_path, chunk_size=5, **low).pristine_stats       # rounding-only setting: its own entry
     assert len(entries(tmp_path, "pristine-stats")) == 2
@@ -125,7 +125,7 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 def test_cli_cache_dir_and_no_cache(files, photo_dir, tmp_path, monkeypatch):
     one = sorted(photo_dir.glob("*.png"))[0]
     base = ["score", str(one), "--ll-weights", str(files / "ll.tar"), "--pristine", str(files / "pristine.hdf5"),
-            "--components", "low"]
+            "--components", "ll"]
     monkeypatch.setenv("GREPQ_CACHE_DIR", str(tmp_path / "env"))
     assert main(base + ["--no-cache", "-o", str(tmp_path / "a.csv")]) == 0
     assert not (tmp_path / "env").exists()

@@ -102,12 +102,12 @@ def test_eval_config_file_and_errors(setup, tmp_path, capsys):
     assert "did you mean 'protocol.n_train'" in capsys.readouterr().err
     assert main(["eval", "data-efficient", *args, "--set", "protocol.splits=0"]) == 2
     assert "protocol.splits: expected a positive integer" in capsys.readouterr().err
-    assert main(["eval", "zeroshot", "--dataset", "nosuch", "--root", str(tmp_path), "--components", "low",
+    assert main(["eval", "zeroshot", "--dataset", "nosuch", "--root", str(tmp_path), "--components", "ll",
                  "--ll-weights", str(setup / "ll.pt"), "--pristine", str(setup / "pristine.hdf5")]) == 2
     assert "valid names" in capsys.readouterr().err
 
 
 def test_limit_uses_first_images(setup, tmp_path):
     out = tmp_path / "lim"
-    assert main(["eval", "zeroshot", *common(setup, out), "--limit", "12", "--components", "low"]) == 0
+    assert main(["eval", "zeroshot", *common(setup, out), "--limit", "12", "--components", "ll"]) == 0
     assert len(list(csv.DictReader(open(out / "zeroshot_csv_scores.csv")))) == 12

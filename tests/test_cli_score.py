@@ -57,11 +57,11 @@ def test_folder_with_a_bad_file_carries_on_and_fails(files, photo_dir, tmp_path,
 
 def test_low_only_and_bad_options(files, photo_dir, capsys):
     assert main(["score", "--ll-weights", str(files / "low_level_model_weights.tar"), "--pristine",
-                 str(files / "pristine.hdf5"), "--components", "low", str(photo_dir)]) == 0
+                 str(files / "pristine.hdf5"), "--components", "ll", str(photo_dir)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "image,q_low,q_high,q_total" and out[1].endswith(",,")
     assert main(args(files, str(photo_dir), "--output", "x.txt")) == 2
-    assert main(["score", str(photo_dir), "--components", "low", "--pristine", str(files / "pristine.hdf5")]) == 2
+    assert main(["score", str(photo_dir), "--components", "ll", "--pristine", str(files / "pristine.hdf5")]) == 2
     assert "--ll-weights" in capsys.readouterr().err
 
 

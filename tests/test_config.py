@@ -140,9 +140,9 @@ def test_eval_keys_name_their_source_and_default_to_the_paper():
 
 def test_eval_values_lists_and_mappings_are_checked():
     c = load_config(None, ["protocol.n_train=8,16", "protocol.alphas=1,10"], schema=EVAL_SCHEMA,
-                    values={"scoring.components": "low"})
+                    values={"scoring.components": "ll"})
     assert c["protocol"]["n_train"] == [8, 16] and c["protocol"]["alphas"] == [1.0, 10.0]
-    assert c["scoring"]["components"] == ["low"]
+    assert c["scoring"]["components"] == ["ll"]
     with pytest.raises(ConfigError, match=r"protocol\.n_train.*list of int.*'eight'"):
         load_config(None, ["protocol.n_train=8,eight"], schema=EVAL_SCHEMA)
     with pytest.raises(ConfigError, match=r"protocol\.feature_sets .*expected items in .*'hl\+ll'.*got 'hlll'"):

@@ -59,10 +59,10 @@ def weights(tmp_path_factory, ll_model, small_clip, pristine_patches):
     return d
 
 
-def score_args(w, *paths, components="low,high"):
+def score_args(w, *paths, components="ll,hl"):
     out = ["score", *map(str, paths), "--components", components, "--ll-weights", str(w / "ll.tar"),
            "--pristine", str(w / "pristine.hdf5")]
-    if "high" in components:
+    if "hl" in components:
         out += ["--hl-weights", str(w / "hl.pth"), "--clip-weights", str(w / "clip.pt")]
     return out
 
@@ -97,7 +97,7 @@ def test_non_image_files_are_reported_as_skipped(weights, tmp_path):
     good = save_photos(d, names=("astronaut", "chelsea"))
     (d / "notes.txt").write_text("not an image")
     (d / "scores.csv").write_text("image,mos\n")
-    out = subprocess.run([sys.executable, "-m", "grepq", *score_args(weights, d, components="low")],
+    out = subprocess.run([sys.executable, "-m", "grepq", *score_args(weights, d, components="ll")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "skipped" in out.stderr and "notes.txt" in out.stderr and "scores.csv" in out.stderr
@@ -107,7 +107,7 @@ def test_non_image_files_are_reported_as_skipped(weights, tmp_path):
 
 def test_empty_folder_is_a_clear_error(weights, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    status = main(score_args(weights, tmp_path / "empty", components="low"))
+    status = main(score_args(weights, tmp_path / "empty", components="ll"))
     err = capsys.readouterr().err
     assert status != 0
     assert "no images found" in err
@@ -115,7 +115,7 @@ def test_empty_folder_is_a_clear_error(weights, tmp_path, capsys):
 
 def test_missing_pristine_file_names_it(weights, tmp_path, capsys):
     save_photos(tmp_path / "p", names=("coffee",))
-    args = score_args(weights, tmp_path / "p", components="low")
+    args = score_args(weights, tmp_path / "p", components="ll")
     args[args.index("--pristine") + 1] = str(tmp_path / "missing.hdf5")
     assert main(args) == 2
     err = capsys.readouterr().err

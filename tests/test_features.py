@@ -56,7 +56,7 @@ def test_cache_is_reused_and_resumes(scorer, photo_dir, tmp_path, monkeypatch):
 def test_other_weights_get_another_cache(scorer, photo_dir, tmp_path, pristine_patches):
     paths = sorted(photo_dir.glob("*.png"))[:1]
     a = fx.extract_features(scorer, paths, cache_dir=tmp_path, progress=False)
-    other = GRepQ.from_files(ll_weights=make_ll(seed=9), components=["low"], pristine=pristine_patches, progress=False)
+    other = GRepQ.from_files(ll_weights=make_ll(seed=9), components=["ll"], pristine=pristine_patches, progress=False)
     b = fx.extract_features(other, paths, cache_dir=tmp_path, progress=False)
     assert a.cache_dir != b.cache_dir and b.hl is None and not np.allclose(a.ll, b.ll)
 

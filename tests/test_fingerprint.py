@@ -31,6 +31,6 @@ def test_scorer_fingerprints_same_weights_same_print_any_format(tmp_path, small_
     fc = GRepQ.from_files(ll_weights=make_ll(1), hl_weights=hl, pristine=pristine_patches,
                           progress=False).fingerprints()
     assert fc["ll"] != fa["ll"] and fc["hl"] == fa["hl"] and fc["pristine"] == fa["pristine"]
-    fd = GRepQ.from_files(ll_weights=ll, pristine=pristine_patches[:-1], components=("low",),
+    fd = GRepQ.from_files(ll_weights=ll, pristine=pristine_patches[:-1], components=("ll",),
                           progress=False).fingerprints()
     assert fd["pristine"] != fa["pristine"] and fd["hl"] is None and fd["clip_text"] is None

@@ -55,7 +55,7 @@ def test_saved_regressor_predicts_what_the_protocol_predicts(tmp_path, regressor
 class FakeScorer:
     def __init__(self, fp, pos="drop"):
         self._fp = fp
-        self.settings = ScoringSettings(components=("low", "high"), amp="off")
+        self.settings = ScoringSettings(components=("ll", "hl"), amp="off")
         self.hl = type("HL", (), {"pos_embedding": pos})()
 
     def fingerprints(self):

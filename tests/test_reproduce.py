@@ -177,7 +177,7 @@ def test_two_dataset_run_writes_tables_report_and_run_info(toy, fresh, capsys):
     info = json.loads((out / "run_info.json").read_text())
     assert info["datasets"]["toya"]["images"] == N_IMAGES and set(info["fingerprints"]["main"]) >= {"ll", "hl"}
     assert info["fingerprints"]["main"]["ll"] == GRepQ.from_files(ll_weights=str(toy / "ll.pt"), pristine=str(
-        toy / "pristine.hdf5"), components=["low"], progress=False).fingerprints()["ll"]
+        toy / "pristine.hdf5"), components=["ll"], progress=False).fingerprints()["ll"]
     assert all(s["status"] == "ran" and s["seconds"] >= 0 for s in info["steps"].values())
     assert "skipped dataset clive: no root given" in captured.err
     # a second run does nothing again and says so

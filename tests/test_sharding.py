@@ -174,13 +174,13 @@ def test_score_shards_merge_to_the_single_process_file(setup, tmp_path, capsys, 
 def test_score_part_of_other_weights_is_started_again(setup, tmp_path, caplog, capsys, counted):
     imgs = str(setup / "imgs")
     out = tmp_path / "s.json"
-    assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "1/2", "--components", "low"]) == 0
+    assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "1/2", "--components", "ll"]) == 0
     counted.clear()
-    assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "1/2", "--components", "low"]) == 0
+    assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "1/2", "--components", "ll"]) == 0
     assert counted == []  # finished: nothing to do
     assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "1/2"]) == 0
     assert len(counted) == 3 and "starting this share again" in caplog.text
-    assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "0/2", "--components", "low"]) == 0
+    assert main(["score", imgs, *weights(setup), "-o", str(out), "--shard", "0/2", "--components", "ll"]) == 0
     capsys.readouterr()
     assert main(["score", "--merge-shards", "-o", str(out)]) == 2
     assert "different weights, settings or images" in capsys.readouterr().err

@@ -187,7 +187,7 @@ def test_tiny_end_to_end_train_score_export(clip_files, data, tmp_path, pristine
     assert 0 < float(row["q_low"]) < 1 and 0 < float(row["q_high"]) < 1
     # the scored HL model is the trained one, not stock CLIP
     stock = main(["score", image, "--hl-weights", "stock-clip", "--clip-weights", str(clip_files["state_dict"]),
-                  "--components", "high", "--output", str(tmp_path / "stock.csv")])
+                  "--components", "hl", "--output", str(tmp_path / "stock.csv")])
     assert stock == 0 and float(next(csv.DictReader(open(tmp_path / "stock.csv")))["q_high"]) != float(row["q_high"])
     # official formats
     written = export_run(ll_run) + export_run(hl_run)

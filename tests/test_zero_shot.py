@@ -157,7 +157,7 @@ def test_pos_embedding_modes_change_q_high(weights, pristine_patches):
     for mode in ("drop", "interpolate", "keep"):
         s = GRepQ.from_files(hl_weights=weights / "high_level_model_weights.pth",
                              clip_weights=weights / "clip_state_dict.pt",
-                             components=["high"], pos_embedding=mode, progress=False)
+                             components=["hl"], pos_embedding=mode, progress=False)
         out[mode] = s.score_image(img).q_high
     assert len({round(v, 7) for v in out.values()}) == 3
 
@@ -166,9 +166,9 @@ def test_missing_weights_are_errors(weights, pristine_patches):
     with pytest.raises(ValueError, match="--hl-weights"):
         GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", pristine=pristine_patches)
     with pytest.raises(ValueError, match="pristine"):
-        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"])
+        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["ll"])
     with pytest.raises(FileNotFoundError, match="missing.hdf5"):
-        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"],
+        GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["ll"],
                          pristine=weights / "missing.hdf5")
 
 
@@ -228,9 +228,9 @@ def test_pristine_hdf5_validation(tmp_path):
 # ---------------------------------------------------------------------------------------- GRepQ's constructors
 def test_models_and_settings_constructor(weights, ll_model, pristine_patches):
     image = torch.from_numpy(photo("coffee", (200, 260))).permute(2, 0, 1).float() / 255
-    settings = ScoringSettings(components=("low",), chunk_size=16, progress=False)
+    settings = ScoringSettings(components=("ll",), chunk_size=16, progress=False)
     direct = GRepQ(ll_model, None, pristine_patches, settings)
-    from_files = GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["low"],
+    from_files = GRepQ.from_files(ll_weights=weights / "low_level_model_weights.tar", components=["ll"],
                                   pristine=pristine_patches, chunk_size=16, progress=False, cache=False)
     assert direct.score_image(image).q_low == from_files.score_image(image).q_low
     assert direct.fingerprints()["ll"] == from_files.fingerprints()["ll"]
@@ -242,4 +242,4 @@ def test_models_and_settings_constructor(weights, ll_model, pristine_patches):
     with pytest.raises(ValueError, match="chunk_size"):
         ScoringSettings(chunk_size=0)
     with pytest.raises(ValueError, match="amp"):
-        GRepQ(ll_model, None, pristine_patches, ScoringSettings(components=("low",), amp="fp8"))
+        GRepQ(ll_model, None, pristine_patches, ScoringSettings(components=("ll",), amp="fp8"))

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import yaml
 
 from ..config import ConfigError
+from ..scoring.settings import scoring_keys
 from .score import add_weight_options
 
 PROTOCOLS = ("zeroshot", "data-efficient", "cross-dataset")
@@ -43,9 +44,7 @@ EVAL_OPTIONS: Dict[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {
     "no_official_clive_resize": ("scoring.official_clive_resize", lambda v: not v),
     **{f"{o}_weights": (f"weights.{o}", None) for o in ("ll", "hl", "clip")},
     **{o: (f"weights.{o}", None) for o in ("pristine", "save_pristine")},
-    **{o: (f"scoring.{o}", None) for o in ("device", "pos_embedding", "components", "chunk_size", "batch_size",
-                                           "max_batch_pixels", "decode_workers", "amp", "channels_last",
-                                           "small_image")},
+    **{o: (f"scoring.{o}", None) for o in scoring_keys()},
 }
 
 

@@ -1,4 +1,4 @@
-"""``grepq score PATH...``: zero-shot Q_L, Q_H and GRepQ_Z for images and folders."""
+"""``grepq score PATH...``: zero-shot Q_L, Q_H and GRepQ_Z of images and folders (with ``--regressor``: q_pred)."""
 from __future__ import annotations
 
 import argparse
@@ -9,56 +9,45 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
-from ..models import POS_EMBEDDING_MODES
+from ..scoring.settings import scoring_keys
 
 FIELDS = ("image", "q_low", "q_high", "q_total")
+#: Errors reported as "grepq score: message" with exit status 2.
+_KNOWN_ERRORS = (ValueError, FileNotFoundError, RuntimeError, TypeError, OSError)
 
 
 def add_weight_options(p: argparse.ArgumentParser) -> None:
-    """The weight options ``grepq score`` and ``grepq eval`` share."""
+    """The weight files and scoring options of ``grepq score``, ``eval`` and ``fit`` (scoring ones from
+    :func:`grepq.scoring.settings.scoring_keys`)."""
     p.add_argument("--ll-weights",
                    help="low-level weights: the official low_level_model_weights.tar or a grepq checkpoint")
-    p.add_argument("--hl-weights",
-                   help="high-level weights: the official high_level_model_weights.pth or a grepq checkpoint "
-                                        "('stock-clip' scores with CLIP's own image encoder)")
+    p.add_argument("--hl-weights", help="high-level weights: the official high_level_model_weights.pth or a grepq "
+                                        "checkpoint ('stock-clip' scores with CLIP's own image encoder)")
     p.add_argument("--clip-weights", help="CLIP weights: RN50.pt, a state dict file, or a model name "
                                           "(default: $GREPQ_CLIP_WEIGHTS, else RN50 from CLIP's cache)")
     p.add_argument("--pristine", help="pristine patches: the official .hdf5 file or a folder of pristine images")
     p.add_argument("--save-pristine", help="with a pristine folder: also write the selected patches to this .hdf5")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--pos-embedding", choices=POS_EMBEDDING_MODES, default="drop",
-                   help="CLIP attention-pool positional embedding (default: drop, as the official evaluation)")
-    p.add_argument("--components", default="low,high", help="which scores to compute: low,high (default), low or high")
-    p.add_argument("--chunk-size", type=int, default=64, help="LL patches per forward pass (memory; not results)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="consecutive images of one size per forward pass (default: 1 on CPU, 8 on CUDA; "
-                        "scores equal to float32 rounding)")
-    p.add_argument("--max-batch-pixels", type=int, default=4_000_000, help="pixel budget of one batch (default 4e6)")
-    p.add_argument("--decode-workers", type=int, default=0,
-                   help="threads decoding the next images while the models run (default 0)")
-    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off",
-                   help="mixed precision of the models (default off = float32, the reference; bf16/fp16 are faster "
-                        "on recent GPUs and change scores by rounding)")
-    p.add_argument("--channels-last", action="store_true",
-                   help="channels_last memory format (faster convolutions on recent GPUs; same scores to rounding)")
-    p.add_argument("--small-image", choices=("upsample", "error"), default="upsample",
-                   help="images giving fewer than two 96x96 patches: upsample to 144 px short side (default) or fail")
+    for name, key in scoring_keys().items():
+        flag = "--" + name.replace("_", "-")
+        if key.type is bool:
+            p.add_argument(flag, action="store_true", help=key.doc)
+        elif key.items is not None:
+            p.add_argument(flag, default=",".join(key.default), help=f"{key.doc}; comma list (default: %(default)s)")
+        else:
+            shown = "" if key.default is None else " (default: %(default)s)"
+            p.add_argument(flag, type=key.type, choices=key.choices, default=key.default, help=key.doc + shown)
 
 
-def scorer_from_args(args: argparse.Namespace):
+def scorer_from_args(args: argparse.Namespace, device: Optional[str] = None):
+    """A :class:`grepq.GRepQ` from the options of :func:`add_weight_options` (``device`` replaces ``--device``)."""
     from ..api import GRepQ
-    components = [c.strip() for c in args.components.split(",") if c.strip()]
-    # --cache-dir / --no-cache are grepq score's; grepq eval (sharing this function) uses the default cache folder
-    no_cache, cache_dir = getattr(args, "no_cache", False), getattr(args, "cache_dir", None)
-    return GRepQ.from_files(
-        ll_weights=args.ll_weights, hl_weights=args.hl_weights, clip_weights=args.clip_weights,
-        pristine=args.pristine, save_pristine=args.save_pristine, device=args.device,
-        cache=False if no_cache else (cache_dir or True),
-        pos_embedding=args.pos_embedding, components=components, chunk_size=args.chunk_size,
-        batch_size=args.batch_size, max_batch_pixels=args.max_batch_pixels, decode_workers=args.decode_workers,
-        amp=args.amp, channels_last=args.channels_last,
-        small_image=args.small_image,
-    )
+    settings = {name: getattr(args, name) for name in scoring_keys()}
+    settings["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
+    settings["device"] = device or args.device
+    # --cache-dir / --no-cache are grepq score's; eval and fit use the default cache folder
+    cache = False if getattr(args, "no_cache", False) else (getattr(args, "cache_dir", None) or True)
+    return GRepQ.from_files(ll_weights=args.ll_weights, hl_weights=args.hl_weights, clip_weights=args.clip_weights,
+                            pristine=args.pristine, save_pristine=args.save_pristine, cache=cache, **settings)
 
 
 def add_parser(sub) -> None:
@@ -105,133 +94,17 @@ Several processes or machines (grepq/parallel.py):
 """
 
 
-def write_rows(rows: List[dict], output: str | None) -> None:
-    """Rows of FIELDS to a .csv/.json file, or CSV on standard output."""
-    if output is None:
-        w = csv.DictWriter(sys.stdout, fieldnames=FIELDS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-        return
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".json":
-        path.write_text(json.dumps([{k: r[k] for k in FIELDS} for r in rows], indent=1) + "\n")
-    elif path.suffix.lower() == ".csv":
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-    else:
-        raise SystemExit(f"grepq score: --output must end in .csv or .json, got {output}")
-
-
-def run(args: argparse.Namespace) -> int:
-    if getattr(args, "regressor", None):
-        return _run_with_regressor(args)
-    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
-        print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
-        return 2
-    from ..parallel import under_torchrun
-    if args.shard is not None or args.merge_shards or under_torchrun():
-        return _run_scaled(args)
-    if not args.paths:
-        print("grepq score: give at least one image file or folder (PATH)", file=sys.stderr)
-        return 2
-    try:
-        scorer = scorer_from_args(args)
-    except (ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
-        print(f"grepq score: {exc}", file=sys.stderr)
-        return 2
-    rows = scorer.score(args.paths, on_error="record")
-    return report(rows, args.output)
-
-
-def report(rows: list, output: str | None) -> int:
-    """Write the scored rows, name the failed images on standard error; the exit status (1 if any failed)."""
-    ok = [r.as_dict() for r in rows if r.error is None]
-    failed = [r for r in rows if r.error is not None]
-    write_rows(ok, output)
-    for r in failed:
-        print(f"grepq score: failed: {r.error}", file=sys.stderr)
-    if failed:
-        print(f"grepq score: {len(failed)} of {len(rows)} images failed; {len(ok)} scored", file=sys.stderr)
-    if not rows:
-        print("grepq score: no images found", file=sys.stderr)
-        return 1
-    return 1 if failed else 0
-
-
-def _run_scaled(args: argparse.Namespace) -> int:
-    """--shard, --merge-shards and torchrun (:mod:`grepq.parallel`): score a share into its part
-    (:mod:`grepq.eval.score_shards`); merge the parts."""
-    from .. import parallel
-    from ..eval import score_shards
-    try:
-        if not args.output:
-            raise parallel.ShardError("--shard, --merge-shards and torchrun write part files next to --output FILE "
-                                   "(.csv or .json): give one")
-        if args.merge_shards:
-            if args.paths or args.shard is not None:
-                raise parallel.ShardError("--merge-shards takes no PATH or --shard: the part files list their images")
-            return _merge(args.output)
-        if not args.paths:
-            raise parallel.ShardError("give at least one image file or folder (PATH)")
-        so = parallel.start(args.shard, args.device)
-    except (ValueError, RuntimeError) as exc:
-        print(f"grepq score: {exc}", file=sys.stderr)
-        return 2
-    try:
-        args.device = str(so.device)
-        scorer = scorer_from_args(args)
-        rows = score_shards.score_share(scorer, args.paths, so.shard, args.output)
-        so.barrier()
-        if so.merges:
-            return _merge(args.output)
-    except (ValueError, FileNotFoundError, RuntimeError, TypeError, OSError) as exc:
-        print(f"grepq score: {so.describe()}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        so.close()
-    if not so.independent:
-        return 0  # rank 0 merged and reported for the whole job
-    failed = [r for r in rows if r.error is not None]
-    for r in failed:
-        print(f"grepq score: failed: {r.error}", file=sys.stderr)
-    print(f"grepq score: {so.describe()}: {len(rows) - len(failed)} of {len(rows)} images scored into "
-          f"{score_shards.score_part_path(args.output, so.shard)}; when all shards are done: "
-          f"grepq score --merge-shards -o {args.output}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _merge(output: str) -> int:
-    from ..eval.score_shards import merge_score_parts
-    from ..parallel import ShardError
-    try:
-        merged = merge_score_parts(output)
-    except ShardError as exc:
-        print(f"grepq score: {exc}", file=sys.stderr)
-        return 2
-    status = report(merged.rows, output)
-    merged.remove_parts()
-    return status
-
-
-def _write_pred_rows(rows: List[dict], output: Optional[str], regressor, reg_path: str) -> None:
-    """Rows with q_pred to a .csv/.json file, or CSV on standard output; the regressor's scale and polarity with
-    them."""
-    from ..eval.results import json_clean
-
-    columns = ["image", "q_low", "q_high", "q_total", "q_pred"]
-    better = "higher" if regressor.polarity == "mos" else "lower"
-    meta = {"file": str(reg_path), "polarity": regressor.polarity, "higher_is_better": regressor.polarity == "mos",
-            "labels": regressor.info.get("labels"), "feature_set": regressor.feature_set,
-            "regressor": regressor.info.get("regressor"), "alpha": regressor.info.get("alpha")}
+def write_rows(rows: List[dict], output: Optional[str], columns=FIELDS, comment: str = "",
+               json_head: Optional[dict] = None) -> None:
+    """Rows to .csv (``comment`` first) or .json (a list, or ``json_head`` plus "rows"); no output: CSV to stdout."""
     if output is not None and Path(output).suffix.lower() == ".json":
+        rows = [{k: r[k] for k in columns} for r in rows]
+        data = rows if json_head is None else dict(json_head, rows=rows)
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps({"q_pred": json_clean(meta), "rows": rows}, indent=1) + "\n")
+        Path(output).write_text(json.dumps(data, indent=1) + "\n")
         return
-    comment = (f"# q_pred: {regressor.info.get('regressor')} regressor {reg_path} on {regressor.feature_set} features; "
-               f"labels' scale ({regressor.polarity}, {better} is better)\n")
+    if output is not None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
     fh = sys.stdout if output is None else open(output, "w", newline="")
     try:
         fh.write(comment)
@@ -243,38 +116,112 @@ def _write_pred_rows(rows: List[dict], output: Optional[str], regressor, reg_pat
             fh.close()
 
 
-def _run_with_regressor(args: argparse.Namespace) -> int:
-    """``grepq score ... --regressor FILE``: zero-shot scores plus q_pred; exit 2 on a bad file or refused weights,
-    1 if an image failed."""
-    from ..eval.regressor import Regressor, predict_images
-
-    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
-        print(f"grepq score: --output must end in .csv or .json, got {args.output}", file=sys.stderr)
-        return 2
-    if getattr(args, "shard", None) is not None or getattr(args, "merge_shards", False):
-        print("grepq score: --regressor does not combine with --shard/--merge-shards (score the shards, then "
-              "run --regressor on the images in one process)", file=sys.stderr)
-        return 2
-    if not args.paths:
-        print("grepq score: give at least one image file or folder (PATH)", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
     try:
-        reg = Regressor.load(args.regressor)
-        scorer = scorer_from_args(args)
-        cache = None if str(args.feature_cache).lower() == "none" else Path(args.feature_cache)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            rows, failed = predict_images(scorer, reg, args.paths, cache_dir=cache,
-                                          allow_mismatch=args.allow_weight_mismatch)
-        for w in caught:
-            print(f"grepq score: warning: {w.message}", file=sys.stderr)
-    except (ValueError, FileNotFoundError, RuntimeError, TypeError, OSError) as exc:
+        return _run(args)
+    except _KNOWN_ERRORS as exc:
         print(f"grepq score: {exc}", file=sys.stderr)
         return 2
-    _write_pred_rows(rows, args.output, reg, args.regressor)
-    for p, why in failed:
-        print(f"grepq score: failed: {p}: {why}", file=sys.stderr)
-    if not rows and not failed:
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..parallel import ShardError, under_torchrun
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        raise ValueError(f"--output must end in .csv or .json, got {args.output}")
+    scaled = args.shard is not None or args.merge_shards or under_torchrun()
+    if args.regressor and scaled:
+        raise ValueError("--regressor does not combine with --shard, --merge-shards or torchrun (score the shards, "
+                         "then run --regressor on the images in one process)")
+    if scaled and not args.output:
+        raise ShardError("--shard, --merge-shards and torchrun write part files next to --output FILE "
+                         "(.csv or .json): give one")
+    if args.merge_shards:
+        if args.paths or args.shard is not None:
+            raise ShardError("--merge-shards takes no PATH or --shard: the part files list their images")
+        return _merge(args.output)
+    if not args.paths:
+        raise ValueError("give at least one image file or folder (PATH)")
+    if args.regressor:
+        return _run_with_regressor(args)
+    if scaled:
+        return _run_scaled(args)
+    rows = scorer_from_args(args).score(args.paths, on_error="record")
+    return report(rows, args.output)
+
+
+def report(rows: list, output: Optional[str]) -> int:
+    """Write the scored rows, name the failed images on standard error; the exit status (1 if any failed)."""
+    ok = [r.as_dict() for r in rows if r.error is None]
+    failed = [r.error for r in rows if r.error is not None]
+    write_rows(ok, output)
+    return _tell_failed(failed, len(rows))
+
+
+def _tell_failed(failed: List[str], n: int) -> int:
+    for why in failed:
+        print(f"grepq score: failed: {why}", file=sys.stderr)
+    if failed:
+        print(f"grepq score: {len(failed)} of {n} images failed; {n - len(failed)} scored", file=sys.stderr)
+    if not n:
         print("grepq score: no images found", file=sys.stderr)
         return 1
     return 1 if failed else 0
+
+
+def _run_scaled(args: argparse.Namespace) -> int:
+    """--shard and torchrun: score this process's share into its part; rank 0 of a torchrun job then merges."""
+    from .. import parallel
+    from ..eval import score_shards
+    so = parallel.start(args.shard, args.device)
+    try:
+        rows = score_shards.score_share(scorer_from_args(args, str(so.device)), args.paths, so.shard, args.output)
+        so.barrier()
+        if so.merges:
+            return _merge(args.output)
+    except _KNOWN_ERRORS as exc:
+        raise parallel.ShardError(f"{so.describe()}: {exc}") from exc
+    finally:
+        so.close()
+    if not so.independent:
+        return 0  # rank 0 merged and reported for the whole job
+    failed = [r.error for r in rows if r.error is not None]
+    for why in failed:
+        print(f"grepq score: failed: {why}", file=sys.stderr)
+    print(f"grepq score: {so.describe()}: {len(rows) - len(failed)} of {len(rows)} images scored into "
+          f"{score_shards.score_part_path(args.output, so.shard)}; when all shards are done: "
+          f"grepq score --merge-shards -o {args.output}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _merge(output: str) -> int:
+    from ..eval.score_shards import merge_score_parts
+    rows, parts = merge_score_parts(output)
+    status = report(rows, output)
+    for p in parts:
+        p.unlink(missing_ok=True)
+    return status
+
+
+def _run_with_regressor(args: argparse.Namespace) -> int:
+    """Zero-shot scores plus q_pred of ``--regressor FILE``; the regressor's scale and polarity with them."""
+    from ..eval.regressor import Regressor, predict_images
+    from ..eval.results import json_clean
+
+    reg = Regressor.load(args.regressor)
+    scorer = scorer_from_args(args)
+    cache = None if str(args.feature_cache).lower() == "none" else Path(args.feature_cache)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        rows, failed = predict_images(scorer, reg, args.paths, cache_dir=cache,
+                                      allow_mismatch=args.allow_weight_mismatch)
+    for w in caught:
+        print(f"grepq score: warning: {w.message}", file=sys.stderr)
+    info = reg.info
+    meta = {"file": str(args.regressor), "polarity": reg.polarity, "higher_is_better": reg.polarity == "mos",
+            "labels": info.get("labels"), "feature_set": reg.feature_set, "regressor": info.get("regressor"),
+            "alpha": info.get("alpha")}
+    better = "higher" if reg.polarity == "mos" else "lower"
+    comment = (f"# q_pred: {info.get('regressor')} regressor {args.regressor} on {reg.feature_set} features; "
+               f"labels' scale ({reg.polarity}, {better} is better)\n")
+    write_rows(rows, args.output, FIELDS + ("q_pred",), comment, {"q_pred": json_clean(meta)})
+    return _tell_failed([f"{p}: {why}" for p, why in failed], len(rows) + len(failed))

@@ -176,8 +176,8 @@ def weight_files(plan: Plan) -> Dict[str, Optional[str]]:
     out: Dict[str, Optional[str]] = {}
     if MAIN in used:
         comps = plan.cfg["scoring"]["components"]
-        out.update({k: w[k] for k in ("ll", "pristine") if "low" in comps})
-        out.update({k: w[k] for k in ("hl", "clip") if "high" in comps})
+        out.update({k: w[k] for k in ("ll", "pristine") if "ll" in comps})
+        out.update({k: w[k] for k in ("hl", "clip") if "hl" in comps})
     if used - {MAIN}:
         out["pristine"] = w["pristine"]
     out.update({f"ll_per_pair_weight.{m}": w["ll_per_pair_weight"][m] for m in sorted(used - {MAIN})})
@@ -277,7 +277,7 @@ class _Scorers(dict):
             self[weights] = scorer_from_config(self.cfg)
         else:
             self[weights] = scorer_from_config(self.cfg, self.cfg["weights"]["ll_per_pair_weight"][weights],
-                                               components=["low"])
+                                               components=["ll"])
         return self[weights]
 
 

@@ -9,6 +9,7 @@ from typing import Any, Dict, Sequence
 
 from ..config import ConfigError, Key, Schema, flatten, suggest
 from ..data.datasets import DatasetError, loader_name
+from ..scoring.settings import scoring_keys
 from . import metrics as _metrics
 from . import paper_numbers as _paper
 from . import regression as _regression
@@ -18,9 +19,6 @@ __all__ = ["EVAL_SCHEMA", "REPRODUCE_SCHEMA", "EVAL_WEIGHTS", "EVAL_SCORING", "E
            "EVAL_DATA", "DATASET_ENTRY_KEYS"]
 
 _NUM = (int, float)
-
-#: Zero-shot scoring components (grepq.scoring.settings.COMPONENTS).
-_COMPONENTS = ("low", "high")
 
 EVAL_WEIGHTS: Dict[str, Key] = {
     "ll": Key(None, str, "low-level model weights: the official low_level_model_weights.tar or a grepq checkpoint",
@@ -35,27 +33,9 @@ EVAL_WEIGHTS: Dict[str, Key] = {
                          nullable=True, source="grepq"),
 }
 
+#: The scorer's options (declared in grepq.scoring.settings) and the eval-only CLIVE resize.
 EVAL_SCORING: Dict[str, Key] = {
-    "device": Key("cpu", str, "cpu, cuda or cuda:N (where to run; changes no result beyond float rounding)",
-                  source="grepq"),
-    "pos_embedding": Key("drop", str, "CLIP attention-pool positional embedding at test time: 'drop' (official "
-                                      "evaluation), 'interpolate' or 'keep' (docs/method.md §4)",
-                         ("drop", "interpolate", "keep"), source="official"),
-    "components": Key(list(_COMPONENTS), list, "scores to compute: low (Q_L, Eq. 6), high (Q_H, Eq. 2); GRepQ_Z "
-                                                "= Q_H + Q_L needs both (paper Eq. 7)", _COMPONENTS, source="paper",
-                      items=str),
-    "chunk_size": Key(64, int, "LL patches per forward pass (memory; not results)", source="grepq"),
-    "batch_size": Key(None, int, "consecutive images of one size per forward pass (null: 1 on CPU, 8 on CUDA; "
-                                 "scores equal to float32 rounding)", nullable=True, source="grepq"),
-    "max_batch_pixels": Key(4_000_000, int, "pixel budget of one batch", source="grepq"),
-    "decode_workers": Key(0, int, "threads decoding the next images while the models run", source="grepq"),
-    "amp": Key("off", str, "mixed precision: 'off' = float32, the reference (method.md §4; the official code "
-                           "runs CLIP in fp16 on CUDA); 'bf16'/'fp16' change scores by rounding",
-               ("off", "bf16", "fp16"), source="grepq"),
-    "channels_last": Key(False, bool, "channels_last memory format (same scores to rounding)", source="grepq"),
-    "small_image": Key("upsample", str, "images giving fewer than two 96x96 patches: 'upsample' to 144 px short "
-                                        "side or 'error' (the paper does not say)", ("upsample", "error"),
-                       source="grepq"),
+    **scoring_keys(),
     "official_clive_resize": Key(True, bool, "resize CLIVE's 1024.JPG and 1113.JPG to 500x500 as the official "
                                              "loader does (docs/method.md §8)", source="official"),
 }
@@ -137,7 +117,7 @@ def _check_eval_common(cfg: Dict[str, Any]) -> None:
     if not p["alphas"] or min(p["alphas"]) <= 0:
         raise ConfigError(f"protocol.alphas: expected positive values, got {p['alphas']}")
     if not cfg["scoring"]["components"]:
-        raise ConfigError("scoring.components: expected low, high or both")
+        raise ConfigError("scoring.components: expected ll, hl or both")
     if cfg["scoring"]["decode_workers"] < 0:
         raise ConfigError(f"scoring.decode_workers: expected >= 0, got {cfg['scoring']['decode_workers']}")
 

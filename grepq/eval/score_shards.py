@@ -1,11 +1,9 @@
-"""``grepq score`` over several processes or jobs: each share of the images (:class:`grepq.parallel.Shard`) is
-scored into its part file, and the parts are merged in input order (see :mod:`grepq.parallel` for where the
-shares come from).
+"""``grepq score`` over several processes or jobs (shares: :mod:`grepq.parallel`).
 
-``score`` writes ``OUT.shard-<i>-of-<n>.jsonl`` next to ``--output OUT``: a header line (what the scores depend on:
-the feature cache key of the weights, settings and image list) and one line per image, appended every few images.
-A killed share resumes from its part (a line cut short by the kill is dropped; images that failed are tried again);
-a part written with other weights, settings or images is started again, with a warning.
+Each share is scored into ``OUT.shard-<i>-of-<n>.jsonl`` next to ``--output OUT``: a header line (the feature cache
+key of the weights, settings and image list) and one line per image, appended every few images. A killed share
+resumes from its part (a torn last line is dropped; failed images are tried again); a part of other weights,
+settings or images is started again, with a warning. The merge puts the parts' rows in input order.
 """
 from __future__ import annotations
 
@@ -15,7 +13,6 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -26,20 +23,20 @@ from ..data.io import expand_inputs
 from ..parallel import Shard, ShardError
 from .features import cache_key
 
-__all__ = ["score_items", "score_share", "score_part_path", "merge_score_parts", "MergedScores", "SCORE_SAVE_EVERY"]
+__all__ = ["score_items", "score_share", "score_part_path", "merge_score_parts", "SCORE_SAVE_EVERY"]
 
 log = logging.getLogger("grepq")
 
-#: ``score`` appends its part file every this many images (rounded up to a multiple of the batch size).
+#: A share appends its part every this many images (rounded up to a multiple of the batch size).
 SCORE_SAVE_EVERY = 64
-#: Bumped when the score part format changes.
+#: Bumped when the part format changes.
 SCORE_PART_FORMAT = 1
 _PART_RE = re.compile(r"\.shard-(\d+)-of-(\d+)\.jsonl$")
 
 
 def score_items(inputs: Sequence[str], log_skipped: bool = True) -> List[str]:
-    """The images ``grepq score INPUTS`` scores, in its order: folders expanded (sorted), and a path that does not
-    exist kept in place (it becomes a failed row, as in :meth:`grepq.GRepQ.score`)."""
+    """The images ``grepq score INPUTS`` scores, in order: folders expanded (sorted); a missing path stays in place
+    (it becomes a failed row, as in :meth:`grepq.GRepQ.score`)."""
     items: List[str] = []
     for x in inputs:
         images, skipped = expand_inputs([x])
@@ -59,9 +56,8 @@ def score_part_path(output: os.PathLike, shard: Shard) -> Path:
 
 
 def _read_part(path: Path) -> Tuple[Optional[dict], Dict[int, dict], int]:
-    """(header, rows by index, bytes of complete lines) of a part file; a last line cut short is not counted."""
-    data = path.read_bytes()
-    lines = data.split(b"\n")
+    """(header, rows by index, bytes of complete lines) of a part file; a torn last line is not counted."""
+    lines = path.read_bytes().split(b"\n")
     try:
         header = json.loads(lines[0]) if len(lines) > 1 else None
     except ValueError:
@@ -96,15 +92,13 @@ def _open_part(path: Path, header: dict) -> Tuple[Dict[int, dict], object]:
 
 
 def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike,
-                save_every: int = SCORE_SAVE_EVERY) -> list:
-    """Score this shard's share of ``inputs`` (as ``grepq score`` lists them), appending to its part file
-    (:func:`score_part_path`) every ``save_every`` images; images already in the part are not scored again
-    (failed ones are). Returns the share's :class:`grepq.api.ScoreRow` rows in input order."""
+                save_every: int = SCORE_SAVE_EVERY) -> List[ScoreRow]:
+    """Score this shard's share of ``inputs`` into its part file, appended every ``save_every`` images; images
+    already there are not scored again (failed ones are). Returns the share's rows in input order."""
     items = score_items(inputs, log_skipped=shard.index == 0)
     key, _ = cache_key(scorer, items)
     header = {"format": SCORE_PART_FORMAT, "key": key, "images": len(items), "shard": [shard.index, shard.count]}
-    part = score_part_path(output, shard)
-    rows, f = _open_part(part, header)
+    rows, f = _open_part(score_part_path(output, shard), header)
     share = shard.share(len(items))
     todo = [i for i in share if i not in rows or rows[i].get("error")]
     step = -(-max(save_every, 1) // scorer.batch_size) * scorer.batch_size
@@ -127,28 +121,14 @@ def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike
     return [_score_row(rows[i]) for i in share]
 
 
-def _score_row(d: dict):
-    """A :class:`grepq.api.ScoreRow` from a part file's line."""
+def _score_row(d: dict) -> ScoreRow:
     return ScoreRow(**{k: d.get(k) for k in ("image", "q_low", "q_high", "q_total", "error")})
 
 
-@dataclass
-class MergedScores:
-    """Rows of all shares in input order, and the part files they came from (removed by :meth:`remove_parts`)."""
+def merge_score_parts(output: os.PathLike) -> Tuple[List[ScoreRow], List[Path]]:
+    """The rows of every part ``OUT.shard-<i>-of-<n>.jsonl`` of ``output`` in input order, and the part files.
 
-    rows: list
-    parts: List[Path]
-
-    def remove_parts(self) -> None:
-        for p in self.parts:
-            p.unlink(missing_ok=True)
-
-
-def merge_score_parts(output: os.PathLike) -> MergedScores:
-    """Read every ``OUT.shard-<i>-of-<n>.jsonl`` of ``output`` and put their rows in input order.
-
-    Raises :class:`ShardError` when a part is missing or unfinished, or the parts come from different runs
-    (other shard counts, weights, settings or images)."""
+    Raises :class:`ShardError` when a part is missing or unfinished, or the parts come from different runs."""
     out = Path(output)
     found = {}
     for p in out.parent.glob(f"{glob.escape(out.name)}.shard-*-of-*.jsonl"):
@@ -164,20 +144,19 @@ def merge_score_parts(output: os.PathLike) -> MergedScores:
     missing = [i for i in range(n) if (i, n) not in found]
     if missing:
         raise ShardError(f"missing the parts of shard(s) {', '.join(f'{i}/{n}' for i in missing)} of {out}")
-    parts = {i: (found[(i, n)],) + _read_part(found[(i, n)])[:2] for i in range(n)}
-    for i, (path, header, _) in parts.items():
+    paths = [found[(i, n)] for i in range(n)]
+    parts = [_read_part(p)[:2] for p in paths]
+    for i, (path, (header, _)) in enumerate(zip(paths, parts)):
         if not isinstance(header, dict) or header.get("format") != SCORE_PART_FORMAT or header.get("shard") != [i, n]:
             raise ShardError(f"{path}: not a part file of shard {i}/{n} written by this grepq version")
-    if len({(h["key"], h["images"]) for _, h, _ in parts.values()}) > 1:
+    if len({(h["key"], h["images"]) for h, _ in parts}) > 1:
         raise ShardError(f"the parts of {out} were written with different weights, settings or images")
     rows: Dict[int, dict] = {}
-    for i, (path, header, got) in parts.items():
+    for i, (path, (header, got)) in enumerate(zip(paths, parts)):
         share = Shard(i, n).share(header["images"])
         done = [j for j in share if j in got]
         if len(done) < len(share):
             raise ShardError(f"shard {i}/{n} has scored {len(done)} of its {len(share)} images ({path}): "
                              "run it again, it resumes")
         rows.update({j: got[j] for j in share})
-    merged = [_score_row(rows[j]) for j in range(len(rows))]
-    return MergedScores(merged, [found[(i, n)] for i in range(n)])
-
+    return [_score_row(rows[j]) for j in range(len(rows))], paths
