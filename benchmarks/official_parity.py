@@ -400,7 +400,7 @@ def main(argv: List[str] = None) -> int:
     except NotACheckout as exc:
         ap.error(str(exc))
     warnings.filterwarnings("ignore")
-    from grepq.train.checkpoint import git_revision
+    from grepq.version import git_revision
     with tempfile.TemporaryDirectory(prefix="grepq-parity-") as tmp:
         work = args.workdir or Path(tmp)
         res = measure(args.official.resolve(), work)

@@ -1,6 +1,8 @@
 """``grepq reproduce`` on two toy CSV datasets with random small weights: tables, resuming, skipping, dry run."""
 import csv
 import json
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import yaml
 from conftest import photo, torch_threads
 from PIL import Image
 
+import grepq
 from grepq.api import GRepQ
 from grepq.cli import main
 from grepq.config import load_config
@@ -179,6 +182,9 @@ def test_two_dataset_run_writes_tables_report_and_run_info(toy, fresh, capsys):
     assert info["fingerprints"]["main"]["ll"] == GRepQ.from_files(ll_weights=str(toy / "ll.pt"), pristine=str(
         toy / "pristine.hdf5"), components=["ll"], progress=False).fingerprints()["ll"]
     assert all(s["status"] == "ran" and s["seconds"] >= 0 for s in info["steps"].values())
+    head = subprocess.run(["git", "-C", str(Path(grepq.__file__).parent), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)
+    assert info["git_revision"].split("-")[0] == (head.stdout.strip() if head.returncode == 0 else "unknown")
     assert "skipped dataset clive: no root given" in captured.err
     # a second run does nothing again and says so
     assert main(args) == 0
@@ -207,6 +213,31 @@ def test_dry_run_lists_steps_and_counts_and_fails_fast_on_a_wrong_root(toy, tmp_
     assert "weights.ll: missing_ll.pt" in capsys.readouterr().err
     assert main(base + ["--set", "datasets.toyb.rot=x"]) == 2
     assert "did you mean 'root'" in capsys.readouterr().err
+
+
+def test_plan_finds_what_the_run_would_fail_on_before_any_work(toy, tmp_path, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    base = ["reproduce", "--config", str(toy / "repro.yaml"), "--out", str(out), "--set", f"output.cache={cache}"]
+    # 12 images, train_fraction 0.7: 8 training images per split, fewer than 200 labels (found at step 3 before)
+    for dry in (["--dry-run"], []):
+        assert main(base + ["--set", "protocol.n_train=[4,200]", "--set", "weights.hl=missing_hl.pth"] + dry) == 2
+        err = capsys.readouterr().err
+        assert "problems the run would fail on (3):" in err and "nothing was computed" in err
+        assert "table1/toya: n_train=200 exceeds the 8 training images of split 0 (12 images" in err
+        assert "table1/toyb: n_train=200" in err and "weights.hl: missing_hl.pth" in err
+        assert not out.exists() and not cache.exists()  # no feature extracted, nothing written
+    assert main(base + ["--set", "protocol.splits=0"]) == 2  # the schema's own check, unchanged
+    capsys.readouterr()
+
+
+def test_nothing_to_run_says_why_and_fails(toy, tmp_path, capsys):
+    args = ["reproduce", "--config", str(toy / "repro.yaml"), "--out", str(tmp_path / "out"),
+            "--set", "datasets.toya.root=null", "--set", "datasets.toyb.root=null"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "1 problem(s) found before any work, nothing was computed: nothing to run (" in err
+    assert all(f"dataset {n}: no root given" in err for n in ("toya", "toyb", "clive"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_table4_runs_the_ll_model_of_each_pair_weight_with_ll_features_only(toy, tmp_path):

@@ -154,16 +154,67 @@ def test_render_all_reads_results_and_writes_tables_md(tmp_path):
     PR.zero_shot_correlations(q, q + rng.normal(size=40), "mos", dataset="KonIQ").save_json(
         tmp_path / "sub" / "zs.json")
     (tmp_path / "config.json").write_text(json.dumps({"lr": 1e-4}))  # not a result: skipped
-    md = T.render_all(tmp_path)
-    assert (tmp_path / "tables.md").read_text() == md
+    md, loaded = T.render_all(tmp_path)
+    assert (tmp_path / "tables.md").read_text() == md and not loaded.unreadable
     for title in ("Table 1", "Table 2", "Table 3", "Table 4"):
         assert title in md
     assert "2 result file(s)" in md
     assert _cells(_line(md, "HL+LL", "CLIVE", 50))[3] != T.MISSING
     assert _cells(_line(md, "KonIQ", "GRepQ_Z"))[2] != T.MISSING
+
+
+def test_unreadable_result_files_are_named_and_the_command_fails(tmp_path, capsys):
+    from grepq.cli import main
+    X, y = _data()
+    PR.data_efficient(X, y, RS(n_train=(50,), splits=2), dataset="CLIVE").save_json(tmp_path / "de.json")
+    text = (tmp_path / "de.json").read_text()
+    (tmp_path / "cut.json").write_text(text[:len(text) // 2])  # a run killed while writing
     (tmp_path / "broken.json").write_text(json.dumps({"protocol": "data_efficient", "rows": 3}))
-    with pytest.raises(ValueError, match="broken.json"):
-        T.render_all(tmp_path)
+    md, loaded = T.render_all(tmp_path)
+    assert [os.path.basename(p) for p, _ in loaded.unreadable] == ["broken.json", "cut.json"]
+    assert "1 result file(s)" in md and "**Not read** (not in the tables): `cut.json`" in md
+    assert main(["tables", str(tmp_path), "--no-plots"]) == 1
+    err = capsys.readouterr().err
+    assert "cut.json is not in the tables" in err and "broken.json is not in the tables: " in err
+    (tmp_path / "cut.json").unlink()
+    (tmp_path / "broken.json").unlink()
+    assert main(["tables", str(tmp_path), "--no-plots"]) == 0
+    (tmp_path / "de.json").unlink()
+    assert main(["tables", str(tmp_path), "--no-plots"]) == 1
+    assert "no result file in" in capsys.readouterr().err
+
+
+def _rows(n_train, srcc, **labels):
+    """Toy data-efficient rows of two splits (as result files hold them)."""
+    return [dict({"protocol": "data_efficient", "dataset": "CLIVE", "feature_set": "hl+ll", "n_train": n,
+                  "split": s, "srcc": v + 0.01 * s, "plcc": v, "plcc_fit": "none", "regressor": "ridge",
+                  "alpha_selection": "cv"}, **labels) for n, v in zip(n_train, srcc) for s in range(2)]
+
+
+def test_table1_shows_label_counts_the_paper_does_not_report_among_its_rows():
+    md = T.table1(_rows((10, 20), (0.5, 0.6)))
+    lines = [ln for ln in md.splitlines() if ln.startswith("| HL+LL | CLIVE |")]
+    assert [_cells(ln)[2] for ln in lines] == ["10", "20", "50", "100", "200"]
+    ten = _cells(lines[0])
+    assert ten[3] == "0.505" and ten[4] == T.MISSING and ten[5] == T.MISSING and ten[10] == "2"
+
+
+def test_rows_of_another_selection_rule_are_separate_rows():
+    rows = _rows((50,), (0.5,)) + _rows((50,), (0.3,), selection="k-center") + _rows((50,), (0.9,), selection="random")
+    md = T.table1(rows)
+    plain, kcenter = _cells(_line(md, "HL+LL", "CLIVE", 50)), _cells(_line(md, "HL+LL (k-center)", "CLIVE", 50))
+    assert plain[3] == "0.705" and plain[10] == "4"  # random (the default) and unlabelled rows are one setting
+    assert kcenter[3] == "0.305" and kcenter[10] == "2" and kcenter[4] == "0.760"
+    ll = [dict(r, dataset="KonIQ", feature_set="ll", pair_weight="ssim") for r in rows]
+    md4 = T.table4(ll)
+    assert _cells(_line(md4, "SSIM (k-center)", 50))[2] == "0.305" and _cells(_line(md4, "SSIM", 50))[9] == "4"
+
+
+def test_tables_command_has_a_description_and_help_for_every_option():
+    from grepq.cli import build_parser
+    sub = next(a for a in build_parser("tables")._actions if a.dest == "command").choices["tables"]
+    assert sub.description and "Tables 1-4" in sub.description
+    assert all(a.help for a in sub._actions)
 
 
 # ---------------------------------------------------------------- plots

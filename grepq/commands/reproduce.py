@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, DatasetError, ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
         print(f"grepq reproduce: {exc}", file=sys.stderr)
         return 2
-    if not args.dry_run:
-        print(result["tables"])
-        print(f"grepq reproduce: report {result['report']}", file=sys.stderr)
-    return 0
+    if args.dry_run:
+        return 0
+    print(result["tables"])
+    print(f"grepq reproduce: report {result['report']}", file=sys.stderr)
+    return 1 if result["unreadable"] else 0

@@ -58,21 +58,24 @@ def plot_srcc_vs_labels(rows, path, *, title: Optional[str] = None, show_paper: 
             raise ValueError(f"plot_srcc_vs_labels: expected keys n_train and srcc in every row, got {sorted(r)}")
         key = (table_name(r.get("dataset")) or "?",
                paper_numbers.canonical_feature_set(r.get("feature_set", "all")),
-               r.get("alpha_selection"))
+               r.get("alpha_selection"), None if r.get("selection") in (None, "random") else r["selection"])
         groups.setdefault(key, {}).setdefault(int(r["n_train"]), []).append(r["srcc"])
     fig, ax = _new_figure()
     colours: Dict[str, Any] = {}
     cycle = [c["color"] for c in rcParams["axes.prop_cycle"]]
     multi_fs = len({k[1] for k in groups}) > 1
     linestyles = {"hl+ll": "-", "hl": "-.", "ll": ":"}
-    for (ds, fs, sel), by_n in groups.items():
+    drawn = set()
+    for (ds, fs, sel, chosen), by_n in groups.items():
         colour = colours.setdefault(ds, cycle[len(colours) % len(cycle)])
         ns = sorted(by_n)
         med = [M.median_or_nan(by_n[n]) for n in ns]
-        label = ds + (f" {fs.upper()}" if multi_fs else "") + (" (oracle α)" if sel == "oracle" else "")
-        ax.plot(ns, med, marker="o", color=colour, linestyle=linestyles.get(fs, "-"), label=label)
+        label = (ds + (f" {fs.upper()}" if multi_fs else "") + (" (oracle α)" if sel == "oracle" else "")
+                 + (f" ({chosen})" if chosen else ""))
+        ax.plot(ns, med, marker="^" if chosen else "o", color=colour, linestyle=linestyles.get(fs, "-"), label=label)
         paper = paper_numbers.TABLE1_SRCC.get(fs, {}).get(ds)
-        if show_paper and paper:
+        if show_paper and paper and (ds, fs) not in drawn:
+            drawn.add((ds, fs))
             pn = sorted(paper)
             ax.plot(pn, [paper[n] for n in pn], linestyle="--", marker="s", markerfacecolor="none",
                     color=colour, alpha=0.7, label=f"{ds}{' ' + fs.upper() if multi_fs else ''} (paper)")

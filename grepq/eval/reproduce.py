@@ -3,6 +3,9 @@
 Table 2 (zero-shot) and Table 1 (data-efficient) run on every dataset given, Table 3 on ``tables.cross_pairs`` whose
 two datasets are given, Table 4 (LL features only, ``tables.table4_dataset``) once per ``weights.ll_per_pair_weight``
 entry. What cannot run (no root, a paper dataset absent, a pair missing a dataset) is listed as skipped, with why.
+The plan also checks, before any work, what a step would fail on (a missing weights file, a wrong root, more labels
+than a split's training part holds, too few images for a correlation, nothing to run): the dry run lists these
+problems and both it and the real run refuse with :class:`PlanError`.
 
 Resumable: features are extracted once per (weights, dataset) through the feature cache, and each step writes
 ``<out>/steps/<step>.json`` after its result files. A step is done when that record's ``key`` equals
@@ -30,8 +33,9 @@ from tqdm import tqdm
 from ..config import flatten
 from ..data.datasets import DatasetError, IQADataset, load_dataset, loader_name, table_name
 from ..utils import atomic_write
-from ..version import __version__
+from ..version import __version__, git_revision
 from . import paper_numbers as paper
+from .features import FEATURE_SETS
 from .from_config import (
     feature_options,
     regression_settings,
@@ -39,7 +43,7 @@ from .from_config import (
 )
 from .schema import REPRODUCE_SCHEMA
 
-__all__ = ["Step", "Plan", "make_plan", "describe_plan", "run_reproduce", "STEPS_DIR", "RESULT_SETTINGS"]
+__all__ = ["Step", "Plan", "PlanError", "make_plan", "describe_plan", "run_reproduce", "STEPS_DIR", "RESULT_SETTINGS"]
 
 #: Folder (inside the output folder) of the step records that make a run resumable.
 STEPS_DIR = "steps"
@@ -47,6 +51,10 @@ STEPS_DIR = "steps"
 RESULT_SETTINGS = ("scoring.pos_embedding", "scoring.amp", "scoring.small_image", "scoring.official_clive_resize",
                    "scoring.components") + tuple(f"protocol.{k}" for k in REPRODUCE_SCHEMA.tree["protocol"])
 MAIN = "main"
+
+
+class PlanError(ValueError):
+    """What the plan found that the run would fail on; nothing was computed."""
 
 
 @dataclass
@@ -68,12 +76,14 @@ class Step:
 
 @dataclass
 class Plan:
-    """Datasets loaded (entry name -> dataset), steps in order, and what is skipped: (item, reason)."""
+    """Datasets loaded (entry name -> dataset), steps in order, what is skipped: (item, reason), and the problems
+    the run would fail on."""
 
     cfg: Dict[str, Any]
-    datasets: Dict[str, IQADataset]
-    steps: List[Step]
+    datasets: Dict[str, IQADataset] = field(default_factory=dict)
+    steps: List[Step] = field(default_factory=list)
     skipped: List[Tuple[str, str]] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)
 
     @property
     def out(self) -> Path:
@@ -108,18 +118,20 @@ def _resolve(ref: str, names: Dict[str, str]) -> Optional[str]:
     return next((n for n, t in names.items() if t == table_name(ref)), None)
 
 
-def _load_datasets(cfg: Dict[str, Any], skipped: List[Tuple[str, str]]) -> Dict[str, IQADataset]:
-    loaded = {}
+def _load_datasets(plan: Plan) -> None:
+    cfg = plan.cfg
     for name, entry in cfg["datasets"].items():
-        if (entry or {}).get("root"):
-            loaded[name] = _load_entry(name, entry)
-        else:
-            skipped.append((f"dataset {name}", "no root given"))
+        if not (entry or {}).get("root"):
+            plan.skipped.append((f"dataset {name}", "no root given"))
+            continue
+        try:
+            plan.datasets[name] = _load_entry(name, entry)
+        except DatasetError as exc:
+            plan.problems.append(str(exc))
     given = {entry_table_name(n, e or {}) for n, e in cfg["datasets"].items()}
     if {1, 2} & set(cfg["tables"]["run"]):
-        skipped += [(f"dataset {ds}", "not in the configuration (the paper's Tables 1 and 2 report it)")
-                    for ds in paper.TABLE2_SRCC if ds not in given]
-    return loaded
+        plan.skipped += [(f"dataset {ds}", "not in the configuration (the paper's Tables 1 and 2 report it)")
+                         for ds in paper.TABLE2_SRCC if ds not in given]
 
 
 def _table_steps(cfg: Dict[str, Any], loaded: Dict[str, IQADataset], skipped: List[Tuple[str, str]]) -> List[Step]:
@@ -150,11 +162,12 @@ def _table_steps(cfg: Dict[str, Any], loaded: Dict[str, IQADataset], skipped: Li
 
 
 def make_plan(cfg: Dict[str, Any]) -> Plan:
-    """Load every dataset given (a wrong root raises the loader's :class:`DatasetError`, naming the entry) and list
-    the steps: one features step per (weights, dataset) used, then the table steps; nothing is computed."""
-    skipped: List[Tuple[str, str]] = []
-    loaded = _load_datasets(cfg, skipped)
-    table_steps = _table_steps(cfg, loaded, skipped)
+    """Load every dataset given, list the steps (one features step per (weights, dataset) used, then the table
+    steps) and what they would fail on (``plan.problems``: a wrong root names the entry); nothing is computed."""
+    plan = Plan(cfg)
+    _load_datasets(plan)
+    loaded = plan.datasets
+    table_steps = _table_steps(cfg, loaded, plan.skipped)
     features = {}
     for s in table_steps:
         s.images = sum(len(loaded[n]) for n in s.datasets)
@@ -162,12 +175,66 @@ def make_plan(cfg: Dict[str, Any]) -> Plan:
             suffix = "" if s.weights == MAIN else f"@{s.weights}"
             features.setdefault((s.weights, n), Step(f"features/{n}{suffix}", "features", (n,), 0, s.weights,
                                                      len(loaded[n])))
-    plan = Plan(cfg, loaded, list(features.values()) + table_steps, skipped)
+    plan.steps = list(features.values()) + table_steps
     missing = [f"weights.{k}: {p or 'not given'}" for k, p in weight_files(plan).items()
                if (p is None and k != "clip") or (p is not None and not _is_file_or_name(p))]
     if missing:
-        raise FileNotFoundError(f"weights not found: {'; '.join(missing)} (relative paths: from the current folder)")
+        plan.problems.append(f"weights not found: {'; '.join(missing)} (relative paths: from the current folder)")
+    if not table_steps and not plan.problems:
+        why = "; ".join(f"{item}: {reason}" for item, reason in plan.skipped) or "tables.run is empty"
+        plan.problems.append(f"nothing to run ({why})")
+    plan.problems += _step_problems(plan)
     return plan
+
+
+def _labels_problem(ds: IQADataset, p: Dict[str, Any]) -> Optional[str]:
+    """Why the data-efficient protocol cannot run on ``ds`` with ``protocol`` settings ``p`` (its checks, made on the
+    splits alone), or None."""
+    from .splits import split_indices
+    n = max(p["n_train"])
+    for s in range(p["splits"]):
+        train, test = split_indices(len(ds), s, seed=p["seed"], train_fraction=p["train_fraction"], refs=ds.refs)
+        if n > train.size:
+            return (f"n_train={n} exceeds the {train.size} training images of split {s} ({len(ds)} images, "
+                    f"train_fraction={p['train_fraction']})")
+        if test.size < 3:
+            return f"split {s}: expected at least 3 test images, got {test.size}"
+    return None
+
+
+def _step_problem(plan: Plan, step: Step) -> Optional[str]:
+    """Why a table step would fail, from its datasets' sizes and the settings alone (the protocols' own checks),
+    or None."""
+    from .metrics import MIN_SAMPLES
+    from .regression import check_svr_size
+    p, sizes = plan.cfg["protocol"], [len(plan.datasets[n]) for n in step.datasets]
+    if step.kind == "data_efficient":
+        if p["regressor"] == "svr":
+            check_svr_size(max(p["n_train"]), "labelled images (label count)")
+        return _labels_problem(plan.datasets[step.datasets[0]], p)
+    if step.kind == "cross_dataset" and p["regressor"] == "svr":
+        check_svr_size(sizes[0], "source images")
+    # zero-shot: every correlation and fit (correlations()); cross-dataset: SRCC and the PLCC fit
+    need = max(MIN_SAMPLES.values()) if step.kind == "zeroshot" else max(MIN_SAMPLES["none"],
+                                                                         MIN_SAMPLES[p["plcc_fit"]])
+    return f"expected at least {need} images to correlate, got {sizes[-1]}" if sizes[-1] < need else None
+
+
+def _step_problems(plan: Plan) -> List[str]:
+    """What the table steps would fail on, and feature sets the scoring components cannot give."""
+    comps, problems = plan.cfg["scoring"]["components"], []
+    allowed = [name for name, parts in FEATURE_SETS.items() if set(parts) <= set(comps)]
+    unmet = [f for f in plan.cfg["protocol"]["feature_sets"] or () if f not in allowed]
+    if unmet:
+        problems.append(f"protocol.feature_sets {unmet} need components that scoring.components {comps} lacks")
+    for step in (s for s in plan.steps if s.table):
+        try:
+            why = _step_problem(plan, step)
+        except ValueError as exc:
+            why = str(exc)
+        if why:
+            problems.append(f"{step.id}: {why}")
+    return problems
 
 
 def weight_files(plan: Plan) -> Dict[str, Optional[str]]:
@@ -244,6 +311,8 @@ def describe_plan(plan: Plan) -> str:
     lines += ["", f"skipped ({len(plan.skipped)}):"] + [f"  {item}: {why}" for item, why in plan.skipped]
     if not plan.skipped:
         lines.append("  nothing")
+    lines += ["", f"problems the run would fail on ({len(plan.problems)}):"]
+    lines += [f"  {why}" for why in plan.problems] or ["  none"]
     return "\n".join(lines) + "\n"
 
 
@@ -329,7 +398,8 @@ def run_info(plan: Plan, fingerprints: Dict[str, Any], timings: Dict[str, Any], 
     import sklearn
     import torch
     return {
-        "grepq": __version__, "python": platform.python_version(), "platform": platform.platform(),
+        "grepq": __version__, "git_revision": git_revision(), "python": platform.python_version(),
+        "platform": platform.platform(),
         "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
         "sklearn": sklearn.__version__, "cuda": torch.version.cuda,
         "fingerprints": fingerprints,
@@ -363,27 +433,33 @@ def render_report(plan: Plan, tables_text: str, info: Dict[str, Any]) -> str:
 
 
 def run_reproduce(cfg: Dict[str, Any], dry_run: bool = False, log=None) -> Dict[str, Any]:
-    """Plan, then (unless ``dry_run``) run every step not done and write the report.
+    """Plan, then (unless ``dry_run``) run every step not done and write the report. A plan with problems raises
+    :class:`PlanError` after logging the plan, dry run or not.
 
     Returns {"plan": Plan, "plan_text": str}, plus, unless ``dry_run``, "tables" (Markdown), "report" (path of
-    report.md) and "run_info" (the run_info.json dict).
+    report.md), "run_info" (the run_info.json dict) and "unreadable" (result files left out: (path, why)).
     """
     log = log or (lambda text: print(text, file=sys.stderr))
     plan = make_plan(cfg)
     text = describe_plan(plan)
     log(text)
+    if plan.problems:
+        raise PlanError(f"{len(plan.problems)} problem(s) found before any work, nothing was computed: "
+                        + "; ".join(plan.problems))
     if dry_run:
         return {"plan": plan, "plan_text": text}
     from .plots import plot_srcc_vs_labels
-    from .tables import load_rows, render_all
+    from .tables import render_all
     t0 = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
     scorers = _Scorers(cfg)
     timings = _run_steps(plan, scorers)
     # every weights used, also when their steps were done before
     fingerprints = {w: scorers[w].fingerprints() for w in dict.fromkeys(s.weights for s in plan.steps)}
-    tables_text = render_all(plan.out)
-    de_rows = [r for r in load_rows(plan.out)[0] if r.get("protocol") == "data_efficient"]
+    tables_text, loaded = render_all(plan.out)
+    for path, why in loaded.unreadable:
+        log(f"grepq reproduce: warning: {path} is not in the tables: {why}")
+    de_rows = [r for r in loaded.rows if r.get("protocol") == "data_efficient"]
     if de_rows and cfg["output"]["plots"]:
         plot_srcc_vs_labels(de_rows, str(plan.out / "srcc_vs_labels.png"))
     info = run_info(plan, fingerprints, timings, time.perf_counter() - t0)
@@ -392,4 +468,5 @@ def run_reproduce(cfg: Dict[str, Any], dry_run: bool = False, log=None) -> Dict[
     report.write_text(render_report(plan, tables_text, info), encoding="utf-8")
     for item, why in plan.skipped:
         log(f"grepq reproduce: skipped {item}: {why}")
-    return {"plan": plan, "plan_text": text, "tables": tables_text, "report": report, "run_info": info}
+    return {"plan": plan, "plan_text": text, "tables": tables_text, "report": report, "run_info": info,
+            "unreadable": loaded.unreadable}

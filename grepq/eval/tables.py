@@ -2,24 +2,26 @@
 
 Each ``tableN(rows)`` takes result rows (:class:`ProtocolResult` objects, or row dicts as in result files) and
 returns Markdown: values with 3 decimals, "—" where nothing was measured (never 0); every paper entry is shown, and
-every measured row, also where the paper has no number. Table 1 leaves rows whose ``pair_weight`` is a Table-4 pair
-weight other than FSIM (LL ablations) to Table 4; Table 4 counts LL rows on KonIQ without a pair weight as FSIM (the
-default LL model) when no row is labelled "fsim". Captions name the PLCC shown (the rows' ``plcc_fit``); a value
-obtained with alpha chosen on the test part (``alpha_selection == "oracle"``) carries †.
+every measured row, also where the paper has no number (in Tables 1 and 4 among the paper's rows of its dataset).
+Table 1 leaves rows whose ``pair_weight`` is a Table-4 pair weight other than FSIM (LL ablations) to Table 4; Table 4
+counts LL rows on KonIQ without a pair weight as FSIM (the default LL model) when no row is labelled "fsim". Rows whose
+labelled images were not drawn at random (``selection``, e.g. "k-center") are separate rows labelled so. Captions name
+the PLCC shown (the rows' ``plcc_fit``); a value obtained with alpha chosen on the test part (oracle) carries †.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ..data.datasets import table_name
 from . import paper_numbers as paper
 from .metrics import median_or_nan
 from .results import ProtocolResult
 
-__all__ = ["table1", "table2", "table3", "table4", "render_all", "load_rows", "MISSING", "ORACLE_MARK"]
+__all__ = ["table1", "table2", "table3", "table4", "render_all", "load_rows", "LoadedResults", "MISSING",
+           "ORACLE_MARK"]
 
 #: What a table shows where there is no number.
 MISSING = "—"
@@ -36,6 +38,7 @@ _ORACLE_NOTE = (f"{ORACLE_MARK} α chosen by the best SRCC on the test part (ora
 _PAPER_PLCC_NOTE = "The paper reports PLCC only in its supplementary material, so there is no paper PLCC here."
 _TABLE4_ONLY = set(paper.TABLE4_PAIR_WEIGHTS) - {"FSIM"}
 _REGRESSION_HEADER = ["SRCC (ours)", "SRCC (paper)", "Δ SRCC", "PLCC (ours)", "PLCC fit", "regressor"]
+_FEATURE_SETS = ("hl+ll", "hl", "ll")
 
 Measured = Tuple[tuple, Dict[str, Any]]
 
@@ -80,9 +83,33 @@ def _regression_cells(r: Mapping[str, Any], ref: Optional[float]) -> List[str]:
             plcc + mark if plcc != MISSING else plcc, r.get("plcc_fit") or MISSING, r.get("regressor") or MISSING]
 
 
-def _fs_label(fs: str, pair_weight: Optional[str] = None) -> str:
-    label = {"hl+ll": "HL+LL", "hl": "HL", "ll": "LL"}.get(fs, fs)
-    return f"{label} ({pair_weight})" if pair_weight else label
+def _selection(r: Mapping[str, Any]) -> Optional[str]:
+    """How the labelled images were chosen, when not at random (the paper's way)."""
+    sel = r.get("selection")
+    return None if sel in (None, "random") else str(sel)
+
+
+def _label(name: str, *notes: Optional[str]) -> str:
+    """A row's name with its notes: "LL (ssim, k-center)"."""
+    notes = [n for n in notes if n]
+    return f"{name} ({', '.join(notes)})" if notes else name
+
+
+def _fs_label(fs: str, *notes: Optional[str]) -> str:
+    return _label({"hl+ll": "HL+LL", "hl": "HL", "ll": "LL"}.get(fs, fs), *notes)
+
+
+def _in_order(ref: Dict[tuple, float], measured: List[Measured], rank) -> Dict[tuple, Optional[float]]:
+    """The paper's entries plus the key of every measurement (its first ``len`` paper-key fields), sorted by
+    ``rank(key)``: measured label counts the paper does not report sit among the paper's rows."""
+    size = len(next(iter(ref)))
+    keys = set(ref) | {k[:size] for k, _ in measured}
+    return {k: ref.get(k) for k in sorted(keys, key=rank)}
+
+
+def _rank(order: Sequence[str], name) -> Tuple[int, str]:
+    """Sort key: the position in ``order``, then (names not in it) the name."""
+    return (list(order).index(name), "") if name in order else (len(order), str(name))
 
 
 def _median_groups(rows: List[Dict[str, Any]], key_fn) -> List[Measured]:
@@ -142,12 +169,14 @@ def table1(rows) -> str:
             if paper.table4_pair_weight(r.get("pair_weight")) not in _TABLE4_ONLY]
     measured = _median_groups(rows, lambda r: (
         paper.canonical_feature_set(r.get("feature_set", "all")), table_name(r.get("dataset")), int(r["n_train"]),
-        r.get("regressor"), r.get("alpha_selection"), r.get("plcc_fit"), r.get("pair_weight")))
-    ref = {(fs, ds, n): v for fs in ("hl+ll", "hl", "ll") for ds, by_n in paper.TABLE1_SRCC[fs].items()
+        r.get("regressor"), r.get("alpha_selection"), r.get("plcc_fit"), r.get("pair_weight"), _selection(r)))
+    ref = {(fs, ds, n): v for fs in _FEATURE_SETS for ds, by_n in paper.TABLE1_SRCC[fs].items()
            for n, v in by_n.items()}
+    datasets = list(paper.TABLE2_SRCC)
+    ref = _in_order(ref, measured, lambda k: (_rank(_FEATURE_SETS, k[0]), _rank(datasets, k[1]), k[2]))
 
     def line(k, g, value):
-        label = [_fs_label(k[0], k[6]), k[1], k[2]]
+        label = [_fs_label(k[0], k[6], k[7]), k[1], k[2]]
         return label + _regression_cells(g, value) + [_selection_label(g), g["n_splits"]]
 
     header = ["features", "dataset", "labels"] + _REGRESSION_HEADER + ["α selection", "splits"]
@@ -206,11 +235,12 @@ def table4(rows) -> str:
         labelled += [dict(r, pair_weight="fsim") for r in rows if r.get("pair_weight") is None]
     measured = _median_groups(labelled, lambda r: (
         paper.table4_pair_weight(r.get("pair_weight")), int(r["n_train"]), r.get("regressor"),
-        r.get("alpha_selection"), r.get("plcc_fit")))
+        r.get("alpha_selection"), r.get("plcc_fit"), _selection(r)))
     ref = {(pw, n): v for pw, by_n in paper.TABLE4_SRCC.items() for n, v in by_n.items()}
+    ref = _in_order(ref, measured, lambda k: (_rank(paper.TABLE4_PAIR_WEIGHTS, k[0]), k[1]))
 
     def line(k, g, value):
-        return [k[0], k[1]] + _regression_cells(g, value) + [_selection_label(g), g["n_splits"]]
+        return [_label(k[0], k[5]), k[1]] + _regression_cells(g, value) + [_selection_label(g), g["n_splits"]]
 
     header = ["pair weight", "labels"] + _REGRESSION_HEADER + ["α selection", "splits"]
     return _captioned(f"**Table 4 — LL model only, data-efficient on {paper.TABLE4_DATASET}, by the pair weight s of "
@@ -218,41 +248,52 @@ def table4(rows) -> str:
                       "the training labels", _beside_paper(header, ref, measured, list, line))
 
 
-def load_rows(results_dir) -> Tuple[List[Dict[str, Any]], List[str]]:
-    """Every row of the result JSON files under ``results_dir`` (recursively, by path), and the files read.
+class LoadedResults(NamedTuple):
+    """The rows of every result file under a folder, the files read, and the files that could not be read."""
 
-    A JSON object with a "protocol" key is a result; other JSON files are skipped. A result file that does not
-    follow the schema raises ValueError naming the file."""
+    rows: List[Dict[str, Any]]
+    files: List[str]
+    unreadable: List[Tuple[str, str]]  # (path, why)
+
+
+def load_rows(results_dir) -> LoadedResults:
+    """Every row of the result JSON files under ``results_dir`` (recursively, by path). A JSON object without a
+    "protocol" key is not a result (skipped); a file that is not valid JSON (e.g. truncated) or a result that does
+    not follow the schema is listed in ``unreadable``."""
     results_dir = os.fspath(results_dir)
     if not os.path.isdir(results_dir):
         raise FileNotFoundError(f"results_dir: expected a folder of result JSON files, got {results_dir!r}")
     paths = []
     for root, _dirs, files in os.walk(results_dir):
         paths.extend(os.path.join(root, f) for f in files if f.lower().endswith(".json"))
-    rows: List[Dict[str, Any]] = []
-    used: List[str] = []
+    out = LoadedResults([], [], [])
     for path in sorted(paths):
-        with open(path, "r", encoding="utf-8") as fh:
-            try:
+        try:
+            with open(path, "r", encoding="utf-8") as fh:
                 doc = json.load(fh)
-            except json.JSONDecodeError:
-                continue  # not a result file
-        if isinstance(doc, dict) and "protocol" in doc:
-            rows.extend(ProtocolResult.from_dict(doc, origin=path).rows)
-            used.append(path)
-    return rows, used
+            if isinstance(doc, dict) and "protocol" in doc:
+                out.rows.extend(ProtocolResult.from_dict(doc, origin=path).rows)
+                out.files.append(path)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            out.unreadable.append((path, str(exc)))
+    return out
 
 
-def render_all(results_dir, out_name: str = "tables.md") -> str:
+def render_all(results_dir, out_name: str = "tables.md") -> Tuple[str, LoadedResults]:
     """Tables 1-4 from every result JSON under ``results_dir``, written to ``results_dir/out_name``; returns the
-    Markdown."""
-    rows, files = load_rows(results_dir)
-    rel = [os.path.relpath(f, os.fspath(results_dir)) for f in files]
+    Markdown and what was read. Unreadable files are named in the Markdown's header."""
+    loaded = load_rows(results_dir)
+    folder = os.fspath(results_dir)
+    rel = [os.path.relpath(f, folder) for f in loaded.files]
     head = ["# GRepQ — measured numbers beside the paper's", "",
-            f"Generated from {len(files)} result file(s) in `{os.fspath(results_dir)}`"
+            f"Generated from {len(rel)} result file(s) in `{folder}`"
             + (": " + ", ".join(f"`{r}`" for r in rel) if rel else "") + ".",
             f"\"{MISSING}\" = not measured (or not in the paper).", ""]
+    head += [f"**Not read** (not in the tables): `{os.path.relpath(f, folder)}`: {why}" for f, why in loaded.unreadable]
+    if loaded.unreadable:
+        head.append("")
+    rows = loaded.rows
     text = "\n".join(head) + "\n" + "\n".join([table1(rows), table2(rows), table3(rows), table4(rows)])
-    with open(os.path.join(os.fspath(results_dir), out_name), "w", encoding="utf-8") as fh:
+    with open(os.path.join(folder, out_name), "w", encoding="utf-8") as fh:
         fh.write(text)
-    return text
+    return text, loaded

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,11 @@ import yaml
 
 from ..config import ConfigError, dump_config
 from ..utils import atomic_write
+from ..version import git_revision
 from .schema import MAY_DIFFER_ON_RESUME, TRAIN_SCHEMA, config_differences
 
 __all__ = ["TrainState", "CHECKPOINT_FILE", "CONFIG_FILE", "RUN_INFO_FILE", "LOG_FILE", "save_checkpoint",
-           "load_checkpoint", "rng_state", "set_rng_state", "git_revision", "check_run_dir", "write_run_files",
+           "load_checkpoint", "rng_state", "set_rng_state", "check_run_dir", "write_run_files",
            "update_run_info", "remove_stale_temporaries"]
 
 CHECKPOINT_FILE = "checkpoint.pth"
@@ -82,20 +82,6 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a grepq training checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     return obj
-
-
-def git_revision() -> str:
-    """The git commit of grepq's source tree (``-dirty`` with uncommitted changes); "unknown" outside a checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        return rev.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _write_text(path: Path, text: str) -> None:
