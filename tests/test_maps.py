@@ -17,7 +17,6 @@ from grepq.scoring.maps import (
     COLORBAR_LABEL,
     DistanceMap,
     distance_map,
-    image_distance_map,
     map_pixel_extent,
     save_map_png,
     upsample_map,
@@ -60,28 +59,37 @@ def test_mean_squared_map_is_d_squared_plus_the_trace_term(pristine_patches, one
     img = as_tensor(photo("coffee", (192, 240))).double()
     with torch.no_grad():
         pristine = zs.fit_gaussian(ll(pristine_patches.double()))
-    feats = zs.ll_patch_features(ll, img)
+    feats = zs.ll_patch_features(ll, [img])[0]
     assert check_identity(feats, pristine, zs.patch_grid(192, 240)) < 1e-10
     with pytest.raises(ValueError, match=r"N = 3 x 5 = 15 \(the grid\), got \(12, 128\)"):
         distance_map(feats, (3, 5), pristine)
 
 
-def test_the_map_uses_q_ls_patches_and_a(scorer, ll_model, one_thread):
+def test_the_map_uses_q_ls_patches_and_a(scorer, ll_model, one_thread, monkeypatch, tmp_path):
     img = as_tensor(photo("chelsea", (200, 260)))
-    used, dm = image_distance_map(scorer, img)
-    assert used is img and isinstance(dm, DistanceMap) and dm.grid == zs.patch_grid(200, 260) == (3, 4)
-    assert dm.q_low(scorer.k1) == scorer.q_low(img)                         # the scorer's own d, to the bit
+    calls, _ = [], scorer.pristine_stats
+    orig = scorer.ll.forward
+    monkeypatch.setattr(scorer.ll, "forward", lambda x: calls.append(x.shape[0]) or orig(x))
+    row = scorer.score(img, maps=True)[0]
+    assert sum(calls) == 12                                                 # one forward pass over the 12 patches
+    monkeypatch.undo()
+    dm = row.quality_map
+    assert isinstance(dm, DistanceMap) and dm.grid == zs.patch_grid(200, 260) == (3, 4) and not row.upsampled
+    assert float(zs.quality_from_distance(dm.distance, scorer.settings.k1)) == row.q_low    # Q_L's own d, to the bit
+    assert dm.q_low(scorer.settings.k1) == row.q_low == scorer.score(img)[0].q_low          # maps change no score
     # cell (r, c) is the patch at rows 48r.., columns 48c..: cut them one by one, row-major
     patches = torch.stack([img[:, 48 * r:48 * r + 96, 48 * c:48 * c + 96] for r in range(3) for c in range(4)])
     with torch.no_grad():
         feats = ll_model(patches)
-    by_hand = distance_map(feats, (3, 4), scorer.pristine_stats, scorer.cov_eps)
+    by_hand = distance_map(feats, (3, 4), scorer.pristine_stats, scorer.settings.cov_eps)
     assert torch.allclose(by_hand.values, dm.values, rtol=1e-5, atol=1e-6)
-    # an image too small for two patches is upsampled as Q_L upsamples it; draw the map over the returned image
+    # an image too small for two patches is upsampled (144 x 188) as Q_L upsamples it; the PNG draws it so too
     small = as_tensor(photo("coffee", (100, 130)))
-    used, dm = image_distance_map(scorer, small)
-    assert tuple(used.shape[-2:]) == (144, 188) and dm.grid == (2, 2)
-    assert dm.q_low(scorer.k1) == scorer.q_low(small)
+    row = scorer.score(small, maps=True)[0]
+    assert row.upsampled and row.quality_map.grid == (2, 2)
+    assert row.quality_map.q_low(scorer.settings.k1) == row.q_low
+    png = save_map_png(small, row.quality_map, tmp_path / "small.png")
+    assert png.image_box[2:] == (261, 200)                                  # 188 x 144, drawn at least 200 high
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea"])
@@ -95,8 +103,7 @@ def test_the_noisy_half_is_farther_from_pristine(scorer, name, one_thread):
         x = base.copy()
         half = slice(mid, None) if noisy is right else slice(0, mid)
         x[:, half] = np.clip(x[:, half] + rng.normal(0, 0.2, x[:, half].shape), 0, 1)
-        _, dm = image_distance_map(scorer, torch.from_numpy(x).permute(2, 0, 1).float().contiguous())
-        v = dm.values.numpy()
+        v = scorer.score(x.astype(np.float32), maps=True)[0].quality_map.values.numpy()
         assert v[:, noisy].mean() > 1.1 * v[:, clean].mean()
 
 

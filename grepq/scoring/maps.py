@@ -6,7 +6,8 @@ d = sqrt((μ_p − μ_d)ᵀ A⁻¹ (μ_p − μ_d)), A = (Σ_p + Σ_d)/2 + eps·
 does per patch (Zhang, Zhang & Bovik, "A Feature-Enriched Completely Blind Image Quality Evaluator", IEEE TIP 24(8),
 2015: each patch's feature vector against the pristine MVG, with a covariance pooled from the pristine one and the
 test image's): d_i = sqrt((μ_p − f_i)ᵀ A⁻¹ (μ_p − f_i)) with the SAME A as the image's Q_L (Σ_d from
-:func:`fit_gaussian` of the same features, A⁻¹ computed once).
+:func:`fit_gaussian` of the same features, A⁻¹ computed once). ``GRepQ.score(..., maps=True)`` computes it from the
+patch features that give Q_L (no second forward pass) and its ``distance`` is the d of the row's ``q_low``.
 
 Relation to Q_L's d (exact). Write μ_p − f_i = (μ_p − μ_d) − (f_i − μ_d) and M = A⁻¹:
 
@@ -40,8 +41,8 @@ import torch
 from .settings import COV_EPS, PATCH_SIZE, PATCH_STRIDE
 from .zero_shot import GaussianStats, ensure_min_size, fit_gaussian, patch_grid, quality_from_distance
 
-__all__ = ["DistanceMap", "distance_map", "image_distance_map", "map_pixel_extent", "upsample_map", "MapPNG",
-           "save_map_png", "COLORBAR_LABEL"]
+__all__ = ["DistanceMap", "distance_map", "map_pixel_extent", "upsample_map", "MapPNG", "save_map_png",
+           "COLORBAR_LABEL"]
 
 #: The colour bar's label in :func:`save_map_png`.
 COLORBAR_LABEL = "per-patch distance d_i\n(higher = farther from pristine)"
@@ -79,7 +80,7 @@ def distance_map(patch_features: torch.Tensor, grid: Tuple[int, int], pristine: 
             :func:`grepq.scoring.zero_shot.ll_patch_features` or ``GRepQ.ll_patch_features``; N >= 2.
         grid: (nh, nw) with nh·nw = N.
         pristine: μ_p (1, C) and Σ_p (C, C) (``GRepQ.pristine_stats``).
-        eps: the covariance stabiliser of Eq. 5 (``GRepQ.cov_eps``).
+        eps: the covariance stabiliser of Eq. 5 (``ScoringSettings.cov_eps``).
 
     Returns:
         :class:`DistanceMap` in the features' dtype (float32 features give Q_L's own float32 numbers; the same
@@ -100,23 +101,6 @@ def distance_map(patch_features: torch.Tensor, grid: Tuple[int, int], pristine: 
     n = patch_features.shape[0]
     trace = (a_inv * test.cov.t()).sum() * ((n - 1) / n)                               # tr(A⁻¹ Σ_d) (N−1)/N
     return DistanceMap(d_i.reshape(nh, nw), d, trace)
-
-
-@torch.no_grad()
-def image_distance_map(scorer, img: torch.Tensor) -> Tuple[torch.Tensor, DistanceMap]:
-    """The map of one image (3, H, W) in [0, 1] with a :class:`grepq.GRepQ` scorer's LL model, pristine statistics
-    and settings: the same features, A and d as ``scorer.q_low(img)``.
-
-    Returns:
-        (image, map): the image the patches were cut from (upsampled when the original gives fewer than two patches,
-        see :func:`ensure_min_size`; draw the map over this one) and its :class:`DistanceMap` on the CPU.
-    """
-    size, stride = scorer.patch_size, scorer.patch_stride
-    img = ensure_min_size(img, scorer.small_image, size, stride)
-    feats = scorer.ll_patch_features(img)
-    dmap = distance_map(feats, patch_grid(img.shape[-2], img.shape[-1], size, stride), scorer.pristine_stats,
-                        scorer.cov_eps)
-    return img, DistanceMap(dmap.values.cpu(), dmap.distance.cpu(), dmap.trace_term.cpu())
 
 
 def _cell_extents(n: int, size: int, stride: int) -> np.ndarray:
@@ -170,19 +154,20 @@ class MapPNG(NamedTuple):
 
 def save_map_png(image: torch.Tensor, dmap, path, title: Optional[str] = None, *, size: int = PATCH_SIZE,
                  stride: int = PATCH_STRIDE, alpha: float = 0.5, cmap: str = "inferno",
-                 vmin: Optional[float] = None, vmax: Optional[float] = None, max_side: int = 1024) -> MapPNG:
+                 value_range: Optional[Tuple[float, float]] = None, max_side: int = 1024) -> MapPNG:
     """A PNG of the photo with the map over it, semi-transparent, and a colour bar (:data:`COLORBAR_LABEL`).
 
     matplotlib is imported inside this function only (Agg canvas, no pyplot state, as :mod:`grepq.eval.plots`), so
     the scoring layer does not load it.
 
     Args:
-        image: (3, H, W) in [0, 1], the image the patches were cut from (:func:`image_distance_map`'s first output).
+        image: (3, H, W) in [0, 1], the scored image; one too small for two patches is upsampled here as Q_L
+            upsamples it (:func:`ensure_min_size`), so the cells fall on the patches they were cut from.
         dmap: (nh, nw) tensor or array of d_i, or a :class:`DistanceMap`.
         path: the PNG to write (parent folders are made). title: an optional line above the photo.
         size, stride: the patch geometry of the map (R = 96, stride 48).
         alpha: the map's opacity. cmap: a matplotlib colour map name.
-        vmin, vmax: the colour scale (default: the map's min and max; give both to compare images).
+        value_range: (low, high) of the colour scale (default: the map's min and max; give one to compare images).
         max_side: the photo is drawn at its own pixel size, scaled down to at most ``max_side`` on its long side
             (and up to at least 200 px high, for the colour bar's label); its aspect is kept exactly up to rounding.
 
@@ -195,6 +180,7 @@ def save_map_png(image: torch.Tensor, dmap, path, title: Optional[str] = None, *
     values = dmap.values if isinstance(dmap, DistanceMap) else dmap
     if image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"expected an image (3, H, W), got {tuple(image.shape)}")
+    image = ensure_min_size(image, "upsample", size, stride)
     h, w = int(image.shape[1]), int(image.shape[2])
     up = upsample_map(values, (h, w), size, stride)
     scale = min(1.0, max_side / max(h, w))
@@ -210,8 +196,7 @@ def save_map_png(image: torch.Tensor, dmap, path, title: Optional[str] = None, *
     photo = image.detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
     ax.imshow(photo, interpolation="antialiased", extent=(0, w, h, 0))
     finite = up[np.isfinite(up)]
-    lo = float(finite.min()) if vmin is None else float(vmin)
-    hi = float(finite.max()) if vmax is None else float(vmax)
+    lo, hi = (float(finite.min()), float(finite.max())) if value_range is None else map(float, value_range)
     im = ax.imshow(np.ma.masked_invalid(up), cmap=cmap, alpha=alpha, vmin=lo, vmax=hi if hi > lo else lo + 1e-12,
                    interpolation="nearest", extent=(0, w, h, 0))
     ax.set_xlim(0, w)

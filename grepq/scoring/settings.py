@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
 __all__ = [
-    "PATCH_SIZE", "PATCH_STRIDE", "K1", "COV_EPS", "SMALL_IMAGE_MODES", "COMPONENTS",
+    "PATCH_SIZE", "PATCH_STRIDE", "K1", "COV_EPS", "SMALL_IMAGE_MODES", "EXIF_ORIENTATION_MODES", "COMPONENTS",
     "SHARPNESS_THRESHOLD", "COLORFULNESS_THRESHOLD", "default_hdf5_name", "ScoringSettings",
 ]
 
@@ -27,6 +27,8 @@ SHARPNESS_THRESHOLD = 0.75
 COLORFULNESS_THRESHOLD = 0.80
 #: What to do with an image too small for two patches (the official code crashes): see ``ensure_min_size``.
 SMALL_IMAGE_MODES = ("upsample", "error")
+#: EXIF orientation of image files: "apply" (scored as displayed; grepq) or "ignore" (stored pixels, as official).
+EXIF_ORIENTATION_MODES = ("apply", "ignore")
 #: The two zero-shot components: Q_L ("low", Eq. 5-6) and Q_H ("high", Eq. 2).
 COMPONENTS = ("low", "high")
 
@@ -55,6 +57,7 @@ class ScoringSettings:
         channels_last: channels_last memory format for the models and batches (same scores up to rounding).
         small_image: "upsample" or "error" for images giving fewer than two patches.
         progress: show progress bars.
+        exif_orientation: "apply" (default) or "ignore" the EXIF orientation tag of image files (grepq.data.io).
     """
 
     device: str = "cpu"
@@ -71,6 +74,7 @@ class ScoringSettings:
     channels_last: bool = False
     small_image: str = "upsample"
     progress: bool = True
+    exif_orientation: str = "apply"
 
     def __post_init__(self):
         comps = tuple(self.components) if not isinstance(self.components, str) else (self.components,)
@@ -81,6 +85,8 @@ class ScoringSettings:
         object.__setattr__(self, "device", str(self.device))
         if self.small_image not in SMALL_IMAGE_MODES:
             raise ValueError(f"small_image must be one of {SMALL_IMAGE_MODES}, got {self.small_image!r}")
+        if self.exif_orientation not in EXIF_ORIENTATION_MODES:
+            raise ValueError(f"exif_orientation must be one of {EXIF_ORIENTATION_MODES}, got {self.exif_orientation!r}")
         if ((self.batch_size is not None and self.batch_size < 1) or self.max_batch_pixels < 1
                 or self.decode_workers < 0 or self.chunk_size < 1):
             raise ValueError("batch_size, max_batch_pixels and chunk_size must be positive and decode_workers >= 0, "
