@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
-from .data.io import ImageReadError, expand_inputs, read_image
+from .data.io import ImageReadError, as_image_tensor, expand_inputs, read_image
 from .fingerprint import tensors_fingerprint
 from .models import high_level as hlm
 from .models.high_level import DEFAULT_PROMPTS, K2, HighLevelModel
@@ -19,6 +21,7 @@ from .models.low_level import LowLevelModel, load_low_level
 from .scoring import zero_shot as zs
 from .scoring.batching import prefetch_map, same_size_batches
 from .scoring.cache import ConstantsCache
+from .scoring.maps import DistanceMap, distance_map
 from .scoring.pristine import load_pristine, read_pristine_hdf5
 from .scoring.settings import ScoringSettings
 from .utils import autocast_context, check_amp
@@ -29,6 +32,10 @@ log = logging.getLogger("grepq")
 
 #: ``hl_weights`` value that scores with CLIP's own image encoder (no GRepQ fine-tuning), chosen explicitly.
 STOCK_CLIP = "stock-clip"
+#: What :meth:`GRepQ.score` accepts (its TypeError lists it).
+ACCEPTED_INPUTS = ("a path (str or os.PathLike) to an image file or a folder", "a PIL image",
+                   "a numpy array (H, W, 3) or (H, W): uint8, or float in [0, 1]",
+                   "a torch tensor (3, H, W) or a batch (N, 3, H, W): uint8, or float in [0, 1]", "a list of these")
 
 
 def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
@@ -41,16 +48,21 @@ def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
 
 @dataclass
 class ScoreRow:
-    """One image's zero-shot scores. A component not computed is None; ``error`` names why an image failed."""
+    """One image's zero-shot scores: None for a component not computed; ``error`` names why an image failed;
+    ``upsampled``: the image was smaller than two patches (or CLIP's 32 px) and scored upsampled; ``quality_map``:
+    with ``maps=True``, the per-patch :class:`DistanceMap` of the features that gave ``q_low``."""
 
     image: str
     q_low: Optional[float] = None
     q_high: Optional[float] = None
     q_total: Optional[float] = None
     error: Optional[str] = None
+    upsampled: bool = False
+    quality_map: Optional[DistanceMap] = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields but ``quality_map``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "quality_map"}
 
 
 class GRepQ:
@@ -208,7 +220,7 @@ class GRepQ:
 
     @torch.no_grad()
     def compute(self, imgs: Sequence[torch.Tensor], features: bool = False,
-                components: Optional[Sequence[str]] = None) -> List[dict]:
+                components: Optional[Sequence[str]] = None, maps: bool = False) -> List[dict]:
         """Zero-shot scores, and with ``features`` the evaluation features, of images that share one size.
 
         Args:
@@ -216,8 +228,9 @@ class GRepQ:
             features: also return ``"ll"`` (128,) and ``"hl"`` (E,): the LL model's output and the CLIP embedding of
                 the whole image, float32 numpy arrays (docs/method.md §5).
             components: a subset of the scorer's components (default: all of them).
+            maps: also return ``"quality_map"``: the :class:`DistanceMap` (CPU) of the patches that give Q_L.
         Returns:
-            B dicts with ``"q_low"`` / ``"q_high"`` (Python floats) for the computed components.
+            B dicts with ``"q_low"`` / ``"q_high"`` (Python floats) for the computed components and ``"upsampled"``.
         """
         if not imgs:
             return []
@@ -228,7 +241,11 @@ class GRepQ:
         missing = [c for c in components if c not in self.settings.components]
         if missing:
             raise ValueError(f"this scorer was built without the {missing} component(s)")
-        out: List[dict] = [{} for _ in imgs]
+        s = self.settings
+        h, w = imgs[0].shape[-2:]
+        low_shape = zs.min_size_shape(h, w, s.patch_size, s.patch_stride)
+        upsampled = ("ll" in components and low_shape != (h, w)) or ("hl" in components and min(h, w) < 32)
+        out: List[dict] = [{"upsampled": bool(upsampled)} for _ in imgs]
         if "ll" in components:
             pristine = self.pristine_stats
             if features:
@@ -238,8 +255,13 @@ class GRepQ:
                 for row, f in zip(out, ll):
                     row["ll"] = f
             for row, f in zip(out, self.ll_patch_features(imgs)):
-                d = zs.niqe_distance(pristine, zs.fit_gaussian(f), self.settings.cov_eps)
-                row["q_low"] = float(zs.quality_from_distance(d, self.settings.k1))
+                if maps:
+                    dm = distance_map(f, zs.patch_grid(*low_shape, s.patch_size, s.patch_stride), pristine, s.cov_eps)
+                    row["quality_map"] = DistanceMap(dm.values.cpu(), dm.distance.cpu(), dm.trace_term.cpu())
+                    d = dm.distance
+                else:
+                    d = zs.niqe_distance(pristine, zs.fit_gaussian(f), s.cov_eps)
+                row["q_low"] = float(zs.quality_from_distance(d, s.k1))
         if "hl" in components:
             x = torch.stack([self._hl_input(im) for im in imgs]).contiguous(memory_format=self._memory_format)
             with autocast_context(self.device, self.settings.amp):
@@ -252,13 +274,14 @@ class GRepQ:
         return out
 
     def iter_computed(self, sources: Sequence, decode, features: bool = False, progress_desc: Optional[str] = None,
-                      initial: int = 0, total: Optional[int] = None, progress: Optional[bool] = None):
+                      initial: int = 0, total: Optional[int] = None, progress: Optional[bool] = None,
+                      maps: bool = False):
         """``(source, result)`` for every source, in order: a :meth:`compute` dict, or the exception of
         ``decode(source) -> (3, H, W)`` or a ValueError of :meth:`compute` (e.g. ``small_image="error"``).
 
         Decoding runs ``decode_workers`` threads ahead; consecutive same-size images form batches; a batch out of
         device memory is recomputed one image at a time. A progress bar shows with ``progress_desc`` and ``progress``
-        (default: the settings').
+        (default: the settings'). ``features``, ``maps``: as :meth:`compute`.
         """
         show = self.settings.progress if progress is None else progress
         bar = tqdm(total=total if total is not None else len(sources) + initial, initial=initial, desc=progress_desc,
@@ -270,17 +293,17 @@ class GRepQ:
                 if not isinstance(first, torch.Tensor):
                     results = [first]
                 else:
-                    results = self._compute_batch([img for _, img in batch], features)
+                    results = self._compute_batch([img for _, img in batch], features, maps)
                 for (src, _), res in zip(batch, results):
                     yield src, res
                 bar.update(len(batch))
         finally:
             bar.close()
 
-    def _compute_batch(self, imgs: List[torch.Tensor], features: bool) -> List[object]:
+    def _compute_batch(self, imgs: List[torch.Tensor], features: bool, maps: bool) -> List[object]:
         """:meth:`compute` of one batch; a ValueError becomes every image's result; out of memory: one at a time."""
         try:
-            return self.compute(imgs, features)
+            return self.compute(imgs, features, maps=maps)
         except ValueError as exc:
             return [exc] * len(imgs)
         except torch.OutOfMemoryError:
@@ -291,48 +314,51 @@ class GRepQ:
                         imgs[0].shape[-2])
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            return [r for img in imgs for r in self._compute_batch([img], features)]
+            return [r for img in imgs for r in self._compute_batch([img], features, maps)]
 
-    def score_image(self, img: torch.Tensor, name: str = "<tensor>") -> ScoreRow:
-        """Scores of one image tensor (3, H, W) in [0, 1]."""
-        _check_tensor(img, name)
-        return _row(name, self.compute([img])[0])
+    def score_image(self, img, name: str = "<tensor>", maps: bool = False) -> ScoreRow:
+        """Scores of one in-memory image (:data:`ACCEPTED_INPUTS`: a (3, H, W) tensor, an array, a PIL image)."""
+        return _row(name, self.compute([as_image_tensor(img, name, self.settings.exif_orientation)], maps=maps)[0])
 
-    def score(self, inputs: Union[str, Path, torch.Tensor, Sequence], on_error: str = "raise",
-              progress: Optional[bool] = None) -> List[ScoreRow]:
-        """One :class:`ScoreRow` per image, in input order, of file paths, folders (their images, sorted) or
-        (3, H, W) tensors. ``on_error="raise"`` stops at the first unreadable image (:class:`ImageReadError`),
-        ``"record"`` gives it a row with ``error``. ``progress``: the bar (default: the settings')."""
+    def score(self, inputs, on_error: str = "raise", progress: Optional[bool] = None,
+              maps: bool = False) -> List[ScoreRow]:
+        """One :class:`ScoreRow` per image, in input order.
+
+        Args:
+            inputs: one of :data:`ACCEPTED_INPUTS` or a list of them; a folder gives its images sorted by name.
+                In-memory images are named ``<tensor i>`` (``<tensor i[j]>`` in a batch), ``<array i>``, ``<PIL i>``,
+                ``i`` their position in ``inputs``. Float values outside [0, 1] or not finite are a ValueError.
+            on_error: ``"raise"`` stops at the first image that cannot be read or scored, ``"record"`` gives it a
+                row with ``error``.
+            progress: the progress bar (default: the settings').
+            maps: give each row its ``quality_map`` (:mod:`grepq.scoring.maps`), from the same forward pass.
+        """
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
-        if isinstance(inputs, (str, Path, torch.Tensor)):
-            inputs = [inputs]
-        items: List[Tuple[str, object]] = []
-        for i, x in enumerate(inputs):
-            if isinstance(x, torch.Tensor):
-                items.append((f"tensor[{i}]", x))
-            else:
-                images, skipped = expand_inputs([x])
-                for p, why in skipped:
-                    log.warning("skipped %s: %s", p, why)
-                    if why == "no such file or folder":
-                        if on_error == "raise":
-                            raise FileNotFoundError(f"{p}: no such file or folder")
-                        items.append((p, ImageReadError(p, why)))
-                items.extend((str(p), p) for p in images)
+        items = []
+        for name, x in _named_inputs(inputs):
+            if not isinstance(x, (str, os.PathLike)):
+                items.append((name, x))
+                continue
+            images, skipped = expand_inputs([x])
+            for p, why in skipped:
+                log.warning("skipped %s: %s", p, why)
+                if why == "no such file or folder" and on_error == "raise":
+                    raise FileNotFoundError(f"{p}: no such file or folder")
+                if why == "no such file or folder":
+                    items.append((p, ImageReadError(p, why)))
+            items.extend((str(p), p) for p in images)
+        exif = self.settings.exif_orientation
 
         def decode(item):
             name, x = item
             if isinstance(x, Exception):
                 raise x
-            if isinstance(x, torch.Tensor):
-                _check_tensor(x, name)
-                return x
-            return read_image(x)
+            return read_image(x, exif) if isinstance(x, Path) else as_image_tensor(x, name, exif)
 
         rows: List[ScoreRow] = []
         desc = "scoring" if len(items) >= 2 else None
-        for (name, _), res in self.iter_computed(items, decode, progress_desc=desc, progress=progress):
+        for (name, _), res in self.iter_computed(items, decode, progress_desc=desc, progress=progress, maps=maps):
             if isinstance(res, Exception):
                 if not isinstance(res, (ImageReadError, ValueError)):
                     raise res
@@ -346,17 +372,35 @@ class GRepQ:
                 rows.append(_row(name, res))
         return rows
 
+    def __call__(self, inputs, **kwargs) -> List[ScoreRow]:
+        """``scorer(x)`` is ``scorer.score(x)``."""
+        return self.score(inputs, **kwargs)
 
-def _check_tensor(img: torch.Tensor, name: str) -> None:
-    if img.dim() != 3 or img.shape[0] != 3:
-        raise ValueError(f"{name}: expected an image tensor of shape (3, H, W), got {tuple(img.shape)}")
-    if img.dtype != torch.float32:
-        raise ValueError(f"{name}: expected float32 values in [0, 1], got {img.dtype}")
+
+def _named_inputs(inputs) -> List[Tuple[str, object]]:
+    """(name, input) of every input: paths as given; in-memory images named by kind and position; a TypeError for
+    anything not in :data:`ACCEPTED_INPUTS`."""
+    if not isinstance(inputs, (list, tuple)):
+        inputs = [inputs]
+    out: List[Tuple[str, object]] = []
+    for i, x in enumerate(inputs):
+        if isinstance(x, (str, os.PathLike)):
+            out.append((str(x), x))
+        elif isinstance(x, torch.Tensor) and x.dim() == 4:
+            out.extend((f"<tensor {i}[{j}]>", x[j]) for j in range(x.shape[0]))
+        elif isinstance(x, (torch.Tensor, np.ndarray, Image.Image)):
+            kind = "tensor" if isinstance(x, torch.Tensor) else "array" if isinstance(x, np.ndarray) else "PIL"
+            out.append((f"<{kind} {i}>", x))
+        else:
+            raise TypeError(f"cannot score input {i} of type {type(x).__name__}; GRepQ.score accepts "
+                            + "; ".join(ACCEPTED_INPUTS))
+    return out
 
 
 def _row(name: str, res: dict) -> ScoreRow:
     q_low, q_high = res.get("q_low"), res.get("q_high")
-    return ScoreRow(name, q_low, q_high, zs.total_quality(q_low, q_high))
+    return ScoreRow(name, q_low, q_high, zs.total_quality(q_low, q_high), upsampled=res["upsampled"],
+                    quality_map=res.get("quality_map"))
 
 
 def _as_cache(cache) -> Optional[ConstantsCache]:
@@ -386,7 +430,7 @@ def _pristine_source(source, store: Optional[ConstantsCache], fps: Dict[str, str
         return source
     path = Path(source)
     if path.is_dir() or store is None:
-        return load_pristine(path, save_to=save_to, progress=settings.progress, patch_size=settings.patch_size)
+        return load_pristine(path, save_to, settings.progress, settings.patch_size, settings.exif_orientation)
     if not path.is_file():
         raise FileNotFoundError(f"pristine patch file not found: {path}")
     read = _once(lambda: read_pristine_hdf5(path))

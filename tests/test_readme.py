@@ -138,6 +138,17 @@ def test_readme_python_example_runs_as_written(readme_dir, monkeypatch, one_thre
 readme_python_scores = {}
 
 
+def test_readme_quality_map_example_runs_as_written(readme_dir, monkeypatch, one_thread):
+    first, maps = [b for b in blocks("python") if "from grepq import GRepQ" in b or "maps=True" in b]
+    monkeypatch.chdir(readme_dir)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(first + maps, "README.md", "exec"), {})
+    shape, (q_map, q_low) = printed.getvalue().splitlines()[-2:], printed.getvalue().split()[-2:]
+    assert shape[0] == "torch.Size([2, 2])" and q_map == q_low          # one.jpg is 150 x 180: upsampled
+    assert (readme_dir / "one_map.png").stat().st_size > 1000
+
+
 def test_readme_score_command_runs_as_written(readme_dir, monkeypatch, one_thread):
     argv = readme_command("grepq score ")
     assert all(name in argv for name in RELEASED)

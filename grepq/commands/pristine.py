@@ -8,27 +8,34 @@ from ..scoring import settings as pr  # torch-free constants: the parser does no
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("pristine", help="select pristine patches from a folder of images into the official HDF5 format")
+    p = sub.add_parser(
+        "pristine", help="select pristine patches from a folder of images into the official HDF5 format",
+        description="Select the pristine patches of Q_L (Eq. 5) from a folder of pristine images by the official "
+                    "rule: non-overlapping R x R patches above a sharpness, then a colourfulness, threshold of each "
+                    "image's best (docs/method.md §4). Each image giving no patch is named with the reason (too "
+                    "small, flat, grey); fewer than 1,280 patches (10 x the 128 LL feature dimensions) get a warning.")
     p.add_argument("folder", help="folder of pristine images (the paper uses CL-MI's 125 pristine images)")
     p.add_argument("--output", "-o", default=None, help=f"HDF5 file to write (default: {pr.default_hdf5_name()})")
-    p.add_argument("--patch-size", type=int, default=pr.PATCH_SIZE, help="R (default 96)")
+    p.add_argument("--patch-size", type=int, default=pr.PATCH_SIZE, help="patch size R in pixels (default 96)")
     p.add_argument("--sharpness", type=float, default=pr.SHARPNESS_THRESHOLD,
-                   help="sharpness threshold factor (default 0.75)")
+                   help="keep patches sharper than this x the image's sharpest (default 0.75)")
     p.add_argument("--colorfulness", type=float, default=pr.COLORFULNESS_THRESHOLD,
-                   help="colourfulness threshold factor (default 0.80)")
+                   help="of those, keep patches more colourful than this x the most colourful (default 0.80)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..scoring import pristine as pr
+    from ..scoring import pristine
     out = args.output or pr.default_hdf5_name(args.patch_size, args.sharpness, args.colorfulness)
     try:
-        patches, skipped = pr.select_pristine_patches(args.folder, args.patch_size, args.sharpness, args.colorfulness)
+        patches, skipped = pristine.select_pristine_patches(args.folder, args.patch_size, args.sharpness,
+                                                            args.colorfulness, args.progress)
     except (ValueError, FileNotFoundError) as exc:
         print(f"grepq pristine: {exc}", file=sys.stderr)
         return 2
     for path, why in skipped:
         print(f"grepq pristine: skipped {path}: {why}", file=sys.stderr)
-    pr.write_pristine_hdf5(patches, out)
+    pristine.write_pristine_hdf5(patches, out)
     print(f"wrote {patches.shape[0]} patches of {args.patch_size}x{args.patch_size} to {out}")
     return 0

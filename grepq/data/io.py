@@ -5,7 +5,9 @@ reads an 8-bit RGB file (``uint8 / 255``). Other PIL modes:
 - LA, RGBA, PA: alpha dropped, colours as stored; P: palette applied (the official code reads the indices as grey);
 - CMYK, YCbCr, ...: converted to RGB by PIL; I;16*, I: ``value / 65535`` grey; F: float grey clipped to [0, 1].
 
-EXIF orientation is ignored, as in the official code. A file PIL cannot decode raises :class:`ImageReadError`.
+EXIF orientation: applied by default (a phone photo is scored as it displays); ``exif_orientation="ignore"`` keeps
+the stored pixels, as the official code does. Files without the tag read the same either way. A file PIL cannot
+decode raises :class:`ImageReadError`.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 PathLike = Union[str, os.PathLike]
 
@@ -69,7 +71,43 @@ def _array_to_tensor(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def read_image(path: PathLike) -> torch.Tensor:
+def _oriented(img: Image.Image, exif_orientation: str) -> Image.Image:
+    """``img`` turned as its EXIF orientation tag says (``"apply"``), or as stored (``"ignore"``)."""
+    if exif_orientation not in ("apply", "ignore"):
+        raise ValueError(f"exif_orientation must be 'apply' or 'ignore', got {exif_orientation!r}")
+    if exif_orientation == "apply" and img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        return ImageOps.exif_transpose(img)
+    return img
+
+
+def as_image_tensor(x, name: str, exif_orientation: str = "apply") -> torch.Tensor:
+    """An in-memory image as a float32 tensor (3, H, W) in [0, 1], the same numbers as its file would give.
+
+    ``x``: a PIL image, a numpy array (H, W, 3) or (H, W) grey, or a tensor (3, H, W); uint8 is divided by 255,
+    float must be finite and in [0, 1]. Anything else: a ValueError naming ``name``.
+    """
+    if isinstance(x, Image.Image):
+        return _array_to_tensor(_pil_to_array(_oriented(x, exif_orientation)))
+    if isinstance(x, torch.Tensor):
+        if x.dim() != 3 or x.shape[0] != 3:
+            raise ValueError(f"{name}: expected a tensor (3, H, W) or a batch (N, 3, H, W), got {tuple(x.shape)}")
+        x = x.detach().cpu()
+        arr = (x.float() if x.is_floating_point() else x).permute(1, 2, 0).numpy()
+    else:
+        arr = np.repeat(x[:, :, None], 3, axis=2) if x.ndim == 2 else x
+        if arr.ndim != 3 or arr.shape[2] != 3:
+            raise ValueError(f"{name}: expected an array (H, W, 3) or (H, W), got {x.shape}")
+    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{name}: expected uint8 values, or float values in [0, 1], got {arr.dtype}")
+    if arr.dtype != np.uint8 and not np.isfinite(arr).all():
+        raise ValueError(f"{name}: holds NaN or infinite values")
+    if arr.dtype != np.uint8 and arr.size and (arr.min() < 0 or arr.max() > 1):
+        hint = " (divide by 255?)" if 1 < arr.max() <= 255 else ""
+        raise ValueError(f"{name}: float values must be in [0, 1], got [{arr.min():.4g}, {arr.max():.4g}]{hint}")
+    return _array_to_tensor(arr)
+
+
+def read_image(path: PathLike, exif_orientation: str = "apply") -> torch.Tensor:
     """An image file as a float32 tensor (3, H, W) in [0, 1]; :class:`ImageReadError` if missing or undecodable."""
     path = Path(path)
     if not path.is_file():
@@ -77,7 +115,7 @@ def read_image(path: PathLike) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()
-            arr = _pil_to_array(img)
+            arr = _pil_to_array(_oriented(img, exif_orientation))
     except ImageReadError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

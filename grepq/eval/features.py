@@ -106,7 +106,7 @@ def cache_key(scorer, paths: Sequence[Union[str, Path]],
         "grepq": __version__, "format": FEATURE_FORMAT, "components": list(s.components),
         "patch_size": s.patch_size, "patch_stride": s.patch_stride, "k1": s.k1,
         "cov_eps": s.cov_eps, "small_image": s.small_image, "n_images": len(paths),
-        "amp": s.amp, "channels_last": bool(s.channels_last),
+        "amp": s.amp, "channels_last": bool(s.channels_last), "exif_orientation": s.exif_orientation,
         "resize": {str(k): list(v) for k, v in sorted((resize or {}).items())},
     }
     if scorer.hl is not None:
@@ -201,7 +201,7 @@ def extract_features(scorer, paths: Sequence[Union[str, Path]], cache_dir: Optio
     failed: List[Tuple[str, str]] = []
 
     def decode(i: int):
-        img = read_image(paths[i])
+        img = read_image(paths[i], scorer.settings.exif_orientation)
         if paths[i] in resize:
             img = F.interpolate(img[None], size=tuple(resize[paths[i]]), mode="bilinear", align_corners=False,
                                 antialias=True)[0]

@@ -4,9 +4,14 @@ From each pristine image: non-overlapping R x R patches (border remainder droppe
 exceeds ``sharpness`` x the image's sharpest, then of those the ones whose colourfulness exceeds ``colorfulness`` x
 the most colourful. HDF5 format (official ``pristine_patches_096_0.75_0.80.hdf5``): dataset ``data``, float32,
 (N, 3, R, R) in [0, 1].
+
+Enough patches: Σ_p is a 128 x 128 covariance of the LL features, singular below 129 patches, and a sample
+covariance of C dimensions from N samples spreads its eigenvalues by about (1 ± sqrt(C/N))² (Marchenko–Pastur):
+at N = 10·C = 1,280 the smallest are still about half their true size. Below :data:`MIN_PRISTINE_PATCHES` grepq warns.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
@@ -20,6 +25,10 @@ from ..data.io import ImageReadError, list_images, read_image
 from ..utils import atomic_write
 from .settings import COLORFULNESS_THRESHOLD, PATCH_SIZE, SHARPNESS_THRESHOLD
 
+log = logging.getLogger("grepq")
+
+#: Fewer pristine patches than this (10 x the 128 LL feature dimensions) get a warning (module doc).
+MIN_PRISTINE_PATCHES = 10 * 128
 #: Sharpness window: 7x7 Gaussian, σ = 7/6 (official ``select_patches``).
 SHARPNESS_WINDOW = 7
 SHARPNESS_SIGMA = 7.0 / 6.0
@@ -51,29 +60,33 @@ def colorfulness(patches: torch.Tensor) -> torch.Tensor:
 
 
 def select_patches(img: torch.Tensor, patch_size: int = PATCH_SIZE, sharpness_threshold: float = SHARPNESS_THRESHOLD,
-                   colorfulness_threshold: float = COLORFULNESS_THRESHOLD) -> torch.Tensor:
-    """The selected pristine patches of one image (3, H, W) in [0, 1] -> (K, 3, R, R), row-major.
+                   colorfulness_threshold: float = COLORFULNESS_THRESHOLD) -> Tuple[torch.Tensor, str]:
+    """The selected pristine patches of one image (3, H, W) in [0, 1] -> ((K, 3, R, R) row-major, why K = 0 or "").
 
     (The official code shuffles each image's patches first; the statistics of Eq. 5-6 do not depend on order.)
     """
-    if min(img.shape[-2:]) < patch_size:
-        return img.new_zeros(0, 3, patch_size, patch_size)
+    h, w = img.shape[-2:]
+    if min(h, w) < patch_size:
+        return img.new_zeros(0, 3, patch_size, patch_size), f"{w}x{h}: smaller than one {patch_size}x{patch_size} patch"
     patches = img.unfold(1, patch_size, patch_size).unfold(2, patch_size, patch_size)   # (3, nh, nw, R, R)
     patches = patches.permute(1, 2, 0, 3, 4).reshape(-1, 3, patch_size, patch_size)
     s = sharpness(patches)
     patches = patches[s > sharpness_threshold * s.max()]
     if patches.shape[0] == 0:
-        return patches
+        return patches, "no patch passes the sharpness threshold (zero sharpness everywhere)"
     c = colorfulness(patches)
-    return patches[c > colorfulness_threshold * c.max()]
+    patches = patches[c > colorfulness_threshold * c.max()]
+    return patches, "" if patches.shape[0] else "no patch passes the colourfulness threshold (a grey image)"
 
 
 def select_pristine_patches(images: Union[str, Path, Sequence[Union[str, Path]]], patch_size: int = PATCH_SIZE,
                             sharpness_threshold: float = SHARPNESS_THRESHOLD,
                             colorfulness_threshold: float = COLORFULNESS_THRESHOLD,
-                            progress: bool = True) -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
+                            progress: bool = True,
+                            exif_orientation: str = "apply") -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
     """Pristine patches (N, 3, R, R) float32 from a folder (or list) of images, and ``skipped``: (path, reason) of
-    images unreadable or giving no patch. Raises if no patch at all was selected."""
+    images unreadable or giving no patch. Raises if no patch at all was selected; warns below
+    :data:`MIN_PRISTINE_PATCHES`."""
     if isinstance(images, (str, Path)):
         folder = Path(images)
         if not folder.is_dir():
@@ -87,18 +100,25 @@ def select_pristine_patches(images: Union[str, Path, Sequence[Union[str, Path]]]
     skipped: List[Tuple[str, str]] = []
     for p in tqdm(paths, desc="pristine patches", disable=not progress):
         try:
-            img = read_image(p)
+            img = read_image(p, exif_orientation)
         except ImageReadError as exc:
             skipped.append((str(p), exc.reason))
             continue
-        sel = select_patches(img, patch_size, sharpness_threshold, colorfulness_threshold)
-        if sel.shape[0] == 0:
-            skipped.append((str(p), f"smaller than one {patch_size}x{patch_size} patch"))
-            continue
-        chosen.append(sel)
+        sel, why = select_patches(img, patch_size, sharpness_threshold, colorfulness_threshold)
+        if why:
+            skipped.append((str(p), why))
+        else:
+            chosen.append(sel)
     if not chosen:
         raise ValueError(f"no pristine patch selected from {len(paths)} images (skipped: {skipped[:3]})")
-    return torch.cat(chosen), skipped
+    patches = torch.cat(chosen)
+    n = patches.shape[0]
+    if n < MIN_PRISTINE_PATCHES:
+        why = "singular (below 129; only the 0.001·I stabiliser keeps Q_L defined)" if n < 129 else "poorly estimated"
+        log.warning("only %d pristine patches from %d images: their 128 x 128 covariance (Σ_p, Eq. 5) is %s; "
+                    "grepq asks for %d (10 x 128, docs/method.md §4): add pristine images", n, len(paths), why,
+                    MIN_PRISTINE_PATCHES)
+    return patches, skipped
 
 
 def write_pristine_hdf5(patches: torch.Tensor, path: Union[str, Path]) -> Path:
@@ -134,12 +154,12 @@ def read_pristine_hdf5(path: Union[str, Path]) -> torch.Tensor:
 
 
 def load_pristine(source: Union[str, Path], save_to: Union[str, Path, None] = None, progress: bool = True,
-                  patch_size: int = PATCH_SIZE) -> torch.Tensor:
+                  patch_size: int = PATCH_SIZE, exif_orientation: str = "apply") -> torch.Tensor:
     """Pristine patches from an HDF5 file or a folder of pristine images (selected, then saved to ``save_to``)."""
     source = Path(source)
     if not source.is_dir():
         return read_pristine_hdf5(source)
-    patches, _ = select_pristine_patches(source, patch_size, progress=progress)
+    patches, _ = select_pristine_patches(source, patch_size, progress=progress, exif_orientation=exif_orientation)
     if save_to is not None:
         write_pristine_hdf5(patches, save_to)
     return patches

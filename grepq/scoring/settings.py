@@ -13,7 +13,8 @@ from ..config import Key
 from ..models import POS_EMBEDDING_MODES
 
 __all__ = [
-    "PATCH_SIZE", "PATCH_STRIDE", "K1", "COV_EPS", "SMALL_IMAGE_MODES", "COMPONENTS", "POS_EMBEDDING",
+    "PATCH_SIZE", "PATCH_STRIDE", "K1", "COV_EPS", "SMALL_IMAGE_MODES", "EXIF_ORIENTATION_MODES", "COMPONENTS",
+    "POS_EMBEDDING",
     "SHARPNESS_THRESHOLD", "COLORFULNESS_THRESHOLD", "default_hdf5_name", "ScoringSettings", "scoring_keys",
 ]
 
@@ -31,6 +32,8 @@ SHARPNESS_THRESHOLD = 0.75
 COLORFULNESS_THRESHOLD = 0.80
 #: Images too small for two patches (the official code crashes): see ``ensure_min_size``.
 SMALL_IMAGE_MODES = ("upsample", "error")
+#: EXIF orientation of image files: "apply" (scored as displayed; grepq) or "ignore" (stored pixels, as official).
+EXIF_ORIENTATION_MODES = ("apply", "ignore")
 #: The two zero-shot components: ``ll`` gives Q_L (Eq. 5-6), ``hl`` gives Q_H (Eq. 2).
 COMPONENTS = ("ll", "hl")
 
@@ -79,6 +82,9 @@ class ScoringSettings:
     channels_last: bool = _option(False, bool, "channels_last memory format (same scores to rounding)")
     small_image: str = _option("upsample", str, "images giving fewer than two 96x96 patches: 'upsample' to 144 px "
                                                 "short side or 'error' (the paper does not say)", SMALL_IMAGE_MODES)
+    exif_orientation: str = _option("apply", str, "EXIF orientation tag of image files: 'apply' (score the photo as "
+                                                  "displayed) or 'ignore' (the stored pixels, as the official code)",
+                                    EXIF_ORIENTATION_MODES)
     progress: bool = True
 
     def __post_init__(self):
@@ -89,6 +95,8 @@ class ScoringSettings:
         object.__setattr__(self, "device", str(self.device))
         if self.small_image not in SMALL_IMAGE_MODES:
             raise ValueError(f"small_image must be one of {SMALL_IMAGE_MODES}, got {self.small_image!r}")
+        if self.exif_orientation not in EXIF_ORIENTATION_MODES:
+            raise ValueError(f"exif_orientation must be one of {EXIF_ORIENTATION_MODES}, got {self.exif_orientation!r}")
         counts = ("chunk_size", "batch_size", "max_batch_pixels", "patch_size", "patch_stride", "decode_workers")
         if (any(getattr(self, k) is not None and getattr(self, k) < 1 for k in counts[:-1])
                 or self.decode_workers < 0 or self.patch_stride > self.patch_size):

@@ -30,24 +30,32 @@ def patch_grid(height: int, width: int, size: int = PATCH_SIZE, stride: int = PA
     return (height - size) // stride + 1, (width - size) // stride + 1
 
 
+def min_size_shape(height: int, width: int, size: int = PATCH_SIZE, stride: int = PATCH_STRIDE) -> tuple:
+    """(H, W) of an image after :func:`ensure_min_size`'s upsampling: unchanged if it gives two patches or more,
+    else its short side brought to R + stride = 144 px, aspect ratio kept."""
+    nh, nw = patch_grid(height, width, size, stride)
+    if nh * nw >= 2:
+        return height, width
+    need = size + stride
+    scale = need / min(height, width)
+    return max(need, int(math.ceil(height * scale - 1e-9))), max(need, int(math.ceil(width * scale - 1e-9)))
+
+
 def ensure_min_size(img: torch.Tensor, mode: str = "upsample", size: int = PATCH_SIZE,
                     stride: int = PATCH_STRIDE) -> torch.Tensor:
     """An image (3, H, W) that gives at least 2 patches (a covariance needs two), unchanged if it already does.
 
-    Otherwise (the official code crashes): ``mode="upsample"`` resizes it bicubic, keeping its aspect ratio, to a
-    short side of R + stride = 144 px; ``mode="error"`` raises a ValueError.
+    Otherwise (the official code crashes): ``mode="upsample"`` resizes it bicubic to :func:`min_size_shape`;
+    ``mode="error"`` raises a ValueError.
     """
     if mode not in SMALL_IMAGE_MODES:
         raise ValueError(f"small_image must be one of {SMALL_IMAGE_MODES}, got {mode!r}")
     h, w = img.shape[-2:]
-    nh, nw = patch_grid(h, w, size, stride)
-    if nh * nw >= 2:
+    new = min_size_shape(h, w, size, stride)
+    if new == (h, w):
         return img
-    need = size + stride
     if mode == "error":
         raise ValueError(f"image of {w}x{h} pixels gives fewer than two {size}x{size} patches (stride {stride})")
-    scale = need / min(h, w)
-    new = (max(need, int(math.ceil(h * scale - 1e-9))), max(need, int(math.ceil(w * scale - 1e-9))))
     out = F.interpolate(img[None], size=new, mode="bicubic", align_corners=False)[0]
     return out.clamp(0.0, 1.0)
 
