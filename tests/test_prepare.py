@@ -18,6 +18,8 @@ from skimage import data
 from skimage.io import imread
 
 from grepq.cli import main as cli_main
+from grepq.data import distortions as dist
+from grepq.data import kadis_ops
 from grepq.data.distortions import AUTHORS_LEVELS, AUTHORS_TYPES, DISTORTION_KADIS_IDS
 from grepq.data.fsim import fsim_matrix
 from grepq.data.prepare import FSIM_FILE, PARTIAL_DIR, VERSIONS_FILE, check_item, item_seed, prepare
@@ -319,3 +321,26 @@ def test_kadis_naming_is_the_official_layout_and_grepq_reads_it(photos, tmp_path
     assert len(prepare(photos, out, naming="kadis", seed=3, progress=False).skipped_done) == 3
     (out / ".grepq" / "chelsea.bmp" / FSIM_FILE).unlink()  # metadata lost: the item is redone
     assert [r["name"] for r in prepare(photos, out, naming="kadis", seed=3, progress=False).done] == ["chelsea"]
+
+
+def test_versions_json_records_the_motion_blur_angle_each_file_was_made_with(photos, tmp_path):
+    """The angle KADIS's imblurmotion draws per image is in versions.json, and it is the angle of the written file."""
+    out = tmp_path / "motion"
+    prepare(photos, out, types=["motion_blur", "jpeg"], levels=[4, 5], seed=3, progress=False)
+    angles = []
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        rows = json.loads((folder / VERSIONS_FILE).read_text())["files"]
+        ref = np.asarray(Image.open(folder / f"{folder.name}_REF.png")).astype(np.float32) / 255
+        x = dist._mapmm(ref.astype(np.float64)).astype(np.float32)  # the generator's input stretch
+        for row in rows:
+            if row["type"] != "motion_blur":
+                assert "random" not in row
+                continue
+            angle = row["random"]["angle_deg"]
+            assert isinstance(angle, int) and 0 <= angle <= 180
+            kernel = kadis_ops.motion_kernel(row["parameter"], angle)
+            made = dist._finish(kadis_ops.correlate_replicate(x.astype(np.float64), kernel), "kadis")
+            written = np.asarray(Image.open(folder / row["file"]))
+            assert np.array_equal(written, np.round(np.clip(made, 0, 1) * 255).astype(np.uint8)), row
+            angles.append(angle)
+    assert len(angles) == 6 and len(set(angles)) > 1  # 3 images x 2 levels, drawn per image and level

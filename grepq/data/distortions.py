@@ -133,9 +133,13 @@ def _op_lens_blur(x, radius, rng, legacy):
     return ops.correlate_replicate(x.astype(np.float64), ops.disk_kernel(radius))
 
 
+def _motion_angle(rng: np.random.Generator) -> int:
+    """imblurmotion's angle, randi([0, 180]) degrees: the first draw of a motion_blur stream."""
+    return int(rng.integers(MOTION_ANGLE_RANGE[0], MOTION_ANGLE_RANGE[1] + 1))
+
+
 def _op_motion_blur(x, length, rng, legacy):
-    angle = int(rng.integers(MOTION_ANGLE_RANGE[0], MOTION_ANGLE_RANGE[1] + 1))
-    return ops.correlate_replicate(x.astype(np.float64), ops.motion_kernel(length, angle))
+    return ops.correlate_replicate(x.astype(np.float64), ops.motion_kernel(length, _motion_angle(rng)))
 
 
 def _op_hsv_saturation(x, factor, rng, legacy):
@@ -315,6 +319,13 @@ class DistortionSpec:
     def seed_sequence(self, seed: int) -> np.random.SeedSequence:
         """The random stream of this distortion for a given item seed (stable across processes and platforms)."""
         return np.random.SeedSequence([int(seed), zlib.crc32(self.type.encode("utf-8")), int(self.level)])
+
+    def random_draws(self, seed: int) -> Dict[str, int]:
+        """The parameters this spec draws for an item seed, as versions.json records them: motion_blur's
+        ``{"angle_deg": a}`` (what :func:`distort_specs` uses), else {} (noise fields are not recorded)."""
+        if self.type != "motion_blur":
+            return {}
+        return {"angle_deg": _motion_angle(np.random.default_rng(self.seed_sequence(seed)))}
 
 
 def apply_distortion(img: np.ndarray, spec: DistortionSpec, rng: Optional[np.random.Generator] = None, *,

@@ -5,8 +5,8 @@ training loaders (the readers). A training root holds one folder per image::
     <root>/<item>/<name>_<type>_<level>.<ext>         a distorted version, grepq naming, or
     <root>/<item>/<name>_<id:02d>_<level:02d>.<ext>   KADIS naming (KADIS id, level)
     <meta>/fsim.npy                                   (D, D) FSIM between the D image files in versions.json's order
-    <meta>/versions.json                              that order, each file's KADIS id, level and parameter, the
-                                                      settings and the grepq version
+    <meta>/versions.json                              that order, each file's KADIS id, level, parameter and drawn
+                                                      angle (motion blur), the settings and the grepq version
 
 ``<meta>`` is the item folder, or for the official loader's layout (``naming="kadis"``: item folders
 ``<name>.bmp`` holding only the 9 images, listed in ``<root>/LIVEFB.csv``) the sidecar ``<root>/.grepq/<item>/``.

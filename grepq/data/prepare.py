@@ -7,8 +7,8 @@ Writes the layout of :mod:`grepq.data.layout` (which owns the names)::
     <out>/<name>/fsim.npy                    (D, D) float64 FSIM between the D image files in sorted name order
                                              (the training loader's order), diagonal 1, from the 8-bit files
                                              (/ 255, as the official loader) by :func:`grepq.data.fsim.fsim_matrix`
-    <out>/<name>/versions.json               that order, each file's KADIS id, type, level and parameter, the
-                                             settings and the grepq version
+    <out>/<name>/versions.json               that order, each file's KADIS id, type, level and parameter (and
+                                             motion blur's angle, "random"), the settings and the grepq version
     <out>/prepare_report.json, .csv          done / already done / failed / ignored inputs, with reasons
 
 ``naming="kadis"`` writes the official loader's layout instead (``<name>.bmp/<name>_<id:02d>_<level:02d>.bmp``,
@@ -154,8 +154,10 @@ def _recipe_of(settings: Dict[str, Any]) -> Recipe:
     return Recipe(r["name"], tuple(r["types"]), tuple(r["levels"]), r["n_types"], r["n_levels"])
 
 
-def _file_table(name: str, settings: Dict[str, Any], specs: Sequence[DistortionSpec]) -> List[Dict[str, Any]]:
-    """The image files of an item with what each one is, in sorted file-name order (the FSIM matrix order)."""
+def _file_table(name: str, settings: Dict[str, Any], specs: Sequence[DistortionSpec],
+                seed: int) -> List[Dict[str, Any]]:
+    """The image files of an item (item seed ``seed``) with what each one is, in sorted file-name order (the FSIM
+    matrix order); format 2 records the drawn parameters (motion_blur's angle) under "random"."""
     ext, legacy = settings["ext"], settings["format"] == LEGACY_FORMAT_VERSION
     naming = settings.get("naming", "grepq")
     rows = [{"file": reference_file(name, ext), "type": "reference", "level": None,
@@ -170,6 +172,8 @@ def _file_table(name: str, settings: Dict[str, Any], specs: Sequence[DistortionS
                "level": spec.level, "parameter": spec.value, "parameter_meaning": kt.parameter}
         if kt.substitute:
             row["substitute"] = kt.substitute
+        if spec.random_draws(seed):
+            row["random"] = spec.random_draws(seed)
         rows.append(row)
     return sorted(rows, key=lambda r: r["file"])
 
@@ -288,7 +292,7 @@ def _make_versions(task: _Task, ref_u8: np.ndarray, seed: int) -> Tuple[Dict[str
     arrays = {reference_file(task.name, ext): ref_u8}
     for spec, img in distort_specs(ref_u8.astype(np.float32) / 255.0, specs, seed, range_mode=settings["range_mode"]):
         arrays[version_file(task.name, spec, ext, naming)] = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return arrays, _file_table(task.name, settings, specs)
+    return arrays, _file_table(task.name, settings, specs, seed)
 
 
 def _write_item(task: _Task, arrays: Dict[str, np.ndarray], table: List[Dict[str, Any]], meta: Dict[str, Any]) -> None:
