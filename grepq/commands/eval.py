@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
                        description="Run one of the paper's evaluation protocols; results go to --out as JSON/CSV "
                                    "(rendered by 'grepq tables'). Every option is a key of the evaluation "
                                    "configuration (grepq eval PROTOCOL --print-config lists them with their sources).")
-    p.add_argument("protocol", choices=PROTOCOLS)
+    p.add_argument("protocol", choices=PROTOCOLS, help="the protocol: " + ", ".join(PROTOCOLS))
     p.add_argument("--config", help="YAML file of the evaluation configuration (sections weights, scoring, data, "
                                     "protocol, output) or a preset name (eval_table1, eval_table3, ...)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -96,7 +96,7 @@ def add_parser(sub) -> None:
                    help="with --regressor-file: warn instead of refusing weights other than the regressor's")
     p.add_argument("--no-official-clive-resize", action="store_true", default=None,
                    help="do not resize CLIVE's 1024.JPG and 1113.JPG to 500x500 as the official loader does")
-    p.add_argument("--no-plots", action="store_true", default=None)
+    p.add_argument("--no-plots", action="store_true", default=None, help="write no PNG plots")
     add_weight_options(p)
     p.add_argument("--shard", metavar="I/N",
                    help="only extract the features of share I of N (0 <= I < N) of the images into --cache and exit; "

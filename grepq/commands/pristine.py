@@ -8,7 +8,9 @@ from ..scoring import settings as pr  # torch-free constants: the parser does no
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("pristine", help="select pristine patches from a folder of images into the official HDF5 format")
+    p = sub.add_parser("pristine", help="select pristine patches from a folder of images into the official HDF5 format",
+                       description="Select the sharp, colourful 96x96 patches of pristine images (Q_L's pristine "
+                                   "model, paper §3.3) and write them in the official HDF5 format.")
     p.add_argument("folder", help="folder of pristine images (the paper uses CL-MI's 125 pristine images)")
     p.add_argument("--output", "-o", default=None, help=f"HDF5 file to write (default: {pr.default_hdf5_name()})")
     p.add_argument("--patch-size", type=int, default=pr.PATCH_SIZE, help="R (default 96)")

@@ -7,10 +7,12 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("tables", help="render Tables 1-4 and plots from result files of 'grepq eval'")
+    p = sub.add_parser("tables", help="render Tables 1-4 and plots from result files of 'grepq eval'",
+                       description="Render the paper's Tables 1-4 (beside the paper's numbers) and plots from the "
+                                   "result files of 'grepq eval' into the results folder.")
     p.add_argument("results", help="folder of result JSON files (the --out of grepq eval)")
     p.add_argument("--output", default="tables.md", help="file name written inside the folder (default tables.md)")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     p.set_defaults(func=run)
 
 
