@@ -1,4 +1,5 @@
 """Tests of grepq's command line itself (grepq/cli.py): one place for known errors, -v anywhere."""
+import argparse
 import logging
 
 import pytest
@@ -45,3 +46,23 @@ def test_verbose_after_an_override_logs_more(capsys):
     finally:
         root.setLevel(level)
     assert "lr: 1.0e-05" in capsys.readouterr().out
+
+
+def _undocumented(parser, path):
+    """What a parser and its sub-parsers lack: a description, an option's help, a subcommand's help."""
+    missing = [] if parser.description else [f"{path}: no description"]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                missing += [] if helps.get(name) else [f"{path} {name}: no help in the command list"]
+                missing += _undocumented(sub, f"{path} {name}")
+        elif not action.help:
+            missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}: no help")
+    return missing
+
+
+def test_every_command_and_option_is_documented():
+    assert _undocumented(build_parser(), "grepq") == []

@@ -185,3 +185,18 @@ def test_packaged_presets_are_the_repository_presets():
     packaged = {p.name: p.read_bytes() for p in (root / "grepq" / "configs").glob("*.yaml")}
     assert repo and sorted(packaged) == sorted(repo)
     assert [n for n in repo if packaged[n] != repo[n]] == []
+
+
+def test_train_print_config_names_every_keys_source(capsys):
+    """``grepq train --print-config`` tags every key with where its default comes from, as eval's does."""
+    from grepq.cli import main
+    from grepq.config import SOURCES
+
+    assert all(k.source in SOURCES for k in TRAIN_SCHEMA.flat.values())
+    assert main(["train", "--config", "hl_paper", "--print-config"]) == 0
+    values = [line.strip() for line in capsys.readouterr().out.splitlines() if not line.rstrip().endswith(":")]
+    assert len(values) == len(TRAIN_SCHEMA.flat)
+    assert all(any(f"  # [{s}] " in v for s in SOURCES) for v in values), values
+    assert any(v.startswith("lr: 5.0e-06  # [paper] ") for v in values)
+    assert any(v.startswith("betas: [0.9, 0.999]  # [official] ") for v in values)
+    assert any(v.startswith("num_workers: 4  # [official] ") for v in values)

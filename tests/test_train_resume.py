@@ -225,3 +225,17 @@ def test_a_run_with_another_bn_is_refused_naming_the_key(data, tmp_path):
     train(load_train_config("ll_tiny_cpu", base + ["ll.bn=train", "run.max_steps=2"]))
     with pytest.raises(ConfigError, match=r"ll\.bn: 'train' in the run, 'global' now"):
         train(load_train_config("ll_tiny_cpu", base))
+
+
+def test_reading_a_log_skips_only_a_torn_last_line(tmp_path):
+    from grepq.train.logging import read_log
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"type": "step", "step": 1}\n{"type": "st')  # killed mid-write
+    assert read_log(log) == [{"type": "step", "step": 1}]
+    log.write_text('{"type": "step", "step": 1}\nnot json\n{"type": "step", "step": 2}\n')
+    with pytest.raises(ValueError, match=r"log\.jsonl, line 2: not a JSON record"):
+        read_log(log)
+    log.write_text('{"type": "step", "step": 1}\nnot json\n')  # a whole last line is no torn write
+    with pytest.raises(ValueError, match="line 2"):
+        read_log(log)

@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
                        description="Run one of the paper's evaluation protocols; results go to --out as JSON/CSV "
                                    "(rendered by 'grepq tables'). Every option is a key of the evaluation "
                                    "configuration (grepq eval PROTOCOL --print-config lists them with their sources).")
-    p.add_argument("protocol", choices=PROTOCOLS)
+    p.add_argument("protocol", choices=PROTOCOLS, help="the protocol: " + ", ".join(PROTOCOLS))
     p.add_argument("--config", help="YAML file of the evaluation configuration (sections weights, scoring, data, "
                                     "protocol, output) or a preset name (eval_table1, eval_table3, ...)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

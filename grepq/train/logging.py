@@ -9,7 +9,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 from tqdm import tqdm
 
@@ -20,16 +20,22 @@ __all__ = ["RunLogger", "truncate_log", "read_log"]
 log = logging.getLogger("grepq.train")
 
 
-def read_log(path: Path):
-    """The records of a ``log.jsonl`` file (a damaged last line, from a killed process, is skipped)."""
+def read_log(path: Path) -> List[Dict]:
+    """The records of a ``log.jsonl`` file ([] when there is none). Only a torn last line (no newline at the end: a
+    process killed mid-write) is skipped; an unparsable line elsewhere is a ValueError naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     out = []
-    if not Path(path).is_file():
-        return out
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, 1):
         try:
             out.append(json.loads(line))
         except ValueError:
-            continue
+            if number == len(lines) and not text.endswith("\n"):
+                continue
+            raise ValueError(f"{path}, line {number}: not a JSON record ({line[:60]!r}); the log is damaged") from None
     return out
 
 
