@@ -20,7 +20,7 @@ import time
 import numpy as np
 from scipy.stats import spearmanr
 
-from grepq.eval.regression import fit_ridge_path
+from grepq.eval.regression import RegressionSettings, fit_path
 from grepq.eval.selection import coverage_radius, k_center_greedy, select_subset
 from grepq.eval.splits import split_indices
 
@@ -59,7 +59,7 @@ def labels() -> None:
             for rule in ("random", "k-center"):
                 sel = select_subset(x, train, 200, rule, [0, s])
                 for n in (50, 100, 200):
-                    path = fit_ridge_path(x[sel[:n]], y[sel[:n]], alphas=(10.0,), standardize=True)
+                    path = fit_path(x[sel[:n]], y[sel[:n]], RegressionSettings(alphas=(10.0,), standardize=True))
                     srcc = spearmanr(path.predict(x[test])[0], y[test])[0]
                     res.setdefault((n, rule), []).append((srcc, coverage_radius(x, sel[:n], candidates=train)))
     for (n, rule), v in sorted(res.items()):

@@ -12,7 +12,7 @@ from typing import List, Optional
 from .version import __version__
 
 #: Subcommands in the order ``grepq --help`` lists them.
-COMMANDS = ("demo", "score", "fit", "pristine", "prepare", "train", "export", "eval", "tables", "reproduce")
+COMMANDS = ("demo", "score", "fit", "select", "pristine", "prepare", "train", "export", "eval", "tables", "reproduce")
 
 #: Errors that mean a bad input, not a bug: ValueError (grepq's own input errors derive from it: ConfigError,
 #: DataError, DatasetError, RegressorFileError, WeightMismatchError, ShardError; and every argument check of the

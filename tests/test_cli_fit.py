@@ -165,3 +165,17 @@ def test_bad_csv_is_a_clear_error(labelled, tmp_path, capsys, problem, expect):
 def test_fit_needs_one_label_source(tmp_path, capsys):
     assert main(["fit", "-o", str(tmp_path / "r.json")]) == 2
     assert "--csv" in capsys.readouterr().err
+
+
+def test_fit_refuses_constant_labels_and_says_when_it_clamps_cv_folds(weights, labelled, tmp_path, capsys):
+    d, rows = labelled
+    _write_csv(d / "flat.csv", [(r[0], 3.0) for r in rows[:12]])
+    assert main(["fit", "--csv", str(d / "flat.csv"), "-o", str(tmp_path / "r.json"), "--cache", str(d / "cache"),
+                 *wargs(weights)]) == 2
+    assert "all 12 labels are 3" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+    _write_csv(d / "few.csv", rows[:6])
+    assert main(["fit", "--csv", str(d / "few.csv"), "-o", str(tmp_path / "r.json"), "--cv-folds", "10",
+                 "--cache", str(d / "cache"), *wargs(weights)]) == 0
+    cap = capsys.readouterr()
+    assert "--cv-folds 10 is more than the 6 labelled images: using 6 folds" in cap.err
+    assert "CV estimate (6 folds" in cap.out

@@ -53,10 +53,11 @@ def test_saved_regressor_predicts_what_the_protocol_predicts(tmp_path, regressor
 
 
 class FakeScorer:
-    def __init__(self, fp, pos="drop"):
+    def __init__(self, fp, pos="drop", components=("ll", "hl")):
         self._fp = fp
-        self.settings = ScoringSettings(components=("ll", "hl"), amp="off")
-        self.hl = type("HL", (), {"pos_embedding": pos})()
+        self.settings = ScoringSettings(components=components, amp="off")
+        self.hl = type("HL", (), {"pos_embedding": pos})() if "hl" in components else None
+        self.ll = object() if "ll" in components else None
 
     def fingerprints(self):
         return dict(self._fp)
@@ -82,6 +83,24 @@ def test_fingerprints_enforced():
         reg.check_scorer(FakeScorer(fp, pos="keep"))
     with pytest.warns(UserWarning, match="9" * 16):
         reg.check_scorer(FakeScorer(other), allow_mismatch=True)
+
+
+def test_a_missing_component_is_named_not_blamed_on_the_weights():
+    fp = {"ll": "a" * 16, "hl": "b" * 16}
+    reg = _reg(fp)  # hl+ll features
+    with pytest.raises(RegressorFileError, match="hl\\+ll features, which need the hl component"):
+        reg.check_scorer(FakeScorer(fp, components=("ll",)), allow_mismatch=True)
+    with pytest.raises(RegressorFileError, match="need the ll component"):
+        reg.check_scorer(FakeScorer(fp, components=("hl",)))
+
+
+def test_constant_labels_refused_and_clamped_folds_said():
+    X, y = planted(40, 5)
+    with pytest.raises(ValueError, match="all 40 labels are 2.5"):
+        fit_regressor(X, np.full(40, 2.5), feature_set="hl")
+    with pytest.warns(UserWarning, match="--cv-folds 8 is more than the 6 labelled images: using 6 folds"):
+        reg = fit_regressor(X[:6], y[:6], RegressionSettings(cv_folds=8), feature_set="hl")
+    assert reg.info["cv"]["folds"] == 6
 
 
 def test_corrupt_or_edited_files_are_refused(tmp_path):

@@ -177,3 +177,45 @@ def test_k_center_covers_better_than_random():
     rnd = np.random.default_rng(0).permutation(x.shape[0])[:10]
     assert coverage_radius(x, kc) < coverage_radius(x, rnd)
     assert coverage_radius(x, kc) <= 2 * coverage_radius(x, k_center_greedy(x, 10, seed=1)) + 1e-9
+
+
+# ---------------------------------------------------------------- in the data-efficient protocol
+
+def test_protocol_with_k_center_runs_and_never_reads_a_test_image(monkeypatch):
+    from grepq.eval import protocols as PR
+    from grepq.eval.regression import RegressionSettings
+
+    x, lab = blobs(seed=3)
+    y = lab + np.random.default_rng(0).normal(0, 0.3, lab.size)
+    settings = RegressionSettings(n_train=(10, 20), splits=3, selection="k-center", seed=4)
+    tests = [split_indices(x.shape[0], s, seed=4)[1] for s in range(3)]
+    real, calls = PR.select_subset, []
+
+    def test_rows_nan(X, pool, n, rule, seed):  # the split's test rows are NaN: reading one would raise
+        Xn = np.array(X, dtype=np.float64)
+        Xn[tests[len(calls)]] = np.nan
+        calls.append(rule)
+        return real(Xn, pool, n, rule, seed)
+
+    monkeypatch.setattr(PR, "select_subset", test_rows_nan)
+    res = PR.data_efficient(x, y, settings, keep_indices=True)
+    assert calls == ["k-center"] * 3 and len(res.rows) == 3 * 2
+    assert all(r["selection"] == "k-center" for r in res.rows) and res.settings["selection"] == "k-center"
+    for s, info in res.split_indices.items():
+        chosen = info["labelled"][20]
+        assert set(chosen) <= set(info["train"]) and not set(chosen) & set(tests[s])
+        assert info["labelled"][10].tolist() == chosen[:10].tolist()  # nested
+        assert chosen.tolist() == select_subset(x, info["train"], 20, "k-center", [4, s]).tolist()
+
+
+def test_protocol_with_random_selection_is_bit_identical_to_the_first_n_of_the_training_part(monkeypatch):
+    from grepq.eval import protocols as PR
+    from grepq.eval.regression import RegressionSettings
+
+    x, lab = blobs(seed=5)
+    y = lab + np.random.default_rng(1).normal(0, 0.3, lab.size)
+    settings = RegressionSettings(n_train=(10, 30), splits=3)
+    now = PR.data_efficient(x, y, settings).to_rows()
+    monkeypatch.setattr(PR, "select_subset", lambda X, pool, n, rule, seed: pool[:n])  # the rule before selection
+    before = PR.data_efficient(x, y, settings).to_rows()
+    assert now == before and all(r["selection"] == "random" for r in now)

@@ -32,6 +32,7 @@ from .regression import (
     row_metrics,
 )
 from .results import ProtocolResult
+from .selection import select_subset
 from .splits import labelled_folds, make_folds, scene_codes, split_indices
 
 __all__ = ["Labelled", "data_efficient", "cross_dataset", "cross_dataset_with_regressor", "zero_shot_correlations"]
@@ -88,8 +89,9 @@ def data_efficient(features, scores, settings: Optional[RegressionSettings] = No
                    dataset: Optional[str] = None, pair_weight: Optional[str] = None, keep_indices: bool = False,
                    progress: bool = False, blas_threads: Optional[int] = DATA_EFFICIENT_BLAS_THREADS) -> ProtocolResult:
     """Few-label evaluation: for each split s < ``settings.splits`` (:func:`split_indices`; by scene with ``refs``),
-    each n in ``settings.n_train`` and each feature set, fit on the first n training images (alpha by
-    ``settings.alpha_selection``), predict the test part and record SRCC, PLCC and KRCC.
+    each n in ``settings.n_train`` and each feature set, fit on n labelled training images (the first n of
+    :func:`grepq.eval.selection.select_subset` by ``settings.selection`` from the split's training part only; alpha
+    by ``settings.alpha_selection``), predict the test part and record SRCC, PLCC and KRCC.
 
     Args:
         features: (N, P). scores: (N,) MOS or DMOS. settings: :class:`RegressionSettings` (default: the paper's).
@@ -114,7 +116,8 @@ def data_efficient(features, scores, settings: Optional[RegressionSettings] = No
             check_svr_size(max(settings.n_train), "labelled images (label count)")
         for s in tqdm(range(settings.splits), desc=f"data-efficient {dataset or ''}".strip(), disable=not progress):
             train, test = _split(N, s, settings, refs)
-            lab = train[:max(settings.n_train)]  # nested: the first n of these are the n labelled images
+            # nested: the first n of these are the n labelled images ("random": train[:n], the paper's rule)
+            lab = select_subset(X, train, max(settings.n_train), settings.selection, [settings.seed, s])
             if keep_indices:
                 kept[s] = {"train": train, "test": test, "labelled": {n: lab[:n] for n in settings.n_train}}
             head = {"protocol": "data_efficient", "dataset": dataset, "split": s, "n_test": int(test.size)}
@@ -131,7 +134,7 @@ def data_efficient(features, scores, settings: Optional[RegressionSettings] = No
            "standardize": settings.standardize, "plcc_fit": settings.plcc_fit,
            "svr_epsilon": settings.svr_epsilon if settings.regressor == "svr" else None,
            "svr_C": "1/(2*alpha)" if settings.regressor == "svr" else None, "feature_sets": dict(fsets),
-           "n_images": N, "n_features": P, "blas_threads": blas_threads}
+           "n_images": N, "n_features": P, "blas_threads": blas_threads, "selection": settings.selection}
     return ProtocolResult(protocol="data_efficient", dataset=dataset, rows=rows, settings=run, pair_weight=pair_weight,
                           split_indices=kept if keep_indices else None)
 
@@ -175,7 +178,7 @@ def _split_rows(X, y, lab, test, fsets, settings: RegressionSettings, lab_codes,
                                                                                    settings.plcc_fit))
             row.update({"plcc_fit": settings.plcc_fit, "feature_set": fs_name, "regressor": settings.regressor,
                         "alpha_selection": settings.alpha_selection, "standardize": settings.standardize,
-                        "seed": settings.seed})
+                        "seed": settings.seed, "selection": settings.selection})
             if settings.alpha_selection == "cv":
                 row.update(cv_criterion=settings.cv_criterion, cv_score=float(cv_scores[best]))
             rows.append(dict(row, **tail))

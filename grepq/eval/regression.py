@@ -29,6 +29,7 @@ import numpy as np
 from scipy import linalg
 
 from . import metrics as M
+from .selection import SELECTION_RULES
 from .splits import PAPER_LABEL_COUNTS, PAPER_N_SPLITS, PAPER_TRAIN_FRACTION
 
 __all__ = ["OFFICIAL_ALPHAS", "DEFAULT_CV_FOLDS", "REGRESSORS", "ALPHA_SELECTIONS", "CV_CRITERIA", "SVR_EPSILON",
@@ -53,7 +54,7 @@ SVR_CACHE_MB = 500
 #: Rows per chunk when accumulating scatter matrices.
 _CHUNK = 4096
 #: Fields of the protocols only (a regressor file records the others).
-_PROTOCOL_FIELDS = ("n_train", "splits", "train_fraction")
+_PROTOCOL_FIELDS = ("n_train", "splits", "train_fraction", "selection")
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,9 @@ class RegressionSettings:
     regressor "ridge" | "svr"; alphas: the grid; alpha_selection "cv" | "oracle" | "fixed"; cv_folds: K;
     cv_criterion "mse" | "srcc"; standardize: unit-variance columns; svr_epsilon: in label standard deviations;
     plcc_fit: PLCC mapping of the rows; seed: of the splits and CV folds. Data-efficient protocol only:
-    n_train: label counts (paper: 50, 100, 200), splits (paper: 10), train_fraction (paper: 0.8).
+    n_train: label counts (paper: 50, 100, 200), splits (paper: 10), train_fraction (paper: 0.8), selection:
+    how the labelled images are chosen from a split's training part, "random" (paper) or "k-center"
+    (:mod:`grepq.eval.selection`).
     """
 
     regressor: str = "ridge"
@@ -78,12 +81,14 @@ class RegressionSettings:
     n_train: Tuple[int, ...] = PAPER_LABEL_COUNTS
     splits: int = PAPER_N_SPLITS
     train_fraction: float = PAPER_TRAIN_FRACTION
+    selection: str = "random"
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("regressor", self.regressor, REGRESSORS),
                                      ("cv_criterion", self.cv_criterion, CV_CRITERIA),
                                      ("plcc_fit", self.plcc_fit, M.PLCC_FITS),
-                                     ("alpha_selection", self.alpha_selection, ALPHA_SELECTIONS)):
+                                     ("alpha_selection", self.alpha_selection, ALPHA_SELECTIONS),
+                                     ("selection", self.selection, SELECTION_RULES)):
             if value not in allowed:
                 raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
         arr = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))

@@ -104,8 +104,15 @@ class Regressor:
 
     # ---------------------------------------------------------------------------------------------- weights
     def check_scorer(self, scorer, allow_mismatch: bool = False) -> None:
-        """Refuse (:class:`WeightMismatchError`) a scorer whose weights or feature settings differ from the ones
-        the regressor was fit on, with both fingerprints in the message; ``allow_mismatch`` warns instead."""
+        """Refuse a scorer that does not compute a component of this regressor's feature set
+        (:class:`RegressorFileError`), or whose weights or feature settings differ from the ones the regressor was
+        fit on (:class:`WeightMismatchError`, both fingerprints named; ``allow_mismatch`` warns instead)."""
+        missing = [p for p in FEATURE_SETS[self.feature_set] if getattr(scorer, p) is None]
+        if missing:
+            raise RegressorFileError(
+                f"the regressor predicts from {self.feature_set} features, which need the {' and '.join(missing)} "
+                f"component; this scorer computes only {', '.join(scorer.settings.components)}: add "
+                f"{' and '.join(missing)} to --components")
         problems = _mismatches(self, scorer.fingerprints(), scorer_feature_settings(scorer))
         if not problems:
             return
@@ -249,9 +256,17 @@ def fit_regressor(X, y, settings=None, *, feature_set: str = "hl+ll", feature_di
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n = y.size
+    if n and np.ptp(y) == 0:
+        raise ValueError(f"labels: all {n} labels are {y[0]:g}; a regressor cannot learn quality from constant "
+                         f"labels (check the score column)")
     folds = None
     if settings.alpha_selection == "cv":
-        folds = labelled_folds(n, settings.cv_folds, settings.seed, 0, None if refs is None else scene_codes(refs, n))
+        groups = None if refs is None else scene_codes(refs, n)
+        folds = labelled_folds(n, settings.cv_folds, settings.seed, 0, groups)
+        if len(folds) < settings.cv_folds:
+            what = f"{n} labelled images" if groups is None else f"labelled images of {len(folds)} scenes"
+            warnings.warn(f"--cv-folds {settings.cv_folds} is more than the {what}: using {len(folds)} folds",
+                          stacklevel=2)
         if n // len(folds) < MIN_FOLD_SIZE:
             warnings.warn(f"only {n} labelled images for {len(folds)} cross-validation folds (about "
                           f"{n // len(folds)} per fold, fewer than {MIN_FOLD_SIZE}): the alpha choice and the CV "

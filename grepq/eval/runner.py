@@ -123,7 +123,8 @@ def run_data_efficient(scorer, dataset: IQADataset, out_dir: Path, settings: Opt
     result = protocols.data_efficient(fs.matrix(), dataset.scores, settings, refs=dataset.refs,
                                       feature_sets=fs.columns(opts.feature_sets or fs.available()), dataset=name,
                                       pair_weight=pair_weight, progress=opts.progress)
-    parts = ("data_efficient", name, pair_weight or "", settings.regressor, settings.alpha_selection)
+    selection = "" if settings.selection == "random" else settings.selection  # random: the paper's file names
+    parts = ("data_efficient", name, pair_weight or "", settings.regressor, settings.alpha_selection, selection)
     stem = Path(out_dir) / "_".join(_slug(x) for x in parts if x)
     _save(result, stem)
     if plots:

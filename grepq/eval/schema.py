@@ -13,6 +13,7 @@ from ..scoring.settings import scoring_keys
 from . import metrics as _metrics
 from . import paper_numbers as _paper
 from . import regression as _regression
+from . import selection as _selection
 from . import splits as _splits
 
 __all__ = ["EVAL_SCHEMA", "REPRODUCE_SCHEMA", "EVAL_WEIGHTS", "EVAL_SCORING", "EVAL_PROTOCOL", "EVAL_OUTPUT",
@@ -58,6 +59,9 @@ EVAL_PROTOCOL: Dict[str, Key] = {
                                                                   "by reference scene for synthetic datasets)",
                           source="paper"),
     "seed": Key(0, int, "seed of the splits (split s draws from [seed, s])", source="grepq"),
+    "selection": Key("random", str, "how the n labelled images are chosen from a split's training part: 'random' "
+                                    "(paper §4.2) or 'k-center' (greedy k-center on standardised features; grepq "
+                                    "select's rule)", _selection.SELECTION_RULES, source="paper"),
     "feature_sets": Key(None, list, "hl+ll, hl, ll (null: all three for data-efficient, hl+ll for cross-dataset; "
                                     "paper: GRepQ_D = [HL | LL], §3.3, Eq. 4)", ("hl+ll", "hl", "ll"), nullable=True,
                         source="paper", items=str),

@@ -35,11 +35,13 @@ the nearest centre) plus a few blocks of ``block_rows`` x D float64 values: the 
 """
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["SELECTION_RULES", "DEFAULT_BLOCK_ROWS", "k_center_greedy", "select_subset", "coverage_radius"]
+__all__ = ["SELECTION_RULES", "DEFAULT_BLOCK_ROWS", "k_center_greedy", "select_subset", "coverage_radius",
+           "select_images"]
 
 #: The selection rules of :func:`select_subset`: "random" (the protocol's rule so far) and "k-center".
 SELECTION_RULES = ("random", "k-center")
@@ -133,7 +135,7 @@ def _check_indices(idx, n: int, name: str) -> np.ndarray:
 
 
 def k_center_greedy(features, budget: int, *, initial: Sequence[int] = (), seed: SeedLike = 0,
-                    standardize: bool = True, block_rows: int = DEFAULT_BLOCK_ROWS) -> np.ndarray:
+                    standardize: bool = True, block_rows: int = DEFAULT_BLOCK_ROWS, distances: bool = False):
     """Greedy k-center selection of ``budget`` rows of ``features`` (the rule of the module doc).
 
     Args:
@@ -144,6 +146,8 @@ def k_center_greedy(features, budget: int, *, initial: Sequence[int] = (), seed:
             empty (one ``integers(0, N)`` draw), unused otherwise.
         standardize: z-score each column over all N rows first (default; see the module doc).
         block_rows: rows per block of the distance passes (memory, not results).
+        distances: also return each pick's distance to its nearest centre at pick time (budget,) (standardised
+            units; inf for a first centre drawn without ``initial``).
 
     Returns:
         (budget,) int64 indices into ``features``, in selection order, none of them in ``initial``.
@@ -161,23 +165,22 @@ def k_center_greedy(features, budget: int, *, initial: Sequence[int] = (), seed:
     if int(block_rows) < 1:
         raise ValueError(f"block_rows: expected >= 1, got {block_rows}")
     z = _Standardised(x, standardize, int(block_rows))
-    if budget == 0:
-        return np.zeros(0, dtype=np.int64)
     min_d2 = np.full(n, np.inf)
     for i in init:
         z.update_min_sq_dist(z.row(int(i)), min_d2)
     min_d2[init] = -1.0  # centres are never candidates (distances are >= 0)
     selected = np.empty(budget, dtype=np.int64)
+    picked_d2 = np.empty(budget)
     for k in range(budget):
         if k == 0 and init.size == 0:
             pick = int(_as_rng(seed).integers(0, n))  # all N rows are candidates, in index order
         else:
             pick = int(np.argmax(min_d2))             # the first maximum: ties go to the lowest index
-        selected[k] = pick
+        selected[k], picked_d2[k] = pick, min_d2[pick]
         min_d2[pick] = -1.0
         if k + 1 < budget:
             z.update_min_sq_dist(z.row(pick), min_d2)
-    return selected
+    return (selected, np.sqrt(picked_d2)) if distances else selected
 
 
 def select_subset(features, pool, n: int, rule: str, rng_or_seed: SeedLike = 0, *, labelled: Sequence[int] = (),
@@ -245,3 +248,37 @@ def coverage_radius(features, selected: Sequence[int], *, candidates: Optional[S
     for s in sel:
         z.update_min_sq_dist(z.row(pos[s]), min_d2)
     return float(np.sqrt(max(min_d2.max(), 0.0)))
+
+
+def select_images(scorer, paths: Sequence, budget: int, *, exclude: Sequence = (), seed: int = 0,
+                  feature_set: str = "hl+ll", cache_dir=None, progress: bool = True):
+    """``grepq select``: ``budget`` images of ``paths`` (files or folders) to label, by :func:`k_center_greedy` on
+    the regression features ``grepq fit`` uses (``feature_set`` of :meth:`grepq.eval.features.FeatureSet.matrix`,
+    through the feature cache in ``cache_dir``), standardised over all inputs. ``exclude``: inputs already
+    labelled: initial centres, never selected; each must be one of the inputs.
+
+    Returns:
+        (rows, failed): rows ``{"image", "order", "distance"}`` in selection order (distance: to the nearest centre
+        at pick time, standardised units; inf for a first pick without ``exclude``), and (path, reason) of the
+        images that could not be read (left out).
+    """
+    from ..data.io import expand_inputs
+    from .features import extract_features
+
+    images, skipped = expand_inputs(list(paths))
+    failed = [(p, why) for p, why in skipped if why == "no such file or folder"]
+    key = {os.path.abspath(p): i for i, p in enumerate(images)}
+    outside = [str(p) for p in exclude if os.path.abspath(p) not in key]
+    if outside:
+        raise ValueError(f"--exclude: {len(outside)} path(s) are not among the input images, e.g. {outside[0]} "
+                         f"(excluded images must be inputs: their features make them centres)")
+    fs = extract_features(scorer, images, cache_dir=cache_dir, name="select", progress=progress, on_error="record")
+    bad = {p for p, _ in fs.failed}
+    failed.extend(fs.failed)
+    ok = np.array([i for i, p in enumerate(fs.names) if p not in bad], dtype=np.int64)
+    excluded = {key[os.path.abspath(p)] for p in exclude}
+    initial = [k for k, i in enumerate(ok) if i in excluded]
+    picks, dist = k_center_greedy(fs.matrix(feature_set)[ok], budget, initial=initial, seed=seed, distances=True)
+    rows = [{"image": fs.names[ok[k]], "order": j + 1, "distance": float(d)}
+            for j, (k, d) in enumerate(zip(picks, dist))]
+    return rows, failed
