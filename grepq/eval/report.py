@@ -226,14 +226,14 @@ def _copy_map(src: Path, maps_dir: Path) -> Tuple[str, int, int]:
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
 h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.2em 0 .4em}
-code,.path{font-family:ui-monospace,monospace;font-size:.85em;word-break:break-all}
+code,.path{font-family:ui-monospace,monospace;font-size:.85em;overflow-wrap:anywhere}
 .warn{background:#fff4e5;border:1px solid #f0b36b;padding:.5em 1em;border-radius:4px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(%(col)dpx,1fr));gap:12px}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;margin:0}
 .card>img,.ph{display:block;margin:0 auto;max-width:100%%;height:auto}
 .ph{width:%(size)dpx;height:%(ph)dpx;background:#eee;color:#a33;display:flex;align-items:center;
 justify-content:center;text-align:center}
-.rank{font-weight:bold;color:#666}.name{font-weight:bold;word-break:break-all}.path{color:#777;display:block}
+.rank{font-weight:bold;color:#666}.name{font-weight:bold;overflow-wrap:anywhere}.path{color:#777;display:block}
 table{border-collapse:collapse}td,th{padding:1px 6px;text-align:left;vertical-align:top}
 .scores td{text-align:right;font-variant-numeric:tabular-nums}.sort{background:#e8f0fe}
 .map img{border:1px solid #ccc;margin-top:4px}.badge{background:#eee;border-radius:3px;padding:0 4px;font-size:.8em}
