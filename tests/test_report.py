@@ -3,6 +3,7 @@ library's HTML parser — every image, score, link and thumbnail checked — and
 rendered headless to a screenshot."""
 import csv
 import json
+import shlex
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -204,18 +205,41 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--window-size=1200,900"]
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _readme_line(prefix: str) -> list:
+    """The README's command line starting with ``prefix``, split into words."""
+    lines = [ln.strip() for ln in README.splitlines() if ln.strip().startswith(prefix)]
+    assert lines, f"the README has no command starting with {prefix!r}"
+    return shlex.split(lines[0])
+
+
+def test_readme_report_command_runs_as_written(toy_run, monkeypatch):
+    argv = _readme_line("grepq report ")
+    monkeypatch.chdir(toy_run["csv"].parent)
+    assert main(argv[1:] + ["--no-progress"]) == 0
+    out = Path(argv[argv.index("--out") + 1])
+    assert len(Page((out / "index.html").read_text()).cards) == len(toy_run["rows"])
 
 
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium installed (chromium / chromium-browser not on PATH); "
                                                 "the HTML is still checked by the tests above")
 def test_report_renders_in_headless_chromium(toy_run, tmp_path):
+    """The README's Chromium command (its profile, screenshot and page swapped for temporary ones) renders the
+    report of the toy run: a screenshot with text and photographs, not a blank page."""
     index = write_report(toy_run["csv"], tmp_path / "report", progress=False)
     shot = tmp_path / "shot.png"
-    cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-           index.resolve().as_uri()]
+    cmd = [_chromium()]
+    for word in _readme_line("chromium --headless")[1:]:
+        if word.startswith("--user-data-dir="):
+            word = f"--user-data-dir={tmp_path / 'profile'}"
+        elif word.startswith("--screenshot="):
+            word = f"--screenshot={shot}"
+        elif word.startswith("file://"):
+            word = index.resolve().as_uri()
+        cmd.append(word)
+    assert cmd[-1] == index.resolve().as_uri() and "--window-size=1200,900" in cmd
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert shot.is_file(), f"no screenshot; chromium said: {done.stderr[-2000:]}"
     arr = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)

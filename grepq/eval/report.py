@@ -8,7 +8,9 @@ width and height, so 10,000 images open), sorted best first by q_pred when the r
 weight fingerprints, settings, failed and skipped images). Every link is relative and points inside ``DIR``, so the
 folder can be moved or zipped. A missing or unreadable image gets a placeholder and a warning. Thumbnails are named
 by the source file's path, size and modification time, so a second run reuses them (resumable) and two inputs
-called ``a.jpg`` in different folders do not collide.
+called ``a.jpg`` in different folders do not collide (a changed file gets a new thumbnail; old ones stay until
+``DIR/thumbs/`` is deleted). Thumbnails show the pixels in stored order, as grepq scores them (EXIF orientation is
+ignored, :mod:`grepq.data.io`).
 
 Input (:func:`load_scores`): the CSV of ``grepq score`` (``image,q_low,q_high,q_total[,q_pred][,upsampled]``) with
 its optional sidecar ``<stem>.meta.json``, or its JSON (``{"meta": {...}, "scores": [...]}``). Columns of components
@@ -362,7 +364,7 @@ def write_report(scores: PathLike, out_dir: PathLike, *, title: Optional[str] = 
         else:
             try:
                 thumb = _thumbnail(src, thumbs, thumb_size)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            except Exception as exc:  # noqa: BLE001 -- any undecodable file: a placeholder, never a crash
                 problem = "image cannot be read"
                 warnings_.append(f"cannot read image {src}: {exc}")
         map_src = _map_file(run, row["image"])
