@@ -11,7 +11,7 @@ from typing import List, Optional
 from .version import __version__
 
 #: Subcommands in the order ``grepq --help`` lists them.
-COMMANDS = ("demo", "score", "fit", "pristine", "prepare", "train", "export", "eval", "tables", "reproduce")
+COMMANDS = ("demo", "score", "report", "fit", "pristine", "prepare", "train", "export", "eval", "tables", "reproduce")
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
