@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -19,6 +19,7 @@ from .models.low_level import LowLevelModel, load_low_level
 from .scoring import zero_shot as zs
 from .scoring.batching import prefetch_map, same_size_batches
 from .scoring.cache import ConstantsCache
+from .scoring.maps import DistanceMap, distance_map
 from .scoring.pristine import load_pristine, read_pristine_hdf5
 from .scoring.settings import ScoringSettings
 from .utils import autocast_context, check_amp
@@ -48,9 +49,11 @@ class ScoreRow:
     q_high: Optional[float] = None
     q_total: Optional[float] = None
     error: Optional[str] = None
+    quality_map: Optional[DistanceMap] = None  # with score(..., maps=True): the patches that gave q_low
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields but ``quality_map``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "quality_map"}
 
 
 class GRepQ:
@@ -230,7 +233,7 @@ class GRepQ:
 
     @torch.no_grad()
     def compute(self, imgs: Sequence[torch.Tensor], features: bool = False,
-                components: Optional[Sequence[str]] = None) -> List[dict]:
+                components: Optional[Sequence[str]] = None, maps: bool = False) -> List[dict]:
         """Zero-shot scores, and with ``features`` the evaluation features, of images that share one size.
 
         Args:
@@ -238,6 +241,7 @@ class GRepQ:
             features: also return ``"ll"`` (128,) — the LL model on the whole image — and ``"hl"`` (E,) — the CLIP
                 embedding of the whole image — as float32 numpy arrays (docs/method.md §5).
             components: a subset of the scorer's components (default: all of them).
+            maps: also return ``"quality_map"``: the :class:`DistanceMap` (CPU) of the patches that give Q_L.
         Returns:
             B dicts with ``"q_low"`` / ``"q_high"`` (Python floats) for the computed components.
         """
@@ -262,8 +266,14 @@ class GRepQ:
                 s = self.settings
                 prepped = [zs.ensure_min_size(im, s.small_image, s.patch_size, s.patch_stride) for im in imgs]
                 patch_feats = zs.ll_patch_features_many(self.ll, prepped, s.chunk_size, s.patch_size, s.patch_stride)
-            for row, f in zip(out, patch_feats):
-                d = zs.niqe_distance(pristine, zs.fit_gaussian(f.float()), self.settings.cov_eps)
+            for row, f, im in zip(out, patch_feats, prepped):
+                if maps:
+                    grid = zs.patch_grid(*im.shape[-2:], s.patch_size, s.patch_stride)
+                    dm = distance_map(f.float(), grid, pristine, s.cov_eps)
+                    row["quality_map"] = DistanceMap(dm.values.cpu(), dm.distance.cpu(), dm.trace_term.cpu())
+                    d = dm.distance
+                else:
+                    d = zs.niqe_distance(pristine, zs.fit_gaussian(f.float()), self.settings.cov_eps)
                 row["q_low"] = float(zs.quality_from_distance(d, self.settings.k1))
         if "hl" in components:
             x = torch.stack([self._hl_input(im) for im in imgs]).contiguous(memory_format=self._memory_format)
@@ -277,7 +287,8 @@ class GRepQ:
         return out
 
     def iter_computed(self, sources: Sequence, decode, features: bool = False, progress_desc: Optional[str] = None,
-                      initial: int = 0, total: Optional[int] = None, progress: Optional[bool] = None):
+                      initial: int = 0, total: Optional[int] = None, progress: Optional[bool] = None,
+                      maps: bool = False):
         """``(source, result)`` for every source, in order: ``result`` is a :meth:`compute` dict, or the exception
         (an :class:`ImageReadError` from ``decode(source) -> (3, H, W)``, or a ValueError such as an image too small
         with ``small_image="error"``) that stopped this source; other exceptions propagate.
@@ -297,17 +308,17 @@ class GRepQ:
                 if not isinstance(first, torch.Tensor):
                     results = [first]
                 else:
-                    results = self._compute_batch([img for _, img in batch], features)
+                    results = self._compute_batch([img for _, img in batch], features, maps)
                 for (src, _), res in zip(batch, results):
                     yield src, res
                 bar.update(len(batch))
         finally:
             bar.close()
 
-    def _compute_batch(self, imgs: List[torch.Tensor], features: bool) -> List[object]:
+    def _compute_batch(self, imgs: List[torch.Tensor], features: bool, maps: bool = False) -> List[object]:
         """:meth:`compute` of one batch; a ValueError becomes every image's result; out of memory: one at a time."""
         try:
-            return self.compute(imgs, features)
+            return self.compute(imgs, features, maps=maps)
         except ValueError as exc:
             return [exc] * len(imgs)
         except torch.OutOfMemoryError:
@@ -318,7 +329,7 @@ class GRepQ:
                         imgs[0].shape[-2])
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            return [r for img in imgs for r in self._compute_batch([img], features)]
+            return [r for img in imgs for r in self._compute_batch([img], features, maps)]
 
     def score_image(self, img: torch.Tensor, name: str = "<tensor>") -> ScoreRow:
         """Scores of one image tensor (3, H, W) in [0, 1]."""
@@ -326,13 +337,14 @@ class GRepQ:
         return _row(name, self.compute([img])[0])
 
     def score(self, inputs: Union[str, Path, torch.Tensor, Sequence], on_error: str = "raise",
-              progress: Optional[bool] = None) -> List[ScoreRow]:
+              progress: Optional[bool] = None, maps: bool = False) -> List[ScoreRow]:
         """Score images given as file paths, folders (their images, sorted) or (3, H, W) tensors.
 
         ``on_error="raise"`` stops at the first unreadable image (an :class:`ImageReadError` naming it);
         ``"record"`` keeps going and returns a row with ``error`` set for it. Non-image files and empty folders
         found while expanding folders are logged as warnings. Rows come in the order of the inputs. ``progress``:
-        show the progress bar (default: the settings' ``progress``).
+        show the progress bar (default: the settings' ``progress``). ``maps``: each row's ``quality_map``, from the
+        same forward pass (:mod:`grepq.scoring.maps`).
         """
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
@@ -363,7 +375,7 @@ class GRepQ:
 
         rows: List[ScoreRow] = []
         desc = "scoring" if len(items) >= 2 else None
-        for (name, _), res in self.iter_computed(items, decode, progress_desc=desc, progress=progress):
+        for (name, _), res in self.iter_computed(items, decode, progress_desc=desc, progress=progress, maps=maps):
             if isinstance(res, Exception):
                 if not isinstance(res, (ImageReadError, ValueError)):
                     raise res
@@ -386,7 +398,7 @@ def _check_tensor(img: torch.Tensor, name: str) -> None:
 
 
 def _row(name: str, res: dict) -> ScoreRow:
-    row = ScoreRow(name, q_low=res.get("q_low"), q_high=res.get("q_high"))
+    row = ScoreRow(name, q_low=res.get("q_low"), q_high=res.get("q_high"), quality_map=res.get("quality_map"))
     if row.q_low is not None and row.q_high is not None:
         row.q_total = row.q_high + row.q_low
     return row

@@ -33,13 +33,13 @@ def args(files, *extra):
 def test_score_folder_to_csv_and_json(files, photo_dir, tmp_path):
     assert main(args(files, str(photo_dir), "--output", str(tmp_path / "s.csv"))) == 0
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
-    assert list(rows[0]) == ["image", "q_low", "q_high", "q_total"]
+    assert list(rows[0]) == ["image", "q_low", "q_high", "q_total", "upsampled"]
     assert len(rows) == 4
     for r in rows:
         assert float(r["q_total"]) == pytest.approx(float(r["q_low"]) + float(r["q_high"]), abs=1e-9)
     one = str(sorted(photo_dir.glob("*.png"))[0])
     assert main(args(files, one, "--output", str(tmp_path / "s.json"))) == 0
-    data = json.load(open(tmp_path / "s.json"))
+    data = json.load(open(tmp_path / "s.json"))["scores"]
     assert data[0]["image"] == one and data[0]["q_low"] == pytest.approx(float(rows[0]["q_low"]), abs=1e-12)
 
 
@@ -59,7 +59,7 @@ def test_low_only_and_bad_options(files, photo_dir, capsys):
     assert main(["score", "--ll-weights", str(files / "low_level_model_weights.tar"), "--pristine",
                  str(files / "pristine.hdf5"), "--components", "ll", str(photo_dir)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "image,q_low,q_high,q_total" and out[1].endswith(",,")
+    assert out[0] == "image,q_low,q_high,q_total,upsampled" and out[1].endswith(",,,0")
     assert main(args(files, str(photo_dir), "--output", "x.txt")) == 2
     assert main(["score", str(photo_dir), "--components", "ll", "--pristine", str(files / "pristine.hdf5")]) == 2
     assert "--ll-weights" in capsys.readouterr().err

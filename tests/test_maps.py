@@ -31,7 +31,7 @@ def as_tensor(arr: np.ndarray) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def scorer(ll_model, pristine_patches):
-    return GRepQ(ll_model, None, pristine_patches, ScoringSettings(components=("low",), chunk_size=16,
+    return GRepQ(ll_model, None, pristine_patches, ScoringSettings(components=("ll",), chunk_size=16,
                                                                     progress=False))
 
 
@@ -70,18 +70,18 @@ def test_the_map_uses_q_ls_patches_and_a(scorer, ll_model, one_thread):
     img = as_tensor(photo("chelsea", (200, 260)))
     used, dm = image_distance_map(scorer, img)
     assert used is img and isinstance(dm, DistanceMap) and dm.grid == zs.patch_grid(200, 260) == (3, 4)
-    assert dm.q_low(scorer.k1) == scorer.q_low(img)                         # the scorer's own d, to the bit
+    assert dm.q_low(scorer.settings.k1) == scorer.q_low(img)                         # the scorer's own d, to the bit
     # cell (r, c) is the patch at rows 48r.., columns 48c..: cut them one by one, row-major
     patches = torch.stack([img[:, 48 * r:48 * r + 96, 48 * c:48 * c + 96] for r in range(3) for c in range(4)])
     with torch.no_grad():
         feats = ll_model(patches)
-    by_hand = distance_map(feats, (3, 4), scorer.pristine_stats, scorer.cov_eps)
+    by_hand = distance_map(feats, (3, 4), scorer.pristine_stats, scorer.settings.cov_eps)
     assert torch.allclose(by_hand.values, dm.values, rtol=1e-5, atol=1e-6)
     # an image too small for two patches is upsampled as Q_L upsamples it; draw the map over the returned image
     small = as_tensor(photo("coffee", (100, 130)))
     used, dm = image_distance_map(scorer, small)
     assert tuple(used.shape[-2:]) == (144, 188) and dm.grid == (2, 2)
-    assert dm.q_low(scorer.k1) == scorer.q_low(small)
+    assert dm.q_low(scorer.settings.k1) == scorer.q_low(small)
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea"])

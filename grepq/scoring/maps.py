@@ -111,11 +111,12 @@ def image_distance_map(scorer, img: torch.Tensor) -> Tuple[torch.Tensor, Distanc
         (image, map): the image the patches were cut from (upsampled when the original gives fewer than two patches,
         see :func:`ensure_min_size`; draw the map over this one) and its :class:`DistanceMap` on the CPU.
     """
-    size, stride = scorer.patch_size, scorer.patch_stride
-    img = ensure_min_size(img, scorer.small_image, size, stride)
+    s = scorer.settings
+    size, stride = s.patch_size, s.patch_stride
+    img = ensure_min_size(img, s.small_image, size, stride)
     feats = scorer.ll_patch_features(img)
     dmap = distance_map(feats, patch_grid(img.shape[-2], img.shape[-1], size, stride), scorer.pristine_stats,
-                        scorer.cov_eps)
+                        s.cov_eps)
     return img, DistanceMap(dmap.values.cpu(), dmap.distance.cpu(), dmap.trace_term.cpu())
 
 
