@@ -4,9 +4,10 @@
 - ``photos/*.jpg``: four of scikit-image's sample photographs (public domain / CC0), small, for the README.
 - ``distortion_gallery.jpg``: the authors' 12 KADIS types at levels 1-5 on one photograph, made by
   :func:`grepq.data.distortions.distortion_stack` (grepq's training-data bank, seed 0).
-- ``report_screenshot.png``: ``grepq report`` of a toy ``grepq score`` run (random weights: the scores mean
+- ``report_screenshot.png``: ``grepq score --maps ... --report`` of a toy run (random weights: the scores mean
   nothing), rendered by headless Chromium (skipped with a message when Chromium is not installed).
-- ``quality_map_example.png``: :func:`quality_map_example`, skipped until ``grepq.scoring.maps`` exists.
+- ``quality_map_example.png``: the toy run's ``--maps`` PNG of coffee.jpg with its right half noised (Gaussian,
+  sigma 0.2): the map is higher there even with the random LL model (tests/test_maps.py measures the same case).
 
 Needs the test extra (the random models are built by tests/conftest.py) and, for the screenshot, Chromium.
 """
@@ -26,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # licences: assets/README.md
+HALF_NOISED = "coffee_right_half_noised.png"  # the quality-map example
 GALLERY_PHOTO, TILE = "coffee", (240, 160)  # the photograph of the gallery and the size it is distorted at
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -101,6 +103,10 @@ def toy_report(work: Path, photos: Path) -> Path:
     for p, kinds in ((photos / "coffee.jpg", ("gaussian_blur", "jpeg")), (photos / "chelsea.jpg", ("white_noise",))):
         for name, v in distortion_stack(np.asarray(Image.open(p)), types=kinds, levels=[4], seed=0):
             Image.fromarray(np.round(v * 255).astype(np.uint8)).save(work / "photos" / f"{p.stem}_{name}.png")
+    half = np.asarray(Image.open(photos / "coffee.jpg"), dtype=np.float64) / 255
+    right = half[:, half.shape[1] // 2:]
+    right[:] = np.clip(right + np.random.default_rng(0).normal(0, 0.2, right.shape), 0, 1)
+    Image.fromarray(np.round(half * 255).astype(np.uint8)).save(work / "photos" / HALF_NOISED)
     save_low_level(make_ll(), work / "ll_random.tar", fmt="official")
     clip = make_clip()
     torch.save(clip.visual.state_dict(), work / "hl_random.pth")
@@ -109,7 +115,8 @@ def toy_report(work: Path, photos: Path) -> Path:
     for name in PHOTOS:
         skimage_photo(name).save(work / "pristine" / f"{name}.png")
     argv = ["score", "photos", "--ll-weights", "ll_random.tar", "--hl-weights", "hl_random.pth", "--clip-weights",
-            "clip_random.pt", "--pristine", "pristine", "--no-cache", "--output", "scores.csv"]
+            "clip_random.pt", "--pristine", "pristine", "--no-cache", "--no-progress", "--output", "scores.csv",
+            "--maps", "maps"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if main(argv) != 0:
@@ -121,10 +128,9 @@ def toy_report(work: Path, photos: Path) -> Path:
     return work / "report" / "index.html"
 
 
-def make_report_screenshot(out: Path) -> None:
-    if chromium() is None:
-        print("make_assets: skipped report_screenshot.png: no Chromium (apt-get install chromium)")
-        return
+def make_report_assets(out: Path) -> None:
+    """The toy run (:func:`toy_report`): its map of :data:`HALF_NOISED` and, with Chromium, the report's screenshot."""
+    import json
     before, photos = Path.cwd(), (out / "photos").resolve()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "toy_run"
@@ -134,23 +140,15 @@ def make_report_screenshot(out: Path) -> None:
             index = toy_report(work, photos)
         finally:
             os.chdir(before)
+        maps = json.loads((work / "scores.meta.json").read_text())["maps"]["files"]
+        shutil.copy(work / maps[f"photos/{HALF_NOISED}"]["png"], out / "quality_map_example.png")
+        if chromium() is None:
+            print("make_assets: skipped report_screenshot.png: no Chromium (apt-get install chromium)")
+            return
         raw = Path(tmp) / "shot.png"
         screenshot(index, raw, Path(tmp) / "profile")
         Image.open(raw).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
             out / "report_screenshot.png", optimize=True)
-
-
-def quality_map_example(out: Path) -> None:
-    """HOOK for ``quality_map_example.png``: a photograph beside its per-patch quality map, made with
-    ``grepq.scoring.maps`` (``distance_map``, ``save_map_png``), which another change adds. Until then: skipped."""
-    try:
-        from grepq.scoring import maps  # noqa: F401
-    except ImportError:
-        print("make_assets: skipped quality_map_example.png: grepq.scoring.maps does not exist yet "
-              "(fill in quality_map_example() in scripts/make_assets.py when it does)")
-        return
-    print("make_assets: skipped quality_map_example.png: grepq.scoring.maps exists but "
-          "quality_map_example() in scripts/make_assets.py is not written yet")
 
 
 def main() -> int:
@@ -160,8 +158,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     make_photos(out)
     make_gallery(out)
-    make_report_screenshot(out)
-    quality_map_example(out)
+    make_report_assets(out)
     for p in sorted(out.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(out)}: {p.stat().st_size / 1024:.0f} KiB")

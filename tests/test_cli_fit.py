@@ -106,6 +106,9 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
 
     assert main(["score", *test_paths, "--regressor", str(reg_file), "-o", str(tmp_path / "p.json"), *score_cache,
                  *wargs(weights)]) == 0
+    capsys.readouterr()
+    assert main(["score", *test_paths, "--regressor", str(reg_file), "--components", "ll", *wargs(weights)]) == 2
+    assert "fit on hl+ll features, but --components ll does not compute hl" in capsys.readouterr().err
     doc = json.load(open(tmp_path / "p.json"))
     assert doc["meta"]["regressor"]["polarity"] == "mos"
     assert doc["scores"][0]["q_pred"] == pytest.approx(q[0], abs=1e-12)

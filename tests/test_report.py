@@ -174,17 +174,19 @@ def test_json_input_q_pred_lower_is_better_and_missing_columns(toy_run):
     _check_links_inside(page, out)
 
 
-def test_csv_without_sidecar_resolves_from_its_folder_and_reads_old_q_pred_comment(tmp_path):
+def test_csv_without_sidecar_resolves_from_its_folder(tmp_path):
     _save(tmp_path / "imgs" / "x.png", "coffee")
     _save(tmp_path / "imgs" / "y.png", "chelsea")
-    (tmp_path / "s.csv").write_text("# q_pred: ridge regressor p.json on hl+ll features; labels' scale (dmos, lower "
-                                    "is better)\nimage,q_low,q_high,q_total,q_pred\nimgs/x.png,0.1,0.2,0.3,5\n"
-                                    "imgs/y.png,0.2,0.3,0.5,2\n")
+    (tmp_path / "s.csv").write_text("image,q_low,q_high,q_total,q_pred,upsampled\nimgs/x.png,0.1,0.2,0.3,2,0\n"
+                                    "imgs/y.png,0.2,0.3,0.5,5,0\n")
     run = load_scores(tmp_path / "s.csv")
     assert run.base == tmp_path.resolve() and run.columns == ("q_low", "q_high", "q_total", "q_pred")
     page = Page(write_report(tmp_path / "s.csv", tmp_path / "r", progress=False).read_text())
-    assert [c["name"] for c in page.cards] == ["y.png", "x.png"]
+    assert [c["name"] for c in page.cards] == ["y.png", "x.png"]  # no regressor polarity known: higher is better
     assert "No metadata" in "".join(page.text) and "Warnings" not in "".join(page.text)
+    (tmp_path / "old.json").write_text(json.dumps([{"image": "imgs/x.png", "q_low": 0.1}]))
+    with pytest.raises(ValueError, match="expected the JSON of grepq score"):
+        load_scores(tmp_path / "old.json")
 
 
 def test_cli_end_to_end(toy_run, capsys):

@@ -12,11 +12,9 @@ called ``a.jpg`` in different folders do not collide (a changed file gets a new 
 ``DIR/thumbs/`` is deleted). Thumbnails show the pixels in stored order, as grepq scores them (EXIF orientation is
 ignored, :mod:`grepq.data.io`).
 
-Input (:func:`load_scores`): the CSV of ``grepq score`` (``image,q_low,q_high,q_total[,q_pred][,upsampled]``) with
-its optional sidecar ``<stem>.meta.json``, or its JSON (``{"meta": {...}, "scores": [...]}``). Columns of components
-that were not scored may be absent. Relative image paths are resolved against the metadata's ``cwd`` (the folder
-``grepq score`` ran in), else against the scores file's folder. Older outputs are read too: a CSV whose first line
-is ``# q_pred: ...``, a JSON list of rows, and ``{"q_pred": {...}, "rows": [...]}``.
+Input (:func:`load_scores`): the CSV of ``grepq score`` (``image,q_low,q_high,q_total[,q_pred],upsampled``) with
+its sidecar ``<stem>.meta.json`` (optional), or its JSON (``{"meta": {...}, "scores": [...]}``). Relative image
+paths are resolved against the metadata's ``cwd`` (the folder ``grepq score`` ran in), else the scores file's folder.
 """
 from __future__ import annotations
 
@@ -99,11 +97,9 @@ def _clean_rows(raw: Sequence[Dict[str, Any]], source: Path) -> Tuple[List[Dict[
 
 def _read_csv(path: Path) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
     with open(path, newline="", encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    comments = [ln for ln in lines if ln.startswith("#")]
-    body = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
-    reader = csv.DictReader(body)
-    if reader.fieldnames is None or "image" not in reader.fieldnames:
+        reader = csv.DictReader(f)
+        raw = list(reader)
+    if "image" not in (reader.fieldnames or []):
         raise ValueError(f"{path}: expected a CSV with a header line naming an 'image' column")
     meta: Dict[str, Any] = {}
     sidecar = path.with_name(path.stem + ".meta.json")
@@ -111,10 +107,7 @@ def _read_csv(path: Path) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
         if not isinstance(meta, dict):
             raise ValueError(f"{sidecar}: expected a JSON object")
-    for c in comments:  # grepq <= 0.1: "# q_pred: ... (mos, higher is better)"
-        if c.startswith("# q_pred:") and not meta.get("regressor"):
-            meta["regressor"] = {"polarity": "dmos" if "lower is better" in c else "mos", "note": c[2:].strip()}
-    return list(reader), meta
+    return raw, meta
 
 
 def load_scores(path: PathLike) -> ScoreRun:
@@ -125,14 +118,9 @@ def load_scores(path: PathLike) -> ScoreRun:
         raise FileNotFoundError(f"no scores file {path}")
     if path.suffix.lower() == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, list):
-            raw, meta = data, {}
-        elif isinstance(data, dict) and "scores" in data:
-            raw, meta = data["scores"], data.get("meta") or {}
-        elif isinstance(data, dict) and "rows" in data:  # grepq <= 0.1 with --regressor
-            raw, meta = data["rows"], {"regressor": data.get("q_pred")}
-        else:
-            raise ValueError(f"{path}: expected {{'meta': ..., 'scores': [...]}} or a list of rows")
+        if not isinstance(data, dict) or "scores" not in data:
+            raise ValueError(f"{path}: expected the JSON of grepq score, {{'meta': ..., 'scores': [...]}}")
+        raw, meta = data["scores"], data.get("meta") or {}
     else:
         raw, meta = _read_csv(path)
     rows, columns = _clean_rows(raw, path)
@@ -150,10 +138,7 @@ def higher_is_better(run: ScoreRun, column: str) -> bool:
     """Whether a higher value of ``column`` means better quality (q_pred: the regressor's polarity)."""
     if column != "q_pred":
         return True  # Q_L (Eq. 6), Q_H (Eq. 2) and their sum grow with quality
-    reg = run.meta.get("regressor") or {}
-    if "higher_is_better" in reg:
-        return bool(reg["higher_is_better"])
-    return reg.get("polarity", "mos") != "dmos"
+    return (run.meta.get("regressor") or {}).get("polarity", "mos") != "dmos"
 
 
 def format_score(value: Optional[float]) -> str:
@@ -329,30 +314,11 @@ def _meta_section(run: ScoreRun) -> str:
     return "".join(parts)
 
 
-def write_report(scores: PathLike, out_dir: PathLike, *, title: Optional[str] = None, thumb_size: int = 256,
-                 progress: bool = True) -> Path:
-    """Write the HTML report of a scores file (CSV with optional ``.meta.json``, or JSON) into ``out_dir``.
-
-    Returns the path of ``out_dir/index.html``. Thumbnails go to ``out_dir/thumbs/`` (existing ones are reused),
-    quality maps to ``out_dir/maps/``. Missing or unreadable images are warned about (logging) and listed in the
-    page. Raises FileNotFoundError / ValueError for a missing or malformed scores file.
-    """
+def _cards(run: ScoreRun, order: List[Dict[str, Any]], out: Path, sort_by: Optional[str], thumb_size: int,
+           progress: bool) -> Tuple[List[str], List[str]]:
+    """The HTML cards of the rows in ``order`` (thumbnails and maps written into ``out``) and the warnings."""
     from tqdm import tqdm
-    if thumb_size < 16:
-        raise ValueError(f"thumb_size: expected at least 16 pixels, got {thumb_size}")
-    run = load_scores(scores)
-    out = Path(out_dir)
     thumbs, maps_dir = out / "thumbs", out / "maps"
-    thumbs.mkdir(parents=True, exist_ok=True)
-    sort_by = sort_column(run)
-    descending = higher_is_better(run, sort_by) if sort_by else True
-
-    def key(item):
-        v = item[1].get(sort_by) if sort_by else None
-        missing = v is None or math.isnan(v)
-        return (missing, 0.0 if missing else (-v if descending else v), item[0])
-
-    order = [r for _, r in sorted(enumerate(run.rows), key=key)]
     upsampled = set(run.meta.get("upsampled") or [])
     warnings_, cards = [], []
     for rank, row in enumerate(tqdm(order, desc="thumbnails", unit="image", disable=not progress), start=1):
@@ -376,6 +342,32 @@ def write_report(scores: PathLike, out_dir: PathLike, *, title: Optional[str] = 
                 warnings_.append(f"quality map not found: {map_src}")
         cards.append(_card(rank, row, run, sort_by, thumb, problem, mapped,
                            bool(row.get("upsampled")) or row["image"] in upsampled))
+    return cards, warnings_
+
+
+def write_report(scores: PathLike, out_dir: PathLike, *, title: Optional[str] = None, thumb_size: int = 256,
+                 progress: bool = True) -> Path:
+    """Write the HTML report of a scores file (CSV with optional ``.meta.json``, or JSON) into ``out_dir``.
+
+    Returns the path of ``out_dir/index.html``. Thumbnails go to ``out_dir/thumbs/`` (existing ones are reused),
+    quality maps to ``out_dir/maps/``. Missing or unreadable images are warned about (logging) and listed in the
+    page. Raises FileNotFoundError / ValueError for a missing or malformed scores file.
+    """
+    if thumb_size < 16:
+        raise ValueError(f"thumb_size: expected at least 16 pixels, got {thumb_size}")
+    run = load_scores(scores)
+    out = Path(out_dir)
+    (out / "thumbs").mkdir(parents=True, exist_ok=True)
+    sort_by = sort_column(run)
+    descending = higher_is_better(run, sort_by) if sort_by else True
+
+    def key(item):
+        v = item[1].get(sort_by) if sort_by else None
+        missing = v is None or math.isnan(v)
+        return (missing, 0.0 if missing else (-v if descending else v), item[0])
+
+    order = [r for _, r in sorted(enumerate(run.rows), key=key)]
+    cards, warnings_ = _cards(run, order, out, sort_by, thumb_size, progress)
     for w in warnings_:
         log.warning("grepq report: %s", w)
 
