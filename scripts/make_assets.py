@@ -31,7 +31,7 @@ HALF_NOISED = "coffee_right_half_noised.png"  # the quality-map example
 GALLERY_PHOTO, TILE = "coffee", (240, 160)  # the photograph of the gallery and the size it is distorted at
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--window-size=1200,900"]
+                  "--hide-scrollbars", "--window-size=1200,1500"]
 
 
 def skimage_photo(name: str) -> Image.Image:
@@ -81,7 +81,7 @@ def chromium() -> str | None:
 
 
 def screenshot(page: Path, png: Path, profile: Path) -> None:
-    """``page`` rendered by headless Chromium into ``png`` (1200 x 900)."""
+    """``page`` rendered by headless Chromium into ``png`` (1200 x 1500)."""
     cmd = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={png}", page.resolve().as_uri()]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
 
@@ -145,8 +145,9 @@ def make_report_assets(out: Path) -> None:
         if chromium() is None:
             print("make_assets: skipped report_screenshot.png: no Chromium (apt-get install chromium)")
             return
-        raw = Path(tmp) / "shot.png"
-        screenshot(index, raw, Path(tmp) / "profile")
+        raw, opened = Path(tmp) / "shot.png", index.with_name("metadata_open.html")
+        opened.write_text(index.read_text().replace("<details>", "<details open>", 1))  # show the run's metadata
+        screenshot(opened, raw, Path(tmp) / "profile")
         Image.open(raw).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
             out / "report_screenshot.png", optimize=True)
 

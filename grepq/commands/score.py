@@ -146,9 +146,10 @@ def run_meta(args: argparse.Namespace, scorer, skipped: List[dict], regressor=No
                "label_range": [labels.get("min"), labels.get("max")], "feature_set": regressor.feature_set,
                "regressor": regressor.info.get("regressor"), "alpha": regressor.info.get("alpha")}
     settings = dict(scorer.settings.as_dict(), pos_embedding=args.pos_embedding)
+    command = shlex.join(["grepq", *getattr(args, "argv", sys.argv[1:])])
     return {"grepq_version": __version__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "cwd": os.getcwd(), "command": shlex.join(["grepq", *sys.argv[1:]]), "settings": settings,
-            "weights": scorer.fingerprints(), "regressor": reg, "skipped": skipped, "maps": None}
+            "cwd": os.getcwd(), "command": command, "settings": settings, "weights": scorer.fingerprints(),
+            "regressor": reg, "skipped": skipped, "maps": None}
 
 
 def write_scores(rows: List[dict], meta: dict, output: Optional[str]) -> None:
