@@ -125,7 +125,8 @@ def test_batched_scores_and_features_match_one_at_a_time(small_clip, ll_model, p
     many = _scorer(small_clip, ll_model, pristine_patches, batch_size=4, decode_workers=2)
     sizes = []
     orig = many.compute
-    monkeypatch.setattr(many, "compute", lambda imgs, features=False: sizes.append(len(imgs)) or orig(imgs, features))
+    monkeypatch.setattr(many, "compute",
+                        lambda imgs, features=False, **kw: sizes.append(len(imgs)) or orig(imgs, features, **kw))
     rows1 = one.score(paths, on_error="record")
     rows4 = many.score(paths, on_error="record")
     # a, b, c share a size (one batch of 3); d, e alone; f fails; g, h a batch of 2
@@ -191,11 +192,11 @@ def test_out_of_memory_on_a_batch_falls_back_to_one_image_at_a_time(small_clip, 
     s = _scorer(small_clip, ll_model, pristine_patches, batch_size=4)
     orig, sizes = s.compute, []
 
-    def flaky(imgs, features=False):
+    def flaky(imgs, features=False, **kw):
         sizes.append(len(imgs))
         if len(imgs) > 1:
             raise torch.OutOfMemoryError("simulated")
-        return orig(imgs, features)
+        return orig(imgs, features, **kw)
 
     monkeypatch.setattr(s, "compute", flaky)
     with caplog.at_level("WARNING", logger="grepq"):
@@ -203,7 +204,8 @@ def test_out_of_memory_on_a_batch_falls_back_to_one_image_at_a_time(small_clip, 
     assert "one at a time" in caplog.text
     assert sizes == [3, 1, 1, 1, 1, 1, 2, 1, 1]
     assert [r.q_low for r in rows] == pytest.approx([r.q_low for r in ref], rel=1e-5)
-    monkeypatch.setattr(s, "compute", lambda imgs, features=False: (_ for _ in ()).throw(torch.OutOfMemoryError("x")))
+    monkeypatch.setattr(s, "compute",
+                        lambda imgs, features=False, **kw: (_ for _ in ()).throw(torch.OutOfMemoryError("x")))
     with pytest.raises(torch.OutOfMemoryError):
         s.score(paths[:1])
 

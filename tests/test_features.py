@@ -35,7 +35,7 @@ def test_cache_is_reused_and_resumes(scorer, photo_dir, tmp_path, monkeypatch):
     calls = []
     orig = scorer.compute
     monkeypatch.setattr(scorer, "compute",
-                        lambda imgs, features=False: calls.extend([1] * len(imgs)) or orig(imgs, features))
+                        lambda imgs, features=False, **kw: calls.extend([1] * len(imgs)) or orig(imgs, features, **kw))
     first = fx.extract_features(scorer, paths[:2], cache_dir=tmp_path, name="p", save_every=1, progress=False)
     assert len(calls) == 2
     # an interrupted run of all four left the first two parts: only the other two are computed
