@@ -149,6 +149,7 @@ def test_refusals_name_the_cause(files, photo_dir, capsys):
     err = capsys.readouterr().err
     assert "--ll-weights" in err and "low_level_model_weights.tar" in err and "github.com/suhas-srinath/GRepQ" in err
     assert main(args(files, str(photo_dir), "--maps", "m", "--components", "hl")) == 2
+    assert main(args(files, str(photo_dir), "--maps", "m", "--regressor", "r.json")) == 2
     assert main(args(files, str(photo_dir), "--report", "r")) == 2  # the report reads --output
     assert "--output" in capsys.readouterr().err
 

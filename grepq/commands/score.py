@@ -209,6 +209,8 @@ def _run(args: argparse.Namespace) -> int:
     items, skipped = score_items(args.paths, args.recursive)
     if scaled:
         return _run_scaled(args, items, skipped)
+    if args.maps and args.regressor:
+        raise ValueError("--maps does not combine with --regressor: write the maps in a run without it")
     if args.regressor:
         return _run_with_regressor(args, items, skipped)
     if args.maps and "ll" not in _components(args):
