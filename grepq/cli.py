@@ -12,7 +12,8 @@ from typing import List, Optional
 from .version import __version__
 
 #: Subcommands in the order ``grepq --help`` lists them.
-COMMANDS = ("demo", "score", "fit", "select", "pristine", "prepare", "train", "export", "eval", "tables", "reproduce")
+COMMANDS = ("demo", "score", "report", "fit", "select", "pristine", "prepare", "train", "export", "eval", "tables",
+            "reproduce")
 
 #: Errors that mean a bad input, not a bug: ValueError (grepq's own input errors derive from it: ConfigError,
 #: DataError, DatasetError, RegressorFileError, WeightMismatchError, ShardError; and every argument check of the
@@ -57,7 +58,8 @@ def _command_of(argv: List[str]) -> Optional[str]:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``grepq ARGV``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(only=_command_of(argv)).parse_args(argv)
+    parser = build_parser(only=_command_of(argv))
+    args = parser.parse_args(argv, namespace=argparse.Namespace(argv=argv))  # argv: for the run metadata
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -195,7 +195,7 @@ def test_out_of_memory_on_a_batch_falls_back_to_one_image_at_a_time(small_clip, 
         sizes.append(len(imgs))
         if len(imgs) > 1:
             raise torch.OutOfMemoryError("simulated")
-        return orig(imgs, features)
+        return orig(imgs, features, **kw)
 
     monkeypatch.setattr(s, "compute", flaky)
     with caplog.at_level("WARNING", logger="grepq"):

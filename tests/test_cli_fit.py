@@ -96,9 +96,10 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
     assert reg.feature_dims == {"hl": 64, "ll": 128}
     assert reg.fingerprints == scorer.fingerprints()
 
-    lines = open(tmp_path / "p.csv").read().splitlines()
-    assert lines[0].startswith("# q_pred:") and "higher is better" in lines[0]
-    pred = list(csv.DictReader(lines[1:]))
+    pred = list(csv.DictReader(open(tmp_path / "p.csv", newline="")))
+    meta = json.load(open(tmp_path / "p.meta.json"))
+    assert meta["regressor"]["polarity"] == "mos" and meta["regressor"]["file"] == str(reg_file)
+    assert meta["regressor"]["label_range"] == [reg.info["labels"]["min"], reg.info["labels"]["max"]]
     assert [p["image"] for p in pred] == test_paths
     q = np.array([float(p["q_pred"]) for p in pred])
     assert M.srcc(q, y[test]) == pytest.approx(res.rows[0]["srcc"], abs=1e-12)
@@ -106,9 +107,12 @@ def test_fit_then_score_reproduces_the_protocol_srcc(weights, labelled, tmp_path
 
     assert main(["score", *test_paths, "--regressor", str(reg_file), "-o", str(tmp_path / "p.json"), *score_cache,
                  *wargs(weights)]) == 0
+    capsys.readouterr()
+    assert main(["score", *test_paths, "--regressor", str(reg_file), "--components", "ll", *wargs(weights)]) == 2
+    assert "fit on hl+ll features, but --components ll does not compute hl" in capsys.readouterr().err
     doc = json.load(open(tmp_path / "p.json"))
-    assert doc["q_pred"]["polarity"] == "mos" and doc["q_pred"]["higher_is_better"] is True
-    assert doc["rows"][0]["q_pred"] == pytest.approx(q[0], abs=1e-12)
+    assert doc["meta"]["regressor"]["polarity"] == "mos"
+    assert doc["scores"][0]["q_pred"] == pytest.approx(q[0], abs=1e-12)
 
     # other LL weights: refused with both fingerprints, unless overridden (with a warning)
     other = wargs(weights)

@@ -5,6 +5,7 @@ bad merges are errors."""
 import csv
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +134,12 @@ def test_feature_shards_fill_one_cache_equal_to_one_process(scorer, setup, tmp_p
 
 
 # ------------------------------------------------------------------------------------------------ score
+def run_meta(meta):
+    """A run's metadata (a dict or a .meta.json file) but when and how it was started."""
+    meta = json.loads(meta.read_text()) if isinstance(meta, Path) else meta
+    return {k: v for k, v in meta.items() if k not in ("created", "command")}
+
+
 def test_score_shards_merge_to_the_single_process_file(setup, tmp_path, capsys, counted):
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -166,6 +173,7 @@ def test_score_shards_merge_to_the_single_process_file(setup, tmp_path, capsys, 
     assert main(["score", "--merge-shards", "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert out.read_bytes() == one.read_bytes()  # rows in input order, the same numbers
+    assert run_meta(out.with_name("sh.meta.json")) == run_meta(one.with_name("one.meta.json"))
     assert [ln for ln in err.splitlines() if ln.startswith("grepq score: failed")] == \
         [ln for ln in err_one.splitlines() if ln.startswith("grepq score: failed")]
     assert "2 of 6 images failed" in err and not list(tmp_path.glob("sh.csv.shard-*"))
@@ -245,5 +253,6 @@ def test_two_gloo_processes_equal_one_process(setup, tmp_path):
     assert main(score + [str(tmp_path / "s1.json")]) == 0
     assert results(tmp_path / "ev2") == results(tmp_path / "ev1")
     assert len(list((tmp_path / "c2").glob("*/part-s1of2-*.npz"))) == 1
-    assert (tmp_path / "s2.json").read_bytes() == (tmp_path / "s1.json").read_bytes()
+    s1, s2 = (json.loads((tmp_path / f"s{i}.json").read_text()) for i in (1, 2))
+    assert s2["scores"] == s1["scores"] and run_meta(s2["meta"]) == run_meta(s1["meta"])
     assert not list(tmp_path.glob("s2.json.shard-*"))

@@ -1,9 +1,10 @@
-"""``grepq score`` over several processes or jobs (shares: :mod:`grepq.parallel`).
+"""The rows of ``grepq score`` (:func:`score_items`, :func:`row_dict`) and its runs over several processes or jobs
+(shares: :mod:`grepq.parallel`).
 
 Each share is scored into ``OUT.shard-<i>-of-<n>.jsonl`` next to ``--output OUT``: a header line (the feature cache
-key of the weights, settings and image list) and one line per image, appended every few images. A killed share
-resumes from its part (a torn last line is dropped; failed images are tried again); a part of other weights,
-settings or images is started again, with a warning. The merge puts the parts' rows in input order.
+key of the weights, settings and image list; the run's metadata) and one line per image, appended every few images.
+A killed share resumes from its part (a torn last line is dropped; failed images are tried again); a part of other
+weights, settings or images is started again, with a warning. The merge puts the parts' rows in input order.
 """
 from __future__ import annotations
 
@@ -16,37 +17,56 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from PIL import Image
 from tqdm import tqdm
 
 from ..api import ScoreRow
 from ..data.io import expand_inputs
 from ..parallel import Shard, ShardError
+from ..scoring.zero_shot import patch_grid
 from .features import cache_key
 
-__all__ = ["score_items", "score_share", "score_part_path", "merge_score_parts", "SCORE_SAVE_EVERY"]
+__all__ = ["score_items", "image_upsampled", "row_dict", "score_share", "score_part_path", "merge_score_parts",
+           "SCORE_SAVE_EVERY"]
 
 log = logging.getLogger("grepq")
 
 #: A share appends its part every this many images (rounded up to a multiple of the batch size).
 SCORE_SAVE_EVERY = 64
 #: Bumped when the part format changes.
-SCORE_PART_FORMAT = 1
+SCORE_PART_FORMAT = 2
 _PART_RE = re.compile(r"\.shard-(\d+)-of-(\d+)\.jsonl$")
 
 
-def score_items(inputs: Sequence[str], log_skipped: bool = True) -> List[str]:
-    """The images ``grepq score INPUTS`` scores, in order: folders expanded (sorted); a missing path stays in place
-    (it becomes a failed row, as in :meth:`grepq.GRepQ.score`)."""
+def score_items(inputs: Sequence[str], recursive: bool = False) -> Tuple[List[str], List[Dict[str, str]]]:
+    """The images ``grepq score INPUTS`` scores, in order, and what it skipped ({"path", "reason"}): folders expanded
+    (sorted; subfolders only when ``recursive``); a missing path stays in place (it becomes a failed row)."""
     items: List[str] = []
+    skipped: List[Dict[str, str]] = []
     for x in inputs:
-        images, skipped = expand_inputs([x])
-        for p, why in skipped:
+        images, skips = expand_inputs([x], recursive=recursive)
+        if Path(x).is_dir() and not recursive:
+            skips += [(str(d), "a subfolder (add --recursive)") for d in sorted(Path(x).iterdir()) if d.is_dir()]
+        for p, why in skips:
             if why == "no such file or folder":
                 items.append(str(p))
-            elif log_skipped:
-                log.warning("skipped %s: %s", p, why)
+            else:
+                skipped.append({"path": str(p), "reason": why})
         items.extend(str(p) for p in images)
-    return items
+    return items, skipped
+
+
+def image_upsampled(image: str, settings) -> int:
+    """1 if Q_L or Q_H scores ``image`` upsampled (fewer than two patches, or under CLIP's 32 px), from its size."""
+    with Image.open(image) as im:
+        w, h = im.size
+    nh, nw = patch_grid(h, w, settings.patch_size, settings.patch_stride)
+    return int(("ll" in settings.components and nh * nw < 2) or ("hl" in settings.components and min(h, w) < 32))
+
+
+def row_dict(row: ScoreRow, settings) -> dict:
+    """A row of ``grepq score``: the :class:`ScoreRow` fields, ``upsampled`` as 0/1 (0 when the image failed)."""
+    return dict(row.as_dict(), upsampled=0 if row.error else int(row.upsampled))
 
 
 def score_part_path(output: os.PathLike, shard: Shard) -> Path:
@@ -75,11 +95,12 @@ def _read_part(path: Path) -> Tuple[Optional[dict], Dict[int, dict], int]:
 
 
 def _open_part(path: Path, header: dict) -> Tuple[Dict[int, dict], object]:
-    """Rows already in ``path`` when it was written for ``header``, and the file opened for appending."""
+    """Rows already in ``path`` when it was written for ``header`` (its metadata aside), and the file opened for
+    appending."""
     rows: Dict[int, dict] = {}
     if path.exists():
         old, rows, good = _read_part(path)
-        if old == header:
+        if old is not None and dict(old, meta=None) == dict(header, meta=None):
             with open(path, "r+b") as f:
                 f.truncate(good)
         else:
@@ -91,13 +112,14 @@ def _open_part(path: Path, header: dict) -> Tuple[Dict[int, dict], object]:
     return rows, open(path, "a")
 
 
-def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike,
-                save_every: int = SCORE_SAVE_EVERY) -> List[ScoreRow]:
-    """Score this shard's share of ``inputs`` into its part file, appended every ``save_every`` images; images
-    already there are not scored again (failed ones are). Returns the share's rows in input order."""
-    items = score_items(inputs, log_skipped=shard.index == 0)
+def score_share(scorer, items: Sequence[str], shard: Shard, output: os.PathLike, meta: dict,
+                save_every: int = SCORE_SAVE_EVERY) -> List[dict]:
+    """Score this shard's share of ``items`` (:func:`score_items`) into its part file (with the run's ``meta``),
+    appended every ``save_every`` images; images already there are not scored again (failed ones are). Returns the
+    share's :func:`row_dict` rows in input order."""
     key, _ = cache_key(scorer, items)
-    header = {"format": SCORE_PART_FORMAT, "key": key, "images": len(items), "shard": [shard.index, shard.count]}
+    header = {"format": SCORE_PART_FORMAT, "key": key, "images": len(items), "shard": [shard.index, shard.count],
+              "meta": meta}
     rows, f = _open_part(score_part_path(output, shard), header)
     share = shard.share(len(items))
     todo = [i for i in share if i not in rows or rows[i].get("error")]
@@ -112,21 +134,18 @@ def score_share(scorer, inputs: Sequence[str], shard: Shard, output: os.PathLike
                 if len(got) != len(chunk):
                     raise RuntimeError(f"scoring {len(chunk)} files gave {len(got)} rows (did files change?)")
                 for i, row in zip(chunk, got):
-                    rows[i] = dict(row.as_dict(), index=i)
+                    rows[i] = dict(row_dict(row, scorer.settings), index=i)
                     f.write(json.dumps(rows[i]) + "\n")
                 f.flush()
                 bar.update(len(chunk))
     finally:
         bar.close()
-    return [_score_row(rows[i]) for i in share]
+    return [rows[i] for i in share]
 
 
-def _score_row(d: dict) -> ScoreRow:
-    return ScoreRow(**{k: d.get(k) for k in ("image", "q_low", "q_high", "q_total", "error")})
-
-
-def merge_score_parts(output: os.PathLike) -> Tuple[List[ScoreRow], List[Path]]:
-    """The rows of every part ``OUT.shard-<i>-of-<n>.jsonl`` of ``output`` in input order, and the part files.
+def merge_score_parts(output: os.PathLike) -> Tuple[List[dict], List[Path], dict]:
+    """The rows of every part ``OUT.shard-<i>-of-<n>.jsonl`` of ``output`` in input order, the part files and the
+    run's metadata (shard 0's).
 
     Raises :class:`ShardError` when a part is missing or unfinished, or the parts come from different runs."""
     out = Path(output)
@@ -159,4 +178,4 @@ def merge_score_parts(output: os.PathLike) -> Tuple[List[ScoreRow], List[Path]]:
             raise ShardError(f"shard {i}/{n} has scored {len(done)} of its {len(share)} images ({path}): "
                              "run it again, it resumes")
         rows.update({j: got[j] for j in share})
-    return [_score_row(rows[j]) for j in range(len(rows))], paths
+    return [rows[j] for j in range(len(rows))], paths, parts[0][0]["meta"]

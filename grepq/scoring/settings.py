@@ -6,6 +6,7 @@ Each option is declared once, here (:func:`scoring_keys`): ``grepq score/eval/fi
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, Optional, Tuple
 
@@ -16,6 +17,7 @@ __all__ = [
     "PATCH_SIZE", "PATCH_STRIDE", "K1", "COV_EPS", "SMALL_IMAGE_MODES", "EXIF_ORIENTATION_MODES", "COMPONENTS",
     "POS_EMBEDDING",
     "SHARPNESS_THRESHOLD", "COLORFULNESS_THRESHOLD", "default_hdf5_name", "ScoringSettings", "scoring_keys",
+    "check_device",
 ]
 
 #: R: the patch size of test-image and pristine patches (paper §4.1; official ``--patch_size`` = 96).
@@ -92,7 +94,7 @@ class ScoringSettings:
         if not comps or any(c not in COMPONENTS for c in comps):
             raise ValueError(f"components must be a non-empty subset of {COMPONENTS}, got {list(comps)}")
         object.__setattr__(self, "components", tuple(c for c in COMPONENTS if c in comps))
-        object.__setattr__(self, "device", str(self.device))
+        object.__setattr__(self, "device", check_device(str(self.device)))
         if self.small_image not in SMALL_IMAGE_MODES:
             raise ValueError(f"small_image must be one of {SMALL_IMAGE_MODES}, got {self.small_image!r}")
         if self.exif_orientation not in EXIF_ORIENTATION_MODES:
@@ -111,6 +113,13 @@ def scoring_keys() -> Dict[str, Key]:
     """The scorer's options as configuration keys, in CLI order: device, pos_embedding, then the settings fields."""
     keys = {f.name: f.metadata["key"] for f in fields(ScoringSettings) if "key" in f.metadata}
     return {"device": keys.pop("device"), "pos_embedding": POS_EMBEDDING, **keys}
+
+
+def check_device(device: str) -> str:
+    """``device`` if it is cpu, cuda, cuda:N or mps; else a ValueError listing these forms."""
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise ValueError(f"device must be cpu, cuda, cuda:N (N: a GPU index) or mps, got {device!r}")
+    return device
 
 
 def default_hdf5_name(patch_size: int = PATCH_SIZE, sharpness_threshold: float = SHARPNESS_THRESHOLD,
