@@ -1,6 +1,7 @@
 """Model construction and weight formats (method.md §2-3, §7): the official 246-key LL file, CLIP archives and state
 dicts in fp32 and fp16, the official HL file (a CLIP ``visual`` state dict), strict loading."""
 import copy
+import warnings
 
 import pytest
 import torch
@@ -141,6 +142,27 @@ def test_rn50_fp16_archive_like_openai(tmp_path):
     with torch.no_grad():
         e = encode_image(m.visual, torch.randn(1, 3, 160, 200), "drop")
     assert e.shape == (1, 1024)
+
+
+def test_torchscript_fp16_archive_as_openai_ships_it(tmp_path, small_clip):
+    """OpenAI's RN50.pt as users have it: a TorchScript archive (torch.jit) whose weights are fp16. The small CLIP of
+    the same code, traced and converted to fp16 like that archive, loads into an fp32 model holding exactly the
+    archive's fp16 values, and its visual tower gives the fp16 weights' embedding (not the fp32 source's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(copy.deepcopy(small_clip), (torch.zeros(1, 3, 224, 224),
+                                                             torch.zeros(1, 77, dtype=torch.long)))
+    traced.half()
+    torch.jit.save(traced, str(tmp_path / "RN50.pt"))
+    archive = {k: v for k, v in torch.jit.load(str(tmp_path / "RN50.pt"), map_location="cpu").state_dict().items()}
+    assert archive["visual.conv1.weight"].dtype == torch.float16
+    m = load_clip(tmp_path / "RN50.pt")
+    assert m.visual.conv1.weight.dtype == torch.float32
+    loaded = m.state_dict()
+    for k, v in archive.items():
+        if k in loaded and v.is_floating_point():
+            assert torch.equal(loaded[k], v.float()), k
+    assert not torch.equal(loaded["visual.conv1.weight"], small_clip.state_dict()["visual.conv1.weight"])
 
 
 def test_load_clip_errors(tmp_path, monkeypatch):
