@@ -23,7 +23,7 @@ from .scoring.batching import prefetch_map, same_size_batches
 from .scoring.cache import ConstantsCache
 from .scoring.maps import DistanceMap, distance_map
 from .scoring.pristine import load_pristine, read_pristine_hdf5
-from .scoring.settings import ScoringSettings
+from .scoring.settings import RELEASED_FILES, ScoringSettings
 from .utils import autocast_context, check_amp
 
 __all__ = ["GRepQ", "ScoreRow", "ScoringSettings", "resolve_device", "STOCK_CLIP"]
@@ -99,17 +99,19 @@ class GRepQ:
         self.hl: Optional[HighLevelModel] = None
         if "ll" in self.settings.components:
             if ll is None:
-                raise ValueError("the low-level score needs low-level weights (--ll-weights), or leave out the 'll' "
-                                 "component")
+                raise ValueError("the low-level score needs low-level weights (--ll-weights; the released "
+                                 f"low_level_model_weights.tar is {RELEASED_FILES}), or leave out the 'll' component")
             if pristine is None:
                 raise ValueError("the low-level score needs pristine patches (--pristine FILE.hdf5 or a folder of "
-                                 "pristine images)")
+                                 "pristine images; the released pristine_patches_096_0.75_0.80.hdf5 is "
+                                 f"{RELEASED_FILES})")
             self.ll = ll.to(self.device, memory_format=self._memory_format).eval()
         if "hl" in self.settings.components:
             if hl is None:
                 raise ValueError(
-                    f"the high-level score needs high-level weights (--hl-weights FILE), or hl_weights='{STOCK_CLIP}' "
-                    "to score with CLIP's own image encoder, or leave out the 'hl' component")
+                    f"the high-level score needs high-level weights (--hl-weights FILE; the released "
+                    f"high_level_model_weights.pth is {RELEASED_FILES}), or hl_weights='{STOCK_CLIP}' to score with "
+                    "CLIP's own image encoder, or leave out the 'hl' component")
             self.hl = hl.to(self.device, memory_format=self._memory_format).eval()
 
     @classmethod

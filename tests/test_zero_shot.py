@@ -243,3 +243,13 @@ def test_models_and_settings_constructor(weights, ll_model, pristine_patches):
         ScoringSettings(chunk_size=0)
     with pytest.raises(ValueError, match="amp"):
         GRepQ(ll_model, None, pristine_patches, ScoringSettings(components=("ll",), amp="fp8"))
+
+
+def test_missing_weights_name_where_the_released_files_are():
+    """Every path to a scorer (score, fit, eval, reproduce, Python) ends in GRepQ: a missing model or pristine set is
+    an error that says where the released files come from."""
+    from grepq.api import GRepQ
+    from grepq.scoring.settings import ScoringSettings
+    for comps, what in ((("ll",), "low_level_model_weights.tar"), (("hl",), "high_level_model_weights.pth")):
+        with pytest.raises(ValueError, match=f"{what} is linked from the official README.*suhas-srinath/GRepQ"):
+            GRepQ(None, None, None, ScoringSettings(components=comps))

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..scoring.settings import check_device, scoring_keys
+from ..scoring.settings import RELEASED_FILES, check_device, scoring_keys
 from ..version import __version__
 
 #: The output columns (q_pred only with --regressor), described in the metadata.
@@ -29,9 +29,6 @@ COLUMNS = {
     "q_pred": "the regressor's prediction, on its labels' scale (see regressor.polarity)",
     "upsampled": "1 if the image was scored upsampled (smaller than two 96x96 patches or CLIP's 32 px), else 0",
 }
-#: Where the released weights and pristine patches come from (README: "Weights and data").
-RELEASED_FILES = ("linked from the official README, https://github.com/suhas-srinath/GRepQ: "
-                  "https://drive.google.com/drive/folders/1wLpdN6TNezur_0_NF7XgmBMyWcSxH5eX")
 #: Errors reported as "grepq score: message" with exit status 2.
 _KNOWN_ERRORS = (ValueError, FileNotFoundError, RuntimeError, TypeError, OSError)
 

@@ -32,6 +32,9 @@ COV_EPS = 1e-3
 #: colourfulness factor (official ``--colorfulness_param 0.80``).
 SHARPNESS_THRESHOLD = 0.75
 COLORFULNESS_THRESHOLD = 0.80
+#: Where the released weights and pristine patches come from (README: "Weights and data").
+RELEASED_FILES = ("linked from the official README, https://github.com/suhas-srinath/GRepQ: "
+                  "https://drive.google.com/drive/folders/1wLpdN6TNezur_0_NF7XgmBMyWcSxH5eX")
 #: Images too small for two patches (the official code crashes): see ``ensure_min_size``.
 SMALL_IMAGE_MODES = ("upsample", "error")
 #: EXIF orientation of image files: "apply" (scored as displayed; grepq) or "ignore" (stored pixels, as official).
