@@ -102,9 +102,9 @@ CPU's bf16 flags (`avx512_bf16`, `amx_bf16`): bf16 is fast only where the CPU ha
 - Scoring: `GRepQ.from_files(...).score(files)` (what `grepq score --amp bf16 --channels-last` runs) on 500x500
   JPEG photographs, random weights in the released formats (a full-size RN50 CLIP, a LL model in the official
   layout) as in the zero-shot section. The score differences are |bf16 - float32| over the images, max / median,
-  with the rank correlation (SRCC) of the two runs' scores. With random weights every image scores alike (the
-  results file has each component's float32 range), so the SRCC says little; the differences are what bf16's
-  rounding does to these networks, not to the released weights.
+  with the rank correlation (SRCC) of the two runs' scores. With random weights the images' scores lie close
+  together (each component's float32 range is in the results file), so the SRCC is that of a narrow spread; the
+  differences are what bf16's rounding does to these random networks, not measured with the released weights.
 - Training: `grepq train`'s engine, float32 against `run.amp=bf16 run.channels_last=true`, on the small prepared
   set of the training-steps section (LL at the paper's 224-px fragments; HL with a full-size random RN50);
   seconds per step = (T(N + 1 steps) - T(1 step)) / N in one process, after a warm-up run. The losses of the first
