@@ -43,6 +43,7 @@ TITLES = {
     "protocol": "Data-efficient protocol",
     "train_steps": "Training steps",
     "gpu": "Zero-shot on a GPU",
+    "cpu_bf16": "bfloat16 on the CPU",
 }
 
 PROSE = {
@@ -91,6 +92,25 @@ folders, 8 photographs x 8 flips/rotations x 2 crops), whatever `--photos` says.
     "gpu": """
 Images/s of `grepq score` on a CUDA GPU, batched, in float32 and bf16, against the official per-image loop (CLIP in
 fp16), from `bench_gpu.py`. No target: measured only.
+""",
+    "cpu_bf16": """
+float32 (the reference) against `amp=bf16` with `channels_last` on the CPU (`bench_cpu_bf16.py`), each run in its
+own process with the models loaded and warmed up before the clock starts, float32 and bf16 runs interleaved, the
+best of each kept; the torch threads are the machine's cores unless `--threads` says otherwise, and the row names the
+CPU's bf16 flags (`avx512_bf16`, `amx_bf16`): bf16 is fast only where the CPU has such units.
+
+- Scoring: `GRepQ.from_files(...).score(files)` (what `grepq score --amp bf16 --channels-last` runs) on 500x500
+  JPEG photographs, random weights in the released formats (a full-size RN50 CLIP, a LL model in the official
+  layout) as in the zero-shot section. The score differences are |bf16 - float32| over the images, max / median,
+  with the rank correlation (SRCC) of the two runs' scores. With random weights the images' scores lie close
+  together (each component's float32 range is in the results file), so the SRCC is that of a narrow spread; the
+  differences are what bf16's rounding does to these random networks, not measured with the released weights.
+- Training: `grepq train`'s engine, float32 against `run.amp=bf16 run.channels_last=true`, on the small prepared
+  set of the training-steps section (LL at the paper's 224-px fragments; HL with a full-size random RN50);
+  seconds per step = (T(N + 1 steps) - T(1 step)) / N in one process, after a warm-up run. The losses of the first
+  N + 1 steps of both (same seed, same data) are in the results file. For HL the pseudo-label groups (the lowest
+  and highest M of Eq. 2 in a batch, a sort) swap members where two images' pseudo-labels are closer than bf16's
+  rounding; then the two runs train on other pairs and their losses differ by far more than rounding.
 """,
 }
 

@@ -229,9 +229,38 @@ def gpu_rows(ctx: Context) -> List[Row]:
                 "; ".join(parts), None)]
 
 
+def cpu_bf16_rows(ctx: Context) -> List[Row]:
+    """float32 against ``amp=bf16`` + channels_last on the CPU (bench_cpu_bf16.py): zero-shot scoring (seconds per
+    image, score differences) and the LL and HL training steps (seconds per step, loss differences). No target:
+    measured only; the CPU's bf16 flags are in the row."""
+    args = ["--workdir", str(ctx.workdir / "cpu_bf16")] + (["--quick"] if ctx.quick else [])
+    r = ctx.keep("cpu_bf16", result_json(run_script(ctx, "bench_cpu_bf16.py", args)))
+    where = (f"{r['cpu']}, bf16 flags: {', '.join(r['bf16_flags']) or 'none'}; {r['threads']} torch threads, "
+             f"{r['torch']}")
+    s, t = r["scoring"], r["training"]
+    diffs = ", ".join(f"{k} {v['max']:.1e} / {v['median']:.1e} (SRCC {v['srcc']:.3f})"
+                      for k, v in s["abs_score_diff"].items())
+    rows = [Row(f"zero-shot scoring on the CPU, {s['images']} photos {s['size']}, models loaded and warm",
+                f"`amp=bf16, channels_last=True` vs float32 (`GRepQ.from_files(...).score`, the `grepq score` path; "
+                f"{where})", "- (measured only)",
+                f"{s['speedup']:.2f}x ({s['fp32_s_per_image']:.3f} vs {s['bf16_s_per_image']:.3f} s/image); "
+                f"score abs diff max / median: {diffs}", None)]
+    for task in ("ll", "hl"):
+        x = t[task]
+        groups = (f"; pseudo-label groups differ at {len(x['steps_with_other_groups'])} of {t['steps'] + 1} steps"
+                  if task == "hl" else "")
+        rows.append(Row(f"{task.upper()} training step on the CPU ({', '.join(x['settings'])})",
+                        f"`run.amp=bf16 run.channels_last=true` vs float32 (grepq's engine; {where})",
+                        "- (measured only)",
+                        f"{x['speedup']:.2f}x ({x['fp32_s_per_step']:.2f} vs {x['bf16_s_per_step']:.2f} s/step); "
+                        f"loss abs diff max {x['max_abs_loss_diff']:.1e} (relative {x['max_rel_loss_diff']:.1e}) "
+                        f"over the first {t['steps'] + 1} steps{groups}", None))
+    return rows
+
+
 #: The benchmarks run_all runs, in order: each ``fn(ctx) -> List[Row]``.
 BENCHMARKS: List[Callable[[Context], List[Row]]] = [
-    fsim_rows, ll_pipeline_rows, zero_shot_rows, memory_rows, protocol_rows, gpu_rows,
+    fsim_rows, ll_pipeline_rows, zero_shot_rows, memory_rows, protocol_rows, gpu_rows, cpu_bf16_rows,
 ]
 
 # ---------------------------------------------------------------------------------------------------------
